@@ -1,0 +1,146 @@
+"""Text to speech: Hearth's voice engines and how configuration picks one.
+
+- ``espeak``: espeak-ng in a local subprocess (IN_PROCESS; always available, robotic).
+- ``wyoming``: a Wyoming TTS server such as Piper (LAN, or CLOUD if its address is public).
+- :class:`FallbackTts` speaks with a second engine when the first fails or is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
+from bridge.privacy.policy import Policy
+from bridge.tts.espeak import EspeakTts
+from bridge.tts.wyoming import WyomingTts
+
+__all__ = ["EspeakTts", "FallbackTts", "WyomingTts", "build_tts"]
+
+_LOGGER = logging.getLogger(__name__)
+
+OnFallback = Callable[[str, EngineError], None]
+
+
+class FallbackTts(TextToSpeech):
+    """Speak with `primary`; if it raises EngineError (failed, timed out, refused by the
+    privacy policy), report it through `on_fallback(primary.name, error)` and speak with
+    `fallback` instead.
+
+    The returned audio's ``engine``/``locality`` name the engine that actually spoke; when the
+    fallback spoke, ``extra`` carries ``fallback_from`` and ``fallback_reason``.
+    """
+
+    def __init__(
+        self,
+        primary: TextToSpeech,
+        fallback: TextToSpeech,
+        on_fallback: OnFallback | None = None,
+    ) -> None:
+        self.primary = primary
+        self.fallback = fallback
+        self.on_fallback = on_fallback
+        self.name = f"{primary.name}|{fallback.name}"
+
+    @property  # type: ignore[override]
+    def locality(self) -> Locality:
+        """The primary's locality: where text goes when all is well."""
+        return self.primary.locality
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "locality": str(self.locality),
+            "primary": self.primary.describe(),
+            "fallback": self.fallback.describe(),
+        }
+
+    async def synthesize(self, text: str, rate: int) -> SynthesizedAudio:
+        """Speak with the primary, or with the fallback if the primary raises EngineError.
+
+        Errors that no engine can fix (empty text, bad rate) are raised at once. If the
+        fallback fails as well, its EngineError is raised.
+        """
+        try:
+            return await self.primary.synthesize(text, rate)
+        except EngineError as err:
+            if err.code in ("tts_empty_text", "tts_bad_rate", "tts_text_too_long"):
+                raise
+            primary_error = err
+        _LOGGER.warning(
+            "TTS %s failed (%s: %s); speaking with %s",
+            self.primary.name,
+            primary_error.code,
+            primary_error.message,
+            self.fallback.name,
+        )
+        if self.on_fallback is not None:
+            try:
+                self.on_fallback(self.primary.name, primary_error)
+            except Exception:  # a broken listener must not silence the answer
+                _LOGGER.exception("on_fallback callback failed")
+        audio = await self.fallback.synthesize(text, rate)
+        extra = {
+            **audio.extra,
+            "fallback_from": self.primary.name,
+            "fallback_reason": primary_error.code,
+        }
+        return SynthesizedAudio(
+            pcm=audio.pcm,
+            rate=audio.rate,
+            engine=audio.engine,
+            locality=audio.locality,
+            bytes_sent=audio.bytes_sent,
+            extra=extra,
+        )
+
+    async def close(self) -> None:
+        """Close both engines."""
+        await self.primary.close()
+        await self.fallback.close()
+
+
+def build_tts(
+    config: Mapping[str, Any],
+    policy_getter: Callable[[], Policy],
+    on_fallback: OnFallback | None = None,
+) -> TextToSpeech:
+    """Build the TTS engine a configuration describes.
+
+    ``{"engine": "espeak", "voice": "en-us", "speed": 165}`` (optional ``executable``,
+    ``timeout``) or ``{"engine": "wyoming", "host": "piper.lan", "port": 10200, "voice": ...}``
+    (optional ``speaker``, ``timeout``). Either may carry ``"fallback": {<another config>}``;
+    the result is then a :class:`FallbackTts` reporting through `on_fallback`.
+
+    Raises ValueError for an unknown engine or a missing/invalid setting.
+    """
+    if not isinstance(config, Mapping):
+        raise ValueError("tts config must be a mapping")
+    engine = config.get("engine", "espeak")
+    known = {"engine", "fallback"}
+    tts: TextToSpeech
+    if engine == "espeak":
+        known |= {"voice", "speed", "executable", "timeout"}
+        kwargs: dict[str, Any] = {
+            k: config[k] for k in ("voice", "speed", "executable", "timeout") if k in config
+        }
+        tts = EspeakTts(**kwargs)
+    elif engine == "wyoming":
+        known |= {"host", "port", "voice", "speaker", "timeout"}
+        if "host" not in config or "port" not in config:
+            raise ValueError("wyoming tts needs host and port")
+        kwargs = {k: config[k] for k in ("voice", "speaker", "timeout") if k in config}
+        tts = WyomingTts(str(config["host"]), int(config["port"]), policy_getter, **kwargs)
+    else:
+        raise ValueError(f"unknown tts engine {engine!r} (expected 'espeak' or 'wyoming')")
+    unknown = set(config) - known
+    if unknown:
+        raise ValueError(f"unknown tts settings for {engine}: {sorted(unknown)}")
+    fallback_config = config.get("fallback")
+    if fallback_config is not None:
+        if isinstance(fallback_config, Mapping) and "fallback" in fallback_config:
+            raise ValueError("a tts fallback cannot have a fallback of its own")
+        fallback = build_tts(fallback_config, policy_getter)
+        return FallbackTts(tts, fallback, on_fallback)
+    return tts

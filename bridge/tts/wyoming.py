@@ -1,0 +1,176 @@
+"""Text to speech on a Wyoming TTS server (Piper and friends).
+
+The server's address is resolved and classified before anything connects; under local-only a
+server that resolves to a public address is refused without a socket being created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.error import Error as WyError
+from wyoming.tts import Synthesize, SynthesizeVoice
+
+from bridge.audio.resample import convert
+from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
+from bridge.privacy.policy import Policy
+from bridge.stt.wyoming import (
+    EventWriter,
+    WyomingProtocolError,
+    connect_checked,
+    guess_locality,
+    read_event,
+)
+from bridge.tts.espeak import MAX_TEXT_CHARS, check_rate
+
+_LOGGER = logging.getLogger(__name__)
+
+MAX_AUDIO_BYTES = 64 * 1024 * 1024  # all chunks of one answer together (~25 min at 22 kHz)
+
+
+class WyomingTts(TextToSpeech):
+    """A Wyoming TTS server as Hearth's voice.
+
+    Args:
+        host: server name or address.
+        port: server TCP port (10200 is the usual one for Piper).
+        policy_getter: returns the current privacy policy; asked on every synthesis.
+        voice: voice name to request (None lets the server choose).
+        speaker: speaker within a multi-speaker voice.
+        timeout: seconds allowed to connect, and again for the whole answer to arrive.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        policy_getter: Callable[[], Policy],
+        voice: str | None = None,
+        speaker: str | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        if not host:
+            raise ValueError("host is required")
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"invalid port {port!r}")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.host = host
+        self.port = int(port)
+        self.policy_getter = policy_getter
+        self.voice = voice
+        self.speaker = speaker
+        self.timeout = timeout
+        self.name = f"wyoming:{host}"
+        self.locality: Locality = guess_locality(host)
+        self.address_class = "none"
+
+    def describe(self) -> dict[str, object]:
+        return {
+            **super().describe(),
+            "host": self.host,
+            "port": self.port,
+            "voice": self.voice,
+            "address_class": self.address_class,
+        }
+
+    async def synthesize(self, text: str, rate: int) -> SynthesizedAudio:
+        """Ask the server to speak `text`; returns mono 16-bit PCM at `rate` Hz.
+
+        Raises EngineError ``tts_empty_text``, ``tts_bad_rate``, ``cloud_refused`` (before any
+        connection), ``tts_unreachable``, ``tts_timeout`` or ``tts_failed``.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise EngineError("tts_empty_text", "nothing to say: the text is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise EngineError(
+                "tts_text_too_long",
+                f"text has {len(text)} characters; the limit is {MAX_TEXT_CHARS}",
+            )
+        check_rate(rate)
+        endpoint, reader, raw_writer = await connect_checked(
+            self.host, self.port, self.policy_getter, self.name, self.timeout, "tts"
+        )
+        self.locality = endpoint.locality
+        self.address_class = endpoint.address_class
+        writer = EventWriter(raw_writer)
+        try:
+            async with asyncio.timeout(self.timeout):
+                voice = None
+                if self.voice is not None:
+                    voice = SynthesizeVoice(name=self.voice, speaker=self.speaker)
+                await writer.write(Synthesize(text=text.strip(), voice=voice).event())
+                pcm, src_rate = await self._collect(reader, rate)
+        except TimeoutError:
+            raise EngineError(
+                "tts_timeout", f"{self.name}: no complete answer within {self.timeout:g} s"
+            ) from None
+        except WyomingProtocolError as err:
+            raise EngineError("tts_failed", f"{self.name}: bad reply from server: {err}") from err
+        except (OSError, RuntimeError) as err:
+            raise EngineError("tts_failed", f"{self.name}: connection lost: {err}") from err
+        finally:
+            await writer.close()
+        if not pcm:
+            raise EngineError("tts_failed", f"{self.name}: the server sent no audio")
+        return SynthesizedAudio(
+            pcm=pcm,
+            rate=rate,
+            engine=self.name,
+            locality=endpoint.locality,
+            bytes_sent=writer.bytes_sent,
+            extra={"source_rate": src_rate, "address_class": endpoint.address_class},
+        )
+
+    async def _collect(self, reader: asyncio.StreamReader, rate: int) -> tuple[bytes, int]:
+        """Read audio-start/chunk.../audio-stop; returns PCM converted to `rate`."""
+        parts: list[bytes] = []
+        pending = bytearray()  # consecutive chunks in one format, converted together
+        fmt: tuple[int, int, int] | None = None
+        total = 0
+        first_rate = 0
+        while True:
+            event = await read_event(reader)
+            if event is None:
+                raise EngineError("tts_failed", f"{self.name}: server closed before audio-stop")
+            if AudioStart.is_type(event.type) or AudioChunk.is_type(event.type):
+                new_fmt = _format(event.data)
+                if fmt is not None and new_fmt != fmt and pending:
+                    parts.append(await _convert(bytes(pending), fmt, rate))
+                    pending.clear()
+                fmt = new_fmt
+                first_rate = first_rate or fmt[0]
+                if AudioChunk.is_type(event.type) and event.payload:
+                    total += len(event.payload)
+                    if total > MAX_AUDIO_BYTES:
+                        raise EngineError("tts_failed", f"{self.name}: answer too long")
+                    pending += event.payload
+            elif AudioStop.is_type(event.type):
+                break
+            elif WyError.is_type(event.type):
+                message = str(event.data.get("text", ""))[:200]
+                raise EngineError("tts_failed", f"{self.name}: server error: {message}")
+        if fmt is not None and pending:
+            parts.append(await _convert(bytes(pending), fmt, rate))
+        return b"".join(parts), first_rate
+
+
+def _format(data: dict[str, object]) -> tuple[int, int, int]:
+    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
+    if not (isinstance(rate, int) and 1000 <= rate <= 192000):
+        raise WyomingProtocolError(f"bad audio rate {rate!r}")
+    if not (isinstance(width, int) and 1 <= width <= 4):
+        raise WyomingProtocolError(f"bad audio width {width!r}")
+    if not (isinstance(channels, int) and 1 <= channels <= 8):
+        raise WyomingProtocolError(f"bad audio channels {channels!r}")
+    return rate, width, channels
+
+
+async def _convert(pcm: bytes, fmt: tuple[int, int, int], rate: int) -> bytes:
+    src_rate, width, channels = fmt
+    frame = width * channels
+    pcm = pcm[: len(pcm) - len(pcm) % frame]
+    return await asyncio.to_thread(convert, pcm, src_rate, width, channels, rate)
