@@ -1,0 +1,258 @@
+"""Config flow for Hearth: MQTT discovery, manual prefix, reconfigure, per-satellite options."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import voluptuous as vol
+
+from homeassistant.components import mqtt
+from homeassistant.components.mqtt import ReceiveMessage
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlowWithReload,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.selector import (
+    ConversationAgentSelector,
+    SelectOptionDict,
+    SelectSelector,
+    SelectSelectorConfig,
+    TextSelector,
+)
+from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
+
+from .const import (
+    CONF_AGENT_ID,
+    CONF_BRIDGE_ID,
+    CONF_PREFIX,
+    CONF_SATELLITE,
+    CONF_SATELLITES,
+    CONF_SHOW_TRANSCRIPTS,
+    DEFAULT_PREFIX,
+    DISCOVERY_TIMEOUT,
+    DOMAIN,
+)
+from .models import BridgeStatus, parse_json
+
+STATUS_SUFFIX = "/bridge/status"
+
+
+def valid_prefix(prefix: str) -> bool:
+    """Return whether a topic prefix is usable: no wildcards, no empty levels."""
+    return bool(prefix) and "+" not in prefix and "#" not in prefix and all(prefix.split("/"))
+
+
+async def async_find_bridge(hass: HomeAssistant, prefix: str) -> BridgeStatus | None:
+    """Wait briefly for the bridge's retained status under a prefix."""
+    found: asyncio.Future[BridgeStatus] = hass.loop.create_future()
+
+    @callback
+    def received(msg: ReceiveMessage) -> None:
+        data = parse_json(msg.payload)
+        if data is not None and data.get("bridge_id") and not found.done():
+            found.set_result(BridgeStatus.from_payload(data))
+
+    unsubscribe = await mqtt.async_subscribe(hass, f"{prefix}{STATUS_SUFFIX}", received)
+    try:
+        async with asyncio.timeout(DISCOVERY_TIMEOUT):
+            return await found
+    except TimeoutError:
+        return None
+    finally:
+        unsubscribe()
+
+
+def _prefix_schema(default: str) -> vol.Schema:
+    return vol.Schema({vol.Required(CONF_PREFIX, default=default): TextSelector()})
+
+
+class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Set up a Hearth bridge."""
+
+    VERSION = 1
+
+    def __init__(self) -> None:
+        """Initialize."""
+        self._prefix = DEFAULT_PREFIX
+        self._bridge_id = ""
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> HearthOptionsFlow:
+        """Return the options flow."""
+        return HearthOptionsFlow()
+
+    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
+        """A bridge announced itself on `<prefix>/bridge/status`."""
+        data = parse_json(discovery_info.payload)
+        if (
+            data is None
+            or not data.get("bridge_id")
+            or not discovery_info.topic.endswith(STATUS_SUFFIX)
+        ):
+            return self.async_abort(reason="invalid_discovery_info")
+        status = BridgeStatus.from_payload(data)
+        assert status.bridge_id is not None
+        await self.async_set_unique_id(status.bridge_id)
+        self._abort_if_unique_id_configured()
+        if not status.online:
+            return self.async_abort(reason="bridge_offline")
+        self._prefix = discovery_info.topic.removesuffix(STATUS_SUFFIX)
+        self._bridge_id = status.bridge_id
+        self.context["title_placeholders"] = {"bridge_id": status.bridge_id}
+        return await self.async_step_discovery_confirm()
+
+    async def async_step_discovery_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm adding a discovered bridge."""
+        if user_input is not None:
+            return self._async_create()
+        self._set_confirm_only()
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            description_placeholders={"bridge_id": self._bridge_id, "prefix": self._prefix},
+        )
+
+    async def _async_validate(self, prefix: str) -> tuple[BridgeStatus | None, str | None]:
+        """Find the bridge under a prefix; return it or an error key."""
+        if not valid_prefix(prefix):
+            return None, "invalid_prefix"
+        if not await mqtt.async_wait_for_mqtt_client(self.hass):
+            return None, "mqtt_not_configured"
+        if (status := await async_find_bridge(self.hass, prefix)) is None:
+            return None, "no_bridge"
+        return status, None
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Add a bridge by its topic prefix."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            prefix = user_input[CONF_PREFIX].strip().strip("/")
+            status, error = await self._async_validate(prefix)
+            if status is not None and status.bridge_id:
+                await self.async_set_unique_id(status.bridge_id)
+                self._abort_if_unique_id_configured()
+                self._prefix = prefix
+                self._bridge_id = status.bridge_id
+                return self._async_create()
+            errors["base"] = error or "no_bridge"
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                _prefix_schema(DEFAULT_PREFIX), user_input
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Change the topic prefix of a configured bridge."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            prefix = user_input[CONF_PREFIX].strip().strip("/")
+            status, error = await self._async_validate(prefix)
+            if status is not None and status.bridge_id:
+                await self.async_set_unique_id(status.bridge_id)
+                self._abort_if_unique_id_mismatch(reason="wrong_bridge")
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_PREFIX: prefix}
+                )
+            errors["base"] = error or "no_bridge"
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                _prefix_schema(entry.data[CONF_PREFIX]), user_input
+            ),
+            errors=errors,
+        )
+
+    @callback
+    def _async_create(self) -> ConfigFlowResult:
+        return self.async_create_entry(
+            title=f"Hearth bridge {self._bridge_id}",
+            data={CONF_PREFIX: self._prefix, CONF_BRIDGE_ID: self._bridge_id},
+        )
+
+
+class HearthOptionsFlow(OptionsFlowWithReload):
+    """Per-satellite choices: conversation agent and whether to show transcripts."""
+
+    def __init__(self) -> None:
+        """Initialize."""
+        self._satellite = ""
+
+    @callback
+    def _satellites(self) -> dict[str, str]:
+        """Return the entry's satellites: id -> device name."""
+        start = f"{self.config_entry.unique_id}-"
+        satellites: dict[str, str] = {}
+        for device in dr.async_entries_for_config_entry(
+            dr.async_get(self.hass), self.config_entry.entry_id
+        ):
+            for domain, identifier in device.identifiers:
+                if domain == DOMAIN and identifier.startswith(start):
+                    satellite_id = identifier[len(start) :]
+                    satellites[satellite_id] = device.name_by_user or device.name or satellite_id
+        return satellites
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose a satellite."""
+        satellites = self._satellites()
+        if not satellites:
+            return self.async_abort(reason="no_satellites")
+        if user_input is not None:
+            self._satellite = user_input[CONF_SATELLITE]
+            return await self.async_step_satellite()
+        return self.async_show_form(
+            step_id="init",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_SATELLITE): SelectSelector(
+                        SelectSelectorConfig(
+                            options=[
+                                SelectOptionDict(value=satellite_id, label=name)
+                                for satellite_id, name in sorted(satellites.items())
+                            ]
+                        )
+                    )
+                }
+            ),
+        )
+
+    async def async_step_satellite(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Choose the satellite's conversation agent and transcript display."""
+        all_options = dict(self.config_entry.options.get(CONF_SATELLITES, {}))
+        current = all_options.get(self._satellite, {})
+        if user_input is not None:
+            all_options[self._satellite] = {
+                CONF_AGENT_ID: user_input.get(CONF_AGENT_ID) or None,
+                CONF_SHOW_TRANSCRIPTS: user_input[CONF_SHOW_TRANSCRIPTS],
+            }
+            return self.async_create_entry(
+                data={**self.config_entry.options, CONF_SATELLITES: all_options}
+            )
+        schema = vol.Schema(
+            {
+                vol.Optional(CONF_AGENT_ID): ConversationAgentSelector(),
+                vol.Required(CONF_SHOW_TRANSCRIPTS, default=True): bool,
+            }
+        )
+        return self.async_show_form(
+            step_id="satellite",
+            data_schema=self.add_suggested_values_to_schema(schema, current),
+            description_placeholders={"satellite": self._satellite},
+        )

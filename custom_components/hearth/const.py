@@ -1,0 +1,53 @@
+"""Constants for the Hearth integration."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DOMAIN: Final = "hearth"
+MANUFACTURER: Final = "Hearth"
+
+CONF_PREFIX: Final = "prefix"
+CONF_BRIDGE_ID: Final = "bridge_id"
+CONF_SATELLITES: Final = "satellites"
+CONF_AGENT_ID: Final = "agent_id"
+CONF_SHOW_TRANSCRIPTS: Final = "show_transcripts"
+CONF_SATELLITE: Final = "satellite"
+
+DEFAULT_PREFIX: Final = "hearth"
+PROTOCOL_VERSION: Final = 1
+
+# How long the manual config flow waits for a retained bridge status.
+DISCOVERY_TIMEOUT: Final = 3.0
+# How long a policy command or purge waits for the bridge's answer.
+REQUEST_TIMEOUT: Final = 5.0
+# Vocabulary republish cooldown after registry or exposure changes.
+VOCABULARY_COOLDOWN: Final = 2.0
+# A conversation is continued if the satellite speaks again within this many seconds.
+CONVERSATION_TIMEOUT: Final = 300.0
+
+RETENTION_OPTIONS: Final = ["none", "memory"]
+SATELLITE_STATES: Final = [
+    "idle",
+    "listening",
+    "transcribing",
+    "processing",
+    "responding",
+    "error",
+]
+EVENT_WAKE: Final = "wake"
+EVENT_INTENT: Final = "intent"
+EVENT_ERROR: Final = "error"
+EVENT_TYPES: Final = [EVENT_WAKE, EVENT_INTENT, EVENT_ERROR]
+
+# Vocabulary limits from docs/protocol.md.
+MAX_ENTITIES: Final = 2000
+MAX_AREAS: Final = 500
+MAX_FLOORS: Final = 100
+MAX_ALIASES: Final = 20
+MAX_NAME_LENGTH: Final = 100
+
+SERVICE_MUTE: Final = "mute"
+SERVICE_PURGE_HISTORY: Final = "purge_history"
+ATTR_DURATION: Final = "duration"
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"

@@ -1,0 +1,48 @@
+"""Diagnostics: what the integration knows about its bridge, with private data redacted."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+
+from . import HearthConfigEntry
+
+TO_REDACT = {
+    # Spoken words and anything that could carry them.
+    "text",
+    "last_utterance",
+    "recent",
+    "conversation_id",
+    # Credentials and addresses.
+    "password",
+    "username",
+    "token",
+    "status_api",
+}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: HearthConfigEntry
+) -> dict[str, Any]:
+    """Return diagnostics for a config entry."""
+    data = entry.runtime_data
+    hub = data.hub
+    return async_redact_data(
+        {
+            "entry": {"data": dict(entry.data), "options": dict(entry.options)},
+            "mqtt_connected": hub.mqtt_connected,
+            "bridge": asdict(hub.status),
+            "policy": asdict(hub.policy) if hub.policy else None,
+            "audit": asdict(hub.audit) if hub.audit else None,
+            "blocked_cloud_agents": hub.blocked_cloud_agents,
+            "satellites": {
+                satellite_id: asdict(satellite)
+                for satellite_id, satellite in sorted(hub.satellites.items())
+            },
+            "vocabulary_published": data.vocabulary.last_published is not None,
+        },
+        TO_REDACT,
+    )

@@ -1,0 +1,218 @@
+"""Voice commands: transcripts from the bridge become conversations, answers go back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import ipaddress
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from homeassistant.components import conversation
+from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.loader import IntegrationNotFound, async_get_integration
+
+from .const import CONF_AGENT_ID, CONF_SATELLITES, CONVERSATION_TIMEOUT, DOMAIN
+
+if TYPE_CHECKING:
+    from . import HearthConfigEntry
+    from .hub import HearthHub
+
+_LOGGER = logging.getLogger(__name__)
+
+# Config entry data keys that name the server an agent talks to.
+_ADDRESS_KEYS = ("url", "base_url", "host")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLocality:
+    """Where a conversation agent runs, as far as Home Assistant can tell."""
+
+    agent_id: str
+    name: str
+    domain: str | None
+    iot_class: str | None
+    reason: str | None
+    """None when the agent is local; else why it counts as off the local network."""
+
+    @property
+    def local(self) -> bool:
+        """Whether the agent may be used under the local-only policy."""
+        return self.reason is None
+
+
+def address_is_public(address: str) -> bool:
+    """Return whether a configured URL or host is a literal public IP address.
+
+    Host names are not resolved (that would itself be a network request); only literal
+    addresses outside private, loopback and link-local ranges count as public.
+    """
+    host = urlsplit(address).hostname if "://" in address else address.split(":")[0]
+    if not host:
+        return False
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not (ip.is_private or ip.is_loopback or ip.is_link_local)
+
+
+async def async_agent_locality(hass: HomeAssistant, agent_id: str) -> AgentLocality:
+    """Find the integration behind a conversation agent and whether it is local."""
+    domain: str | None = None
+    entry_data: dict[str, Any] = {}
+    name = agent_id
+    if "." in agent_id:
+        if (entity := er.async_get(hass).async_get(agent_id)) is not None:
+            domain = entity.platform
+            name = entity.name or entity.original_name or agent_id
+            if entity.config_entry_id and (
+                config_entry := hass.config_entries.async_get_entry(entity.config_entry_id)
+            ):
+                entry_data = dict(config_entry.data)
+        if (state := hass.states.get(agent_id)) is not None:
+            name = state.name
+    elif (config_entry := hass.config_entries.async_get_entry(agent_id)) is not None:
+        domain = config_entry.domain
+        name = config_entry.title or domain
+        entry_data = dict(config_entry.data)
+    if domain is None:
+        return AgentLocality(agent_id, name, None, None, "unknown_integration")
+    try:
+        iot_class = (await async_get_integration(hass, domain)).iot_class
+    except IntegrationNotFound:
+        return AgentLocality(agent_id, name, domain, None, "unknown_integration")
+    if iot_class is None or iot_class.startswith("cloud"):
+        return AgentLocality(agent_id, name, domain, iot_class, "cloud_integration")
+    for key in _ADDRESS_KEYS:
+        if isinstance(value := entry_data.get(key), str) and address_is_public(value):
+            return AgentLocality(agent_id, name, domain, iot_class, "public_address")
+    return AgentLocality(agent_id, name, domain, iot_class, None)
+
+
+def issue_id(entry: HearthConfigEntry, agent_id: str) -> str:
+    """Return the repair issue id for one refused agent."""
+    return f"cloud_agent_blocked_{entry.entry_id}_{agent_id}"
+
+
+class VoiceCommands:
+    """Runs a satellite's transcripts through Home Assistant's conversation agents."""
+
+    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+        """Initialize."""
+        self.hass = hass
+        self.entry = entry
+        self.hub = hub
+        self._issues: set[str] = set()
+
+    @callback
+    def async_start(self) -> None:
+        """Act on transcripts from now on."""
+        self.hub.async_set_transcript_handler(self._async_transcript)
+        self.entry.async_on_unload(self.hub.async_on_policy(self._async_policy_changed))
+        self.entry.async_on_unload(self._async_delete_issues)
+
+    def agent_for(self, satellite_id: str) -> str | None:
+        """Return the conversation agent the owner chose for a satellite (None: built-in)."""
+        options = self.entry.options.get(CONF_SATELLITES, {}).get(satellite_id, {})
+        agent_id = options.get(CONF_AGENT_ID)
+        if not agent_id or agent_id == conversation.HOME_ASSISTANT_AGENT:
+            return None
+        return str(agent_id)
+
+    @callback
+    def _async_policy_changed(self) -> None:
+        """Withdraw the repair issues once cloud agents are allowed again."""
+        if self.hub.policy is not None and not self.hub.policy.local_only:
+            self._async_delete_issues()
+
+    @callback
+    def _async_delete_issues(self) -> None:
+        for issue in self._issues:
+            ir.async_delete_issue(self.hass, DOMAIN, issue)
+        self._issues.clear()
+
+    @callback
+    def _async_transcript(self, satellite_id: str, data: dict[str, Any]) -> None:
+        self.entry.async_create_background_task(
+            self.hass,
+            self.async_handle(satellite_id, data),
+            f"{DOMAIN} voice command {satellite_id}",
+        )
+
+    async def async_choose_agent(self, satellite_id: str) -> str | None:
+        """Return the agent to use now: the chosen one unless local-only forbids it."""
+        agent_id = self.agent_for(satellite_id)
+        policy = self.hub.policy
+        if agent_id is None or policy is None or not policy.local_only:
+            return agent_id
+        locality = await async_agent_locality(self.hass, agent_id)
+        if locality.local:
+            return agent_id
+        _LOGGER.warning(
+            "Local-only processing refused conversation agent %s (%s: %s); using the built-in"
+            " agent for satellite %s",
+            agent_id,
+            locality.domain,
+            locality.reason,
+            satellite_id,
+        )
+        self.hub.async_count_blocked_agent()
+        issue = issue_id(self.entry, agent_id)
+        self._issues.add(issue)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=f"agent_blocked_{locality.reason}",
+            translation_placeholders={
+                "agent": locality.name,
+                "agent_id": agent_id,
+                "integration": locality.domain or "?",
+                "iot_class": locality.iot_class or "?",
+                "satellite": satellite_id,
+            },
+        )
+        return None
+
+    async def async_handle(self, satellite_id: str, data: dict[str, Any]) -> None:
+        """Run one transcript through a conversation agent and publish the answer."""
+        satellite = self.hub.satellites.get(satellite_id)
+        if satellite is None:
+            return
+        agent_id = await self.async_choose_agent(satellite_id)
+        now = time.monotonic()
+        conversation_id = (
+            satellite.conversation_id
+            if now - satellite.conversation_at < CONVERSATION_TIMEOUT
+            else None
+        )
+        result = await conversation.async_converse(
+            self.hass,
+            data["text"],
+            conversation_id,
+            Context(),
+            self.hass.config.language,
+            agent_id=agent_id,
+            device_id=self.hub.satellite_device_id(satellite_id),
+        )
+        satellite.conversation_id = result.conversation_id
+        satellite.conversation_at = time.monotonic()
+        if satellite.last_utterance is not None:
+            satellite.last_utterance.agent_id = agent_id or conversation.HOME_ASSISTANT_AGENT
+            self.hub.async_satellite_updated(satellite_id)
+        speech = result.response.speech.get("plain", {}).get("speech", "")
+        await self.hub.async_publish(
+            self.hub.topic("satellite", satellite_id, "response"),
+            {
+                "session_id": data.get("session_id"),
+                "text": speech,
+                "conversation_id": result.conversation_id,
+                "continue": result.continue_conversation,
+            },
+        )

@@ -1,0 +1,237 @@
+"""Plays the bridge's side of docs/protocol.md over MQTT, for the integration's tests.
+
+The logic is transport-free; `HassBridge` speaks through Home Assistant's (mocked) MQTT client,
+`BrokerBridge` through its own aiomqtt connection to a real Mosquitto.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+import contextlib
+import copy
+import json
+from typing import Any
+
+import aiomqtt
+
+from homeassistant.components import mqtt
+from homeassistant.core import HomeAssistant, callback
+
+from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
+
+BRIDGE_ID = "test-bridge"
+
+
+class FakeBridge:
+    """A bridge that answers policy commands and purges; records what Home Assistant sent."""
+
+    def __init__(self, prefix: str = "hearth", bridge_id: str = BRIDGE_ID) -> None:
+        self.prefix = prefix
+        self.bridge_id = bridge_id
+        self.policy: dict[str, Any] = {
+            "local_only": False,
+            "privacy_mode": False,
+            "retention": "none",
+            "publish_transcripts": True,
+            "microphones": {},
+            "revision": 1,
+        }
+        self.answer = True
+        """False: ignore commands (Home Assistant must time out)."""
+        self.refuse: str | None = None
+        """An error to answer with (`ok: false`)."""
+        self.received: list[tuple[str, Any]] = []
+        self.purges = 0
+        self.publish: Callable[[str, str, bool], Awaitable[None]]
+
+    def topic(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts))
+
+    # -- what Home Assistant sends
+
+    @property
+    def listen_topics(self) -> list[str]:
+        return [
+            self.topic("bridge", "policy", "set"),
+            self.topic("bridge", "history", "purge"),
+            self.topic("bridge", "vocabulary", "set"),
+            self.topic("satellite", "+", "response"),
+        ]
+
+    def messages(self, suffix: str) -> list[Any]:
+        """Payloads Home Assistant sent on topics ending with `suffix`."""
+        return [payload for topic, payload in self.received if topic.endswith(suffix)]
+
+    async def handle(self, topic: str, raw: str | bytes) -> None:
+        payload = json.loads(raw) if raw else None
+        self.received.append((topic, payload))
+        if topic.endswith("/policy/set"):
+            await self._policy_set(payload)
+        elif topic.endswith("/history/purge"):
+            await self._purge(payload)
+
+    async def _policy_set(self, command: dict[str, Any]) -> None:
+        if not self.answer:
+            return
+        if self.refuse:
+            await self.send(
+                "bridge/policy/result",
+                {"request_id": command["request_id"], "ok": False, "error": self.refuse},
+            )
+            return
+        for key in ("local_only", "privacy_mode", "retention", "publish_transcripts"):
+            if key in command:
+                self.policy[key] = command[key]
+        for satellite, mic in command.get("microphones", {}).items():
+            entry = {"muted": mic["muted"]}
+            if "duration" in mic:
+                entry["until"] = 1764100000.0 + mic["duration"]
+            self.policy["microphones"][satellite] = entry
+        self.policy["revision"] += 1
+        # The retained state first, then the answer (as the bridge does).
+        await self.send("bridge/policy/state", self.policy, retain=True)
+        await self.send(
+            "bridge/policy/result",
+            {"request_id": command["request_id"], "ok": True, "error": None, "policy": None},
+        )
+
+    async def _purge(self, command: dict[str, Any]) -> None:
+        if not self.answer:
+            return
+        self.purges += 1
+        await self.send(
+            "bridge/policy/result",
+            {
+                "request_id": command["request_id"],
+                "ok": self.refuse is None,
+                "error": self.refuse,
+                "policy": None,
+            },
+        )
+
+    # -- what the bridge publishes
+
+    async def send(self, subtopic: str, payload: Any, retain: bool = False) -> None:
+        raw = payload if isinstance(payload, str) else json.dumps(payload)
+        await self.publish(self.topic(*subtopic.split("/")), raw, retain)
+
+    def status_payload(self, online: bool = True) -> dict[str, Any]:
+        if not online:
+            return {"state": "offline", "protocol": 1, "bridge_id": self.bridge_id}
+        return {
+            "state": "online",
+            "protocol": 1,
+            "version": "0.1.0",
+            "bridge_id": self.bridge_id,
+            "engines": {"stt": {"name": "pocketsphinx", "locality": "local"}},
+            "status_api": "http://127.0.0.1:10500/status",
+        }
+
+    async def announce(self, audit: dict[str, Any] | None = None) -> None:
+        """Go online and publish the retained policy and audit."""
+        await self.send("bridge/status", self.status_payload(), retain=True)
+        await self.send("bridge/policy/state", self.policy, retain=True)
+        await self.send(
+            "bridge/audit",
+            audit or {"counters": {"blocked_cloud_requests": 2, "bytes_off_lan": 0}, "recent": []},
+            retain=True,
+        )
+
+    async def go_offline(self) -> None:
+        await self.send("bridge/status", self.status_payload(online=False), retain=True)
+
+    async def satellite(
+        self, satellite: str, name: str | None = "Kitchen", state: str = "idle", online: bool = True
+    ) -> None:
+        """A satellite announces itself and the bridge publishes its state."""
+        status: dict[str, Any] = {"state": "online" if online else "offline", "protocol": 1}
+        if name:
+            status.update({"name": name, "area": "kitchen", "capabilities": {"mute": True}})
+        await self.send(f"satellite/{satellite}/status", status, retain=True)
+        await self.satellite_state(satellite, state)
+
+    async def satellite_state(self, satellite: str, state: str, muted: bool = False) -> None:
+        await self.send(
+            f"satellite/{satellite}/state",
+            {"state": state, "session_id": "s1", "muted": muted, "protocol": "hearth", "online": True},
+            retain=True,
+        )
+
+    async def transcript(
+        self, satellite: str, text: str, private: bool = False, rejected: bool = False,
+        session_id: str = "s1",
+    ) -> None:
+        payload = {
+            "session_id": session_id,
+            "satellite": satellite,
+            "text": text,
+            "confidence": 0.9,
+            "audio_seconds": 1.5,
+            "latency_ms": 120,
+            "engine": "pocketsphinx",
+            "locality": "local",
+            "private": private,
+        }
+        if rejected:
+            payload["rejected"] = True
+        await self.send(f"satellite/{satellite}/transcript", payload)
+
+
+class HassBridge(FakeBridge):
+    """Talks through Home Assistant's MQTT integration (used with the `mqtt_mock` fixture)."""
+
+    def __init__(self, hass: HomeAssistant, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hass = hass
+
+        async def publish(topic: str, payload: str, retain: bool) -> None:
+            async_fire_mqtt_message(hass, topic, payload, retain=retain)
+
+        self.publish = publish
+
+    async def start(self) -> None:
+        for topic in self.listen_topics:
+
+            @callback
+            def received(msg: mqtt.ReceiveMessage) -> None:
+                self.hass.async_create_task(self.handle(msg.topic, msg.payload))
+
+            await mqtt.async_subscribe(self.hass, topic, received)
+
+
+class BrokerBridge(FakeBridge):
+    """Talks to a real broker through its own client, like the real bridge process."""
+
+    def __init__(self, port: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.port = port
+        self._client: aiomqtt.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+        async def publish(topic: str, payload: str, retain: bool) -> None:
+            assert self._client is not None
+            await self._client.publish(topic, payload, qos=1, retain=retain)
+
+        self.publish = publish
+
+    async def start(self) -> None:
+        self._client = await self._stack.enter_async_context(
+            aiomqtt.Client("127.0.0.1", self.port, identifier="fake-bridge")
+        )
+        for topic in self.listen_topics:
+            await self._client.subscribe(topic, qos=1)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._client is not None
+        async for message in self._client.messages:
+            await self.handle(str(message.topic), message.payload)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stack.aclose()
