@@ -1,0 +1,673 @@
+"""Compile Home Assistant's intent templates and the home's names into a pocketsphinx FSG.
+
+Pipeline (all pure; see ``docs/recognition.md`` for measurements):
+
+1. **Select** templates: the intents in :data:`SUPPORTED_INTENTS` from home-assistant-intents plus
+   the vocabulary's own ``sentences``. A template block whose implied domain/device class (its
+   ``requires_context`` or ``slots``) matches no entity of the home is *dead*; a template whose
+   every expansion needs an empty list (no names of that domain, a wildcard list) is dead too.
+   Dead and unsupported templates are counted per reason in ``stats`` and logged once.
+2. **Word graph**: each template becomes an automaton over words and *list symbols*
+   (``$name|domain=light``, ``$area``, ``$range:0:100:1`` ...). hassil's template pieces join
+   into words exactly as hassil reads them (``fan[s]`` → fan | fans); every word goes through
+   :func:`.text.normalize_words`.
+3. **Determinize and minimize** the union of all templates (subset construction, then merging
+   equivalent states of the acyclic automaton), so shared prefixes *and* suffixes are built once.
+4. **Expand list symbols** as shared sub-graphs: each list is itself a minimized word graph, and
+   one copy of it is made per *(list, next state)* pair, entered by null transitions from every
+   state that uses it. This keeps the language exact while 300 names appear once or a few times
+   instead of once per template.
+5. **Emit** pocketsphinx FSG text and a pronunciation dictionary for every word.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hassil import Intents
+from hassil.expression import (
+    Alternative,
+    Expression,
+    ListReference,
+    Permutation,
+    RuleReference,
+    Sentence,
+    Sequence,
+    TextChunk,
+)
+from hassil.intents import IntentData, RangeSlotList, TextSlotList, WildcardSlotList
+from hassil.parse_expression import parse_sentence
+
+from .pronounce import Pronouncer
+from .text import decimal_words, normalize_words
+from .vocabulary import Entity, Vocabulary
+
+_LOGGER = logging.getLogger(__name__)
+
+SUPPORTED_INTENTS: frozenset[str] = frozenset({
+    "HassTurnOn", "HassTurnOff", "HassLightSet", "HassGetState",
+    "HassClimateGetTemperature", "HassClimateSetTemperature", "HassSetPosition",
+    "HassMediaPause", "HassMediaUnpause", "HassMediaNext", "HassMediaPrevious",
+    "HassSetVolume", "HassMediaPlayerMute", "HassMediaPlayerUnmute",
+    "HassStartTimer", "HassCancelTimer", "HassCancelAllTimers", "HassTimerStatus",
+    "HassPauseTimer", "HassUnpauseTimer", "HassIncreaseTimer", "HassDecreaseTimer",
+    "HassGetCurrentTime", "HassGetCurrentDate", "HassNevermind", "HassFanSetSpeed",
+    "HassVacuumStart", "HassVacuumReturnToBase", "HassLawnMowerStartMowing", "HassLawnMowerDock",
+})
+"""Intents compiled into the grammar; others (wildcard-heavy: shopping lists, broadcast,
+media search, weather by zone) are counted as ``intent_not_supported``."""
+
+CUSTOM_INTENT = "HearthSentence"
+"""Intent name for the vocabulary's own ``sentences``."""
+
+_SPACE = "\x00"  # word boundary marker inside the character-level automaton
+_NT = "$"  # list symbols start with this; real words never do (normalisation strips it)
+
+
+@dataclass(frozen=True)
+class CompiledGrammar:
+    """A compiled grammar: picklable, sent to decoder worker processes."""
+
+    hash: str
+    language: str
+    fsg: str
+    dictionary: dict[str, tuple[str, ...]]
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- automata
+
+
+class _Nfa:
+    """An epsilon-NFA over string labels (states are ints)."""
+
+    def __init__(self) -> None:
+        self.arcs: list[list[tuple[str | None, int]]] = []
+        self.finals: set[int] = set()
+
+    def new(self) -> int:
+        self.arcs.append([])
+        return len(self.arcs) - 1
+
+    def add(self, src: int, label: str | None, dst: int) -> None:
+        self.arcs[src].append((label, dst))
+
+
+@dataclass
+class _Dfa:
+    """A deterministic acyclic automaton: state 0 is the start."""
+
+    arcs: list[dict[str, int]]
+    finals: set[int]
+
+    @property
+    def n_arcs(self) -> int:
+        return sum(len(a) for a in self.arcs)
+
+
+def _closure(nfa: _Nfa, states: Iterable[int]) -> frozenset[int]:
+    seen = set(states)
+    stack = list(seen)
+    while stack:
+        for label, dst in nfa.arcs[stack.pop()]:
+            if label is None and dst not in seen:
+                seen.add(dst)
+                stack.append(dst)
+    return frozenset(seen)
+
+
+def _determinize(nfa: _Nfa, start: int) -> _Dfa:
+    first = _closure(nfa, [start])
+    index: dict[frozenset[int], int] = {first: 0}
+    arcs: list[dict[str, int]] = [{}]
+    finals: set[int] = set()
+    todo = [first]
+    while todo:
+        subset = todo.pop()
+        sid = index[subset]
+        if subset & nfa.finals:
+            finals.add(sid)
+        moves: dict[str, set[int]] = defaultdict(set)
+        for state in subset:
+            for label, dst in nfa.arcs[state]:
+                if label is not None:
+                    moves[label].add(dst)
+        for label, dsts in moves.items():
+            target = _closure(nfa, dsts)
+            if target not in index:
+                index[target] = len(arcs)
+                arcs.append({})
+                todo.append(target)
+            arcs[sid][label] = index[target]
+    return _Dfa(arcs, finals)
+
+
+def _minimize(dfa: _Dfa) -> _Dfa:
+    """Minimize an acyclic DFA by merging states with equal signatures, leaves first."""
+    order: list[int] = []
+    seen: set[int] = set()
+    stack: list[tuple[int, Iterator[int]]] = [(0, iter(dfa.arcs[0].values()))]
+    seen.add(0)
+    while stack:  # iterative post-order DFS
+        state, children = stack[-1]
+        for child in children:
+            if child not in seen:
+                seen.add(child)
+                stack.append((child, iter(dfa.arcs[child].values())))
+                break
+        else:
+            stack.pop()
+            order.append(state)
+    canon: dict[int, int] = {}
+    signatures: dict[tuple[Any, ...], int] = {}
+    new_arcs: list[dict[str, int]] = []
+    new_finals: set[int] = set()
+    for state in order:  # children before parents
+        # states that cannot reach a final state are dropped
+        out = {lab: canon[dst] for lab, dst in dfa.arcs[state].items() if canon.get(dst, -1) >= 0}
+        final = state in dfa.finals
+        if not out and not final:
+            canon[state] = -1
+            continue
+        sig = (final, tuple(sorted(out.items())))
+        if sig not in signatures:
+            signatures[sig] = len(new_arcs)
+            new_arcs.append(out)
+            if final:
+                new_finals.add(signatures[sig])
+        canon[state] = signatures[sig]
+    root = canon.get(0, -1)
+    if root < 0:
+        return _Dfa([{}], set())
+    # renumber so the start is 0 (breadth first for readable output)
+    remap = {root: 0}
+    queue = [root]
+    for state in queue:
+        for dst in new_arcs[state].values():
+            if dst not in remap:
+                remap[dst] = len(remap)
+                queue.append(dst)
+    arcs: list[dict[str, int]] = [{} for _ in remap]
+    for old, new in remap.items():
+        arcs[new] = {lab: remap[dst] for lab, dst in new_arcs[old].items()}
+    return _Dfa(arcs, {remap[s] for s in new_finals if s in remap})
+
+
+# --------------------------------------------------------------------------- templates -> NFA
+
+
+@dataclass
+class _Home:
+    """Views of the vocabulary the compiler needs."""
+
+    vocab: Vocabulary
+    pronouncer: Pronouncer
+    unpronounceable: dict[str, str] = field(default_factory=dict)  # name -> word
+
+    def entities(self, domains: frozenset[str] | None, classes: frozenset[str] | None,
+                 exclude: frozenset[str] = frozenset()) -> list[Entity]:
+        return [e for e in self.vocab.entities
+                if (domains is None or e.domain in domains)
+                and (classes is None or e.device_class in classes)
+                and e.domain not in exclude]
+
+    def spoken(self, text: str) -> list[str] | None:
+        """Normalised words of a name, or None (and recorded) if a word is unpronounceable."""
+        words = normalize_words(text)
+        for word in words:
+            if self.pronouncer.pronounce(word) is None:
+                self.unpronounceable[text] = word
+                return None
+        return words or None
+
+
+def _as_set(value: object) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset({value})
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return frozenset(str(v) for v in value)
+    return None
+
+
+@dataclass(frozen=True)
+class _BlockContext:
+    """What one template block means for list lookups."""
+
+    data: IntentData | None
+    name_domains: frozenset[str] | None  # from requires_context (hassil filters names by it)
+    name_classes: frozenset[str] | None
+    name_exclude: frozenset[str]
+    implied_domains: frozenset[str] | None  # from requires_context or slots
+    implied_classes: frozenset[str] | None
+
+
+class _TemplateBuilder:
+    """Turns hassil expressions into a character-level NFA with list symbols."""
+
+    def __init__(self, intents: Intents, home: _Home) -> None:
+        self.intents = intents
+        self.home = home
+        self.lists: dict[str, list[list[str]]] = {}  # list symbol -> spoken values
+        self.dead_reasons: list[str] = []
+
+    # lists ---------------------------------------------------------------
+    def list_symbol(self, ref: ListReference, ctx: _BlockContext) -> str | None:
+        name = ref.list_name
+        slot_list = None
+        if ctx.data is not None:
+            slot_list = ctx.data.slot_lists.get(name)
+        if slot_list is None:
+            slot_list = self.intents.slot_lists.get(name)
+        if name in ("name", "area", "floor") and slot_list is None:
+            return self._home_list(name, ctx)
+        if isinstance(slot_list, WildcardSlotList) or (
+                ctx.data is not None and name in ctx.data.wildcard_list_names):
+            self.dead_reasons.append(f"wildcard:{name}")
+            return None
+        if isinstance(slot_list, RangeSlotList):
+            frac = slot_list.fraction_type.value if slot_list.fraction_type else ""
+            symbol = f"{_NT}range:{slot_list.start}:{slot_list.stop}:{slot_list.step}:{frac}"
+            if symbol not in self.lists:
+                self.lists[symbol] = [decimal_words(float(n)) for n in slot_list.get_numbers()]
+            return symbol
+        if isinstance(slot_list, TextSlotList):
+            symbol = f"{_NT}list:{name}"
+            if symbol not in self.lists:
+                values: list[list[str]] = []
+                for value in slot_list.values:
+                    values.extend(self.expand_words(value.text_in))
+                self.lists[symbol] = values
+            return symbol if self.lists[symbol] else None
+        self.dead_reasons.append(f"unknown_list:{name}")
+        return None
+
+    def _home_list(self, name: str, ctx: _BlockContext) -> str | None:
+        home = self.home
+        if name == "name":
+            ents = home.entities(ctx.name_domains, ctx.name_classes, ctx.name_exclude)
+            key = (f"{_NT}name|d={','.join(sorted(ctx.name_domains or ['*']))}"
+                   f"|c={','.join(sorted(ctx.name_classes or ['*']))}"
+                   f"|x={','.join(sorted(ctx.name_exclude))}")
+            texts = [t for e in ents for t in (e.name, *e.aliases)]
+        else:
+            # areas / floors that hold at least one entity the block can mean
+            ents = home.entities(ctx.implied_domains, ctx.implied_classes)
+            area_ids = {e.area for e in ents if e.area}
+            if ctx.implied_domains is None and ctx.implied_classes is None:
+                area_ids = {a.id for a in home.vocab.areas}
+            key = (f"{_NT}{name}|d={','.join(sorted(ctx.implied_domains or ['*']))}"
+                   f"|c={','.join(sorted(ctx.implied_classes or ['*']))}")
+            if name == "area":
+                texts = [t for a in home.vocab.areas if a.id in area_ids
+                         for t in (a.name, *a.aliases)]
+            else:
+                floor_ids = {a.floor for a in home.vocab.areas if a.id in area_ids and a.floor}
+                texts = [t for f in home.vocab.floors if f.id in floor_ids
+                         for t in (f.name, *f.aliases)]
+        if key not in self.lists:
+            values = [w for w in (home.spoken(t) for t in texts) if w]
+            self.lists[key] = values
+        if not self.lists[key]:
+            what = ",".join(sorted(ctx.name_domains or ctx.implied_domains or ["any"]))
+            self.dead_reasons.append(f"empty_list:{name}[{what}]")
+            return None
+        return key
+
+    # expressions -------------------------------------------------------
+    def build(self, nfa: _Nfa, expr: Expression, state: int, ctx: _BlockContext,
+              depth: int = 0) -> int | None:
+        """Add `expr` after `state`; return the end state, or None if it can never match."""
+        if depth > 50:
+            raise ValueError("template rule recursion too deep")
+        if isinstance(expr, TextChunk):
+            for piece in re.split(r"(\s+)", expr.text):
+                if not piece:
+                    continue
+                nxt = nfa.new()
+                nfa.add(state, _SPACE if piece.isspace() else piece, nxt)
+                state = nxt
+            return state
+        if isinstance(expr, Permutation):
+            alt = Alternative(items=[Sequence(items=[*p]) for p in
+                                     itertools.permutations(expr.items)])
+            return self.build(nfa, alt, state, ctx, depth + 1)
+        if isinstance(expr, Alternative):
+            end = nfa.new()
+            alive = False
+            for item in expr.items:
+                start = nfa.new()
+                nfa.add(state, None, start)
+                item_end = self.build(nfa, item, start, ctx, depth + 1)
+                if item_end is not None:
+                    nfa.add(item_end, None, end)
+                    alive = True
+            if expr.is_optional:
+                nfa.add(state, None, end)
+                alive = True
+            return end if alive else None
+        if isinstance(expr, Sequence):
+            for item in expr.items:
+                nxt = self.build(nfa, item, state, ctx, depth + 1)
+                if nxt is None:
+                    return None
+                state = nxt
+            return state
+        if isinstance(expr, ListReference):
+            symbol = self.list_symbol(expr, ctx)
+            if symbol is None:
+                return None
+            a, b, c = nfa.new(), nfa.new(), nfa.new()
+            nfa.add(state, _SPACE, a)
+            nfa.add(a, symbol, b)
+            nfa.add(b, _SPACE, c)
+            return c
+        if isinstance(expr, RuleReference):
+            rule: Sentence | None = None
+            if ctx.data is not None:
+                rule = ctx.data.expansion_rules.get(expr.rule_name)
+            if rule is None:
+                rule = self.intents.expansion_rules.get(expr.rule_name)
+            if rule is None:
+                self.dead_reasons.append(f"unknown_rule:{expr.rule_name}")
+                return None
+            return self.build(nfa, rule.expression, state, ctx, depth + 1)
+        self.dead_reasons.append(f"unsupported_expression:{type(expr).__name__}")
+        return None
+
+    def expand_words(self, expr: Expression) -> list[list[str]]:
+        """All word sequences of a small list-value expression (no list references)."""
+        nfa = _Nfa()
+        start = nfa.new()
+        ctx = _BlockContext(None, None, None, frozenset(), None, None)
+        end = self.build(nfa, expr, start, ctx)
+        if end is None:
+            return []
+        nfa.finals.add(end)
+        words_nfa, wstart = _join_words(nfa, start, self.home)
+        dfa = _determinize(words_nfa, wstart)
+        out: list[list[str]] = []
+
+        def walk(state: int, path: list[str]) -> None:
+            if state in dfa.finals and path:
+                out.append(path)
+            for lab, dst in dfa.arcs[state].items():
+                walk(dst, [*path, lab])
+
+        walk(0, [])
+        return out
+
+
+def _join_words(cnfa: _Nfa, start: int, home: _Home) -> tuple[_Nfa, int]:
+    """Character-piece NFA → word NFA (pieces between boundaries join into one word)."""
+    out = _Nfa()
+    index: dict[tuple[int, str], int] = {}
+    final = out.new()
+    out.finals.add(final)
+    todo: list[tuple[int, str]] = []
+
+    def node(state: int, partial: str) -> int:
+        key = (state, partial)
+        if key not in index:
+            index[key] = out.new()
+            todo.append(key)
+        return index[key]
+
+    def emit(src: int, partial: str, dst: int) -> None:
+        words = normalize_words(partial) if partial else []
+        for word in words:
+            if home.pronouncer.pronounce(word) is None:
+                home.unpronounceable[partial] = word
+                return  # this path cannot be spoken
+        state = src
+        for i, word in enumerate(words):
+            nxt = dst if i == len(words) - 1 else out.new()
+            out.add(state, word, nxt)
+            state = nxt
+        if not words:
+            out.add(src, None, dst)
+
+    first = node(start, "")
+    while todo:
+        state, partial = todo.pop()
+        src = index[(state, partial)]
+        if state in cnfa.finals:
+            emit(src, partial, final)
+        for label, dst in cnfa.arcs[state]:
+            if label is None:
+                out.add(src, None, node(dst, partial))
+            elif label == _SPACE:
+                emit(src, partial, node(dst, ""))
+            elif label.startswith(_NT):
+                mid = out.new()
+                emit(src, partial, mid)
+                out.add(mid, label, node(dst, ""))
+            else:
+                out.add(src, None, node(dst, partial + label))
+    return out, first
+
+
+# --------------------------------------------------------------------------- compile
+
+
+def _block_context(data: IntentData) -> _BlockContext:
+    req = data.requires_context or {}
+    exc = data.excludes_context or {}
+    slots = data.slots or {}
+    name_domains = _as_set(req.get("domain"))
+    name_classes = _as_set(req.get("device_class"))
+    implied_domains = name_domains or _as_set(slots.get("domain"))
+    implied_classes = name_classes or _as_set(slots.get("device_class"))
+    return _BlockContext(data, name_domains, name_classes,
+                         _as_set(exc.get("domain")) or frozenset(),
+                         implied_domains, implied_classes)
+
+
+def _block_dead_reason(ctx: _BlockContext, home: _Home) -> str | None:
+    if ctx.implied_domains is None and ctx.implied_classes is None:
+        return None
+    if home.entities(ctx.implied_domains, ctx.implied_classes):
+        return None
+    return (f"no_entity:{','.join(sorted(ctx.implied_domains or ['*']))}"
+            f"/{','.join(sorted(ctx.implied_classes or ['*']))}")
+
+
+@functools.cache
+def load_intents(language: str = "en") -> Intents:
+    """home-assistant-intents' templates for `language`, parsed by hassil (cached)."""
+    import home_assistant_intents
+
+    data = home_assistant_intents.get_intents(language)
+    if data is None:
+        raise ValueError(f"home-assistant-intents has no templates for {language!r}")
+    return Intents.from_dict(data)
+
+
+def custom_sentence_data(sentence: str) -> IntentData:
+    """The hassil IntentData used for one of the vocabulary's own sentences."""
+    return IntentData(sentence_texts=[sentence], slots={"sentence": sentence})
+
+
+def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
+    """Compile the templates the home can mean plus its names into a :class:`CompiledGrammar`.
+
+    Pure apart from reading the packaged template data and pronunciation dictionary.
+    """
+    started = time.process_time()
+    wall = time.perf_counter()
+    intents = load_intents(vocab.language)
+    home = _Home(vocab, Pronouncer())
+    builder = _TemplateBuilder(intents, home)
+    nfa = _Nfa()
+    root = nfa.new()
+    used = 0
+    used_by_intent: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    needs_area = 0
+
+    def add_sentence(sentence: Sentence, ctx: _BlockContext) -> str | None:
+        builder.dead_reasons.clear()
+        start = nfa.new()
+        end = builder.build(nfa, sentence.expression, start, ctx)
+        if end is None:
+            return builder.dead_reasons[0] if builder.dead_reasons else "empty"
+        nfa.add(root, None, start)
+        nfa.finals.add(end)
+        return None
+
+    for intent_name, intent in intents.intents.items():
+        for data in intent.data:
+            if intent_name not in SUPPORTED_INTENTS:
+                skipped["intent_not_supported"] += len(data.sentence_texts)
+                continue
+            ctx = _block_context(data)
+            reason = _block_dead_reason(ctx, home)
+            if reason is not None:
+                skipped[reason] += len(data.sentence_texts)
+                continue
+            req_area = isinstance((data.requires_context or {}).get("area"), dict)
+            for sentence in data.sentences:
+                reason = add_sentence(sentence, ctx)
+                if reason is not None:
+                    skipped[reason] += 1
+                else:
+                    used += 1
+                    used_by_intent[intent_name] += 1
+                    needs_area += int(req_area)
+
+    for text in vocab.sentences:
+        data = custom_sentence_data(text)
+        try:
+            sentence = parse_sentence(text, keep_text=True)
+        except Exception:  # noqa: BLE001 - a user's template that hassil cannot parse
+            skipped["custom_sentence_unparsable"] += 1
+            continue
+        reason = add_sentence(sentence, _block_context(data))
+        if reason is not None:
+            skipped[reason] += 1
+        else:
+            used += 1
+            used_by_intent[CUSTOM_INTENT] += 1
+
+    words_nfa, wstart = _join_words(nfa, root, home)
+    top = _minimize(_determinize(words_nfa, wstart))
+    top_states, top_arcs = len(top.arcs), top.n_arcs
+
+    # list symbols as minimized sub-graphs
+    sub: dict[str, _Dfa] = {}
+    for symbol, values in builder.lists.items():
+        lnfa = _Nfa()
+        lstart = lnfa.new()
+        for words in values:
+            state = lstart
+            for word in words:
+                nxt = lnfa.new()
+                lnfa.add(state, word, nxt)
+                state = nxt
+            lnfa.finals.add(state)
+        sub[symbol] = _minimize(_determinize(lnfa, lstart))
+
+    fsg, dictionary, size = _emit(top, sub, home)
+    unpronounceable = sorted(home.unpronounceable)
+    reasons = dict(sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
+    stats: dict[str, object] = {
+        "states": size["states"],
+        "transitions": size["transitions"],
+        "null_transitions": size["null_transitions"],
+        "words": len(dictionary),
+        "top_states": top_states,
+        "top_transitions": top_arcs,
+        "list_copies": size["list_copies"],
+        "templates_used": used,
+        "templates_used_by_intent": dict(sorted(used_by_intent.items())),
+        "templates_needing_satellite_area": needs_area,
+        "templates_skipped": sum(skipped.values()),
+        "templates_skipped_reasons": reasons,
+        "unpronounceable": unpronounceable,
+        "pronunciation_methods": dict(Counter(home.pronouncer.methods[w] for w in dictionary)),
+        "invented_pronunciations": {w: m for w, m in sorted(home.pronouncer.methods.items())
+                                    if m != "dictionary" and w in dictionary},
+        "compile_seconds": round(time.perf_counter() - wall, 3),
+        "compile_cpu_seconds": round(time.process_time() - started, 3),
+    }
+    _LOGGER.info(
+        "Grammar %s: %d templates used, %d skipped (%s); %d states, %d transitions, %d words; "
+        "unpronounceable names: %s; %.2f s",
+        vocab.hash(), used, stats["templates_skipped"],
+        ", ".join(f"{k}={v}" for k, v in reasons.items()) or "none",
+        stats["states"], stats["transitions"], stats["words"],
+        ", ".join(unpronounceable) or "none", stats["compile_seconds"])
+    return CompiledGrammar(hash=vocab.hash(), language=vocab.language, fsg=fsg,
+                           dictionary=dictionary, stats=stats)
+
+
+def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
+          ) -> tuple[str, dict[str, tuple[str, ...]], dict[str, int]]:
+    """Flatten the top graph and list sub-graphs into FSG text."""
+    trans: list[tuple[int, int, str | None]] = []
+    n_states = len(top.arcs)
+    copies: dict[tuple[str, int], int] = {}  # (symbol, target) -> entry state of its copy
+
+    def copy_of(symbol: str, target: int) -> int:
+        nonlocal n_states
+        key = (symbol, target)
+        if key in copies:
+            return copies[key]
+        dfa = sub[symbol]
+        base = n_states
+        n_states += len(dfa.arcs)
+        for state, arcs in enumerate(dfa.arcs):
+            for word, dst in arcs.items():
+                trans.append((base + state, base + dst, word))
+            if state in dfa.finals:
+                trans.append((base + state, target, None))
+        copies[key] = base
+        return base
+
+    for state, arcs in enumerate(top.arcs):
+        for label, dst in arcs.items():
+            if label.startswith(_NT):
+                trans.append((state, copy_of(label, dst), None))
+            else:
+                trans.append((state, dst, label))
+
+    # a single final state: the leaf final if there is one, null transitions from the others
+    leaf_finals = [s for s in top.finals if not top.arcs[s]]
+    if len(leaf_finals) == 1:
+        final = leaf_finals[0]
+    else:
+        final = n_states
+        n_states += 1
+        for s in leaf_finals:
+            trans.append((s, final, None))
+    for s in top.finals:
+        if top.arcs[s]:
+            trans.append((s, final, None))
+
+    dictionary: dict[str, tuple[str, ...]] = {}
+    lines = ["FSG_BEGIN hearth", f"NUM_STATES {n_states}", "START_STATE 0",
+             f"FINAL_STATE {final}"]
+    nulls = 0
+    for src, dst, word in trans:
+        if word is None:
+            nulls += 1
+            lines.append(f"TRANSITION {src} {dst} 1.0")
+        else:
+            if word not in dictionary:
+                prons = home.pronouncer.pronounce(word)
+                assert prons is not None, word  # unpronounceable words never reach the graph
+                dictionary[word] = prons
+            lines.append(f"TRANSITION {src} {dst} 1.0 {word}")
+    lines.append("FSG_END")
+    size = {"states": n_states, "transitions": len(trans), "null_transitions": nulls,
+            "list_copies": len(copies)}
+    return "\n".join(lines) + "\n", dictionary, size

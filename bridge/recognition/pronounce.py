@@ -1,0 +1,131 @@
+"""Pronunciations for grammar words, from the CMU dictionary bundled with pocketsphinx.
+
+A word missing from the dictionary is pronounced by the first method that works:
+
+1. ``dictionary``: the word itself (all listed variants are kept, at most 3).
+2. ``accents``: the word with accents removed (``café`` → ``cafe``).
+3. ``apostrophe``: ``hows`` → ``how's``; ``x's`` → ``x`` + S/Z/IH Z after its last phone;
+   ``o'neil`` → ``oneil``.
+4. ``compound``: the fewest known dictionary words (each ≥ 2 letters, at most 4) that spell the
+   word (``unpause`` → ``un`` + ``pause``, ``doorbell`` → ``door`` + ``bell``).
+5. ``letters``: a word of at most 5 letters spelled out letter by letter (``bmw`` → B IY EH M ...).
+
+Anything else (longer unknown words, scripts other than Latin) is *unpronounceable*: the grammar
+drops the name that uses it and reports it. Digits never reach here (see :mod:`.text`).
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from pathlib import Path
+
+LETTERS = {
+    "a": "EY", "b": "B IY", "c": "S IY", "d": "D IY", "e": "IY", "f": "EH F", "g": "JH IY",
+    "h": "EY CH", "i": "AY", "j": "JH EY", "k": "K EY", "l": "EH L", "m": "EH M", "n": "EH N",
+    "o": "OW", "p": "P IY", "q": "K Y UW", "r": "AA R", "s": "EH S", "t": "T IY", "u": "Y UW",
+    "v": "V IY", "w": "D AH B AH L Y UW", "x": "EH K S", "y": "W AY", "z": "Z IY",
+}
+MAX_VARIANTS = 3
+_VOICELESS = {"P", "T", "K", "F", "TH"}
+_SIBILANT = {"S", "Z", "SH", "ZH", "CH", "JH"}
+
+
+def dictionary_path() -> Path:
+    """The bundled en-us pronunciation dictionary."""
+    import pocketsphinx
+
+    return Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+
+
+@functools.cache
+def cmudict() -> dict[str, tuple[str, ...]]:
+    """word → pronunciations, read once per process from the bundled dictionary."""
+    entries: dict[str, list[str]] = {}
+    with dictionary_path().open(encoding="utf-8") as handle:
+        for line in handle:
+            word, _, phones = line.strip().partition(" ")
+            if not phones:
+                continue
+            if word.endswith(")") and "(" in word:
+                word = word[: word.index("(")]
+            entries.setdefault(word, []).append(phones.strip())
+    return {word: tuple(prons) for word, prons in entries.items()}
+
+
+def _strip_accents(word: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word)
+                   if not unicodedata.combining(ch))
+
+
+def _plural(phones: str) -> str:
+    last = phones.split()[-1]
+    if last in _SIBILANT:
+        return phones + " IH Z"
+    if last in _VOICELESS:
+        return phones + " S"
+    return phones + " Z"
+
+
+class Pronouncer:
+    """Looks up (and if needed invents) pronunciations; remembers how each word was done."""
+
+    def __init__(self, dictionary: dict[str, tuple[str, ...]] | None = None) -> None:
+        self._dict = cmudict() if dictionary is None else dictionary
+        self.methods: dict[str, str] = {}
+        self._cache: dict[str, tuple[str, ...] | None] = {}
+
+    def pronounce(self, word: str) -> tuple[str, ...] | None:
+        """Pronunciations for a normalised word, or None if it cannot be pronounced."""
+        if word not in self._cache:
+            method, prons = self._find(word)
+            self._cache[word] = prons
+            if prons is not None:
+                self.methods[word] = method
+        return self._cache[word]
+
+    def _known(self, word: str) -> tuple[str, ...] | None:
+        prons = self._dict.get(word)
+        return prons[:MAX_VARIANTS] if prons else None
+
+    def _find(self, word: str) -> tuple[str, tuple[str, ...] | None]:
+        if prons := self._known(word):
+            return "dictionary", prons
+        plain = _strip_accents(word)
+        if plain != word and (prons := self._known(plain)):
+            return "accents", prons
+        if not plain.replace("'", "").isascii() or not plain.replace("'", "").isalpha():
+            return "unpronounceable", None
+        if plain.endswith("s") and "'" not in plain and (prons := self._known(plain[:-1] + "'s")):
+            return "apostrophe", prons
+        if plain.endswith("'s") and (base := self._compound(plain[:-2])):
+            return "apostrophe", tuple(_plural(p) for p in base)
+        if "'" in plain:
+            joined = plain.replace("'", "")
+            if prons := self._known(joined) or self._compound(joined):
+                return "apostrophe", prons
+        if prons := self._compound(plain):
+            return "compound", prons
+        if len(plain) <= 5:
+            return "letters", (" ".join(LETTERS[ch] for ch in plain),)
+        return "unpronounceable", None
+
+    def _compound(self, word: str) -> tuple[str, ...] | None:
+        if prons := self._known(word):
+            return prons
+        n = len(word)
+        # best[i] = fewest parts spelling word[:i], with the parts
+        best: list[list[str] | None] = [None] * (n + 1)
+        best[0] = []
+        for end in range(2, n + 1):
+            for start in range(0, end - 1):
+                prefix = best[start]
+                if prefix is None or len(prefix) >= 4:
+                    continue
+                part = word[start:end]
+                if part in self._dict and (best[end] is None or len(prefix) + 1 < len(best[end])):
+                    best[end] = [*prefix, part]
+        parts = best[n]
+        if not parts or len(parts) < 2:
+            return None
+        return (" ".join(self._dict[part][0] for part in parts),)
