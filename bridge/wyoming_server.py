@@ -22,6 +22,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+import numpy as np
 from wyoming.asr import Transcribe
 from wyoming.asr import Transcript as WyTranscript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -32,7 +33,7 @@ from wyoming.ping import Ping, Pong
 from wyoming.tts import Synthesize
 
 from bridge import __version__
-from bridge.audio.resample import convert
+from bridge.audio.resample import to_mono_int16
 from bridge.engines import EngineError, SttStream, TextToSpeech
 from bridge.stt.wyoming import EventWriter, WyomingProtocolError, read_event
 
@@ -207,6 +208,7 @@ class _Connection:
         self.stream: SttStream | None = None
         self.audio_format: tuple[int, int, int] | None = None
         self.audio_seconds = 0.0
+        self.resampler: StreamResampler | None = None
         self.language: str | None = None
 
     async def run(self) -> None:
@@ -221,7 +223,9 @@ class _Connection:
         except (_BadInput, WyomingProtocolError) as err:
             _LOGGER.warning("Wyoming client %s: %s; closing its connection", self.peer, err)
         except TimeoutError:
-            _LOGGER.info("Wyoming client %s idle for %gs; closing", self.peer, self.server.idle_timeout)
+            _LOGGER.info(
+                "Wyoming client %s idle for %gs; closing", self.peer, self.server.idle_timeout
+            )
         except (ConnectionError, OSError) as err:
             _LOGGER.info("Wyoming client %s went away: %s", self.peer, err)
         finally:
@@ -274,7 +278,12 @@ class _Connection:
             raise _BadInput(f"utterance longer than {MAX_UTTERANCE_SECONDS:g} s")
         if not payload:
             return True
-        pcm = payload if fmt == (RATE, WIDTH, CHANNELS) else convert(payload, rate, width, channels)
+        if fmt == (RATE, WIDTH, CHANNELS):
+            pcm = payload
+        else:
+            if self.resampler is None or self.resampler.rate_in != rate:
+                self.resampler = StreamResampler(rate, RATE)
+            pcm = self.resampler.process(to_mono_int16(payload, width, channels))
         try:
             await self.stream.feed(pcm)
         except EngineError as err:
@@ -286,6 +295,7 @@ class _Connection:
             raise _BadInput("audio-stop without audio-start")
         stream, self.stream = self.stream, None
         self.audio_format = None
+        self.resampler = None
         try:
             transcript = await stream.finish()
         except EngineError as err:
@@ -329,9 +339,38 @@ class _Connection:
     async def _drop_stream(self) -> None:
         stream, self.stream = self.stream, None
         self.audio_format = None
+        self.resampler = None
         if stream is not None:
             with contextlib.suppress(Exception):
                 await stream.cancel()
+
+
+class StreamResampler:
+    """Linear-interpolation resampling of a mono int16 stream that arrives in chunks.
+
+    Unlike converting each chunk on its own, it carries the read position and the last input
+    sample across chunks, so there are no clicks at chunk edges and no drift in length.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int) -> None:
+        self.rate_in = rate_in
+        self.rate_out = rate_out
+        self._step = rate_in / rate_out
+        self._pos = 0.0  # next output position, in input samples from the start of `_tail`
+        self._tail = np.zeros(0, dtype=np.float64)
+
+    def process(self, samples: np.ndarray) -> bytes:
+        """Resample the next chunk; returns 16-bit little-endian PCM at `rate_out`."""
+        x = np.concatenate([self._tail, samples.astype(np.float64)])
+        if len(x) == 0:
+            return b""
+        last = len(x) - 1
+        count = int(np.floor((last - self._pos) / self._step)) + 1 if self._pos <= last else 0
+        positions = self._pos + self._step * np.arange(count)
+        out = np.interp(positions, np.arange(len(x), dtype=np.float64), x)
+        self._pos = self._pos + self._step * count - last
+        self._tail = x[-1:]
+        return np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes()
 
 
 def _audio_format(data: dict[str, object]) -> tuple[int, int, int]:

@@ -315,3 +315,30 @@ async def test_stop_closes_open_connections(make_server: Any) -> None:
         await server.stop()
         assert await c.read_event() is None
     assert ByteCountingStream.instances[-1].cancelled
+
+
+@pytest.mark.parametrize("rate_in", [8000, 22050, 44100, 48000])
+def test_stream_resampler_is_seamless_across_chunks(rate_in: int) -> None:
+    from bridge.wyoming_server import StreamResampler
+
+    x = (8000 * np.sin(2 * np.pi * 300 * np.arange(rate_in * 2) / rate_in)).astype(np.int16)
+    resampler, out, i = StreamResampler(rate_in, 16000), b"", 0
+    sizes = np.random.default_rng(1).integers(1, 3000, size=10000)
+    for n in sizes:
+        if i >= len(x):
+            break
+        out += resampler.process(x[i : i + n])
+        i += n
+    y = np.frombuffer(out, dtype="<i2").astype(np.float64)
+    assert abs(len(y) - 32000) <= 1  # no drift however the input was cut
+    ref = 8000 * np.sin(2 * np.pi * 300 * np.arange(len(y)) / 16000)
+    assert np.sqrt(np.mean((y - ref) ** 2)) < 60
+
+
+async def test_transcribe_converts_44k1_in_odd_chunks(make_server: Any) -> None:
+    server = await make_server()
+    t = np.arange(44100) / 44100
+    pcm = (6000 * np.sin(2 * np.pi * 300 * t)).astype("<i2").tobytes()
+    event = await transcribe(server, pcm, rate=44100, chunk=1234)
+    assert event is not None and Transcript.is_type(event.type)
+    assert abs(len(ByteCountingStream.instances[-1].audio) / 2 - 16000) <= 1
