@@ -282,7 +282,7 @@ async def test_connects_to_the_exact_checked_ip_not_the_hostname(
     assert await roundtrip(reader, writer) == b"echo:hello\n"
     assert calls == ["engine.home"]
     assert connects(socket_audit) == [(ip, port)]
-    assert [e for e, _ in socket_audit].count("socket.__new__") == 1  # the hook sees sockets
+    assert "socket.__new__" in [e for e, _ in socket_audit]  # the hook does see sockets
 
 
 async def test_tries_each_checked_address_in_order(
