@@ -35,7 +35,7 @@ from wyoming.tts import Synthesize
 from bridge import __version__
 from bridge.audio.resample import to_mono_int16
 from bridge.engines import EngineError, SttStream, TextToSpeech
-from bridge.stt.wyoming import EventWriter, WyomingProtocolError, read_event
+from bridge.stt.wyoming import EventWriter, WyomingProtocolError, audio_format, read_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ class _Connection:
         self.writer = EventWriter(writer)
         self.peer = peer
         self.stream: SttStream | None = None
-        self.audio_format: tuple[int, int, int] | None = None
+        self.fmt: tuple[int, int, int] | None = None
         self.audio_seconds = 0.0
         self.resampler: StreamResampler | None = None
         self.language: str | None = None
@@ -257,7 +257,7 @@ class _Connection:
 
     async def _audio_start(self, event: Event) -> bool:
         await self._drop_stream()
-        self.audio_format = _audio_format(event.data)
+        self.fmt = audio_format(event.data)
         self.audio_seconds = 0.0
         try:
             self.stream = await self.server.stt_factory()
@@ -266,9 +266,9 @@ class _Connection:
         return True
 
     async def _audio_chunk(self, event: Event) -> bool:
-        if self.stream is None or self.audio_format is None:
+        if self.stream is None or self.fmt is None:
             raise _BadInput("audio-chunk without audio-start")
-        fmt = _audio_format({**_as_format_dict(self.audio_format), **event.data})
+        fmt = audio_format({**_as_format_dict(self.fmt), **event.data})
         rate, width, channels = fmt
         payload = event.payload or b""
         if len(payload) % (width * channels):
@@ -294,7 +294,7 @@ class _Connection:
         if self.stream is None:
             raise _BadInput("audio-stop without audio-start")
         stream, self.stream = self.stream, None
-        self.audio_format = None
+        self.fmt = None
         self.resampler = None
         try:
             transcript = await stream.finish()
@@ -338,7 +338,7 @@ class _Connection:
 
     async def _drop_stream(self) -> None:
         stream, self.stream = self.stream, None
-        self.audio_format = None
+        self.fmt = None
         self.resampler = None
         if stream is not None:
             with contextlib.suppress(Exception):
@@ -371,17 +371,6 @@ class StreamResampler:
         self._pos = self._pos + self._step * count - last
         self._tail = x[-1:]
         return np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes()
-
-
-def _audio_format(data: dict[str, object]) -> tuple[int, int, int]:
-    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
-    if not (isinstance(rate, int) and 4000 <= rate <= 192000):
-        raise _BadInput(f"bad audio rate {rate!r}")
-    if not (isinstance(width, int) and 1 <= width <= 4):
-        raise _BadInput(f"bad audio width {width!r}")
-    if not (isinstance(channels, int) and 1 <= channels <= 8):
-        raise _BadInput(f"bad audio channels {channels!r}")
-    return rate, width, channels
 
 
 def _as_format_dict(fmt: tuple[int, int, int]) -> dict[str, object]:

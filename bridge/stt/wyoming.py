@@ -148,6 +148,29 @@ class EventWriter:
                 await self.writer.wait_closed()
 
 
+def audio_format(data: dict[str, Any]) -> tuple[int, int, int]:
+    """``(rate, width, channels)`` from an audio event's data; WyomingProtocolError if absurd."""
+    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
+    if not (isinstance(rate, int) and 4000 <= rate <= 192000):
+        raise WyomingProtocolError(f"bad audio rate {rate!r}")
+    if not (isinstance(width, int) and 1 <= width <= 4):
+        raise WyomingProtocolError(f"bad audio width {width!r}")
+    if not (isinstance(channels, int) and 1 <= channels <= 8):
+        raise WyomingProtocolError(f"bad audio channels {channels!r}")
+    return rate, width, channels
+
+
+def check_server_args(host: str, port: int, timeout: float) -> int:
+    """Validate a Wyoming server's settings (ValueError); returns the port as an int."""
+    if not host:
+        raise ValueError("host is required")
+    if isinstance(port, bool) or not 0 < int(port) < 65536:
+        raise ValueError(f"invalid port {port!r}")
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    return int(port)
+
+
 def guess_locality(host: str) -> Locality:
     """Locality from the configured host alone, before any lookup (names count as CLOUD).
 
@@ -165,9 +188,10 @@ async def connect_checked(
     engine: str,
     timeout: float,
     code_prefix: str,
+    on_resolved: Callable[[CheckedEndpoint], None] | None = None,
 ) -> tuple[CheckedEndpoint, asyncio.StreamReader, asyncio.StreamWriter]:
     """Resolve and classify ``host``, refuse CLOUD under local-only, then connect to the
-    checked address.
+    checked address. ``on_resolved`` sees the endpoint before the policy decides.
 
     Raises EngineError ``cloud_refused`` (nothing was connected), ``<prefix>_unreachable`` or
     ``<prefix>_timeout``.
@@ -183,6 +207,8 @@ async def connect_checked(
         raise EngineError(
             f"{code_prefix}_unreachable", f"{engine}: cannot resolve {host}: {err}"
         ) from err
+    if on_resolved is not None:
+        on_resolved(endpoint)
     policy = policy_getter()
     if not policy.allows(endpoint.locality):
         raise EngineError(
@@ -230,14 +256,8 @@ class WyomingStt(SpeechToText):
         timeout: float = 10.0,
         model: str | None = None,
     ) -> None:
-        if not host:
-            raise ValueError("host is required")
-        if not 0 < int(port) < 65536:
-            raise ValueError(f"invalid port {port!r}")
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        self.port = check_server_args(host, port, timeout)
         self.host = host
-        self.port = int(port)
         self.policy_getter = policy_getter
         self.language = language
         self.timeout = timeout
@@ -256,6 +276,10 @@ class WyomingStt(SpeechToText):
             "address_class": self.address_class,
         }
 
+    def _resolved(self, endpoint: CheckedEndpoint) -> None:
+        self.locality = endpoint.locality
+        self.address_class = endpoint.address_class
+
     async def open(self, session_id: str) -> SttStream:
         """Check the endpoint, connect and start an utterance.
 
@@ -263,10 +287,9 @@ class WyomingStt(SpeechToText):
         ``stt_timeout``.
         """
         endpoint, reader, writer = await connect_checked(
-            self.host, self.port, self.policy_getter, self.name, self.timeout, "stt"
+            self.host, self.port, self.policy_getter, self.name, self.timeout, "stt",
+            self._resolved,
         )
-        self.locality = endpoint.locality
-        self.address_class = endpoint.address_class
         stream = _WyomingSttStream(self, endpoint, reader, EventWriter(writer), session_id)
         try:
             await stream.start()

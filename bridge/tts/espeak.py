@@ -13,9 +13,9 @@ import logging
 import os
 import re
 import signal
-import struct
 
 from bridge.audio.resample import convert
+from bridge.audio.wav import WavError, parse_wav
 from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
 
 _LOGGER = logging.getLogger(__name__)
@@ -26,50 +26,6 @@ MIN_RATE = 8000
 MAX_RATE = 48000
 # espeak-ng voice names: "en-us", "en-us+f3", "gmw/en-US", "mb-en1". Never an option ("-w ...").
 _VOICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_+./-]{0,63}$")
-
-
-class WavError(ValueError):
-    """The bytes are not a PCM WAV file this module understands."""
-
-
-def parse_wav(data: bytes) -> tuple[bytes, int, int, int]:
-    """Parse a RIFF/WAVE PCM file held in memory.
-
-    Returns ``(pcm, rate, width, channels)``. Walks the chunks instead of assuming a 44-byte
-    header, and accepts a ``data`` length larger than what follows (streaming writers such as
-    ``espeak-ng --stdout`` put 0x7ffff000 there because they cannot seek back).
-    """
-    if len(data) < 12 or data[0:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavError("not a RIFF/WAVE file")
-    pos = 12
-    fmt: tuple[int, int, int, int] | None = None
-    while pos + 8 <= len(data):
-        chunk_id = data[pos : pos + 4]
-        (size,) = struct.unpack_from("<I", data, pos + 4)
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            if size < 16 or body + 16 > len(data):
-                raise WavError("fmt chunk too short")
-            audio_format, channels, rate, _byte_rate, _align, bits = struct.unpack_from(
-                "<HHIIHH", data, body
-            )
-            fmt = (audio_format, channels, rate, bits)
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise WavError("data chunk before fmt chunk")
-            audio_format, channels, rate, bits = fmt
-            # 1 = PCM; 0xFFFE = WAVE_FORMAT_EXTENSIBLE (integer PCM assumed from bits)
-            if audio_format not in (1, 0xFFFE) or bits not in (8, 16, 24, 32):
-                raise WavError(f"unsupported WAV encoding (format {audio_format}, {bits} bits)")
-            if channels < 1 or rate < 1:
-                raise WavError("WAV header has no channels or no rate")
-            width = bits // 8
-            pcm = data[body : body + size]
-            frame = width * channels
-            pcm = pcm[: len(pcm) - len(pcm) % frame]
-            return pcm, rate, width, channels
-        pos = body + size + (size & 1)  # chunks are word-aligned
-    raise WavError("no data chunk")
 
 
 class EspeakTts(TextToSpeech):
@@ -145,12 +101,13 @@ class EspeakTts(TextToSpeech):
                 "tts_failed", f"espeak-ng exited with status {proc.returncode}: {detail}"
             )
         try:
-            pcm, src_rate, width, channels = parse_wav(stdout)
+            wav = parse_wav(stdout)
         except WavError as err:
             raise EngineError("tts_failed", f"espeak-ng produced no usable audio: {err}") from err
-        if not pcm:
+        if not wav.data:
             raise EngineError("tts_failed", "espeak-ng produced no audio")
-        out = await asyncio.to_thread(convert, pcm, src_rate, width, channels, rate)
+        src_rate = wav.rate
+        out = await asyncio.to_thread(convert, wav.data, wav.rate, wav.width, wav.channels, rate)
         return SynthesizedAudio(
             pcm=out,
             rate=rate,

@@ -16,10 +16,13 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from bridge.audio.resample import convert
 from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
+from bridge.privacy.locality import CheckedEndpoint
 from bridge.privacy.policy import Policy
 from bridge.stt.wyoming import (
     EventWriter,
     WyomingProtocolError,
+    audio_format,
+    check_server_args,
     connect_checked,
     guess_locality,
     read_event,
@@ -52,14 +55,8 @@ class WyomingTts(TextToSpeech):
         speaker: str | None = None,
         timeout: float = 15.0,
     ) -> None:
-        if not host:
-            raise ValueError("host is required")
-        if not 0 < int(port) < 65536:
-            raise ValueError(f"invalid port {port!r}")
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        self.port = check_server_args(host, port, timeout)
         self.host = host
-        self.port = int(port)
         self.policy_getter = policy_getter
         self.voice = voice
         self.speaker = speaker
@@ -77,6 +74,10 @@ class WyomingTts(TextToSpeech):
             "address_class": self.address_class,
         }
 
+    def _resolved(self, endpoint: CheckedEndpoint) -> None:
+        self.locality = endpoint.locality
+        self.address_class = endpoint.address_class
+
     async def synthesize(self, text: str, rate: int) -> SynthesizedAudio:
         """Ask the server to speak `text`; returns mono 16-bit PCM at `rate` Hz.
 
@@ -92,10 +93,9 @@ class WyomingTts(TextToSpeech):
             )
         check_rate(rate)
         endpoint, reader, raw_writer = await connect_checked(
-            self.host, self.port, self.policy_getter, self.name, self.timeout, "tts"
+            self.host, self.port, self.policy_getter, self.name, self.timeout, "tts",
+            self._resolved,
         )
-        self.locality = endpoint.locality
-        self.address_class = endpoint.address_class
         writer = EventWriter(raw_writer)
         try:
             async with asyncio.timeout(self.timeout):
@@ -137,7 +137,7 @@ class WyomingTts(TextToSpeech):
             if event is None:
                 raise EngineError("tts_failed", f"{self.name}: server closed before audio-stop")
             if AudioStart.is_type(event.type) or AudioChunk.is_type(event.type):
-                new_fmt = _format(event.data)
+                new_fmt = audio_format(event.data)
                 if fmt is not None and new_fmt != fmt and pending:
                     parts.append(await _convert(bytes(pending), fmt, rate))
                     pending.clear()
@@ -156,17 +156,6 @@ class WyomingTts(TextToSpeech):
         if fmt is not None and pending:
             parts.append(await _convert(bytes(pending), fmt, rate))
         return b"".join(parts), first_rate
-
-
-def _format(data: dict[str, object]) -> tuple[int, int, int]:
-    rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
-    if not (isinstance(rate, int) and 1000 <= rate <= 192000):
-        raise WyomingProtocolError(f"bad audio rate {rate!r}")
-    if not (isinstance(width, int) and 1 <= width <= 4):
-        raise WyomingProtocolError(f"bad audio width {width!r}")
-    if not (isinstance(channels, int) and 1 <= channels <= 8):
-        raise WyomingProtocolError(f"bad audio channels {channels!r}")
-    return rate, width, channels
 
 
 async def _convert(pcm: bytes, fmt: tuple[int, int, int], rate: int) -> bytes:

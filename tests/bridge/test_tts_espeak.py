@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bridge.engines import EngineError, Locality
-from bridge.tts.espeak import EspeakTts, WavError, parse_wav
+from bridge.tts.espeak import EspeakTts
 from tests.support.speech import have_espeak
 
 needs_espeak = pytest.mark.skipif(not have_espeak(), reason="espeak-ng not installed")
@@ -178,19 +178,3 @@ async def test_event_loop_keeps_running_while_espeak_works(tmp_path: Path) -> No
         await EspeakTts(executable=fake).synthesize("hello", 16000)
     task.cancel()
     assert ticks > 20
-
-
-def test_parse_wav_walks_chunks_and_accepts_oversized_data_length() -> None:
-    import struct
-
-    pcm = np.arange(100, dtype="<i2").tobytes()
-    fmt = struct.pack("<HHIIHH", 1, 1, 22050, 44100, 2, 16)
-    extra = b"LIST" + struct.pack("<I", 3) + b"abc\x00"  # odd size, padded
-    data = b"data" + struct.pack("<I", 0x7FFFF000) + pcm
-    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + extra + data
-    wav = b"RIFF" + struct.pack("<I", 0x7FFFFFFF) + body
-    assert parse_wav(wav) == (pcm, 22050, 2, 1)
-    with pytest.raises(WavError):
-        parse_wav(b"RIFF\x00\x00\x00\x00WAVE")
-    with pytest.raises(WavError):
-        parse_wav(b"hello")

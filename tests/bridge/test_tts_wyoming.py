@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,34 +15,9 @@ from wyoming.server import AsyncEventHandler, AsyncServer, AsyncTcpServer
 from wyoming.tts import Synthesize
 
 from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
-from bridge.privacy.policy import Policy
 from bridge.tts import EspeakTts, FallbackTts, WyomingTts, build_tts
+from tests.bridge.test_wyoming_stt import connects, local_only  # noqa: F401 - fixture
 from tests.support.speech import have_espeak
-
-_CONNECTS: list[Any] | None = None
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event == "socket.connect" and _CONNECTS is not None:
-        _CONNECTS.append(args[1])
-
-
-sys.addaudithook(_audit)
-
-
-@pytest.fixture
-def connects() -> Any:
-    global _CONNECTS
-    _CONNECTS = []
-    try:
-        yield _CONNECTS
-    finally:
-        _CONNECTS = None
-
-
-def local_only() -> Policy:
-    return Policy(local_only=True)
-
 
 SERVER_RATE = 22050
 

@@ -183,7 +183,7 @@ async def test_cloud_server_refused_before_any_connect(connects: list[Any]) -> N
     assert info.value.code == "cloud_refused"
     assert "198.51.100.7" in info.value.message and "local-only" in info.value.message
     assert connects == []
-    assert stt.locality == Locality.CLOUD
+    assert stt.locality == Locality.CLOUD and stt.address_class == "public"
 
 
 async def test_policy_is_read_on_every_open(asr_server: Any, connects: list[Any]) -> None:
