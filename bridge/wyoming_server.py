@@ -228,6 +228,8 @@ class _Connection:
             )
         except (ConnectionError, OSError) as err:
             _LOGGER.info("Wyoming client %s went away: %s", self.peer, err)
+        except Exception:  # a bug in an engine: lose this connection, not the server
+            _LOGGER.exception("Wyoming client %s: unexpected error; closing", self.peer)
         finally:
             await self._drop_stream()
             await self.writer.close()
