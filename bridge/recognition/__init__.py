@@ -5,6 +5,7 @@ Pure and synchronous; the bridge runs :class:`GrammarDecoder` in worker processe
 
 from .decoder import DecodeResult, GrammarDecoder
 from .grammar import CompiledGrammar, compile_grammar
+from .intents import IntentMatch, IntentRecognizer, SlotValue
 from .vocabulary import (
     Area,
     Entity,

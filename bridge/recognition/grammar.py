@@ -66,7 +66,8 @@ SUPPORTED_INTENTS: frozenset[str] = frozenset({
 media search, weather by zone) are counted as ``intent_not_supported``."""
 
 CUSTOM_INTENT = "HearthSentence"
-"""Intent name for the vocabulary's own ``sentences``."""
+"""Intent name for the vocabulary's own ``sentences`` (slot ``sentence``: the sentence)."""
+CUSTOM_METADATA = "hearth_custom_sentence"
 
 _SPACE = "\x00"  # word boundary marker inside the character-level automaton
 _NT = "$"  # list symbols start with this; real words never do (normalisation strips it)
@@ -494,7 +495,8 @@ def load_intents(language: str = "en") -> Intents:
 
 def custom_sentence_data(sentence: str) -> IntentData:
     """The hassil IntentData used for one of the vocabulary's own sentences."""
-    return IntentData(sentence_texts=[sentence], slots={"sentence": sentence})
+    return IntentData(sentence_texts=[sentence], slots={"sentence": sentence},
+                      metadata={CUSTOM_METADATA: True})
 
 
 def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:

@@ -36,3 +36,18 @@ def say(speech_dir: Path):
         return cache[key]
 
     return _say
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory):
+    """A real Mosquitto and a real bridge process, shared by a test module."""
+    from tests.support.bridge_proc import BridgeProcess
+
+    broker = Mosquitto().start()
+    data_dir = tmp_path_factory.mktemp("bridge-data")
+    bridge = BridgeProcess(broker.host, broker.port, data_dir).start()
+    try:
+        yield broker, bridge
+    finally:
+        bridge.stop()
+        broker.close()

@@ -37,10 +37,15 @@ def fast_timeouts() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+async def core_components(hass: HomeAssistant) -> None:
+    """Home Assistant's core integration (exposed entities), always loaded in a real install."""
+    assert await async_setup_component(hass, "homeassistant", {})
+
+
 @pytest.fixture
 async def voice_components(hass: HomeAssistant) -> None:
     """Home Assistant's own components that Hearth relies on besides MQTT."""
-    assert await async_setup_component(hass, "homeassistant", {})
     assert await async_setup_component(hass, "conversation", {})
 
 

@@ -1,0 +1,205 @@
+"""Bridge configuration: a YAML file plus command-line overrides, validated with voluptuous.
+
+A wrong key or value stops start-up with one line naming the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; str() is one line that names the key."""
+
+
+def _port(value: Any) -> int:
+    port = vol.Coerce(int)(value)
+    if not 0 <= port <= 65535:
+        raise vol.Invalid("expected a port number 0-65535")
+    return port
+
+
+def _positive(value: Any) -> float:
+    number = vol.Coerce(float)(value)
+    if number <= 0:
+        raise vol.Invalid("expected a number greater than 0")
+    return number
+
+
+PREFIX = vol.All(str, vol.Match(r"^[A-Za-z0-9_][A-Za-z0-9_/-]{0,63}$", msg="expected an MQTT topic prefix without wildcards"))
+
+TLS_SCHEMA = vol.Schema({
+    vol.Optional("enabled", default=False): bool,
+    vol.Optional("ca_file"): vol.IsFile(msg="expected an existing CA file"),
+    vol.Optional("cert_file"): vol.IsFile(msg="expected an existing certificate file"),
+    vol.Optional("key_file"): vol.IsFile(msg="expected an existing key file"),
+    vol.Optional("insecure", default=False): bool,
+})
+
+MQTT_SCHEMA = vol.Schema({
+    vol.Optional("host", default="127.0.0.1"): vol.All(str, vol.Length(min=1)),
+    vol.Optional("port", default=1883): _port,
+    vol.Optional("username", default=None): vol.Any(None, str),
+    vol.Optional("password", default=None): vol.Any(None, str),
+    vol.Optional("tls", default={}): TLS_SCHEMA,
+    vol.Optional("prefix", default="hearth"): PREFIX,
+    vol.Optional("client_id", default=None): vol.Any(None, str),
+    vol.Optional("keepalive", default=30): vol.All(vol.Coerce(int), vol.Range(min=5, max=600)),
+    vol.Optional("reconnect_max", default=30.0): _positive,
+})
+
+SATELLITE_SCHEMA = vol.Schema({
+    vol.Optional("wake_word"): vol.In(WAKE_WORDS),
+    vol.Optional("play_rate"): vol.All(vol.Coerce(int), vol.Range(min=8000, max=48000)),
+    vol.Optional("name"): str,
+})
+
+ENDPOINT_SCHEMA = vol.Schema({
+    # Silence (by frame energy) after speech that ends the utterance.
+    vol.Optional("silence_tail", default=0.30): _positive,
+    # Shorter tail when the recognizer's partial hypothesis is already a complete command.
+    vol.Optional("complete_tail", default=0.10): _positive,
+    # Fallback when the room is too noisy for energy: the VAD's own silence.
+    vol.Optional("vad_tail", default=0.70): _positive,
+    vol.Optional("max_utterance", default=8.0): _positive,
+    vol.Optional("no_speech_timeout", default=4.0): _positive,
+})
+
+STT_SCHEMA = vol.Schema({
+    vol.Optional("engine", default="pocketsphinx"): vol.In(("pocketsphinx", "wyoming")),
+    vol.Optional("workers", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=16)),
+    vol.Optional("host"): str,
+    vol.Optional("port", default=10300): _port,
+    vol.Optional("timeout", default=15.0): _positive,
+    vol.Optional("fallback", default=True): bool,
+})
+
+TTS_SCHEMA = vol.Schema({
+    vol.Optional("engine", default="espeak"): vol.In(("espeak", "wyoming", "none")),
+    vol.Optional("voice"): str,
+    vol.Optional("speed"): vol.All(vol.Coerce(int), vol.Range(min=80, max=450)),
+    vol.Optional("host"): str,
+    vol.Optional("port", default=10200): _port,
+    vol.Optional("timeout", default=10.0): _positive,
+}, extra=vol.PREVENT_EXTRA)
+
+LIMITS_SCHEMA = vol.Schema({
+    vol.Optional("queue_frames", default=256): vol.All(vol.Coerce(int), vol.Range(min=8, max=100000)),
+    vol.Optional("max_payload", default=65536): vol.All(vol.Coerce(int), vol.Range(min=1024)),
+    vol.Optional("max_satellites", default=200): vol.All(vol.Coerce(int), vol.Range(min=1)),
+})
+
+CONFIG_SCHEMA = vol.Schema({
+    vol.Optional("bridge_id", default=None): vol.Any(None, vol.Match(r"^[A-Za-z0-9_-]{1,64}$")),
+    vol.Optional("data_dir", default=None): vol.Any(None, str),
+    vol.Optional("log_level", default="info"): vol.In(("debug", "info", "warning", "error")),
+    vol.Optional("mqtt", default={}): MQTT_SCHEMA,
+    vol.Optional("hermes", default={}): vol.Schema({
+        vol.Optional("enabled", default=True): bool,
+        vol.Optional("sites", default=[]): [vol.Match(r"^[A-Za-z0-9_.-]{1,64}$")],
+    }),
+    vol.Optional("wake", default={}): vol.Schema({
+        vol.Optional("model", default="okay_nabu"): vol.In(WAKE_WORDS),
+    }),
+    vol.Optional("satellites", default={}): {vol.Match(r"^[A-Za-z0-9_.-]{1,64}$"): SATELLITE_SCHEMA},
+    vol.Optional("endpoint", default={}): ENDPOINT_SCHEMA,
+    vol.Optional("stt", default={}): STT_SCHEMA,
+    vol.Optional("tts", default={}): TTS_SCHEMA,
+    vol.Optional("vocabulary", default=None): vol.Any(None, str, dict),
+    vol.Optional("limits", default={}): LIMITS_SCHEMA,
+    vol.Optional("status_api", default={}): vol.Schema({
+        vol.Optional("enabled", default=True): bool,
+        vol.Optional("host", default="127.0.0.1"): str,
+        vol.Optional("port", default=8765): _port,
+    }),
+    vol.Optional("wyoming_server", default={}): vol.Schema({
+        vol.Optional("enabled", default=False): bool,
+        vol.Optional("host", default="127.0.0.1"): str,
+        vol.Optional("port", default=10700): _port,
+    }),
+})
+
+
+def _describe(err: vol.Invalid) -> str:
+    key = ".".join(str(p) for p in err.path) or "(top level)"
+    msg = err.msg
+    if msg == "extra keys not allowed":
+        return f"{key}: unknown key"
+    return f"{key}: {msg}"
+
+
+def validate(raw: Any) -> dict[str, Any]:
+    """Validates a config mapping; raises ConfigError with one clear line."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("config: expected a mapping at the top level")
+    try:
+        config: dict[str, Any] = CONFIG_SCHEMA(raw)
+    except vol.MultipleInvalid as err:
+        raise ConfigError(_describe(err.errors[0])) from None
+    except vol.Invalid as err:
+        raise ConfigError(_describe(err)) from None
+    if config["stt"]["engine"] == "wyoming" and not config["stt"].get("host"):
+        raise ConfigError("stt.host: required when stt.engine is wyoming")
+    if config["tts"]["engine"] == "wyoming" and not config["tts"].get("host"):
+        raise ConfigError("tts.host: required when tts.engine is wyoming")
+    if config["bridge_id"] is None:
+        host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40] or "bridge"
+        config["bridge_id"] = f"hearth-{host}"
+    if config["data_dir"] is None:
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        config["data_dir"] = str(Path(base) / "hearth")
+    return config
+
+
+def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    node = raw
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{dotted}: cannot set inside a non-mapping value")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Reads the YAML file (if any), applies dotted-key overrides, validates."""
+    raw: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"config file {path}: {err.strerror}") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"config file {path}{where}: not valid YAML") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_path(raw, dotted, value)
+    return validate(raw)
+
+
+def parse_set_option(item: str) -> tuple[str, Any]:
+    """`--set key.path=value`: the value is parsed as YAML (numbers, booleans, lists)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item}: expected key.path=value")
+    key, _, value = item.partition("=")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        return key.strip(), value

@@ -1,0 +1,106 @@
+"""Hearth's satellite protocol (docs/protocol.md): topics, frame header, JSON payloads."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from .. import PROTOCOL_VERSION
+
+FRAME_HEADER = struct.Struct("<BBHII")
+FLAG_LAST = 0x01
+MAX_FRAME_PAYLOAD = 8000
+RECOMMENDED_FRAME_BYTES = 960  # 30 ms at 16 kHz, 16-bit mono
+SATELLITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SATELLITE_INBOUND = ("status", "audio", "event")
+HOME_ASSISTANT_INBOUND = ("response", "announce")
+BRIDGE_OUTBOUND = frozenset({"state", "command", "play", "wake", "transcript", "intent", "error"})
+
+
+class ProtocolError(ValueError):
+    """A message broke the protocol; `code` is stable and published in error events."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    stream_id: int
+    seq: int
+    last: bool
+    pcm: bytes
+
+
+def encode_frame(stream_id: int, seq: int, pcm: bytes, last: bool = False) -> bytes:
+    return FRAME_HEADER.pack(PROTOCOL_VERSION, FLAG_LAST if last else 0, 0, stream_id, seq) + pcm
+
+
+def decode_frame(payload: bytes) -> AudioFrame:
+    if len(payload) < FRAME_HEADER.size:
+        raise ProtocolError("bad_frame", f"audio frame shorter than its {FRAME_HEADER.size}-byte header")
+    version, flags, _, stream_id, seq = FRAME_HEADER.unpack_from(payload)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError("bad_frame", f"audio frame version {version}, expected {PROTOCOL_VERSION}")
+    pcm = payload[FRAME_HEADER.size :]
+    if len(pcm) % 2:
+        raise ProtocolError("bad_frame", "audio frame payload has an odd number of bytes (not 16-bit PCM)")
+    if len(pcm) > MAX_FRAME_PAYLOAD:
+        raise ProtocolError("oversized", f"audio frame of {len(pcm)} bytes exceeds {MAX_FRAME_PAYLOAD}")
+    return AudioFrame(stream_id=stream_id, seq=seq, last=bool(flags & FLAG_LAST), pcm=pcm)
+
+
+class Topics:
+    """All of Hearth's topics under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.rstrip("/")
+        p = self.prefix
+        self.bridge_status = f"{p}/bridge/status"
+        self.bridge_error = f"{p}/bridge/error"
+        self.bridge_stats = f"{p}/bridge/stats"
+        self.vocabulary_set = f"{p}/bridge/vocabulary/set"
+        self.vocabulary_state = f"{p}/bridge/vocabulary/state"
+        self.policy_set = f"{p}/bridge/policy/set"
+        self.policy_state = f"{p}/bridge/policy/state"
+        self.policy_result = f"{p}/bridge/policy/result"
+        self.audit = f"{p}/bridge/audit"
+        self.history_purge = f"{p}/bridge/history/purge"
+        # One wildcard, so malformed satellite topics are seen and reported too; the bridge's
+        # own outbound leaves come back and are ignored by the dispatcher.
+        self.satellite_wildcards = [f"{p}/satellite/#"]
+
+    def satellite(self, sat: str, leaf: str) -> str:
+        return f"{self.prefix}/satellite/{sat}/{leaf}"
+
+    def parse_satellite_topic(self, topic: str) -> tuple[str, str] | None:
+        """`<prefix>/satellite/<sat>/<leaf>` → (sat, leaf); None if not a satellite topic."""
+        head = f"{self.prefix}/satellite/"
+        if not topic.startswith(head):
+            return None
+        rest = topic[len(head) :].split("/")
+        if len(rest) != 2:
+            raise ProtocolError("bad_topic", f"cannot parse satellite topic {topic!r}")
+        sat, leaf = rest
+        if not SATELLITE_ID.match(sat):
+            raise ProtocolError("bad_satellite_id", f"satellite id {sat!r} must match [A-Za-z0-9_-]{{1,64}}")
+        return sat, leaf
+
+
+def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ProtocolError("invalid_json", f"{what}: payload is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("invalid_json", f"{what}: payload must be a JSON object")
+    return data
+
+
+def dumps(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()

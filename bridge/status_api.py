@@ -1,0 +1,54 @@
+"""A small read-only HTTP status API (aiohttp): status, stats, policy, audit. Content-free."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import PROTOCOL_VERSION, __version__
+
+if TYPE_CHECKING:
+    from .service import Bridge
+
+
+def build_app(bridge: Bridge) -> web.Application:
+    async def status(_: web.Request) -> web.Response:
+        return web.json_response({
+            "state": "online" if bridge.connected.is_set() else "disconnected",
+            "version": __version__, "protocol": PROTOCOL_VERSION, "bridge_id": bridge.bridge_id,
+            "engines": {"stt": bridge.stt.describe(), "tts": bridge.tts.describe() if bridge.tts else None},
+            "vocabulary": bridge.vocabulary_state,
+            "satellites": {sid: {"state": str(s.state), "online": s.online, "protocol": str(s.protocol),
+                                 "muted": bridge.is_muted(sid)} for sid, s in bridge.satellites.items()},
+        })
+
+    async def stats(_: web.Request) -> web.Response:
+        return web.json_response(bridge.stats())
+
+    async def policy(_: web.Request) -> web.Response:
+        return web.json_response(bridge.policy.to_json())
+
+    async def audit(_: web.Request) -> web.Response:
+        return web.json_response(bridge.audit.to_json())
+
+    async def health(_: web.Request) -> web.Response:
+        ok = bridge.ready.is_set()
+        body: dict[str, Any] = {"ready": ok, "mqtt": bridge.connected.is_set()}
+        return web.json_response(body, status=200 if ok else 503)
+
+    app = web.Application()
+    app.add_routes([web.get("/status", status), web.get("/stats", stats), web.get("/policy", policy),
+                    web.get("/audit", audit), web.get("/healthz", health)])
+    return app
+
+
+async def start_status_api(bridge: Bridge, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(build_app(bridge), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the real port when 0 was asked
+    actual = sockets[0].getsockname()[1] if sockets else port
+    bridge.status_api_url = f"http://{host}:{actual}"
+    return runner

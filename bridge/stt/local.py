@@ -1,0 +1,98 @@
+"""The local speech-to-text engine: pocketsphinx against the home's grammar, in worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+from ..engines import EngineError, Locality, SpeechToText, SttStream, Transcript
+from .pool import DecoderPool, DecoderWorker
+
+MAX_WAIT_BUFFER = 16000 * 2 * 30  # audio kept while waiting for a free worker (30 s)
+
+
+class PocketsphinxStream(SttStream):
+    def __init__(self, pool: DecoderPool, utterance: str) -> None:
+        self._pool = pool
+        self.utterance = utterance
+        self.complete = False  # partial hypothesis is already a whole command
+        self._worker: DecoderWorker | None = None
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._acquire = asyncio.create_task(self._get_worker())
+        self._closed = False
+
+    def _on_partial(self, complete: bool) -> None:
+        self.complete = complete
+
+    async def _get_worker(self) -> DecoderWorker:
+        worker = await self._pool.acquire(self.utterance, self._on_partial)
+        try:
+            worker.send(("start", self.utterance))
+            for chunk in self._buffer:
+                worker.send(("audio", self.utterance, chunk))
+        except EngineError:
+            self._pool.release(worker)
+            raise
+        self._buffer.clear()
+        self._worker = worker
+        return worker
+
+    async def feed(self, pcm: bytes) -> None:
+        if self._closed:
+            return
+        if self._worker is not None:
+            self._worker.send(("audio", self.utterance, pcm))
+        elif self._buffered + len(pcm) <= MAX_WAIT_BUFFER:
+            self._buffer.append(pcm)
+            self._buffered += len(pcm)
+
+    async def finish(self) -> Transcript:
+        self._closed = True
+        worker = await self._acquire
+        future = worker.expect(self.utterance)
+        try:
+            worker.send(("end", self.utterance))
+            (result,) = await asyncio.wait_for(future, 30)
+        finally:
+            self._pool.release(worker)
+        return Transcript(
+            text=result["text"], confidence=result["confidence"], rejected=result["rejected"],
+            engine="pocketsphinx", locality=Locality.IN_PROCESS,
+            audio_seconds=result["audio_seconds"], cpu_seconds=result["cpu_seconds"],
+        )
+
+    async def cancel(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._worker is None:
+            self._acquire.cancel()
+            try:
+                worker = await self._acquire
+            except (asyncio.CancelledError, EngineError):
+                return
+        else:
+            worker = self._worker
+        try:
+            worker.send(("cancel", self.utterance))
+        except EngineError:
+            pass
+        self._pool.release(worker)
+
+
+class PocketsphinxStt(SpeechToText):
+    name = "pocketsphinx"
+    locality = Locality.IN_PROCESS
+
+    def __init__(self, pool: DecoderPool) -> None:
+        self.pool = pool
+        self._ids = itertools.count()
+
+    async def open(self, session_id: str) -> PocketsphinxStream:
+        return PocketsphinxStream(self.pool, f"{session_id}#{next(self._ids)}")
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "locality": str(self.locality), "workers": self.pool.size,
+                "model": "en-us", "grammar": "home"}

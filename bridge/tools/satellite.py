@@ -1,0 +1,178 @@
+"""A simulated satellite: plays a WAV file over MQTT in real time and waits for the result.
+
+Used by `hearth-bridge satellite`, the demo, the tests and the benchmarks; also handy for people
+debugging a real setup ("does the bridge hear this recording?").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import numpy as np
+
+from .. import PROTOCOL_VERSION
+from ..audio.resample import convert
+from ..audio.wav import make_wav
+from ..protocol import hermes
+from ..protocol.hearth import RECOMMENDED_FRAME_BYTES, Topics, encode_frame
+
+HERMES_FRAME_BYTES = 512  # what the ESP32 firmware sends (16 ms)
+
+
+class SatelliteError(Exception):
+    pass
+
+
+@dataclass
+class SatelliteOptions:
+    sat_id: str
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    prefix: str = "hearth"
+    protocol: str = "hearth"  # hearth | hermes
+    wake: str = "event"  # event: tell the bridge (wake event / startListening); bridge: the bridge hears the wake word
+    timeout: float = 15.0
+    realtime: bool = True
+    trailing_silence: float = 3.0  # keep streaming silence after the file, as a live microphone does
+
+
+def load_wav_pcm16k(path: Path) -> bytes:
+    with wave.open(str(path), "rb") as wav:
+        data = wav.readframes(wav.getnframes())
+        rate, width, channels = wav.getframerate(), wav.getsampwidth(), wav.getnchannels()
+    if (rate, width, channels) == (16000, 2, 1):
+        return data
+    return convert(data, rate, width, channels)
+
+
+def end_of_speech_offset(pcm: bytes, rate: int = 16000) -> float:
+    """Seconds into the audio where speech ends: the last 10 ms whose energy is within 40 dB of the peak."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    hop = rate // 100
+    n = len(samples) // hop
+    if n == 0:
+        return 0.0
+    rms = np.sqrt(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1)) + 1e-3
+    db = 20 * np.log10(rms / 32768)
+    voiced = np.nonzero(db > max(db.max() - 40, -60))[0]
+    return float((voiced[-1] + 1) * hop / rate) if len(voiced) else 0.0
+
+
+async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]:
+    """Streams `pcm` (16 kHz mono 16-bit) as a satellite; returns the result as a dict."""
+    o = options
+    topics = Topics(o.prefix)
+    eos = end_of_speech_offset(pcm)
+    result: dict[str, Any] = {"satellite": o.sat_id, "protocol": o.protocol, "transcript": None, "latency_ms": None}
+    session_id = uuid.uuid4().hex
+    status_topic = topics.satellite(o.sat_id, "status")
+    will = None
+    if o.protocol == "hearth":
+        will = aiomqtt.Will(status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+    async with aiomqtt.Client(o.host, o.port, username=o.username, password=o.password, will=will,
+                              identifier=f"hearth-sim-{o.sat_id}-{uuid.uuid4().hex[:6]}") as client:
+        if o.protocol == "hearth":
+            await client.subscribe(topics.satellite(o.sat_id, "transcript"))
+            await client.subscribe(topics.satellite(o.sat_id, "intent"))
+            await client.subscribe(topics.satellite(o.sat_id, "error"))
+            await client.publish(status_topic, json.dumps({
+                "state": "online", "protocol": PROTOCOL_VERSION, "name": o.sat_id,
+                "audio": {"rate": 16000, "width": 2, "channels": 1},
+                "capabilities": {"wake_word": o.wake == "event", "speaker": True, "mute": True},
+            }), qos=1, retain=True)
+        else:
+            for topic in (hermes.TEXT_CAPTURED, hermes.ERROR_ASR, hermes.INTENT_PARSED, hermes.INTENT_NOT_RECOGNIZED):
+                await client.subscribe(topic)
+        await asyncio.sleep(0.2)  # let the bridge see the status before audio
+        done = asyncio.Event()
+        eos_sent_at: list[float] = []
+
+        async def receive() -> None:
+            async for message in client.messages:
+                data = json.loads(message.payload)
+                topic = str(message.topic)
+                if o.protocol == "hermes" and data.get("siteId") != o.sat_id:
+                    continue
+                if topic.endswith("/transcript") or topic == hermes.TEXT_CAPTURED:
+                    result["transcript"] = data.get("text", "")
+                    result["rejected"] = bool(data.get("rejected", False))
+                    result["confidence"] = data.get("confidence", data.get("likelihood"))
+                    result["bridge_latency_ms"] = data.get("latency_ms")
+                    result["session_id"] = data.get("session_id", data.get("sessionId"))
+                    if eos_sent_at:
+                        result["latency_ms"] = round((time.monotonic() - eos_sent_at[0]) * 1000, 1)
+                elif topic.endswith("/intent"):
+                    result["intent"] = data.get("intent")
+                    done.set()
+                elif topic in (hermes.INTENT_PARSED, hermes.INTENT_NOT_RECOGNIZED):
+                    result["intent"] = data.get("intent", {}).get("intentName") if topic == hermes.INTENT_PARSED else None
+                    result["hermes_intent"] = data if topic == hermes.INTENT_PARSED else None
+                    done.set()
+                elif topic.endswith("/error") or topic == hermes.ERROR_ASR:
+                    result["error"] = {"code": data.get("code", data.get("context")), "message": data.get("message", data.get("error"))}
+                    if o.protocol == "hermes" and result["transcript"] is None:
+                        result["transcript"] = ""
+                        result["rejected"] = True
+                        if eos_sent_at:
+                            result["latency_ms"] = round((time.monotonic() - eos_sent_at[0]) * 1000, 1)
+                    done.set()
+
+        receiver = asyncio.create_task(receive())
+        stream_id = random.randrange(1 << 32)
+        if o.wake == "event":
+            if o.protocol == "hearth":
+                await client.publish(topics.satellite(o.sat_id, "event"),
+                                     json.dumps({"type": "wake", "wake_word": "okay_nabu", "stream_id": stream_id}))
+            else:
+                await client.publish(hermes.START_LISTENING, json.dumps(
+                    {"siteId": o.sat_id, "sessionId": session_id, "stopOnSilence": True, "lang": None}))
+            await asyncio.sleep(0.05)
+        frame_bytes = RECOMMENDED_FRAME_BYTES if o.protocol == "hearth" else HERMES_FRAME_BYTES
+        silence = bytes(int(o.trailing_silence * 32000))
+        audio = pcm + silence
+        eos_byte = int(eos * 32000)
+        started = time.monotonic()
+        deadline = None
+        seq = 0
+        for offset in range(0, len(audio), frame_bytes):
+            if done.is_set():
+                break
+            chunk = audio[offset : offset + frame_bytes]
+            if o.realtime:
+                delay = started + offset / 32000 - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if o.protocol == "hearth":
+                await client.publish(topics.satellite(o.sat_id, "audio"), encode_frame(stream_id, seq, chunk))
+            else:
+                await client.publish(f"hermes/audioServer/{o.sat_id}/audioFrame", make_wav(chunk))
+            seq += 1
+            if not eos_sent_at and offset + len(chunk) >= eos_byte:
+                # The frame holding the end of speech has left: this is when the user stopped talking.
+                eos_sent_at.append(time.monotonic() - max(0.0, (offset + len(chunk) - eos_byte) / 32000))
+        deadline = time.monotonic() + o.timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            try:
+                await asyncio.wait_for(done.wait(), 0.1)
+            except TimeoutError:
+                pass
+        receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
+        if o.protocol == "hearth":
+            await client.publish(status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+    if result["transcript"] is None:
+        raise SatelliteError(f"no result from the bridge within {o.timeout:.0f} s"
+                             + (f" ({result['error']['code']}: {result['error']['message']})" if result.get("error") else ""))
+    result["end_of_speech_s"] = round(eos, 3)
+    return result

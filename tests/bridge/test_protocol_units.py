@@ -1,0 +1,125 @@
+"""Hearth frame codec, topics, config validation and the endpointer, without I/O."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bridge.config import ConfigError, load, validate
+from bridge.pipeline.endpoint import EndpointSettings, Endpointer, EndReason
+from bridge.protocol.hearth import ProtocolError, Topics, decode_frame, encode_frame
+
+
+def test_frame_round_trip() -> None:
+    frame = decode_frame(encode_frame(7, 42, b"\x01\x02" * 480, last=True))
+    assert (frame.stream_id, frame.seq, frame.last, len(frame.pcm)) == (7, 42, True, 960)
+
+
+@pytest.mark.parametrize(("payload", "code"), [
+    (b"\x01\x00", "bad_frame"),
+    (b"\x09" + bytes(11) + b"\0\0", "bad_frame"),  # wrong version
+    (encode_frame(1, 0, b"\0" * 3), "bad_frame"),  # odd byte count
+    (encode_frame(1, 0, b"\0" * 9000), "oversized"),
+])
+def test_bad_frames(payload: bytes, code: str) -> None:
+    with pytest.raises(ProtocolError) as err:
+        decode_frame(payload)
+    assert err.value.code == code
+
+
+def test_topics_parse() -> None:
+    topics = Topics("hearth")
+    assert topics.parse_satellite_topic("hearth/satellite/kitchen/audio") == ("kitchen", "audio")
+    assert topics.parse_satellite_topic("other/thing") is None
+    with pytest.raises(ProtocolError, match="cannot parse"):
+        topics.parse_satellite_topic("hearth/satellite/kitchen/audio/extra")
+    with pytest.raises(ProtocolError) as err:
+        topics.parse_satellite_topic("hearth/satellite/kit chen!/audio")
+    assert err.value.code == "bad_satellite_id"
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"mqtt": {"port": "abc"}}, "mqtt.port: expected int"),
+    ({"mqtt": {"port": 70000}}, "mqtt.port: expected a port number"),
+    ({"mqtt": {"hots": "x"}}, "mqtt.hots: unknown key"),
+    ({"wake": {"model": "hey_siri"}}, "wake.model: value must be one of"),
+    ({"endpoint": {"silence_tail": 0}}, "endpoint.silence_tail: expected a number greater than 0"),
+    ({"stt": {"engine": "wyoming"}}, "stt.host: required"),
+    ({"mqtt": {"prefix": "a/#"}}, "mqtt.prefix: expected an MQTT topic prefix"),
+])
+def test_config_errors_name_the_key(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(raw)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_config_file_and_overrides(tmp_path) -> None:
+    path = tmp_path / "hearth.yaml"
+    path.write_text("mqtt:\n  host: broker.local\n  port: 1884\nendpoint:\n  silence_tail: 0.4\n")
+    config = load(path, {"mqtt.port": 1999, "mqtt.username": None})
+    assert config["mqtt"]["host"] == "broker.local"
+    assert config["mqtt"]["port"] == 1999
+    assert config["endpoint"]["silence_tail"] == 0.4
+    path.write_text("mqtt: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(path)
+
+
+def test_cli_config_error_is_one_line(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("mqtt:\n  port: nope\n")
+    proc = subprocess.run([sys.executable, "-m", "bridge", "run", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "hearth-bridge: config error: mqtt.port: expected int"
+
+
+def _frames(levels_db: list[tuple[float, int]]) -> list[bytes]:
+    rng = np.random.default_rng(1)
+    out = []
+    for db, count in levels_db:
+        amp = 32768 * 10 ** (db / 20)
+        for _ in range(count):
+            out.append((rng.standard_normal(160) * amp).clip(-32768, 32767).astype("<i2").tobytes())
+    return out
+
+
+def test_endpointer_ends_on_energy_silence_long_before_vad() -> None:
+    settings = EndpointSettings(silence_tail=0.3, vad_tail=0.7)
+    ep = Endpointer(settings)
+    frames = _frames([(-75, 30), (-20, 100), (-75, 100)])
+    # VAD lags: says speech for 60 frames (0.6 s) after the energy drops
+    vad = [0.0] * 30 + [1.0] * 160 + [0.0] * 40
+    reason = None
+    for i, frame in enumerate(frames):
+        reason = ep.process(frame, vad[i], complete=False)
+        if reason:
+            break
+    assert reason is EndReason.SILENCE
+    assert ep.elapsed_ms - ep.last_voiced_ms == 300
+
+
+def test_endpointer_complete_hint_is_faster() -> None:
+    ep = Endpointer(EndpointSettings(silence_tail=0.3, complete_tail=0.1))
+    for frame in _frames([(-75, 30), (-20, 100)]):
+        assert ep.process(frame, 1.0, complete=False) is None
+    reason = None
+    for frame in _frames([(-75, 50)]):
+        reason = ep.process(frame, 1.0, complete=True)
+        if reason:
+            break
+    assert reason is EndReason.COMPLETE
+    assert ep.elapsed_ms - ep.last_voiced_ms == 100
+
+
+def test_endpointer_limits() -> None:
+    ep = Endpointer(EndpointSettings(max_utterance=1.0))
+    reasons = [ep.process(f, 1.0, False) for f in _frames([(-20, 100)])]
+    assert reasons[-1] is EndReason.MAX_LENGTH
+    ep = Endpointer(EndpointSettings(no_speech_timeout=0.5))
+    reasons = [ep.process(f, 0.0, False) for f in _frames([(-75, 50)])]
+    assert reasons[-1] is EndReason.NO_SPEECH
