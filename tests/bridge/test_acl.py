@@ -87,7 +87,10 @@ def secured() -> Iterator[tuple[Mosquitto, dict[str, str]]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def client(secured: tuple[Mosquitto, dict[str, str]], user: str | None, password: str | None = None) -> aiomqtt.Client:
+Secured = tuple[Mosquitto, dict[str, str]]
+
+
+def client(secured: Secured, user: str | None, password: str | None = None) -> aiomqtt.Client:
     broker, passwords = secured
     if user is not None and password is None:
         password = passwords[user]
@@ -111,7 +114,8 @@ class Recorder:
 
     async def run(self) -> None:
         async for message in self.mqtt.messages:
-            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            raw = message.payload
+            payload = raw if isinstance(raw, bytes) else str(raw).encode()
             self.got.append((message.topic.value, payload))
             self._new.set()
 
@@ -141,7 +145,7 @@ async def recording(
                 await task
 
 
-async def test_satellite_cannot_publish_policy_set(secured: tuple[Mosquitto, dict[str, str]]) -> None:
+async def test_satellite_cannot_publish_policy_set(secured: Secured) -> None:
     async with recording(secured, "hearth-bridge", "hearth/#") as bridge:
         async with client(secured, "kitchen") as kitchen:
             await kitchen.publish("hearth/bridge/policy/set", b'{"local_only": false}', qos=1)

@@ -34,7 +34,13 @@ def entry(**overrides: object) -> AuditEntry:
 def test_entry_has_no_field_for_text_or_audio() -> None:
     names = {f.name for f in dataclasses.fields(AuditEntry)}
     assert names == {
-        "time", "satellite", "session_id", "engines", "bytes_off_process", "address_class", "blocked",
+        "time",
+        "satellite",
+        "session_id",
+        "engines",
+        "bytes_off_process",
+        "address_class",
+        "blocked",
     }
     assert {f.name for f in dataclasses.fields(EngineUse)} == {"kind", "name", "locality"}
 

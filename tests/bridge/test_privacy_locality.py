@@ -166,9 +166,8 @@ def fake_getaddrinfo(answers: dict[str, list[str]], calls: list[str]) -> Any:
 async def test_resolve_any_public_address_makes_it_cloud(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     loop = asyncio.get_running_loop()
-    monkeypatch.setattr(
-        loop, "getaddrinfo", fake_getaddrinfo({"stt.home": ["10.0.0.5", "fd00::5", PUBLIC, "10.0.0.5"]}, calls)
-    )
+    answers = {"stt.home": ["10.0.0.5", "fd00::5", PUBLIC, "10.0.0.5"]}
+    monkeypatch.setattr(loop, "getaddrinfo", fake_getaddrinfo(answers, calls))
     endpoint = await resolve_endpoint("stt.home", 10300)
     assert calls == ["stt.home"]  # resolved once, via the loop (off the event loop thread)
     assert endpoint.addresses == ("10.0.0.5", "fd00::5", PUBLIC)
@@ -209,7 +208,8 @@ async def test_cloud_is_refused_before_any_socket_exists(
     with pytest.raises(CloudRefused) as info:
         await open_connection_checked(endpoint, Policy(), "cloud-stt", timeout=5)
     assert socket_audit == []  # no socket.__new__, no socket.connect
-    assert (info.value.engine, info.value.host, info.value.reason) == ("cloud-stt", PUBLIC, "local_only")
+    refused = info.value
+    assert (refused.engine, refused.host, refused.reason) == ("cloud-stt", PUBLIC, "local_only")
     assert "cloud-stt" in str(info.value) and PUBLIC in str(info.value)
 
 
@@ -219,7 +219,9 @@ async def test_forged_lan_endpoint_with_a_public_address_is_refused(
     forged = CheckedEndpoint("stt.home", 10300, ("10.0.0.5", PUBLIC), Locality.LAN, "lan")
     with pytest.raises(CloudRefused):
         await open_connection_checked(forged, Policy(), "wyoming-stt", timeout=5)
-    unknown = CheckedEndpoint("stt.home", 10300, ("10.0.0.5",), "elsewhere", "lan")  # type: ignore[arg-type]
+    unknown = CheckedEndpoint(
+        "stt.home", 10300, ("10.0.0.5",), "elsewhere", "lan"  # type: ignore[arg-type]
+    )
     with pytest.raises(CloudRefused):
         await open_connection_checked(unknown, Policy(), "wyoming-stt", timeout=5)
     empty = CheckedEndpoint("stt.home", 10300, (), Locality.LAN, "lan")
@@ -267,9 +269,8 @@ async def test_connects_to_the_exact_checked_ip_not_the_hostname(
     endpoint = await resolve_endpoint("engine.home", port)
     assert endpoint.locality is Locality.LAN
     # DNS now answers differently (rebinding): the connection must not ask again.
-    monkeypatch.setattr(
-        asyncio.get_running_loop(), "getaddrinfo", fake_getaddrinfo({"engine.home": [PUBLIC]}, calls)
-    )
+    rebound = fake_getaddrinfo({"engine.home": [PUBLIC]}, calls)
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", rebound)
     real_getaddrinfo = socket.getaddrinfo
 
     def numeric_only(host: Any, *args: Any, **kwargs: Any) -> Any:
@@ -295,7 +296,9 @@ async def test_tries_each_checked_address_in_order(
     assert connects(socket_audit) == [("127.0.0.3", port), (ip, port)]
 
 
-async def test_connection_errors_propagate(socket_audit: list[tuple[str, tuple[Any, ...]]]) -> None:
+async def test_connection_errors_propagate(
+    socket_audit: list[tuple[str, tuple[Any, ...]]],
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens there

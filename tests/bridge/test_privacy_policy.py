@@ -88,7 +88,12 @@ def test_mute_without_duration_lasts_until_unmuted() -> None:
 
 def test_timed_mute_ends_by_itself() -> None:
     policy = Policy().apply(
-        {"microphones": {"kitchen": {"muted": True, "duration": 60}, "hall": {"muted": True, "duration": 0.5}}},
+        {
+            "microphones": {
+                "kitchen": {"muted": True, "duration": 60},
+                "hall": {"muted": True, "duration": 0.5},
+            }
+        },
         NOW,
     )
     assert policy.next_expiry() == NOW + 0.5
@@ -129,6 +134,13 @@ def test_remute_replaces_the_previous_mute() -> None:
     assert policy.microphones["a"].until is None
 
 
+K = "microphones.kitchen"
+
+
+def mic(**entry: object) -> dict[str, object]:
+    return {"microphones": {"kitchen": entry}}
+
+
 BAD_COMMANDS: list[tuple[object, str, str]] = [
     (None, "command", "JSON object"),
     ([], "command", "JSON object"),
@@ -146,16 +158,16 @@ BAD_COMMANDS: list[tuple[object, str, str]] = [
     ({"microphones": []}, "microphones", "JSON object"),
     ({"microphones": {"kitchen": True}}, "microphones.kitchen", "muted"),
     ({"microphones": {"kitchen": {}}}, "microphones.kitchen.muted", "missing"),
-    ({"microphones": {"kitchen": {"muted": "true"}}}, "microphones.kitchen.muted", "true or false"),
-    ({"microphones": {"kitchen": {"muted": True, "duration": 0}}}, "microphones.kitchen.duration", "> 0"),
-    ({"microphones": {"kitchen": {"muted": True, "duration": -5}}}, "microphones.kitchen.duration", "> 0"),
-    ({"microphones": {"kitchen": {"muted": True, "duration": "600"}}}, "microphones.kitchen.duration", "finite number"),
-    ({"microphones": {"kitchen": {"muted": True, "duration": True}}}, "microphones.kitchen.duration", "finite number"),
-    ({"microphones": {"kitchen": {"muted": True, "duration": float("inf")}}}, "microphones.kitchen.duration", "finite number"),
-    ({"microphones": {"kitchen": {"muted": True, "duration": float("nan")}}}, "microphones.kitchen.duration", "finite number"),
-    ({"microphones": {"kitchen": {"muted": True, "duration": 1e12}}}, "microphones.kitchen.duration", "<="),
-    ({"microphones": {"kitchen": {"muted": False, "duration": 60}}}, "microphones.kitchen.duration", "muted"),
-    ({"microphones": {"kitchen": {"muted": True, "until": 5}}}, "microphones.kitchen.until", "unknown field"),
+    (mic(muted="true"), f"{K}.muted", "true or false"),
+    (mic(muted=True, duration=0), f"{K}.duration", "> 0"),
+    (mic(muted=True, duration=-5), f"{K}.duration", "> 0"),
+    (mic(muted=True, duration="600"), f"{K}.duration", "finite number"),
+    (mic(muted=True, duration=True), f"{K}.duration", "finite number"),
+    (mic(muted=True, duration=float("inf")), f"{K}.duration", "finite number"),
+    (mic(muted=True, duration=float("nan")), f"{K}.duration", "finite number"),
+    (mic(muted=True, duration=1e12), f"{K}.duration", "<="),
+    (mic(muted=False, duration=60), f"{K}.duration", "muted"),
+    (mic(muted=True, until=5), f"{K}.until", "unknown field"),
     ({"microphones": {"kitchen/bad": {"muted": True}}}, "microphones.kitchen/bad", "satellite id"),
     ({"microphones": {"": {"muted": True}}}, "microphones.", "satellite id"),
     ({"microphones": {"x" * 65: {"muted": True}}}, "microphones." + "x" * 65, "satellite id"),
@@ -217,8 +229,11 @@ def test_json_round_trip() -> None:
         (lambda d: d.update(microphones=[]), "microphones"),
         (lambda d: d.update(microphones={"k": {"muted": True}}), "microphones.k"),
         (lambda d: d.update(microphones={"k": {"muted": 1, "until": None}}), "microphones.k.muted"),
-        (lambda d: d.update(microphones={"k": {"muted": True, "until": "soon"}}), "microphones.k.until"),
-        (lambda d: d.update(microphones={"a b": {"muted": True, "until": None}}), "microphones.a b"),
+        (
+            lambda d: d.update(microphones={"k": {"muted": True, "until": "soon"}}),
+            "microphones.k.until",
+        ),
+        (lambda d: d.update(microphones={"a b": {"muted": 1, "until": None}}), "microphones.a b"),
     ],
 )
 def test_from_json_is_strict(mutate: Any, field: str) -> None:

@@ -190,7 +190,9 @@ def test_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     assert [p.name for p in tmp_path.iterdir()] == ["policy.json"]
 
 
-def test_save_is_atomic_replace_after_fsync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_save_is_atomic_replace_after_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The new content is fsynced in a temp file in the same folder before os.replace."""
     calls: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -202,7 +204,8 @@ def test_save_is_atomic_replace_after_fsync(tmp_path: Path, monkeypatch: pytest.
     def replace(src: object, dst: object) -> None:
         assert Path(str(src)).parent == Path(str(dst)).parent == tmp_path
         assert json.loads(Path(str(src)).read_text())["policy"] == RISKY.to_json()
-        assert not Path(str(dst)).exists() or Path(str(dst)).read_text() != Path(str(src)).read_text()
+        old, new = Path(str(dst)), Path(str(src))
+        assert not old.exists() or old.read_text() != new.read_text()
         calls.append("replace")
         real_replace(src, dst)  # type: ignore[arg-type]
 
@@ -262,7 +265,8 @@ def test_audit_store_tolerates_missing_and_corrupt(tmp_path: Path) -> None:
     store.path.write_text("{oops")
     os.chmod(store.path, 0o600)
     assert store.load() == {}
-    store.path.write_text(json.dumps({"format": 1, "counters": {"errors": 2, "utterances": "x"}}))
+    counters = {"errors": 2, "utterances": "x"}
+    store.path.write_text(json.dumps({"format": 1, "counters": counters}))
     assert store.load() == {"errors": 2}
 
 
