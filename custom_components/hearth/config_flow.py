@@ -138,7 +138,8 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
             prefix = user_input[CONF_PREFIX].strip().strip("/")
             status, error = await self._async_validate(prefix)
             if status is not None and status.bridge_id:
-                await self.async_set_unique_id(status.bridge_id)
+                # A discovery flow for the same bridge may be open: this one wins.
+                await self.async_set_unique_id(status.bridge_id, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
                 self._prefix = prefix
                 self._bridge_id = status.bridge_id
@@ -162,7 +163,7 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
             prefix = user_input[CONF_PREFIX].strip().strip("/")
             status, error = await self._async_validate(prefix)
             if status is not None and status.bridge_id:
-                await self.async_set_unique_id(status.bridge_id)
+                await self.async_set_unique_id(status.bridge_id, raise_on_progress=False)
                 self._abort_if_unique_id_mismatch(reason="wrong_bridge")
                 return self.async_update_reload_and_abort(
                     entry, data_updates={CONF_PREFIX: prefix}

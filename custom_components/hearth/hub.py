@@ -13,7 +13,7 @@ from homeassistant.components import mqtt
 from homeassistant.components.mqtt import ReceiveMessage
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import area_registry as ar, device_registry as dr
 
 from .const import DOMAIN, MANUFACTURER, REQUEST_TIMEOUT
 from .models import (
@@ -262,10 +262,14 @@ class HearthHub:
         return satellite_id if SATELLITE_ID.match(satellite_id) else None
 
     @callback
-    def _async_satellite(self, satellite_id: str) -> Satellite:
+    def _async_satellite(
+        self, satellite_id: str, status: dict[str, Any] | None = None
+    ) -> Satellite:
         """Return a satellite, creating it (and its device) when first seen."""
         if (satellite := self.satellites.get(satellite_id)) is None:
             satellite = self.satellites[satellite_id] = Satellite(satellite_id)
+            if status is not None:
+                satellite.update_status(status)
             self._async_update_satellite_device(satellite)
             for added in list(self._satellite_added):
                 added(satellite_id)
@@ -277,15 +281,21 @@ class HearthHub:
         identifiers = {(DOMAIN, self.satellite_unique_id(satellite.satellite_id))}
         device = device_registry.async_get_device(identifiers=identifiers)
         if device is None:
-            device_registry.async_get_or_create(
+            device = device_registry.async_get_or_create(
                 config_entry_id=self.entry.entry_id,
                 identifiers=identifiers,
                 manufacturer=MANUFACTURER,
                 model="Hearth satellite",
                 name=satellite.display_name,
-                suggested_area=satellite.area,
                 via_device=(DOMAIN, self.bridge_id),
             )
+            if satellite.area and device.area_id is None:
+                # The satellite names its room: put the new device there (the owner may move it).
+                area_registry = ar.async_get(self.hass)
+                area = area_registry.async_get_area(
+                    satellite.area
+                ) or area_registry.async_get_or_create(satellite.area)
+                device_registry.async_update_device(device.id, area_id=area.id)
         elif satellite.name and device.name != satellite.name:
             device_registry.async_update_device(device.id, name=satellite.name)
 
@@ -317,7 +327,7 @@ class HearthHub:
             if not msg.payload:
                 self.async_forget_satellite(satellite_id, remove_device=True)
             return
-        satellite = self._async_satellite(satellite_id)
+        satellite = self._async_satellite(satellite_id, data)
         satellite.update_status(data)
         self._async_update_satellite_device(satellite)
         self._async_log_satellite(satellite_id)

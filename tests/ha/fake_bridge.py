@@ -186,7 +186,8 @@ class HassBridge(FakeBridge):
         self.hass = hass
 
         async def publish(topic: str, payload: str, retain: bool) -> None:
-            async_fire_mqtt_message(hass, topic, payload, retain=retain)
+            # Delivered live, as a broker delivers to existing subscribers (retain flag off).
+            async_fire_mqtt_message(hass, topic, payload)
 
         self.publish = publish
 
