@@ -245,7 +245,8 @@ def test_from_json_is_strict(mutate: Any, field: str) -> None:
 
 
 def test_from_json_refuses_non_objects() -> None:
-    for data in (None, [], "policy", 3):
+    cases: list[object] = [None, [], "policy", 3]
+    for data in cases:
         with pytest.raises(PolicyError, match="^policy: expected a JSON object"):
             Policy.from_json(data)
 

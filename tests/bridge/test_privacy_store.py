@@ -130,7 +130,7 @@ def test_unreadable_file_fails_closed(tmp_path: Path, monkeypatch: pytest.Monkey
             raise PermissionError(13, "Permission denied")
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store_module.os, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     assert_default(store.load())
     assert "Permission denied" in (store.last_error or "")
 
@@ -182,7 +182,7 @@ def test_failed_save_leaves_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     def broken_fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(store_module.os, "fsync", broken_fsync)
+    monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError):
         store.save(Policy())
     monkeypatch.undo()
@@ -210,8 +210,8 @@ def test_save_is_atomic_replace_after_fsync(
         real_replace(src, dst)  # type: ignore[arg-type]
 
     PolicyStore(tmp_path).save(Policy())
-    monkeypatch.setattr(store_module.os, "fsync", fsync)
-    monkeypatch.setattr(store_module.os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     PolicyStore(tmp_path).save(RISKY)
     assert calls == ["fsync", "replace", "fsync"]  # file, then the folder
 
