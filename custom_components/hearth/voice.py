@@ -61,6 +61,8 @@ def address_is_public(address: str) -> bool:
 
 async def async_agent_locality(hass: HomeAssistant, agent_id: str) -> AgentLocality:
     """Find the integration behind a conversation agent and whether it is local."""
+    if agent_id == conversation.HOME_ASSISTANT_AGENT:
+        return AgentLocality(agent_id, "Home Assistant", conversation.DOMAIN, None, None)
     domain: str | None = None
     entry_data: dict[str, Any] = {}
     name = agent_id
