@@ -119,6 +119,7 @@ class VocabularyPublisher:
         self.entry = entry
         self.hub = hub
         self.last_published: str | None = None
+        self._force = False
         self._debouncer = Debouncer(
             hass,
             _LOGGER,
@@ -164,14 +165,15 @@ class VocabularyPublisher:
     @callback
     def _async_bridge_online(self) -> None:
         # A bridge that comes back may have lost its state: send the vocabulary again.
-        self.last_published = None
+        self._force = True
         self.async_schedule()
 
     async def async_publish(self) -> None:
         """Publish the vocabulary if it changed since the last time."""
         payload = json.dumps(async_build_vocabulary(self.hass), separators=(",", ":"))
-        if payload == self.last_published:
+        if payload == self.last_published and not self._force:
             return
+        self._force = False
         await self.hub.async_publish_raw(
             self.hub.topic("bridge", "vocabulary", "set"), payload, retain=True
         )

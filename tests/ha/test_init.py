@@ -1,0 +1,100 @@
+"""Setup, unload and reload, device removal, diagnostics."""
+
+from __future__ import annotations
+
+import json
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import STATE_UNAVAILABLE
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from custom_components.hearth import async_remove_config_entry_device
+from custom_components.hearth.const import DOMAIN
+from custom_components.hearth.diagnostics import async_get_config_entry_diagnostics
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient
+
+from .fake_bridge import BRIDGE_ID, HassBridge
+
+
+async def test_not_ready_without_mqtt(
+    hass: HomeAssistant, voice_components: None, config_entry: MockConfigEntry
+) -> None:
+    await hass.config_entries.async_setup(config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert config_entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_unload_and_reload(
+    hass: HomeAssistant, bridge: HassBridge, mqtt_mock: MqttMockHAClient, loaded: MockConfigEntry
+) -> None:
+    assert loaded.state is ConfigEntryState.LOADED
+    assert await hass.config_entries.async_unload(loaded.entry_id)
+    await hass.async_block_till_done()
+    assert loaded.state is ConfigEntryState.NOT_LOADED
+    assert hass.states.get("switch.kitchen_microphone").state == STATE_UNAVAILABLE
+    # Unsubscribed: messages change nothing and no voice command runs.
+    mqtt_mock.async_publish.reset_mock()
+    await bridge.transcript("kitchen", "turn on the kitchen light")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert not [c for c in mqtt_mock.async_publish.call_args_list if "response" in c.args[0]]
+
+    assert await hass.config_entries.async_setup(loaded.entry_id)
+    await bridge.announce()
+    await bridge.satellite("kitchen")
+    await hass.async_block_till_done()
+    assert loaded.state is ConfigEntryState.LOADED
+    assert hass.states.get("switch.kitchen_microphone").state == "on"
+
+
+async def test_remove_devices(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    device_registry = dr.async_get(hass)
+    bridge_device = device_registry.async_get_device(identifiers={(DOMAIN, BRIDGE_ID)})
+    kitchen = device_registry.async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-kitchen")})
+    assert not await async_remove_config_entry_device(hass, loaded, bridge_device)
+    # An online satellite would come straight back: refused.
+    assert not await async_remove_config_entry_device(hass, loaded, kitchen)
+    await bridge.send("satellite/kitchen/status", {"state": "offline"})
+    await hass.async_block_till_done()
+    assert await async_remove_config_entry_device(hass, loaded, kitchen)
+    assert "kitchen" not in loaded.runtime_data.hub.satellites
+
+
+async def test_satellite_removed_by_bridge(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    """An empty retained status removes the satellite, its device and its entities."""
+    await bridge.send("satellite/kitchen/status", "")
+    await bridge.send("satellite/ghost/status", "")
+    await hass.async_block_till_done()
+    assert (
+        dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-kitchen")})
+        is None
+    )
+    assert hass.states.get("switch.kitchen_microphone") is None
+    # It may come back later.
+    await bridge.satellite("kitchen")
+    await hass.async_block_till_done()
+    assert hass.states.get("switch.kitchen_microphone").state == "on"
+
+
+async def test_diagnostics(hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry) -> None:
+    await bridge.send(
+        "bridge/audit",
+        {"counters": {"bytes_off_lan": 1}, "recent": [{"text": "secret words"}]},
+    )
+    await bridge.transcript("kitchen", "secret words")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    diagnostics = await async_get_config_entry_diagnostics(hass, loaded)
+    dumped = json.dumps(diagnostics)
+    assert "secret words" not in dumped
+    assert "10500" not in dumped  # the status API address
+    assert diagnostics["bridge"]["bridge_id"] == BRIDGE_ID
+    assert diagnostics["bridge"]["status_api"] == "**REDACTED**"
+    assert diagnostics["audit"]["counters"] == {"bytes_off_lan": 1}
+    assert diagnostics["satellites"]["kitchen"]["last_utterance"] == "**REDACTED**"
+    assert diagnostics["policy"]["local_only"] is False
+    assert diagnostics["vocabulary_published"] is True
