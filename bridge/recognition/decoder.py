@@ -34,6 +34,11 @@ BEAM = 1e-48
 WBEAM = 7e-29
 PBEAM = 1e-48
 MAXHMMPF = 3000
+LW = 6.5
+CMN_INIT = "47.95,-9.47,-3.75,8.05,-7.59,-1.49,-4.99,-10.80,-2.89,-4.38,2.07,-1.77,-2.43"
+"""Initial cepstral mean: the average batch mean of espeak-ng commands with the comfort noise."""
+CMN_RESET = 1  # 1: start every utterance from CMN_INIT instead of the running estimate
+WIP = 0.65
 REJECT_GAP_PER_FRAME = 0.40  # ascore gap (log base 1.0001, divided by 1000) per speech frame
 MIN_SPEECH_FRAMES = 20
 COMFORT_NOISE_STD = 30.0  # added to every sample: digital silence breaks pocketsphinx's features
@@ -58,7 +63,7 @@ class DecodeResult:
 
 
 def _base_config(**extra: object) -> Config:
-    config = Config(hmm=str(model_dir() / "en-us" / "en-us"), lm=None,
+    config = Config(hmm=str(model_dir() / "en-us" / "en-us"), lm=None, cmninit=CMN_INIT,
                     loglevel="FATAL", **extra)  # type: ignore[arg-type]
     return config
 
@@ -99,7 +104,8 @@ class GrammarDecoder:
                     handle.write(f"{name} {pron}\n")
         fsg_path.write_text(grammar.fsg, encoding="utf-8")
         config = _base_config(dict=str(dict_path), fsg=str(fsg_path), beam=BEAM, wbeam=WBEAM,
-                              pbeam=PBEAM, maxhmmpf=MAXHMMPF, bestpath=False)
+                              pbeam=PBEAM, maxhmmpf=MAXHMMPF, bestpath=False,
+                              lw=LW, wip=WIP)
         self._decoder = Decoder(config)
         for path in (dict_path, fsg_path):
             os.unlink(path)
@@ -111,6 +117,8 @@ class GrammarDecoder:
         """Begin an utterance."""
         assert self._decoder is not None
         t0 = time.process_time()
+        if CMN_RESET:
+            self._decoder.set_cmn(CMN_INIT)
         self._decoder.start_utt()
         if self._phones is not None:
             self._phones.start_utt()

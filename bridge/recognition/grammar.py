@@ -69,6 +69,10 @@ CUSTOM_INTENT = "HearthSentence"
 """Intent name for the vocabulary's own ``sentences`` (slot ``sentence``: the sentence)."""
 CUSTOM_METADATA = "hearth_custom_sentence"
 
+WEIGHTING = "uniform"
+"""FSG transition probabilities: "uniform" = 1/out-degree of the state (a path's probability
+falls with the choices it makes), "flat" = 1.0 everywhere."""
+
 _SPACE = "\x00"  # word boundary marker inside the character-level automaton
 _NT = "$"  # list symbols start with this; real words never do (normalisation strips it)
 
@@ -659,16 +663,18 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
     lines = ["FSG_BEGIN hearth", f"NUM_STATES {n_states}", "START_STATE 0",
              f"FINAL_STATE {final}"]
     nulls = 0
+    out_degree: Counter[int] = Counter(src for src, _dst, _word in trans)
     for src, dst, word in trans:
+        prob = 1.0 if WEIGHTING == "flat" else 1.0 / out_degree[src]
         if word is None:
             nulls += 1
-            lines.append(f"TRANSITION {src} {dst} 1.0")
+            lines.append(f"TRANSITION {src} {dst} {prob:.6g}")
         else:
             if word not in dictionary:
                 prons = home.pronouncer.pronounce(word)
                 assert prons is not None, word  # unpronounceable words never reach the graph
                 dictionary[word] = prons
-            lines.append(f"TRANSITION {src} {dst} 1.0 {word}")
+            lines.append(f"TRANSITION {src} {dst} {prob:.6g} {word}")
     lines.append("FSG_END")
     size = {"states": n_states, "transitions": len(trans), "null_transitions": nulls,
             "list_copies": len(copies)}
