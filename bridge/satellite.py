@@ -61,6 +61,7 @@ class Session:
     last_audio_at: float = field(default_factory=time.monotonic)
     hermes_lang: str | None = None
     ended: bool = False
+    kept: list[bytes] | None = None  # the utterance's audio, only while retention is "memory"
 
 
 class Satellite:
@@ -75,6 +76,7 @@ class Satellite:
         self.wake_word = settings.get("wake_word") or bridge.config["wake"]["model"]
         self.play_rate = settings.get("play_rate") or (22050 if protocol is Protocol.HERMES else 16000)
         self.on_device_wake = False
+        self.barge_in = False  # the satellite cancels echo, so a wake word may interrupt playback
         self.queue: deque[tuple[float, bytes]] = deque()
         self.queue_cap = bridge.config["limits"]["queue_frames"]
         self._wakeup = asyncio.Event()
@@ -84,7 +86,8 @@ class Satellite:
         self.stream_id: int | None = None
         self.expected_seq = 0
         self.counters: dict[str, int] = {"frames": 0, "dropped_queue_full": 0, "gaps": 0, "late": 0,
-                                         "utterances": 0, "wakes": 0}
+                                         "utterances": 0, "wakes": 0, "after_session": 0}
+        self.closed_streams: deque[int] = deque(maxlen=8)
         self.last_result: dict[str, Any] = {}
         # A session asked for (wake event, button, startListening) but not yet opened: frames that
         # arrive meanwhile queue up behind it, in order.
@@ -120,7 +123,12 @@ class Satellite:
                                      self.session.id if self.session else None)
             self.enqueue(bytes(min(missing * len(pcm), MAX_GAP_FILL_BYTES)))
         self.expected_seq = seq + 1
+        if self.session is not None and self.session.stream_id is None:
+            self.session.stream_id = stream_id
         if self.on_device_wake and self.session is None and self.pending_start is None:
+            if stream_id in self.closed_streams:
+                self.counters["after_session"] += 1  # in flight when the session ended: expected
+                return
             self.bridge.report_error("no_session", "audio for a session that never started (no wake event); dropped", self.id)
             return
         self.enqueue(pcm)
@@ -157,6 +165,7 @@ class Satellite:
                 silence_tail=s["silence_tail"], complete_tail=s["complete_tail"], vad_tail=s["vad_tail"],
                 max_utterance=s["max_utterance"], no_speech_timeout=s["no_speech_timeout"])),
             stream_id=stream_id, hermes_lang=lang,
+            kept=[] if self.bridge.retention_enabled() else None,
         )
         self.session = session
         self._vad.reset()
@@ -173,8 +182,7 @@ class Satellite:
         session = self.session
         if session is None:
             return
-        self.session = None
-        session.ended = True
+        self._close_session(session)
         await session.stream.cancel()
         self._publish_error(session.id, code, message)
         self.bridge.on_session_ended(self, session, ok=False)
@@ -234,6 +242,9 @@ class Satellite:
             return
         session = self.session
         if session is None:
+            speech_out = self.bridge.speech_out
+            if speech_out is not None and speech_out.is_playing(self.id) and not self.barge_in:
+                return  # our own answer coming back through the microphone is not a command
             if not self.on_device_wake and pcm:
                 self._detect_wake(pcm)
             return
@@ -242,6 +253,8 @@ class Satellite:
             return
         session.last_audio_at = time.monotonic()
         session.audio_bytes += len(pcm)
+        if session.kept is not None:
+            session.kept.append(pcm)
         await session.stream.feed(pcm)
         complete = bool(getattr(session.stream, "complete", False))
         for frame in self._splitter.split(pcm):
@@ -259,9 +272,15 @@ class Satellite:
             self._wake.reset()
             self.request_session("bridge", self.wake_word)
 
-    async def _finish(self, session: Session, reason: EndReason, stream_end: bool = False) -> None:
+    def _close_session(self, session: Session) -> None:
         self.session = None
         session.ended = True
+        if session.stream_id is not None:
+            self.closed_streams.append(session.stream_id)
+        self.bridge.on_listening_ended(self, session)
+
+    async def _finish(self, session: Session, reason: EndReason, stream_end: bool = False) -> None:
+        self._close_session(session)
         ended_at = time.monotonic()
         if reason is EndReason.NO_SPEECH:
             await session.stream.cancel()
@@ -285,6 +304,9 @@ class Satellite:
             "decode_finish_ms": round((done - ended_at) * 1000, 1),
             "end_reason": str(reason) if not stream_end else "stream_end",
         }
+        if session.kept is not None:
+            self.bridge.retention.keep(self.id, session.id, b"".join(session.kept), time.time())
+            session.kept = None
         self.set_state(State.PROCESSING)
         await self.bridge.on_transcript(self, session, transcript, timings)
         self.bridge.on_session_ended(self, session, ok=True)

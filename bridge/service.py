@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import random
+import re
 import ssl
 import time
 import uuid
@@ -27,18 +28,20 @@ from .audio.wav import WavError, wav_to_pcm16k
 from .engines import EngineError, Locality, SpeechToText, SttStream, Transcript
 from .errors import ErrorReporter
 from .privacy.audit import AuditEntry, AuditLog, EngineUse
-from .privacy.policy import Policy, PolicyError
+from .privacy.policy import Policy, PolicyError, Retention
 from .privacy.retention import UtteranceRetention
 from .privacy.store import AuditStore, PolicyStore
 from .protocol import hermes
 from .protocol.hearth import BRIDGE_OUTBOUND, ProtocolError, Topics, decode_frame, dumps, parse_json_object
 from .recognition import CompiledGrammar, Vocabulary, VocabularyError, compile_grammar, load_demo_vocabulary, parse_vocabulary
 from .satellite import Protocol, Satellite, Session, State
+from .stt.fallback import FallbackSttStream
 from .stt.local import PocketsphinxStt
 from .stt.pool import DecoderPool
 
 _LOGGER = logging.getLogger("bridge")
 
+HERMES_SITE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 OUTGOING_CAP = 2000  # messages waiting while the broker is away; beyond it the oldest go
 STATS_INTERVAL = 5.0
 
@@ -68,6 +71,11 @@ class Bridge:
         self.pool = DecoderPool(config["stt"]["workers"])
         self.local_stt = PocketsphinxStt(self.pool)
         self.stt: SpeechToText = self.local_stt
+        if config["stt"]["engine"] == "wyoming":
+            from .stt.wyoming import WyomingStt
+
+            self.stt = WyomingStt(config["stt"]["host"], config["stt"]["port"], lambda: self.policy,
+                                  timeout=config["stt"]["timeout"])
         self.tts: Any = None  # wired by speech-out (bridge.tts)
         self.vocabulary: Vocabulary | None = None
         self.grammar: CompiledGrammar | None = None
@@ -86,6 +94,8 @@ class Bridge:
         self.last_loop_lag_ms = 0.0
         self.pending_responses: dict[str, dict[str, Any]] = {}
         self.response_handler: Any = None  # speech-out hooks in here
+        self.speech_out: Any = None
+        self.wyoming_port: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -156,7 +166,7 @@ class Bridge:
         return dumps({
             "state": "online", "protocol": PROTOCOL_VERSION, "version": __version__,
             "bridge_id": self.bridge_id, "prefix": self.topics.prefix, "engines": engines,
-            "status_api": self.status_api_url,
+            "status_api": self.status_api_url, "wyoming_port": self.wyoming_port,
         })
 
     def _client_kwargs(self) -> dict[str, Any]:
@@ -256,6 +266,7 @@ class Bridge:
             self.report_error("oversized", f"{len(payload)}-byte message exceeds {self.config['limits']['max_payload']}",
                               None, None, topic)
             return
+        parsed: tuple[str, str] | None = None
         try:
             parsed = self.topics.parse_satellite_topic(topic)
             if parsed is not None:
@@ -269,8 +280,10 @@ class Bridge:
             elif topic.startswith("hermes/"):
                 self._dispatch_hermes(topic, payload)
         except ProtocolError as err:
-            sat = parsed[0] if parsed else None  # type: ignore[possibly-undefined]
-            self.report_error(err.code, err.message, sat, None, topic)
+            self.report_error(err.code, err.message, parsed[0] if parsed else None, None, topic)
+        except Exception as err:  # noqa: BLE001 - a bug on one message must not stop the service
+            _LOGGER.exception("Unexpected error handling a message on %s", topic)
+            self.report_error("internal_error", f"{type(err).__name__}: {err}", parsed[0] if parsed else None, None, topic)
 
     def _dispatch_satellite(self, sat_id: str, leaf: str, payload: bytes) -> None:
         if leaf in BRIDGE_OUTBOUND:
@@ -319,6 +332,7 @@ class Bridge:
         sat.info = data
         caps = data.get("capabilities") if isinstance(data.get("capabilities"), dict) else {}
         sat.on_device_wake = bool(caps.get("wake_word", False))
+        sat.barge_in = bool(caps.get("barge_in", False))
         if isinstance(data.get("wake_word"), str) and data["wake_word"] in ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa"):
             if sat_id not in self.config["satellites"] or "wake_word" not in self.config["satellites"][sat_id]:
                 sat.wake_word = data["wake_word"]
@@ -381,7 +395,7 @@ class Bridge:
             return None
         if self.hermes_sites and site_id not in self.hermes_sites:
             raise ProtocolError("unknown_satellite", f"Hermes site {site_id!r} is not in hermes.sites")
-        if not site_id or len(site_id) > 64 or "/" in site_id or "+" in site_id or "#" in site_id:
+        if not HERMES_SITE.match(site_id):
             raise ProtocolError("bad_satellite_id", f"Hermes siteId {site_id!r} is not usable")
         return self._add_satellite(site_id, Protocol.HERMES)
 
@@ -468,6 +482,9 @@ class Bridge:
 
     # -- privacy ---------------------------------------------------------------------------------
 
+    def retention_enabled(self) -> bool:
+        return self.policy.retention is Retention.MEMORY
+
     def is_muted(self, sat_id: str) -> bool:
         return self.policy.is_muted(sat_id, time.time())
 
@@ -540,18 +557,24 @@ class Bridge:
     # -- engines -------------------------------------------------------------------------------
 
     async def open_stt(self, sat_id: str, session_id: str) -> SttStream:
+        """The configured engine's stream; the local engine when it is refused or fails."""
+        session_id = session_id or uuid.uuid4().hex
         engine = self.stt
-        if engine is not self.local_stt and not self.policy.allows(engine.locality):
-            self.audit.count_blocked(engine.name, "local_only")
-            self.report_error("cloud_refused", f"speech-to-text engine {engine.name} is not local; using the local engine",
+        if engine is self.local_stt:
+            return await engine.open(session_id)
+
+        def fell_back(err: EngineError) -> None:
+            if err.code == "cloud_refused":
+                self.audit.count_blocked(engine.name, "local_only")
+            self.report_error(err.code, f"{engine.name}: {err.message}; the local recognizer answered instead",
                               sat_id, session_id)
-            engine = self.local_stt
+
         try:
-            return await engine.open(session_id or uuid.uuid4().hex)
-        except EngineError:
-            if engine is self.local_stt:
-                raise
-            return await self.local_stt.open(session_id or uuid.uuid4().hex)
+            primary = await engine.open(session_id)
+        except EngineError as err:
+            fell_back(err)
+            return await self.local_stt.open(session_id)
+        return FallbackSttStream(primary, self.local_stt, session_id, fell_back)
 
     # -- satellite callbacks ---------------------------------------------------------------------
 
@@ -560,6 +583,8 @@ class Bridge:
         sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)
 
     def on_wake_started(self, sat: Satellite, session: Session) -> None:
+        if self.speech_out is not None and self.speech_out.is_playing(sat.id):
+            self.speech_out.stop_playback(sat.id)  # barge-in
         self.publish(self.topics.satellite(sat.id, "wake"), {
             "session_id": session.id, "satellite": sat.id, "wake_word": session.wake_word, "source": session.source})
         if sat.protocol is Protocol.HERMES and session.source == "bridge":
@@ -570,6 +595,11 @@ class Bridge:
         self.counters["utterances"] += 1
         if sat.protocol is Protocol.HERMES:
             self.publish(hermes.TOGGLE_OFF, hermes.toggle(sat.id, "dialogueSession"))
+
+    def on_listening_ended(self, sat: Satellite, session: Session) -> None:
+        """The bridge has heard enough: a satellite that streams per session may stop now."""
+        if sat.protocol is Protocol.HEARTH and sat.on_device_wake:
+            self.publish(self.topics.satellite(sat.id, "command"), {"command": "stop_streaming", "session_id": session.id})
 
     def on_session_ended(self, sat: Satellite, session: Session, ok: bool) -> None:
         if sat.protocol is Protocol.HERMES and not self.is_muted(sat.id):
@@ -613,11 +643,14 @@ class Bridge:
         })
         if sat.protocol is Protocol.HERMES and not private and not transcript.rejected:
             self._publish_hermes_intent(sat.id, session.id, session.id, transcript.text, intent)
-        self.audit.record(AuditEntry(
-            time=time.time(), satellite=sat.id, session_id=session.id, engines=tuple(engines),
-            bytes_off_process=transcript.bytes_sent,
-            address_class=transcript.address_class if transcript.bytes_sent else "none",
-        ))
+        try:
+            self.audit.record(AuditEntry(
+                time=time.time(), satellite=sat.id, session_id=session.id, engines=tuple(engines),
+                bytes_off_process=transcript.bytes_sent,
+                address_class=transcript.address_class if transcript.bytes_sent else "none",
+            ))
+        except ValueError as err:
+            _LOGGER.error("Audit entry rejected: %s", err)
         self._stats_dirty = True
         sat.last_result = {"session_id": session.id, "engine": transcript.engine, "locality": str(transcript.locality)}
         _LOGGER.info("%s: %r (%s, %.0f ms after end of speech)", sat.id,

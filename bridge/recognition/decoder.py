@@ -176,7 +176,9 @@ class GrammarDecoder:
         self._decoder.end_utt()
         hyp = self._decoder.hyp()
         text = normalize_text(hyp.hypstr) if hyp is not None and hyp.hypstr else ""
-        gap, frames = self._score_gap()
+        gap, frames = self._score_gap() if text else (None, 0)
+        if not text and self._phones is not None:
+            self._phones.end_utt()
         self._cpu += time.process_time() - t0
         self._started = False
         audio_seconds = self._bytes / 2 / SAMPLE_RATE
@@ -193,51 +195,62 @@ class GrammarDecoder:
 
     # scoring -------------------------------------------------------------
     def last_gap(self) -> tuple[float | None, int]:
-        """The score gap of the last utterance (for tuning)."""
-        return self._score_gap()
+        """(per-frame score gap, speech frames) of the last utterance, for tuning."""
+        return self._last_gap
 
     def _score_gap(self) -> tuple[float | None, int]:
-        """Per-frame acoustic score gap phone-loop minus grammar, over the grammar's speech."""
+        """Per-frame acoustic score gap (phone loop minus grammar) over the grammar's words."""
+        self._last_gap = (None, 0)
         if self._phones is None or self._decoder is None:
-            return None, 0
-        if self._phones_ended is False:
-            pass
-        return _gap(self._decoder, self._phones)
+            return self._last_gap
+        self._phones.end_utt()
+        self._last_gap = _gap(self._decoder, self._phones)
+        return self._last_gap
 
-    _phones_ended = False
+    _last_gap: tuple[float | None, int] = (None, 0)
 
     def close(self) -> None:
         """Release the temporary directory."""
         self._tmp.cleanup()
 
 
+_NON_WORDS = ("<sil>", "<s>", "</s>", "(NULL)", "SIL")
+
+
+def _log_score(decoder: Decoder, density: float) -> float:
+    """A segment score back in pocketsphinx log units (the Python API returns densities)."""
+    if density <= 0.0:
+        return -1e9
+    return float(decoder.get_logmath().log(density))
+
+
 def _gap(grammar: Decoder, phones: Decoder) -> tuple[float | None, int]:
-    try:
-        phones.end_utt()
-    except RuntimeError:
-        pass
-    g_score = 0
+    g_score = 0.0
     speech_frames = 0
     first = last = None
-    for seg in grammar.seg():
-        if seg.word in ("<sil>", "<s>", "</s>", "(NULL)") or seg.word.startswith("++"):
+    for seg in grammar.seg() or ():
+        if seg.word in _NON_WORDS or seg.word.startswith("+"):
             continue
-        g_score += seg.ascore
+        g_score += _log_score(grammar, seg.ascore)
         speech_frames += seg.end_frame - seg.start_frame + 1
         first = seg.start_frame if first is None else first
         last = seg.end_frame
     if first is None or last is None or speech_frames == 0:
         return None, 0
-    p_score = 0
-    for seg in phones.seg():
+    p_score = 0.0
+    for seg in phones.seg() or ():
         if seg.end_frame < first or seg.start_frame > last:
             continue
-        if seg.word == "SIL":
-            # silence inside the span counts too; the grammar path scored those frames as words
-            pass
-        p_score += seg.ascore
-    # pocketsphinx scores are log base 1.0001 (scaled); larger is better
-    gap = (p_score - g_score) / 1000.0 / speech_frames
+        # a phone segment straddling the span counts in proportion to its overlap
+        length = seg.end_frame - seg.start_frame + 1
+        overlap = min(seg.end_frame, last) - max(seg.start_frame, first) + 1
+        p_score += _log_score(phones, seg.ascore) * overlap / length
+    span = last - first + 1
+    # silence inside the span: the grammar scored it as <sil>; leave those frames to both
+    for seg in grammar.seg() or ():
+        if seg.word in _NON_WORDS and first <= seg.start_frame and seg.end_frame <= last:
+            g_score += _log_score(grammar, seg.ascore)
+    gap = (p_score - g_score) / 1000.0 / span
     return gap, speech_frames
 
 

@@ -86,6 +86,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
             await client.subscribe(topics.satellite(o.sat_id, "transcript"))
             await client.subscribe(topics.satellite(o.sat_id, "intent"))
             await client.subscribe(topics.satellite(o.sat_id, "error"))
+            await client.subscribe(topics.satellite(o.sat_id, "command"))
             await client.publish(status_topic, json.dumps({
                 "state": "online", "protocol": PROTOCOL_VERSION, "name": o.sat_id,
                 "audio": {"rate": 16000, "width": 2, "channels": 1},
@@ -96,6 +97,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                 await client.subscribe(topic)
         await asyncio.sleep(0.2)  # let the bridge see the status before audio
         done = asyncio.Event()
+        stop_streaming = asyncio.Event()
         eos_sent_at: list[float] = []
 
         async def receive() -> None:
@@ -119,7 +121,12 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                     result["intent"] = data.get("intent", {}).get("intentName") if topic == hermes.INTENT_PARSED else None
                     result["hermes_intent"] = data if topic == hermes.INTENT_PARSED else None
                     done.set()
+                elif topic.endswith("/command"):
+                    if data.get("command") == "stop_streaming":
+                        stop_streaming.set()
                 elif topic.endswith("/error") or topic == hermes.ERROR_ASR:
+                    if not data.get("session_id", data.get("sessionId")):
+                        continue  # not about our utterance (e.g. a dropped frame)
                     result["error"] = {"code": data.get("code", data.get("context")), "message": data.get("message", data.get("error"))}
                     if o.protocol == "hermes" and result["transcript"] is None:
                         result["transcript"] = ""
@@ -146,7 +153,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         deadline = None
         seq = 0
         for offset in range(0, len(audio), frame_bytes):
-            if done.is_set():
+            if done.is_set() or stop_streaming.is_set():
                 break
             chunk = audio[offset : offset + frame_bytes]
             if o.realtime:

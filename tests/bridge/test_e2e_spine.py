@@ -14,7 +14,8 @@ from tests.support.bridge_proc import Probe
 
 def options(live, sat_id: str, **kw) -> SatelliteOptions:
     broker, _ = live
-    return SatelliteOptions(sat_id=sat_id, host=broker.host, port=broker.port, timeout=20, **kw)
+    kw.setdefault("timeout", 20)
+    return SatelliteOptions(sat_id=sat_id, host=broker.host, port=broker.port, **kw)
 
 
 async def test_hearth_satellite_turn_on_the_kitchen_light(live, say) -> None:

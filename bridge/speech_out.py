@@ -1,0 +1,206 @@
+"""Answering back: Home Assistant's response text spoken on the satellite that asked.
+
+Hearth satellites get PCM chunks on `<prefix>/satellite/<id>/play` (small enough for ESP32-class
+devices, paced just ahead of real time); Hermes satellites get one WAV on
+`hermes/audioServer/<siteId>/playBytes/<requestId>` and answer `playFinished`. Also here: the
+Wyoming server that lets Home Assistant's Assist pipelines use Hearth's recognizer and voice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from .audio.wav import make_wav
+from .engines import EngineError, Locality, SttStream, TextToSpeech
+from .privacy.audit import AuditEntry, EngineUse
+from .protocol import hermes
+from .protocol.hearth import encode_frame
+from .satellite import Protocol, Satellite, State
+
+if TYPE_CHECKING:
+    from .service import Bridge
+
+_LOGGER = logging.getLogger(__name__)
+
+PLAY_CHUNK_BYTES = 1920
+PLAY_LEAD_SECONDS = 0.5  # how far ahead of real time chunks are sent
+PLAYED_GRACE = 2.0  # after the audio's length, give up waiting for `played`
+
+
+class SpeechOut:
+    def __init__(self, bridge: Bridge, tts: TextToSpeech | None) -> None:
+        self.bridge = bridge
+        self.tts = tts
+        self._playing: dict[str, tuple[str, asyncio.Event, asyncio.Task[None] | None]] = {}
+        self.sessions: dict[str, str] = {}  # Hermes session id -> site id
+
+    async def handle(self, sat_id: str, data: dict[str, Any]) -> None:
+        """Entry point for `response`, `announce`, stop/played events and Hermes tts/say, endSession."""
+        try:
+            if data.get("stop"):
+                self.stop_playback(sat_id)
+            elif "played" in data:
+                self._played(sat_id, data.get("played"))
+            elif data.get("hermes") == hermes.TTS_SAY:
+                await self._hermes_say(sat_id, data)
+            elif data.get("hermes") == hermes.END_SESSION:
+                text = data.get("text")
+                site = self.sessions.get(str(data.get("sessionId")), sat_id)
+                if isinstance(text, str) and text.strip():
+                    await self.speak(site, text, session_id=data.get("sessionId"))
+            else:
+                text = data.get("text")
+                if not isinstance(text, str) or not text.strip():
+                    if data.get("announce") and data.get("media_url"):
+                        self.bridge.report_error("unsupported", "announcing media URLs is not supported; send text", sat_id)
+                    return
+                session_id = data.get("session_id") if isinstance(data.get("session_id"), str) else None
+                listen_after = bool(data.get("continue") or data.get("start_conversation"))
+                await self.speak(sat_id, text, session_id=session_id, listen_after=listen_after,
+                                 request_id=data.get("request_id"))
+        except Exception:  # noqa: BLE001 - one bad response must not stop the others
+            _LOGGER.exception("Speaking on %s failed", sat_id)
+
+    async def speak(self, sat_id: str, text: str, session_id: str | None = None, listen_after: bool = False,
+                    request_id: Any = None) -> bool:
+        sat = self.bridge.satellites.get(sat_id)
+        if sat is None:
+            self.bridge.report_error("unknown_satellite", f"cannot speak on unknown satellite {sat_id!r}", None)
+            return False
+        if self.tts is None:
+            self.bridge.report_error("no_tts", "no text-to-speech engine configured", sat_id, session_id)
+            return False
+        if self.bridge.is_muted(sat_id):
+            return False
+        self.stop_playback(sat_id)
+        sat.set_state(State.RESPONDING)
+        try:
+            audio = await self.tts.synthesize(text, sat.play_rate)
+        except EngineError as err:
+            sat.bridge.publish_session_error(sat, session_id, err.code, err.message)
+            sat.set_state(State.IDLE)
+            return False
+        self.bridge.audit.record(AuditEntry(
+            time=time.time(), satellite=sat_id, session_id=session_id or "",
+            engines=(EngineUse("tts", audio.engine or self.tts.name, audio.locality),),
+            bytes_off_process=audio.bytes_sent,
+            address_class=str(audio.extra.get("address_class", "lan")) if audio.bytes_sent else "none",
+        ))
+        play_id = uuid.uuid4().hex[:12]
+        done = asyncio.Event()
+        sender = None
+        if sat.protocol is Protocol.HEARTH:
+            sender = asyncio.create_task(self._send_chunks(sat, play_id, audio.pcm, audio.rate))
+        else:
+            self.bridge.publish(hermes.play_bytes_topic(sat_id, play_id), make_wav(audio.pcm, rate=audio.rate))
+        self._playing[sat_id] = (play_id, done, sender)
+        try:
+            await asyncio.wait_for(done.wait(), audio.seconds + PLAY_LEAD_SECONDS + PLAYED_GRACE)
+        except TimeoutError:
+            pass  # a satellite that never says `played`: assume it finished
+        finally:
+            current = self._playing.get(sat_id)
+            if current and current[0] == play_id:
+                self._playing.pop(sat_id, None)
+        if sat.state is State.RESPONDING:
+            sat.set_state(State.IDLE)
+        if listen_after:
+            sat.request_session("command")
+        return True
+
+    async def _send_chunks(self, sat: Satellite, play_id: str, pcm: bytes, rate: int) -> None:
+        stream_id = zlib.crc32(play_id.encode())
+        started = time.monotonic()
+        bytes_per_second = rate * 2
+        total = max(1, (len(pcm) + PLAY_CHUNK_BYTES - 1) // PLAY_CHUNK_BYTES)
+        for seq in range(total):
+            chunk = pcm[seq * PLAY_CHUNK_BYTES : (seq + 1) * PLAY_CHUNK_BYTES]
+            due = started + (seq * PLAY_CHUNK_BYTES) / bytes_per_second - PLAY_LEAD_SECONDS
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.bridge.publish(self.bridge.topics.satellite(sat.id, "play"),
+                                encode_frame(stream_id, seq, chunk, last=seq == total - 1))
+
+    def _played(self, sat_id: str, play_id: Any) -> None:
+        current = self._playing.get(sat_id)
+        if current and (play_id is None or play_id == current[0]):
+            current[1].set()
+
+    def stop_playback(self, sat_id: str) -> None:
+        current = self._playing.pop(sat_id, None)
+        if current is None:
+            return
+        _, done, sender = current
+        if sender is not None:
+            sender.cancel()
+        done.set()
+        sat = self.bridge.satellites.get(sat_id)
+        if sat is not None and sat.protocol is Protocol.HEARTH:
+            self.bridge.publish(self.bridge.topics.satellite(sat_id, "command"), {"command": "stop_playback"})
+
+    def is_playing(self, sat_id: str) -> bool:
+        return sat_id in self._playing
+
+    async def _hermes_say(self, site_id: str, data: dict[str, Any]) -> None:
+        text = data.get("text")
+        request_id = data.get("id")
+        session_id = data.get("sessionId")
+        if isinstance(text, str) and text.strip():
+            if self.bridge.satellites.get(site_id) is None:
+                self.bridge._hermes_site(site_id, create=True)  # noqa: SLF001 - a say may precede any audio
+            await self.speak(site_id, text, session_id=session_id if isinstance(session_id, str) else None)
+        self.bridge.publish(hermes.SAY_FINISHED, {"siteId": site_id, "id": request_id, "sessionId": session_id})
+
+
+async def attach_speech_out(bridge: Bridge, config: dict[str, Any]) -> list[Callable[[], Awaitable[None]]]:
+    """Builds the TTS engine and the Wyoming server from config and hooks them into the bridge."""
+    from .tts import build_tts
+
+    stops: list[Callable[[], Awaitable[None]]] = []
+    tts_config = config["tts"]
+    tts: TextToSpeech | None = None
+    if tts_config["engine"] != "none":
+        spec: dict[str, Any] = {"engine": tts_config["engine"], "timeout": tts_config["timeout"]}
+        for key in ("voice", "speed", "host", "port"):
+            if key in tts_config and not (tts_config["engine"] == "espeak" and key in ("host", "port")):
+                if tts_config["engine"] == "wyoming" and key == "speed":
+                    continue
+                spec[key] = tts_config[key]
+        if tts_config["engine"] == "wyoming":
+            spec["fallback"] = {"engine": "espeak"}
+
+        def fell_back(name: str, err: EngineError) -> None:
+            if err.code == "cloud_refused":
+                bridge.audit.count_blocked(name, "local_only")
+            bridge.report_error(err.code, f"{name}: {err.message}; espeak-ng answered instead")
+
+        tts = build_tts(spec, lambda: bridge.policy, on_fallback=fell_back)
+        stops.append(tts.close)
+    speech = SpeechOut(bridge, tts)
+    bridge.tts = tts
+    bridge.speech_out = speech
+    bridge.response_handler = speech.handle
+
+    wy = config["wyoming_server"]
+    if wy["enabled"]:
+        from .wyoming_server import HearthWyomingServer
+
+        async def open_stream() -> SttStream:
+            await bridge.ready.wait()
+            return await bridge.local_stt.open(f"wyoming-{uuid.uuid4().hex[:8]}")
+
+        server = HearthWyomingServer(wy["host"], wy["port"], open_stream, tts)
+        await server.start()
+        bridge.wyoming_port = server.port
+        stops.append(server.stop)
+    return stops
+
+
+__all__ = ["SpeechOut", "attach_speech_out", "Locality"]

@@ -1,0 +1,89 @@
+"""The core flows against a real Mosquitto: Home Assistant's real MQTT client on one side,
+a separate client playing the bridge on the other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from homeassistant.config_entries import SOURCE_USER
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.setup import async_setup_component
+
+from custom_components.hearth.const import CONF_PREFIX, DOMAIN
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+
+from tests.support.broker import Mosquitto
+
+from .fake_bridge import BRIDGE_ID, BrokerBridge
+
+
+async def _until(hass: HomeAssistant, condition: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            await hass.async_block_till_done(wait_background_tasks=True)
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+
+
+def _state(hass: HomeAssistant, entity_id: str) -> str | None:
+    state = hass.states.get(entity_id)
+    return state.state if state else None
+
+
+async def test_manual_flow_finds_retained_status(
+    hass: HomeAssistant, broker_bridge: BrokerBridge
+) -> None:
+    await broker_bridge.announce()
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PREFIX: "hearth"}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == BRIDGE_ID
+    await hass.async_block_till_done()
+
+
+async def test_entities_switch_and_voice_over_broker(
+    hass: HomeAssistant,
+    broker_bridge: BrokerBridge,
+    real_mqtt: Mosquitto,
+    config_entry: MockConfigEntry,
+) -> None:
+    assert await async_setup_component(hass, "conversation", {})
+    hass.states.async_set("light.kitchen", "off", {"friendly_name": "Kitchen light"})
+    turn_on = async_mock_service(hass, "light", "turn_on")
+    # The bridge and its satellite were there first: retained messages bring them in.
+    await broker_bridge.announce()
+    await broker_bridge.satellite("kitchen")
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "on")
+    assert _state(hass, "binary_sensor.hearth_bridge_connectivity") == "on"
+    assert _state(hass, "sensor.kitchen_state") == "idle"
+
+    # The vocabulary reached the bridge, retained.
+    await _until(hass, lambda: bool(broker_bridge.messages("/vocabulary/set")))
+    vocabulary = broker_bridge.messages("/vocabulary/set")[-1]
+    assert "light.kitchen" in [entity["id"] for entity in vocabulary["entities"]]
+
+    # A switch round trip through the broker: command, confirmed state, result.
+    await hass.services.async_call(
+        "switch", "turn_off", {"entity_id": "switch.kitchen_microphone"}, blocking=True
+    )
+    assert _state(hass, "switch.kitchen_microphone") == "off"
+    assert broker_bridge.policy["microphones"]["kitchen"]["muted"] is True
+
+    # A voice command: transcript in, light on, answer out.
+    await broker_bridge.transcript("kitchen", "turn on the kitchen light")
+    await _until(hass, lambda: bool(broker_bridge.messages("/satellite/kitchen/response")))
+    assert len(turn_on) == 1
+    assert broker_bridge.messages("/satellite/kitchen/response")[-1]["session_id"] == "s1"
+
+    # The bridge dies: its last will (here: published offline status) makes entities unavailable.
+    await broker_bridge.go_offline()
+    await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "unavailable")
+    assert _state(hass, "binary_sensor.hearth_bridge_connectivity") == "off"
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
