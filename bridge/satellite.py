@@ -86,7 +86,8 @@ class Satellite:
         self.stream_id: int | None = None
         self.expected_seq = 0
         self.counters: dict[str, int] = {"frames": 0, "dropped_queue_full": 0, "gaps": 0, "late": 0,
-                                         "utterances": 0, "wakes": 0, "after_session": 0}
+                                         "utterances": 0, "wakes": 0, "after_session": 0,
+                                         "wake_chunks": 0, "decoded_chunks": 0}
         self.closed_streams: deque[int] = deque(maxlen=8)
         self.last_result: dict[str, Any] = {}
         # A session asked for (wake event, button, startListening) but not yet opened: frames that
@@ -256,6 +257,7 @@ class Satellite:
         if session.kept is not None:
             session.kept.append(pcm)
         await session.stream.feed(pcm)
+        self.counters["decoded_chunks"] += 1
         complete = bool(getattr(session.stream, "complete", False))
         for frame in self._splitter.split(pcm):
             reason = session.endpointer.process(frame, self._vad.process(frame), complete)
@@ -266,6 +268,7 @@ class Satellite:
                 return
 
     def _detect_wake(self, pcm: bytes) -> None:
+        self.counters["wake_chunks"] += 1
         if self._wake is None or self._wake.model_name != self.wake_word:
             self._wake = WakeWordDetector(self.wake_word)
         if self._wake.process(pcm):

@@ -739,7 +739,7 @@ class Bridge:
     def stats(self) -> dict[str, Any]:
         return {
             **self.counters, "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
-            "decoder_restarts": self.pool.restarts, "loop_lag_ms": round(self.last_loop_lag_ms, 2),
+            "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started, "loop_lag_ms": round(self.last_loop_lag_ms, 2),
             "satellites": {sid: {**s.counters, "state": str(s.state), "queue": len(s.queue), "online": s.online,
                                  "protocol": str(s.protocol)} for sid, s in self.satellites.items()},
         }

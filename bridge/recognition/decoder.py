@@ -176,6 +176,7 @@ class GrammarDecoder:
         self._decoder.end_utt()
         hyp = self._decoder.hyp()
         text = normalize_text(hyp.hypstr) if hyp is not None and hyp.hypstr else ""
+        self._last_gap = (None, 0)
         gap, frames = self._score_gap() if text else (None, 0)
         if not text and self._phones is not None:
             self._phones.end_utt()
@@ -251,7 +252,12 @@ def _gap(grammar: Decoder, phones: Decoder) -> tuple[float | None, int]:
         if seg.word in _NON_WORDS and first <= seg.start_frame and seg.end_frame <= last:
             g_score += _log_score(grammar, seg.ascore)
     gap = (p_score - g_score) / 1000.0 / span
+    global LAST_GRAMMAR_PER_FRAME
+    LAST_GRAMMAR_PER_FRAME = -g_score / 1000.0 / span
     return gap, speech_frames
+
+
+LAST_GRAMMAR_PER_FRAME = 0.0
 
 
 def _final_sentences_checker(grammar: CompiledGrammar):  # type: ignore[no-untyped-def]

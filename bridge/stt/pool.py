@@ -143,6 +143,7 @@ class DecoderPool:
         self._grammar: tuple[Any, Any] | None = None
         self._ids = itertools.count()
         self.restarts = 0
+        self.utterances_started = 0
 
     def _on_partial(self, utterance: str, complete: bool) -> None:
         listener = self._partial_listeners.get(utterance)
@@ -177,6 +178,7 @@ class DecoderPool:
             worker = await self._replace(worker)
             break
         worker.utterance = utterance
+        self.utterances_started += 1
         self._partial_listeners[utterance] = on_partial
         return worker
 
