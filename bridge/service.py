@@ -15,6 +15,7 @@ import re
 import ssl
 import time
 import uuid
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -92,6 +93,7 @@ class Bridge:
         self.counters: dict[str, int] = {"frames": 0, "messages": 0, "dropped_muted": 0, "dropped_outgoing": 0,
                                          "reconnects": 0, "utterances": 0}
         self.last_loop_lag_ms = 0.0
+        self.loop_lags: deque[float] = deque(maxlen=1200)  # the last minute, sampled every 50 ms
         self.pending_responses: dict[str, dict[str, Any]] = {}
         self.response_handler: Any = None  # speech-out hooks in here
         self.speech_out: Any = None
@@ -740,6 +742,8 @@ class Bridge:
         return {
             **self.counters, "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
             "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started, "loop_lag_ms": round(self.last_loop_lag_ms, 2),
+            "loop_lag_p99_ms": round(sorted(self.loop_lags)[int(len(self.loop_lags) * 0.99)], 2) if self.loop_lags else 0.0,
+            "loop_lag_max_ms": round(max(self.loop_lags), 2) if self.loop_lags else 0.0,
             "satellites": {sid: {**s.counters, "state": str(s.state), "queue": len(s.queue), "online": s.online,
                                  "protocol": str(s.protocol)} for sid, s in self.satellites.items()},
         }
@@ -773,3 +777,4 @@ class Bridge:
             started = time.monotonic()
             await asyncio.sleep(interval)
             self.last_loop_lag_ms = max(0.0, (time.monotonic() - started - interval) * 1000)
+            self.loop_lags.append(self.last_loop_lag_ms)
