@@ -89,6 +89,7 @@ TTS_SCHEMA = vol.Schema({
     vol.Optional("host"): str,
     vol.Optional("port", default=10200): _port,
     vol.Optional("timeout", default=10.0): _positive,
+    vol.Optional("executable"): vol.All(str, vol.Length(min=1)),
 }, extra=vol.PREVENT_EXTRA)
 
 LIMITS_SCHEMA = vol.Schema({

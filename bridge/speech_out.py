@@ -168,9 +168,9 @@ async def attach_speech_out(bridge: Bridge, config: dict[str, Any]) -> list[Call
     tts: TextToSpeech | None = None
     if tts_config["engine"] != "none":
         spec: dict[str, Any] = {"engine": tts_config["engine"], "timeout": tts_config["timeout"]}
-        for key in ("voice", "speed", "host", "port"):
+        for key in ("voice", "speed", "host", "port", "executable"):
             if key in tts_config and not (tts_config["engine"] == "espeak" and key in ("host", "port")):
-                if tts_config["engine"] == "wyoming" and key == "speed":
+                if tts_config["engine"] == "wyoming" and key in ("speed", "executable"):
                     continue
                 spec[key] = tts_config[key]
         if tts_config["engine"] == "wyoming":
