@@ -95,6 +95,7 @@ TTS_SCHEMA = vol.Schema({
 LIMITS_SCHEMA = vol.Schema({
     vol.Optional("queue_frames", default=256): vol.All(vol.Coerce(int), vol.Range(min=8, max=100000)),
     vol.Optional("max_payload", default=65536): vol.All(vol.Coerce(int), vol.Range(min=1024)),
+    vol.Optional("max_vocabulary_payload", default=4_000_000): vol.All(vol.Coerce(int), vol.Range(min=65536)),
     vol.Optional("max_satellites", default=200): vol.All(vol.Coerce(int), vol.Range(min=1)),
 })
 

@@ -264,9 +264,11 @@ class Bridge:
         if not isinstance(payload, (bytes, bytearray)):
             payload = str(payload).encode()
         payload = bytes(payload)
-        if len(payload) > self.config["limits"]["max_payload"]:
-            self.report_error("oversized", f"{len(payload)}-byte message exceeds {self.config['limits']['max_payload']}",
-                              None, None, topic)
+        limit = self.config["limits"]["max_vocabulary_payload" if topic == self.topics.vocabulary_set else "max_payload"]
+        if len(payload) > limit:
+            self.report_error("oversized", f"{len(payload)}-byte message exceeds {limit}", None, None, topic)
+            if topic == self.topics.vocabulary_set:
+                self._vocabulary_rejected(f"vocabulary of {len(payload)} bytes exceeds the {limit}-byte limit")
             return
         parsed: tuple[str, str] | None = None
         try:

@@ -35,6 +35,8 @@ WBEAM = 7e-29
 PBEAM = 1e-48
 MAXHMMPF = 3000
 LW = 6.5
+PHONE_BEAM = 1e-20
+PHONE_LW = 2.0
 CMN_INIT = "47.95,-9.47,-3.75,8.05,-7.59,-1.49,-4.99,-10.80,-2.89,-4.38,2.07,-1.77,-2.43"
 """Initial cepstral mean: the average batch mean of espeak-ng commands with the comfort noise."""
 CMN_RESET = 1  # 1: start every utterance from CMN_INIT instead of the running estimate
@@ -81,7 +83,7 @@ class GrammarDecoder:
         if reject:
             self._phones = Decoder(_base_config(
                 allphone=str(model_dir() / "en-us" / "en-us-phone.lm.bin"),
-                beam=1e-20, pbeam=1e-20, lw=2.0, bestpath=False))
+                beam=PHONE_BEAM, pbeam=PHONE_BEAM, lw=PHONE_LW, bestpath=False))
         self._started = False
         self._bytes = 0
         self._cpu = 0.0
