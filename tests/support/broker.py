@@ -25,6 +25,9 @@ class Mosquitto:
         self.host = "127.0.0.1"
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="hearth-mosquitto-"))
+        if self._own_dir:
+            # Mosquitto started as root drops to the `mosquitto` user, which must write its log here.
+            self.workdir.chmod(0o777)
         self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
