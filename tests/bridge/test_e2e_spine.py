@@ -40,6 +40,7 @@ async def test_hermes_satellite_publishes_text_captured_with_the_session(live, s
         assert set(captured) >= {"text", "likelihood", "seconds", "siteId", "sessionId", "wakewordId", "lang", "asrTokens"}
         assert 1.0 < captured["seconds"] < 5.0
         # The ESP32 firmware shows listening from toggleOff/dialogueSession and idle from toggleOn.
+        await probe.wait_for("hermes/hotword/toggleOn", lambda d: d["siteId"] == "hermes-kitchen")
         toggles = [(t.rsplit("/", 1)[-1], json.loads(p)) for t, p in probe.messages if t.startswith("hermes/hotword/toggle")]
         site_toggles = [(k, d["reason"]) for k, d in toggles if d["siteId"] == "hermes-kitchen"]
         assert ("toggleOff", "dialogueSession") in site_toggles
