@@ -53,6 +53,23 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                pids.extend(int(c) for c in children)
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
 def stats(url: str) -> dict:
     return json.loads(urllib.request.urlopen(url + "/stats", timeout=5).read())  # noqa: S310 - loopback
 
@@ -118,6 +135,7 @@ async def main() -> None:
                                                 trailing_silence=1.0), load_wav_pcm16k(wavs[j][1])) for j in range(3)]
         await asyncio.gather(stream_continuously(broker, "stream2", 6.0, quiet + speech), *tasks)
         lag = stats(url)
+        memory = rss_mb(bridge.proc.pid)
         print("## Bridge spine benchmark\n")
         print(f"Command: `.venv/bin/python bench/spine_bench.py --utterances {args.utterances}` "
               f"({os.cpu_count()} cores; espeak-ng voices {', '.join(VOICES)}; real-time streaming, 30 ms frames)\n")
@@ -131,6 +149,7 @@ async def main() -> None:
         print(f"| one satellite streaming continuously (wake word + VAD) | {stream_cpu * 100:.2f}% of a core | ≤ 1% |")
         print(f"| event-loop lag p99 (max) over the last minute, 3 satellites decoding + 1 streaming | "
               f"{lag['loop_lag_p99_ms']:.1f} ms ({lag['loop_lag_max_ms']:.1f} ms) | ≤ 20 ms |")
+        print(f"| memory (bridge + decoder workers + compiler, resident) | {memory:.0f} MB | |")
         _ = lag_before
     finally:
         bridge.stop()
