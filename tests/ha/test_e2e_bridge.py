@@ -1,0 +1,134 @@
+"""End to end, no mocks on the path: satellite speech → real bridge → Home Assistant → light.
+
+Home Assistant (this test's core, with its real MQTT client) and the real bridge process meet on
+a real Mosquitto. The simulated satellite streams espeak-ng speech in real time; the bridge
+recognises it with the vocabulary Home Assistant published; Home Assistant's built-in
+conversation agent turns the light on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+
+from bridge.tools.satellite import SatelliteError, SatelliteOptions, run_satellite
+from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from tests.support.bridge_proc import BridgeProcess, Probe
+from tests.support.broker import Mosquitto
+
+from .e2e import (
+    E2E_BRIDGE_ID,
+    LIGHT,
+    needs_tools,
+    publish_json,
+    satellite_status,
+    setup_kitchen_light,
+    speech,
+    start_bridge,
+    state_of,
+    until,
+    vocabulary_in_service,
+)
+
+pytestmark = [needs_tools, pytest.mark.timeout(240)]
+
+COMMAND = "turn on the kitchen light"
+MICROPHONE = "switch.kitchen_microphone"
+
+
+@pytest.fixture
+async def real_bridge(
+    hass: HomeAssistant, real_mqtt: Mosquitto, tmp_path: Path
+) -> AsyncIterator[BridgeProcess]:
+    """The real bridge, online on the real broker."""
+    proc = await start_bridge(hass, real_mqtt, tmp_path / "bridge")
+    yield proc
+    await hass.async_add_executor_job(proc.stop)
+
+
+@pytest.fixture
+async def probe(real_mqtt: Mosquitto) -> AsyncIterator[Probe]:
+    """An outside listener on every Hearth topic (and a publisher for the satellite's status)."""
+    async with Probe("127.0.0.1", real_mqtt.port, ["hearth/#"]) as listener:
+        yield listener
+
+
+@pytest.fixture
+async def home(
+    hass: HomeAssistant, real_bridge: BridgeProcess, probe: Probe
+) -> AsyncIterator[MockConfigEntry]:
+    """Kitchen light, Hearth set up against the real bridge, satellite `kitchen` known."""
+    assert await async_setup_component(hass, "conversation", {})
+    await setup_kitchen_light(hass)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Hearth bridge {E2E_BRIDGE_ID}",
+        unique_id=E2E_BRIDGE_ID,
+        data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: E2E_BRIDGE_ID},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    # The satellite announces itself first (as a real one does when it boots), so its entities
+    # exist before it speaks.
+    await publish_json(
+        probe, "hearth/satellite/kitchen/status", satellite_status("kitchen"), retain=True
+    )
+    await until(hass, lambda: state_of(hass, MICROPHONE) == "on", message="no microphone switch")
+    assert state_of(hass, "binary_sensor.hearth_bridge_connectivity") == "on"
+    await vocabulary_in_service(hass, probe)
+    yield entry
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def _say(hass: HomeAssistant, port: int, tmp_path: Path, timeout: float) -> dict:
+    pcm = await speech(hass, tmp_path, COMMAND)
+    return await run_satellite(
+        SatelliteOptions(sat_id="kitchen", host="127.0.0.1", port=port, timeout=timeout), pcm
+    )
+
+
+async def test_spoken_command_turns_on_the_light(
+    hass: HomeAssistant, home: MockConfigEntry, real_mqtt: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    result = await _say(hass, real_mqtt.port, tmp_path, timeout=15)
+    transcript = result["transcript"]
+    await until(
+        hass,
+        lambda: state_of(hass, LIGHT) == "on",
+        timeout=15,
+        message=f"light still {state_of(hass, LIGHT)}; the bridge heard {transcript!r} "
+        f"(intent {result.get('intent')})",
+    )
+    assert transcript == COMMAND, f"the bridge heard {transcript!r}"
+    # Home Assistant answered the satellite on the session the bridge opened.
+    response = await probe.wait_for(
+        "/satellite/kitchen/response", lambda data: data.get("session_id") == result["session_id"]
+    )
+    assert response["text"]
+
+
+async def test_muted_microphone_hears_nothing(
+    hass: HomeAssistant, home: MockConfigEntry, real_mqtt: Mosquitto, probe: Probe, tmp_path: Path
+) -> None:
+    await hass.services.async_call(
+        "switch", "turn_off", {"entity_id": MICROPHONE}, blocking=True
+    )
+    # Not optimistic: the switch shows the policy the bridge confirmed.
+    assert state_of(hass, MICROPHONE) == "off"
+    policy = probe.json("/bridge/policy/state")[-1]
+    assert policy["microphones"]["kitchen"]["muted"] is True
+
+    with pytest.raises(SatelliteError, match="no result"):
+        await _say(hass, real_mqtt.port, tmp_path, timeout=5)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert state_of(hass, LIGHT) == "off"
+    assert probe.json("/satellite/kitchen/transcript") == []
+    assert probe.json("/satellite/kitchen/response") == []
