@@ -31,6 +31,9 @@ _LOGGER = logging.getLogger(__name__)
 
 AUDIO_TIMEOUT = 2.0  # no audio for this long while listening: the satellite vanished
 MAX_GAP_FILL_BYTES = 8000  # fill at most 250 ms of missing audio with silence
+BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit mono
+RATE_FACTOR = 1.5  # satellites may catch up after a network hiccup, but not flood
+BURST_BYTES = BYTES_PER_SECOND * 3
 
 
 class State(enum.StrEnum):
@@ -87,8 +90,10 @@ class Satellite:
         self.expected_seq = 0
         self.counters: dict[str, int] = {"frames": 0, "dropped_queue_full": 0, "gaps": 0, "late": 0,
                                          "utterances": 0, "wakes": 0, "after_session": 0,
-                                         "wake_chunks": 0, "decoded_chunks": 0}
+                                         "wake_chunks": 0, "decoded_chunks": 0, "rate_limited": 0}
         self.closed_streams: deque[int] = deque(maxlen=8)
+        self._tokens = float(BURST_BYTES)
+        self._refilled = time.monotonic()
         self.last_result: dict[str, Any] = {}
         # A session asked for (wake event, button, startListening) but not yet opened: frames that
         # arrive meanwhile queue up behind it, in order.
@@ -96,6 +101,20 @@ class Satellite:
         self._task = asyncio.create_task(self._run(), name=f"satellite-{sat_id}")
 
     # -- called from the MQTT dispatcher (synchronous, must be cheap) -------------------------
+
+    def admit(self, nbytes: int) -> bool:
+        """Token bucket: a satellite may send audio at most RATE_FACTOR × real time (with a
+        burst allowance). Beyond that its frames are dropped on arrival, so a broken or hostile
+        satellite cannot eat the CPU that every other satellite's wake word and VAD need."""
+        now = time.monotonic()
+        self._tokens = min(BURST_BYTES, self._tokens + (now - self._refilled) * BYTES_PER_SECOND * RATE_FACTOR)
+        self._refilled = now
+        if nbytes > self._tokens:
+            self.counters["rate_limited"] += 1
+            self.bridge.report_error("rate_limited", "audio arrives faster than real time; frames dropped", self.id)
+            return False
+        self._tokens -= nbytes
+        return True
 
     def enqueue(self, pcm: bytes) -> None:
         self.counters["frames"] += 1

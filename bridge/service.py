@@ -301,6 +301,8 @@ class Bridge:
             if self.is_muted(sat_id):
                 self._drop_muted(sat)
                 return
+            if not sat.admit(len(frame.pcm)):
+                return
             sat.accept_frame(frame.stream_id, frame.seq, frame.pcm, frame.last)
         elif leaf == "status":
             self._on_satellite_status(sat_id, payload)
@@ -418,7 +420,8 @@ class Bridge:
             except WavError as err:
                 self.report_error(err.code, f"audio frame: {err}", site, sat.session.id if sat.session else None, topic)
                 return
-            sat.enqueue(pcm)
+            if sat.admit(len(pcm)):
+                sat.enqueue(pcm)
             return
         if topic in (hermes.TOGGLE_OFF, hermes.TOGGLE_ON, hermes.TEXT_CAPTURED):
             return
@@ -664,7 +667,7 @@ class Bridge:
     def publish_session_error(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
         self.errors.report(code, message, sat.id)
         self.publish(self.topics.satellite(sat.id, "error"),
-                     {"session_id": session_id, "satellite": sat.id, "code": code, "message": message})
+                     {"session_id": session_id, "satellite": sat.id, "code": code, "message": message, "fatal": True})
         if sat.protocol is Protocol.HERMES:
             self.publish(hermes.ERROR_ASR, hermes.error(sat.id, session_id, message, code))
 
@@ -685,7 +688,7 @@ class Bridge:
         sat = self.satellites.get(sat_id) if sat_id else None
         if sat is not None and sat.protocol is Protocol.HEARTH:
             self.publish(self.topics.satellite(sat_id, "error"), {  # type: ignore[arg-type]
-                "session_id": session_id, "satellite": sat_id, "code": code, "message": message})
+                "session_id": session_id, "satellite": sat_id, "code": code, "message": message, "fatal": False})
         elif sat is not None and code not in ("muted",):
             self.publish(hermes.ERROR_ASR, hermes.error(sat.id, session_id, message, code))
 

@@ -6,9 +6,10 @@ A word missing from the dictionary is pronounced by the first method that works:
 2. ``accents``: the word with accents removed (``café`` → ``cafe``).
 3. ``apostrophe``: ``hows`` → ``how's``; ``x's`` → ``x`` + S/Z/IH Z after its last phone;
    ``o'neil`` → ``oneil``.
-4. ``compound``: the fewest known dictionary words (each ≥ 2 letters, at most 4) that spell the
+4. ``plural``: ``awnings`` → ``awning`` + S/Z/IH Z (also ``-es``).
+5. ``compound``: the fewest known dictionary words (each ≥ 2 letters, at most 4) that spell the
    word (``unpause`` → ``un`` + ``pause``, ``doorbell`` → ``door`` + ``bell``).
-5. ``letters``: a word of at most 5 letters spelled out letter by letter (``bmw`` → B IY EH M ...).
+6. ``letters``: a word of at most 5 letters spelled out letter by letter (``bmw`` → B IY EH M ...).
 
 Anything else (longer unknown words, scripts other than Latin) is *unpronounceable*: the grammar
 drops the name that uses it and reports it. Digits never reach here (see :mod:`.text`).
@@ -100,6 +101,10 @@ class Pronouncer:
             return "apostrophe", prons
         if plain.endswith("'s") and (base := self._compound(plain[:-2])):
             return "apostrophe", tuple(_plural(p) for p in base)
+        if plain.endswith("s") and len(plain) > 3 and (base := self._compound(plain[:-1])):
+            return "plural", tuple(_plural(p) for p in base)
+        if plain.endswith("es") and len(plain) > 4 and (base := self._compound(plain[:-2])):
+            return "plural", tuple(_plural(p) for p in base)
         if "'" in plain:
             joined = plain.replace("'", "")
             if prons := self._known(joined) or self._compound(joined):

@@ -125,8 +125,8 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                     if data.get("command") == "stop_streaming":
                         stop_streaming.set()
                 elif topic.endswith("/error") or topic == hermes.ERROR_ASR:
-                    if not data.get("session_id", data.get("sessionId")):
-                        continue  # not about our utterance (e.g. a dropped frame)
+                    if not data.get("session_id", data.get("sessionId")) or data.get("fatal") is False:
+                        continue  # not the end of our utterance (e.g. a dropped frame)
                     result["error"] = {"code": data.get("code", data.get("context")), "message": data.get("message", data.get("error"))}
                     if o.protocol == "hermes" and result["transcript"] is None:
                         result["transcript"] = ""

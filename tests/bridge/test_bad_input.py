@@ -7,6 +7,7 @@ import json
 import struct
 import urllib.request
 
+import numpy as np
 import pytest
 
 from bridge.audio.wav import make_wav
@@ -115,3 +116,27 @@ async def test_satellite_that_stops_sending_mid_utterance_times_out(live, say) -
         error = await probe.wait_for("/silent/error", lambda d: d["code"] == "audio_timeout", timeout=10)
         assert "no audio" in error["message"]
         await probe.wait_for("/silent/state", lambda d: d["state"] == "idle")
+
+
+async def test_a_flooding_satellite_is_capped_and_does_not_starve_others(live, say) -> None:
+    broker, _ = live
+    pcm = load_wav_pcm16k(say("turn on the kitchen light"))
+    noise = (np.random.default_rng(3).standard_normal(4000) * 3000).astype("<i2").tobytes()
+
+    async def flood() -> None:
+        async with Probe(broker.host, broker.port, []) as probe:
+            await probe.client.publish("hearth/satellite/flood/status", CONTINUOUS, retain=True)
+            await asyncio.sleep(0.2)
+            for seq in range(3000):  # 12 minutes of audio as fast as the broker takes it
+                await probe.client.publish("hearth/satellite/flood/audio", encode_frame(1, seq, noise))
+                if seq % 500 == 0:
+                    await asyncio.sleep(0)
+
+    opts = SatelliteOptions(sat_id="calm", host=broker.host, port=broker.port, timeout=30)
+    result, _ = await asyncio.gather(run_satellite(opts, pcm), flood())
+    assert result["transcript"] == "turn on the kitchen light"
+    stats = json.loads(urllib.request.urlopen(_status_url(broker) + "/stats", timeout=5).read())  # noqa: S310 - loopback
+    flood_stats = stats["satellites"]["flood"]
+    assert flood_stats["rate_limited"] > 0  # most of the 12 minutes was refused on arrival
+    assert flood_stats["frames"] < 200  # only ~real time got through to wake-word detection
+    assert flood_stats["queue"] <= 256
