@@ -1,0 +1,157 @@
+"""Grammar compilation from the real home-assistant-intents templates."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import re
+
+import pytest
+
+from bridge.recognition import CompiledGrammar, compile_grammar, load_demo_vocabulary, parse_vocabulary
+from bridge.recognition.decoder import sentence_checker
+from bridge.recognition.pronounce import Pronouncer
+from bridge.recognition.text import normalize_text
+
+REQUIRED_INTENTS = {
+    "HassTurnOn", "HassTurnOff", "HassLightSet", "HassGetState", "HassClimateGetTemperature",
+    "HassClimateSetTemperature", "HassSetPosition", "HassMediaPause", "HassMediaUnpause",
+    "HassMediaNext", "HassStartTimer", "HassCancelTimer", "HassGetCurrentTime", "HassNevermind",
+    "HearthSentence",
+}
+
+
+@pytest.fixture(scope="module")
+def demo() -> CompiledGrammar:
+    return compile_grammar(load_demo_vocabulary())
+
+
+def _home(entities: list[dict[str, object]], **extra: object) -> CompiledGrammar:
+    data = {"language": "en", "floors": [{"id": "g", "name": "Ground floor"}],
+            "areas": [{"id": "kitchen", "name": "Kitchen", "floor": "g"},
+                      {"id": "bedroom", "name": "Bedroom", "floor": "g"}],
+            "entities": entities, **extra}
+    return compile_grammar(parse_vocabulary(data))
+
+
+def test_required_intents_are_compiled(demo: CompiledGrammar) -> None:
+    used = demo.stats["templates_used_by_intent"]
+    assert isinstance(used, dict)
+    assert REQUIRED_INTENTS <= set(used), REQUIRED_INTENTS - set(used)
+
+
+@pytest.mark.parametrize("sentence", [
+    "turn on the kitchen light", "turn off the reading lamp", "switch off the bedroom light",
+    "turn on the lights in the kitchen", "turn off the downstairs lights",
+    "set the bedroom light to fifty percent", "set the kitchen light brightness to 100 percent",
+    "set the kitchen light to red", "open the garage door", "close the living room blinds",
+    "set the living room blinds position to 30 percent", "what is the temperature",
+    "set the temperature to 21 degrees", "set the temperature to twenty one point five degrees",
+    "pause the tv", "unpause the television", "next track", "set a timer for five minutes",
+    "set a timer for 1 hour and 30 minutes", "cancel the timer", "what time is it", "never mind",
+    "what is the weather like", "is the front door locked", "turn on the coffee maker",
+])
+def test_grammar_accepts_commands(demo: CompiledGrammar, sentence: str) -> None:
+    assert sentence_checker(demo.fsg)(normalize_text(sentence)), sentence
+
+
+@pytest.mark.parametrize("sentence", [
+    "i think we should order pizza tonight",
+    "turn on the garage lights",  # no light in the garage: the area is not offered for lights
+    "turn on the dishwasher",  # no such name
+    "the office green",  # verbless colour command (dropped on purpose)
+    "kitchen light on",  # verbless on/off (dropped on purpose)
+])
+def test_grammar_rejects_other_sentences(demo: CompiledGrammar, sentence: str) -> None:
+    assert not sentence_checker(demo.fsg)(sentence)
+
+
+def test_fsg_is_well_formed_and_picklable(demo: CompiledGrammar) -> None:
+    lines = demo.fsg.splitlines()
+    assert lines[0].startswith("FSG_BEGIN") and lines[-1] == "FSG_END"
+    n_states = int(lines[1].split()[1])
+    final = int(lines[3].split()[1])
+    words = set()
+    for line in lines[4:-1]:
+        parts = line.split()
+        assert parts[0] == "TRANSITION"
+        assert 0 <= int(parts[1]) < n_states and 0 <= int(parts[2]) < n_states
+        assert 0.0 < float(parts[3]) <= 1.0
+        if len(parts) == 5:
+            words.add(parts[4])
+    assert final < n_states
+    assert words == set(demo.dictionary)
+    for word, prons in demo.dictionary.items():
+        assert word == normalize_text(word) and prons
+        assert all(re.fullmatch(r"[A-Z]+( [A-Z]+)*", p) for p in prons), (word, prons)
+    assert pickle.loads(pickle.dumps(demo)) == demo
+    assert demo.hash == load_demo_vocabulary().hash()
+    for key in ("states", "transitions", "words", "templates_used", "templates_skipped",
+                "unpronounceable", "compile_seconds"):
+        assert key in demo.stats
+
+
+def test_dead_templates_are_dropped_and_counted(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="bridge.recognition.grammar"):
+        grammar = _home([{"id": "light.k", "name": "Kitchen light", "domain": "light",
+                          "area": "kitchen"}])
+    reasons = grammar.stats["templates_skipped_reasons"]
+    assert isinstance(reasons, dict)
+    # no cover in this home: cover templates are dead, and "open ..." is not in the grammar
+    assert reasons.get("no_entity:cover/*", 0) > 0
+    assert "HassSetPosition" not in grammar.stats["templates_used_by_intent"]  # type: ignore[operator]
+    assert not sentence_checker(grammar.fsg)("open the garage door")
+    # what the recognizer cannot express is counted, not lost
+    assert reasons.get("wildcard:timer_name", 0) > 0
+    assert reasons.get("intent_not_supported", 0) > 0
+    assert grammar.stats["templates_skipped"] == sum(reasons.values())
+    # ... and logged once
+    records = [r for r in caplog.records if r.name == "bridge.recognition.grammar"]
+    assert len(records) == 1 and "skipped" in records[0].getMessage()
+    assert sentence_checker(grammar.fsg)("turn on the kitchen light")
+
+
+def test_home_without_entities_still_has_timers_and_time() -> None:
+    grammar = _home([])
+    check = sentence_checker(grammar.fsg)
+    assert check("what time is it") and check("set a timer for ten minutes")
+    assert not check("turn on the kitchen light")
+
+
+def test_out_of_dictionary_names_get_pronunciations() -> None:
+    grammar = _home([
+        {"id": "light.z", "name": "Zigbee hub lamp", "domain": "light", "area": "kitchen"},
+        {"id": "media_player.s", "name": "Sonos", "domain": "media_player", "area": "kitchen"},
+        {"id": "light.kid", "name": "Kid's café lamp", "domain": "light", "area": "bedroom"},
+        {"id": "light.b2", "name": "Bedroom 2 light", "domain": "light", "area": "bedroom"},
+        {"id": "switch.cn", "name": "客厅灯", "domain": "switch", "area": "bedroom"},
+    ])
+    d = grammar.dictionary
+    assert d["zigbee"] and d["sonos"] and d["café"] and d["two"]
+    methods = grammar.stats["invented_pronunciations"]
+    assert isinstance(methods, dict)
+    assert methods["zigbee"] == "compound" and methods["café"] == "accents"
+    check = sentence_checker(grammar.fsg)
+    assert check("turn on the zigbee hub lamp") and check("turn off bedroom two light")
+    assert check("pause sonos")
+    # a name in a script the recognizer cannot pronounce is reported, not silently dropped
+    assert grammar.stats["unpronounceable"] == ["客厅灯"]
+
+
+def test_pronouncer_methods() -> None:
+    p = Pronouncer()
+    assert p.pronounce("kitchen") == ("K IH CH AH N",)
+    assert p.pronounce("unpause") == ("AH N P AO Z",)  # un + pause
+    assert p.pronounce("hows") == ("HH AW Z",)  # how's
+    assert p.pronounce("awnings") is not None
+    assert p.pronounce("nas") is not None  # short: spelled out if nothing else works
+    assert p.pronounce("ñññññññ") is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Kitchen Light!", "kitchen light"), ("Bedroom 2", "bedroom two"), ("50%", "fifty percent"),
+    ("21.5°", "twenty one point five degrees"), ("What\u2019s up-to-date?", "what's up to date"),
+    ("1st floor", "first floor"), ("  lots   of  space ", "lots of space"), ("TV", "tv"),
+])
+def test_normalisation(text: str, expected: str) -> None:
+    assert normalize_text(text) == expected
