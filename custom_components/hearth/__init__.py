@@ -22,6 +22,7 @@ from .voice import VoiceCommands
 _LOGGER = logging.getLogger(__name__)
 
 PLATFORMS: list[Platform] = [
+    Platform.ASSIST_SATELLITE,
     Platform.BINARY_SENSOR,
     Platform.EVENT,
     Platform.SELECT,

@@ -26,6 +26,12 @@ VOCABULARY_COOLDOWN: Final = 2.0
 # A conversation is continued if the satellite speaks again within this many seconds.
 CONVERSATION_TIMEOUT: Final = 300.0
 
+# Announcements: how long the bridge may take to start speaking, then to finish.
+ANNOUNCE_START_TIMEOUT: Final = 15.0
+ANNOUNCE_TIMEOUT: Final = 120.0
+# The wake words the bridge can listen for (docs/protocol.md, satellite status).
+WAKE_WORDS: Final = ["okay_nabu", "hey_jarvis", "hey_mycroft", "alexa"]
+
 RETENTION_OPTIONS: Final = ["none", "memory"]
 SATELLITE_STATES: Final = [
     "idle",

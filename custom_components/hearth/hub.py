@@ -119,6 +119,13 @@ class HearthHub:
         satellite = self.satellites.get(satellite_id)
         return self.available and satellite is not None and satellite.online
 
+    def microphone_muted(self, satellite_id: str) -> bool:
+        """Whether a satellite's microphone is muted (the policy decides, else its state)."""
+        if self.policy is not None and (muted := self.policy.muted(satellite_id)) is not None:
+            return muted
+        satellite = self.satellites.get(satellite_id)
+        return bool(satellite and satellite.muted)
+
     @callback
     def _async_mqtt_connection(self, connected: bool) -> None:
         self.mqtt_connected = connected

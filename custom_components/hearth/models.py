@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import json
 import re
+import time
 from typing import Any
 
 SATELLITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -138,6 +139,9 @@ class Satellite:
     last_utterance: Utterance | None = None
     conversation_id: str | None = None
     conversation_at: float = 0.0
+    wake_word: str | None = None
+    extra_system_prompt: str | None = None
+    """Context for the agent's next turn (set by an Assist start_conversation)."""
 
     @property
     def online(self) -> bool:
@@ -164,6 +168,16 @@ class Satellite:
             self.area = data["area"]
         if isinstance(data.get("capabilities"), dict):
             self.capabilities = data["capabilities"]
+        if isinstance(data.get("wake_word"), str) and data["wake_word"]:
+            self.wake_word = data["wake_word"]
+
+    def continue_conversation(
+        self, conversation_id: str | None, extra_system_prompt: str | None
+    ) -> None:
+        """Make the next voice command continue a conversation Home Assistant started."""
+        self.conversation_id = conversation_id
+        self.conversation_at = time.monotonic()
+        self.extra_system_prompt = extra_system_prompt
 
     def update_state(self, data: dict[str, Any]) -> None:
         """Apply a bridge state payload."""

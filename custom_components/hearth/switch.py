@@ -95,12 +95,7 @@ class HearthMicrophoneSwitch(HearthSatelliteEntity, SwitchEntity):
     @property
     def is_on(self) -> bool:
         """Return whether the microphone listens (the policy decides, else the bridge's state)."""
-        if self.hub.policy is not None and (
-            muted := self.hub.policy.muted(self.satellite_id)
-        ) is not None:
-            return not muted
-        satellite = self.hub.satellites.get(self.satellite_id)
-        return not (satellite and satellite.muted)
+        return not self.hub.microphone_muted(self.satellite_id)
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Unmute."""

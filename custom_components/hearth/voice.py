@@ -194,6 +194,7 @@ class VoiceCommands:
             if now - satellite.conversation_at < CONVERSATION_TIMEOUT
             else None
         )
+        extra_system_prompt, satellite.extra_system_prompt = satellite.extra_system_prompt, None
         result = await conversation.async_converse(
             self.hass,
             data["text"],
@@ -202,6 +203,12 @@ class VoiceCommands:
             self.hass.config.language,
             agent_id=agent_id,
             device_id=self.hub.satellite_device_id(satellite_id),
+            satellite_id=er.async_get(self.hass).async_get_entity_id(
+                "assist_satellite",
+                DOMAIN,
+                f"{self.hub.satellite_unique_id(satellite_id)}-assist_satellite",
+            ),
+            extra_system_prompt=extra_system_prompt,
         )
         satellite.conversation_id = result.conversation_id
         satellite.conversation_at = time.monotonic()

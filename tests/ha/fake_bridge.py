@@ -57,6 +57,7 @@ class FakeBridge:
             self.topic("bridge", "history", "purge"),
             self.topic("bridge", "vocabulary", "set"),
             self.topic("satellite", "+", "response"),
+            self.topic("satellite", "+", "announce"),
         ]
 
     def messages(self, suffix: str) -> list[Any]:
@@ -70,6 +71,8 @@ class FakeBridge:
             await self._policy_set(payload)
         elif topic.endswith("/history/purge"):
             await self._purge(payload)
+        elif topic.endswith("/announce"):
+            await self._announce(topic.split("/")[-2], payload)
 
     async def _policy_set(self, command: dict[str, Any]) -> None:
         if not self.answer:
@@ -94,6 +97,15 @@ class FakeBridge:
         await self.send(
             "bridge/policy/result",
             {"request_id": command["request_id"], "ok": True, "error": None, "policy": None},
+        )
+
+    async def _announce(self, satellite: str, command: dict[str, Any]) -> None:
+        """Speak (responding), then idle, or listen when a conversation was started."""
+        if not self.answer:
+            return
+        await self.satellite_state(satellite, "responding")
+        await self.satellite_state(
+            satellite, "listening" if command.get("start_conversation") else "idle"
         )
 
     async def _purge(self, command: dict[str, Any]) -> None:
