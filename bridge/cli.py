@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any

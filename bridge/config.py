@@ -21,14 +21,14 @@ class ConfigError(ValueError):
 
 
 def _port(value: Any) -> int:
-    port = vol.Coerce(int)(value)
+    port = int(vol.Coerce(int)(value))
     if not 0 <= port <= 65535:
         raise vol.Invalid("expected a port number 0-65535")
     return port
 
 
 def _positive(value: Any) -> float:
-    number = vol.Coerce(float)(value)
+    number = float(vol.Coerce(float)(value))
     if number <= 0:
         raise vol.Invalid("expected a number greater than 0")
     return number

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .engines import EngineError, SttStream, Transcript
-from .pipeline.endpoint import EndpointSettings, Endpointer, EndReason
+from .pipeline.endpoint import Endpointer, EndpointSettings, EndReason
 from .pipeline.vad import FrameSplitter, Vad
 from .pipeline.wake import WakeWordDetector
 

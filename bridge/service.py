@@ -33,9 +33,23 @@ from .privacy.policy import Policy, PolicyError, Retention
 from .privacy.retention import UtteranceRetention
 from .privacy.store import AuditStore, PolicyStore
 from .protocol import hermes
-from .protocol.hearth import BRIDGE_OUTBOUND, ProtocolError, Topics, decode_frame, dumps, parse_json_object
-from .recognition import CompiledGrammar, Vocabulary, VocabularyError, compile_grammar, load_demo_vocabulary, parse_vocabulary
-from .satellite import Protocol, Satellite, Session, State
+from .protocol.hearth import (
+    BRIDGE_OUTBOUND,
+    ProtocolError,
+    Topics,
+    decode_frame,
+    dumps,
+    parse_json_object,
+)
+from .recognition import (
+    CompiledGrammar,
+    Vocabulary,
+    VocabularyError,
+    compile_grammar,
+    load_demo_vocabulary,
+    parse_vocabulary,
+)
+from .satellite import Protocol, Satellite, Session
 from .stt.fallback import FallbackSttStream
 from .stt.local import PocketsphinxStt
 from .stt.pool import DecoderPool
@@ -336,7 +350,8 @@ class Bridge:
             if sat is None:
                 return
         sat.info = data
-        caps = data.get("capabilities") if isinstance(data.get("capabilities"), dict) else {}
+        raw_caps = data.get("capabilities")
+        caps: dict[str, Any] = raw_caps if isinstance(raw_caps, dict) else {}
         sat.on_device_wake = bool(caps.get("wake_word", False))
         sat.barge_in = bool(caps.get("barge_in", False))
         if isinstance(data.get("wake_word"), str) and data["wake_word"] in ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa"):
@@ -660,8 +675,9 @@ class Bridge:
             _LOGGER.error("Audit entry rejected: %s", err)
         self._stats_dirty = True
         sat.last_result = {"session_id": session.id, "engine": transcript.engine, "locality": str(transcript.locality)}
-        _LOGGER.info("%s: %r (%s, %.0f ms after end of speech)", sat.id,
-                     "<private>" if private else (transcript.text if not transcript.rejected else "<rejected>"),
+        # Never the words: the log goes to the journal, i.e. to disk (privacy promise: nothing on disk).
+        _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
+                     "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
                      intent["name"] if intent else "no intent", latency)
 
     def publish_session_error(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:

@@ -48,7 +48,8 @@ async def start_status_api(bridge: Bridge, host: str, port: int) -> web.AppRunne
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the real port when 0 was asked
+    server = site._server  # noqa: SLF001 - the real port when 0 was asked
+    sockets = getattr(server, "sockets", None) or []
     actual = sockets[0].getsockname()[1] if sockets else port
     bridge.status_api_url = f"http://{host}:{actual}"
     return runner

@@ -131,7 +131,7 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     inp = sys.stdin.buffer
-    serve(inp, out)  # type: ignore[arg-type]
+    serve(inp, out)
 
 
 if __name__ == "__main__":
