@@ -8,6 +8,7 @@ from typing import Any
 import voluptuous as vol
 
 from homeassistant.components import mqtt
+from homeassistant.components.assist_pipeline import async_get_pipelines
 from homeassistant.components.mqtt import ReceiveMessage
 from homeassistant.config_entries import (
     ConfigEntry,
@@ -28,6 +29,7 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from .const import (
     CONF_AGENT_ID,
+    CONF_PIPELINE,
     CONF_BRIDGE_ID,
     CONF_PREFIX,
     CONF_SATELLITE,
@@ -36,6 +38,7 @@ from .const import (
     DEFAULT_PREFIX,
     DISCOVERY_TIMEOUT,
     DOMAIN,
+    HEARTH_PIPELINE,
 )
 from .models import BridgeStatus, parse_json
 
@@ -240,14 +243,25 @@ class HearthOptionsFlow(OptionsFlowWithReload):
         current = all_options.get(self._satellite, {})
         if user_input is not None:
             all_options[self._satellite] = {
+                CONF_PIPELINE: user_input.get(CONF_PIPELINE) or HEARTH_PIPELINE,
                 CONF_AGENT_ID: user_input.get(CONF_AGENT_ID) or None,
                 CONF_SHOW_TRANSCRIPTS: user_input[CONF_SHOW_TRANSCRIPTS],
             }
             return self.async_create_entry(
                 data={**self.config_entry.options, CONF_SATELLITES: all_options}
             )
+        pipelines = [
+            SelectOptionDict(value=HEARTH_PIPELINE, label="Hearth"),
+            *(
+                SelectOptionDict(value=pipeline.id, label=pipeline.name)
+                for pipeline in async_get_pipelines(self.hass)
+            ),
+        ]
         schema = vol.Schema(
             {
+                vol.Required(CONF_PIPELINE, default=HEARTH_PIPELINE): SelectSelector(
+                    SelectSelectorConfig(options=pipelines)
+                ),
                 vol.Optional(CONF_AGENT_ID): ConversationAgentSelector(),
                 vol.Required(CONF_SHOW_TRANSCRIPTS, default=True): bool,
             }

@@ -13,6 +13,9 @@ CONF_SATELLITES: Final = "satellites"
 CONF_AGENT_ID: Final = "agent_id"
 CONF_SHOW_TRANSCRIPTS: Final = "show_transcripts"
 CONF_SATELLITE: Final = "satellite"
+CONF_PIPELINE: Final = "pipeline"
+# The pipeline option that means: the bridge recognizes, the satellite's agent answers.
+HEARTH_PIPELINE: Final = "hearth"
 
 DEFAULT_PREFIX: Final = "hearth"
 PROTOCOL_VERSION: Final = 1

@@ -10,11 +10,24 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from homeassistant.components import conversation
+from homeassistant.components.assist_pipeline import (
+    Pipeline,
+    PipelineNotFound,
+    async_get_pipeline,
+)
+from homeassistant.const import MATCH_ALL
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.loader import IntegrationNotFound, async_get_integration
 
-from .const import CONF_AGENT_ID, CONF_SATELLITES, CONVERSATION_TIMEOUT, DOMAIN
+from .const import (
+    CONF_AGENT_ID,
+    CONF_PIPELINE,
+    CONF_SATELLITES,
+    CONVERSATION_TIMEOUT,
+    DOMAIN,
+    HEARTH_PIPELINE,
+)
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -61,12 +74,26 @@ def address_is_public(address: str) -> bool:
 
 async def async_agent_locality(hass: HomeAssistant, agent_id: str) -> AgentLocality:
     """Find the integration behind a conversation agent and whether it is local."""
+    return await async_engine_locality(hass, agent_id)
+
+
+async def async_engine_locality(
+    hass: HomeAssistant, agent_id: str, legacy_provider: bool = False
+) -> AgentLocality:
+    """Find the integration behind an engine (conversation agent, STT or TTS) and judge it.
+
+    An engine is an entity (its platform names the integration), a config entry id (legacy
+    conversation agents) or, with `legacy_provider`, a legacy STT/TTS provider whose name is
+    its integration's domain.
+    """
     if agent_id == conversation.HOME_ASSISTANT_AGENT:
         return AgentLocality(agent_id, "Home Assistant", conversation.DOMAIN, None, None)
     domain: str | None = None
     entry_data: dict[str, Any] = {}
     name = agent_id
-    if "." in agent_id:
+    if legacy_provider and "." not in agent_id:
+        domain = agent_id
+    elif "." in agent_id:
         if (entity := er.async_get(hass).async_get(agent_id)) is not None:
             domain = entity.platform
             name = entity.name or entity.original_name or agent_id
@@ -99,6 +126,28 @@ def issue_id(entry: HearthConfigEntry, agent_id: str) -> str:
     return f"cloud_agent_blocked_{entry.entry_id}_{agent_id}"
 
 
+def pipeline_issue_id(entry: HearthConfigEntry, pipeline_id: str) -> str:
+    """Return the repair issue id for one refused Assist pipeline."""
+    return f"cloud_pipeline_blocked_{entry.entry_id}_{pipeline_id}"
+
+
+async def async_pipeline_locality(
+    hass: HomeAssistant, pipeline: Pipeline
+) -> tuple[str, AgentLocality] | None:
+    """Return the first engine of a pipeline that is not local, as (stage, locality)."""
+    for stage, engine_id, legacy in (
+        ("stt", pipeline.stt_engine, True),
+        ("conversation", pipeline.conversation_engine, False),
+        ("tts", pipeline.tts_engine, True),
+    ):
+        if not engine_id:
+            continue
+        locality = await async_engine_locality(hass, engine_id, legacy_provider=legacy)
+        if not locality.local:
+            return stage, locality
+    return None
+
+
 class VoiceCommands:
     """Runs a satellite's transcripts through Home Assistant's conversation agents."""
 
@@ -115,6 +164,14 @@ class VoiceCommands:
         self.hub.async_set_transcript_handler(self._async_transcript)
         self.entry.async_on_unload(self.hub.async_on_policy(self._async_policy_changed))
         self.entry.async_on_unload(self._async_delete_issues)
+
+    def pipeline_for(self, satellite_id: str) -> str | None:
+        """Return the Assist pipeline chosen for a satellite (None: Hearth's own)."""
+        options = self.entry.options.get(CONF_SATELLITES, {}).get(satellite_id, {})
+        pipeline_id = options.get(CONF_PIPELINE)
+        if not pipeline_id or pipeline_id == HEARTH_PIPELINE:
+            return None
+        return str(pipeline_id)
 
     def agent_for(self, satellite_id: str) -> str | None:
         """Return the conversation agent the owner chose for a satellite (None: built-in)."""
@@ -143,6 +200,76 @@ class VoiceCommands:
             self.async_handle(satellite_id, data),
             f"{DOMAIN} voice command {satellite_id}",
         )
+
+    async def async_choose_route(self, satellite_id: str) -> tuple[str | None, str]:
+        """Return (conversation agent, language) for a satellite's next command.
+
+        A chosen Assist pipeline answers with its conversation agent and language, unless
+        Local-only processing refuses one of its engines; then (and by default) Hearth's own
+        pipeline answers: the satellite's conversation agent in Home Assistant's language.
+        """
+        if (pipeline := await self.async_choose_pipeline(satellite_id)) is not None:
+            language = pipeline.conversation_language
+            if not language or language == MATCH_ALL:
+                language = self.hass.config.language
+            agent_id = pipeline.conversation_engine
+            if agent_id == conversation.HOME_ASSISTANT_AGENT:
+                return None, language
+            return agent_id, language
+        return await self.async_choose_agent(satellite_id), self.hass.config.language
+
+    async def async_choose_pipeline(self, satellite_id: str) -> Pipeline | None:
+        """Return the satellite's Assist pipeline if it may be used now, else None."""
+        if (pipeline_id := self.pipeline_for(satellite_id)) is None:
+            return None
+        try:
+            pipeline = async_get_pipeline(self.hass, pipeline_id)
+        except PipelineNotFound:
+            _LOGGER.warning(
+                "Assist pipeline %s of satellite %s no longer exists; using Hearth's own",
+                pipeline_id,
+                satellite_id,
+            )
+            return None
+        policy = self.hub.policy
+        if policy is None or not policy.local_only:
+            return pipeline
+        if (refused := await async_pipeline_locality(self.hass, pipeline)) is None:
+            return pipeline
+        stage, locality = refused
+        _LOGGER.warning(
+            "Local-only processing refused Assist pipeline %s for satellite %s: its %s engine"
+            " %s (%s) is %s; using Hearth's own pipeline",
+            pipeline.name,
+            satellite_id,
+            stage,
+            locality.agent_id,
+            locality.domain,
+            locality.reason,
+        )
+        self.hub.async_count_blocked_agent()
+        issue = pipeline_issue_id(self.entry, pipeline.id)
+        self._issues.add(issue)
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            issue,
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=f"pipeline_blocked_{locality.reason}",
+            translation_placeholders={
+                "pipeline": pipeline.name,
+                "pipeline_id": pipeline.id,
+                "stage": stage,
+                "engine": locality.name,
+                "engine_id": locality.agent_id,
+                "integration": locality.domain or "?",
+                "iot_class": locality.iot_class or "?",
+                "satellite": satellite_id,
+            },
+        )
+        return None
 
     async def async_choose_agent(self, satellite_id: str) -> str | None:
         """Return the agent to use now: the chosen one unless local-only forbids it."""
@@ -187,7 +314,7 @@ class VoiceCommands:
         satellite = self.hub.satellites.get(satellite_id)
         if satellite is None:
             return
-        agent_id = await self.async_choose_agent(satellite_id)
+        agent_id, language = await self.async_choose_route(satellite_id)
         now = time.monotonic()
         conversation_id = (
             satellite.conversation_id
@@ -200,7 +327,7 @@ class VoiceCommands:
             data["text"],
             conversation_id,
             Context(),
-            self.hass.config.language,
+            language,
             agent_id=agent_id,
             device_id=self.hub.satellite_device_id(satellite_id),
             satellite_id=er.async_get(self.hass).async_get_entity_id(

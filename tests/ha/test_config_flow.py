@@ -242,7 +242,11 @@ async def test_options_per_satellite(
     await hass.async_block_till_done()
     assert entry.options == {
         CONF_SATELLITES: {
-            "kitchen": {CONF_AGENT_ID: "conversation.home_assistant", CONF_SHOW_TRANSCRIPTS: False}
+            "kitchen": {
+                "pipeline": "hearth",
+                CONF_AGENT_ID: "conversation.home_assistant",
+                CONF_SHOW_TRANSCRIPTS: False,
+            }
         }
     }
     # The entry reloaded: with transcripts off the sensor is gone, not just unavailable.
