@@ -253,6 +253,7 @@ class Satellite:
             except Exception as err:  # noqa: BLE001 - one bad frame must not kill the satellite
                 _LOGGER.exception("Satellite %s: processing failed", self.id)
                 await self.abort("internal_error", f"{type(err).__name__}: {err}")
+                self.set_state(State.IDLE)
 
     async def _process(self, arrived: float, pcm: bytes) -> None:
         # Muting is checked again here: frames queued before a mute are dropped, not decoded.
@@ -276,6 +277,8 @@ class Satellite:
         if session.kept is not None:
             session.kept.append(pcm)
         await session.stream.feed(pcm)
+        if session.ended:
+            return  # aborted (muted, stopped, vanished) while we were feeding
         self.counters["decoded_chunks"] += 1
         complete = bool(getattr(session.stream, "complete", False))
         for frame in self._splitter.split(pcm):
@@ -302,6 +305,8 @@ class Satellite:
         self.bridge.on_listening_ended(self, session)
 
     async def _finish(self, session: Session, reason: EndReason, stream_end: bool = False) -> None:
+        if session.ended:
+            return
         self._close_session(session)
         ended_at = time.monotonic()
         if reason is EndReason.NO_SPEECH:
@@ -313,8 +318,9 @@ class Satellite:
         self.set_state(State.TRANSCRIBING)
         try:
             transcript: Transcript = await session.stream.finish()
-        except EngineError as err:
-            self._publish_error(session.id, err.code, err.message)
+        except (EngineError, TimeoutError) as err:
+            code, message = (err.code, err.message) if isinstance(err, EngineError) else ("stt_timeout", "the recognizer did not answer in time")
+            self._publish_error(session.id, code, message)
             self.bridge.on_session_ended(self, session, ok=False)
             self.set_state(State.IDLE)
             return

@@ -771,6 +771,7 @@ class Bridge:
 
     async def _housekeeping(self) -> None:
         saved_counters: dict[str, int] = {}
+        last_stats = 0.0
         while True:
             await asyncio.sleep(1.0)
             now = time.time()
@@ -781,8 +782,9 @@ class Bridge:
                     self._set_policy(expired, before)
                 except OSError as err:
                     _LOGGER.error("Could not save the policy: %s", err)
-            if self._stats_dirty and int(time.monotonic()) % int(STATS_INTERVAL) == 0:
+            if self._stats_dirty and time.monotonic() - last_stats >= STATS_INTERVAL:
                 self._stats_dirty = False
+                last_stats = time.monotonic()
                 self.publish(self.topics.bridge_stats, self.stats(), retain=True)
                 self.publish(self.topics.audit, self.audit.to_json(), retain=True)
                 counters = self.audit.counters_to_json()

@@ -49,6 +49,8 @@ class PocketsphinxStream(SttStream):
             self._buffered += len(pcm)
 
     async def finish(self) -> Transcript:
+        if self._closed:
+            raise EngineError("stt_cancelled", "the utterance was cancelled")
         self._closed = True
         worker = await self._acquire
         future = worker.expect(self.utterance)
