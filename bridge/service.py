@@ -609,6 +609,10 @@ class Bridge:
             self.speech_out.stop_playback(sat.id)  # barge-in
         self.publish(self.topics.satellite(sat.id, "wake"), {
             "session_id": session.id, "satellite": sat.id, "wake_word": session.wake_word, "source": session.source})
+        if session.source == "command" and sat.protocol is Protocol.HEARTH and sat.on_device_wake:
+            # The bridge opened the session (e.g. to hear the answer to a question): the satellite
+            # only streams after its own wake word, so ask it to stream now.
+            self.publish(self.topics.satellite(sat.id, "command"), {"command": "start_streaming", "session_id": session.id})
         if sat.protocol is Protocol.HERMES and session.source == "bridge":
             model = session.wake_word or "default"
             self.publish(hermes.hotword_detected_topic(model), hermes.hotword_detected(sat.id, model, session.id))
