@@ -131,3 +131,27 @@ async def test_wyoming_server_transcribes_with_the_home_grammar(speaking, say) -
                 break
         assert Transcript.from_event(event).text == "turn off the kitchen light"
     _ = os
+
+
+async def test_response_that_continues_the_conversation_listens_again(speaking, say) -> None:
+    from bridge.protocol.hearth import encode_frame
+
+    broker, _ = speaking
+    answer = load_wav_pcm16k(say("turn off the kitchen light"))
+    async with Probe(broker.host, broker.port, ["hearth/satellite/asker/#"]) as probe:
+        await probe.client.publish("hearth/satellite/asker/status", json.dumps(ONLINE), retain=True)
+        await asyncio.sleep(0.3)
+        await probe.client.publish("hearth/satellite/asker/response", json.dumps(
+            {"session_id": "q1", "text": "which light", "continue": True}))
+        await collect_play(probe, "asker")
+        await probe.client.publish("hearth/satellite/asker/event", json.dumps({"type": "played"}))
+        command = await probe.wait_for("/asker/command", lambda d: d["command"] == "start_streaming")
+        await probe.wait_for("/asker/state", lambda d: d["state"] == "listening" and d["session_id"] == command["session_id"])
+        for seq, offset in enumerate(range(0, len(answer) + 48000, 960)):
+            chunk = (answer + bytes(48000))[offset:offset + 960]
+            await probe.client.publish("hearth/satellite/asker/audio", encode_frame(77, seq, chunk))
+            await asyncio.sleep(0.03)
+            if probe.json("/asker/transcript"):
+                break
+        transcript = await probe.wait_for("/asker/transcript", lambda d: d["session_id"] == command["session_id"])
+        assert transcript["text"] == "turn off the kitchen light"
