@@ -127,6 +127,14 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
     def on_pipeline_event(self, event: PipelineEvent) -> None:
         """Home Assistant runs no audio pipeline for Hearth satellites: nothing to do."""
 
+    @callback
+    def _resolve_pipeline(self) -> str | None:
+        """The Assist pipeline chosen for this satellite in Hearth's options, else preferred.
+
+        Home Assistant consults it for start_conversation (its agent must hold conversations).
+        """
+        return self.hub.entry.runtime_data.voice.pipeline_for(self.satellite_id)
+
     # ------------------------------------------------------------------ configuration
 
     @callback

@@ -215,3 +215,23 @@ async def test_wake_word_configuration(
     msg = await client.receive_json()
     assert not msg["success"]
     assert "wake word is chosen" in msg["error"]["message"]
+
+
+async def test_start_conversation_uses_the_satellites_pipeline(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    """Home Assistant checks the pipeline chosen in Hearth's options, not the preferred one."""
+    from .test_pipeline import _pipeline
+
+    _, agent_entry = _agent(hass, "llama", "local_polling")
+    pipeline = await _pipeline(hass, "Llama", conversation_engine=agent_entry.entry_id)
+    hass.config_entries.async_update_entry(
+        loaded,
+        options={
+            CONF_SATELLITES: {
+                "kitchen": {"pipeline": pipeline.id, CONF_SHOW_TRANSCRIPTS: True}
+            }
+        },
+    )
+    await _action(hass, "start_conversation", start_message="Hi", preannounce=False)
+    assert bridge.messages("/satellite/kitchen/announce")[-1]["start_conversation"] is True
