@@ -155,3 +155,31 @@ async def test_response_that_continues_the_conversation_listens_again(speaking, 
                 break
         transcript = await probe.wait_for("/asker/transcript", lambda d: d["session_id"] == command["session_id"])
         assert transcript["text"] == "turn off the kitchen light"
+
+
+@pytest.mark.parametrize("barge_in", [True, False])
+async def test_wake_word_during_playback(speaking, say, barge_in) -> None:
+    from bridge.protocol.hearth import encode_frame
+
+    broker, _ = speaking
+    sat = f"barge-{barge_in}".lower()
+    command = load_wav_pcm16k(say("okay nabu, turn on the kitchen light", speed=150))
+    status = {"state": "online", "protocol": 1, "capabilities": {"wake_word": False, "barge_in": barge_in}}
+    async with Probe(broker.host, broker.port, [f"hearth/satellite/{sat}/#"]) as probe:
+        await probe.client.publish(f"hearth/satellite/{sat}/status", json.dumps(status), retain=True)
+        await asyncio.sleep(0.3)
+        long_answer = "the kitchen light, the bedroom light and the living room lamp are all on, and the garage door is closed"
+        await probe.client.publish(f"hearth/satellite/{sat}/response", json.dumps({"session_id": "r", "text": long_answer}))
+        await probe.wait_for(f"/{sat}/state", lambda d: d["state"] == "responding")
+        audio = command + bytes(32000)
+        for seq, offset in enumerate(range(0, len(audio), 960)):
+            await probe.client.publish(f"hearth/satellite/{sat}/audio", encode_frame(5, seq, audio[offset:offset + 960]))
+            await asyncio.sleep(0.03)
+        await asyncio.sleep(1.0)
+        stops = [d for d in probe.json(f"/{sat}/command") if d["command"] == "stop_playback"]
+        transcripts = probe.json(f"/{sat}/transcript")
+        if barge_in:
+            assert stops, "the wake word should have stopped playback"
+            assert transcripts and transcripts[0]["text"] == "turn on the kitchen light"
+        else:
+            assert not stops and not transcripts  # its own audio during playback is not a command
