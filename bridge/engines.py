@@ -20,13 +20,17 @@ class Locality(enum.StrEnum):
     CLOUD = "cloud"  # anything else
 
 
-class EngineError(Exception):
-    """An engine failed; `code` is a stable machine-readable reason."""
+class CodedError(Exception):
+    """An error with a stable machine-readable `code`, published in error events."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class EngineError(CodedError):
+    """An engine failed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import PROTOCOL_VERSION
+from ..engines import CodedError
 
 FRAME_HEADER = struct.Struct("<BBHII")
 FLAG_LAST = 0x01
@@ -20,13 +21,8 @@ HOME_ASSISTANT_INBOUND = ("response", "announce")
 BRIDGE_OUTBOUND = frozenset({"state", "command", "play", "wake", "transcript", "intent", "error"})
 
 
-class ProtocolError(ValueError):
-    """A message broke the protocol; `code` is stable and published in error events."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class ProtocolError(CodedError, ValueError):
+    """A message broke the protocol."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,19 +87,24 @@ def _status_url(broker) -> str:
     return wait_for_retained(broker.host, broker.port, "hearth/bridge/status", lambda d: d.get("state") == "online")["status_api"]
 
 
+async def _half_a_command(probe: Probe, sat: str, pcm: bytes, stream_id: int) -> None:
+    """A satellite announces itself, wakes, and streams the first half of a command."""
+    await probe.client.publish(f"hearth/satellite/{sat}/status", ONLINE, retain=True)
+    await asyncio.sleep(0.2)
+    await probe.client.publish(f"hearth/satellite/{sat}/event", json.dumps({"type": "wake", "stream_id": stream_id}))
+    for seq, offset in enumerate(range(0, len(pcm) // 2, 960)):
+        await probe.client.publish(f"hearth/satellite/{sat}/audio", encode_frame(stream_id, seq, pcm[offset:offset + 960]))
+        await asyncio.sleep(0.03)
+
+
 async def test_satellite_vanishing_mid_utterance(live, say) -> None:
     broker, _ = live
     pcm = load_wav_pcm16k(say("turn on the kitchen light"))
     async with Probe(broker.host, broker.port, ["hearth/satellite/vanish/error", "hearth/satellite/vanish/state"]) as probe:
-        await probe.client.publish("hearth/satellite/vanish/status", ONLINE, retain=True)
-        await asyncio.sleep(0.2)
-        await probe.client.publish("hearth/satellite/vanish/event", json.dumps({"type": "wake", "stream_id": 9}))
-        for seq, offset in enumerate(range(0, len(pcm) // 2, 960)):  # half the command, then gone
-            await probe.client.publish("hearth/satellite/vanish/audio", encode_frame(9, seq, pcm[offset:offset + 960]))
-            await asyncio.sleep(0.03)
+        await _half_a_command(probe, "vanish", pcm, 9)
         await probe.client.publish("hearth/satellite/vanish/status", json.dumps({"state": "offline"}), retain=True)
         error = await probe.wait_for("/vanish/error", lambda d: d["code"] == "satellite_offline", timeout=10)
-        assert error["session_id"]
+        assert error["session_id"] and error["fatal"] is True
         await probe.wait_for("/vanish/state", lambda d: d["state"] == "idle" and d["online"] is False)
 
 
@@ -107,12 +112,7 @@ async def test_satellite_that_stops_sending_mid_utterance_times_out(live, say) -
     broker, _ = live
     pcm = load_wav_pcm16k(say("turn on the kitchen light"))
     async with Probe(broker.host, broker.port, ["hearth/satellite/silent/error", "hearth/satellite/silent/state"]) as probe:
-        await probe.client.publish("hearth/satellite/silent/status", ONLINE, retain=True)
-        await asyncio.sleep(0.2)
-        await probe.client.publish("hearth/satellite/silent/event", json.dumps({"type": "wake", "stream_id": 3}))
-        for seq, offset in enumerate(range(0, len(pcm) // 2, 960)):
-            await probe.client.publish("hearth/satellite/silent/audio", encode_frame(3, seq, pcm[offset:offset + 960]))
-            await asyncio.sleep(0.03)
+        await _half_a_command(probe, "silent", pcm, 3)
         error = await probe.wait_for("/silent/error", lambda d: d["code"] == "audio_timeout", timeout=10)
         assert "no audio" in error["message"]
         await probe.wait_for("/silent/state", lambda d: d["state"] == "idle")

@@ -35,12 +35,16 @@ def make_ca_and_server_cert(folder: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
-def test_bridge_over_tls(tmp_path: Path) -> None:
-    ca, cert, key = make_ca_and_server_cert(tmp_path)
+def tls_broker_and_bridge(tmp_path: Path, ca: Path, cert: Path, key: Path, bridge_ca: Path) -> tuple[Mosquitto, BridgeProcess]:
     broker = Mosquitto(extra_config=f"allow_anonymous true\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n").start()
     config = tmp_path / "bridge.yaml"
-    config.write_text(f"mqtt:\n  tls:\n    enabled: true\n    ca_file: {ca}\n")
-    bridge = BridgeProcess(broker.host, broker.port, tmp_path / "data", args=["--config", str(config)]).start(wait=False)
+    config.write_text(f"mqtt:\n  tls:\n    enabled: true\n    ca_file: {bridge_ca}\n")
+    return broker, BridgeProcess(broker.host, broker.port, tmp_path / "data", args=["--config", str(config)]).start(wait=False)
+
+
+def test_bridge_over_tls(tmp_path: Path) -> None:
+    ca, cert, key = make_ca_and_server_cert(tmp_path)
+    broker, bridge = tls_broker_and_bridge(tmp_path, ca, cert, key, ca)
     try:
         seen: list[bytes] = []
         client = paho.Client(paho.CallbackAPIVersion.VERSION2)
@@ -66,10 +70,7 @@ def test_tls_with_an_unknown_ca_never_connects(tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     other_ca, _, _ = make_ca_and_server_cert(other)
-    broker = Mosquitto(extra_config=f"allow_anonymous true\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n").start()
-    config = tmp_path / "bridge.yaml"
-    config.write_text(f"mqtt:\n  tls:\n    enabled: true\n    ca_file: {other_ca}\n")
-    bridge = BridgeProcess(broker.host, broker.port, tmp_path / "data", args=["--config", str(config)]).start(wait=False)
+    broker, bridge = tls_broker_and_bridge(tmp_path, ca, cert, key, other_ca)
     try:
         deadline = time.monotonic() + 60
         while "CERTIFICATE_VERIFY_FAILED" not in bridge.log() and time.monotonic() < deadline:
