@@ -123,3 +123,13 @@ def test_endpointer_limits() -> None:
     ep = Endpointer(EndpointSettings(no_speech_timeout=0.5))
     reasons = [ep.process(f, 0.0, False) for f in _frames([(-75, 50)])]
     assert reasons[-1] is EndReason.NO_SPEECH
+
+
+def test_cli_bad_vocabulary_file_is_one_clear_line(tmp_path) -> None:
+    vocab = tmp_path / "home.yaml"
+    vocab.write_text("language: en\nareas: []\nfloors: []\nentities:\n  - {id: light.a, domain: light}\n")
+    proc = subprocess.run([sys.executable, "-m", "bridge", "run", "--vocabulary", str(vocab), "--data-dir", str(tmp_path / "d"),
+                           "--mqtt-port", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("hearth-bridge: vocabulary error: entities[0].name"), proc.stderr
