@@ -182,4 +182,5 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         raise SatelliteError(f"no result from the bridge within {o.timeout:.0f} s"
                              + (f" ({result['error']['code']}: {result['error']['message']})" if result.get("error") else ""))
     result["end_of_speech_s"] = round(eos, 3)
+    result["end_of_speech_monotonic"] = eos_sent_at[0] if eos_sent_at else None
     return result

@@ -114,6 +114,7 @@ class Probe:
     def __init__(self, host: str, port: int, topics: list[str]) -> None:
         self.host, self.port, self.topics = host, port, topics
         self.messages: list[tuple[str, bytes]] = []
+        self.received_at: list[float] = []  # time.monotonic() of each message, same order
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._new = asyncio.Event()
@@ -142,6 +143,7 @@ class Probe:
         assert self._client is not None
         async for message in self._client.messages:
             self.messages.append((str(message.topic), bytes(message.payload)))  # type: ignore[arg-type]
+            self.received_at.append(time.monotonic())
             self._new.set()
 
     def json(self, topic_suffix: str) -> list[dict[str, Any]]:
