@@ -40,12 +40,16 @@ WIP = 0.65
 REJECT_SCORE_PER_FRAME = 0.0515
 """Reject when the grammar path's mean acoustic score falls this far below the per-frame best
 (pocketsphinx log units / 1000 per 10 ms frame)."""
+TOPN = 4  # Gaussians per codebook per frame (pocketsphinx default 4)
+DS = 1  # compute Gaussians every DS frames
 MIN_SPEECH_FRAMES = 15  # a "command" shorter than 150 ms of words is rejected
 COMFORT_NOISE_STD = 30.0
 CMN_INIT = "47.95,-9.47,-3.75,8.05,-7.59,-1.49,-4.99,-10.80,-2.89,-4.38,2.07,-1.77,-2.43"
 """Initial cepstral mean: the average batch mean of espeak-ng commands with the comfort noise."""
 CMN_RESET = True  # start every utterance from CMN_INIT instead of the running estimate
 
+_NOISE = np.round(np.random.default_rng(12345).normal(0.0, COMFORT_NOISE_STD, 16007)
+                  ).astype(np.int32)  # 1 s of fixed noise (odd length: no 1 s periodicity)
 _NON_WORDS = frozenset({"<sil>", "<s>", "</s>", "(NULL)"})
 
 
@@ -94,7 +98,7 @@ class GrammarDecoder:
         self._bytes = 0
         self._cpu = 0.0
         self._pending = b""
-        self._noise = np.random.default_rng(12345)
+        self._noise_pos = 0
         self.grammar: CompiledGrammar | None = None
         self.last_score = UtteranceScore()
         self.set_grammar(grammar)
@@ -114,7 +118,7 @@ class GrammarDecoder:
         try:
             self._decoder = Decoder(_config(
                 dict=str(dict_path), fsg=str(fsg_path), beam=BEAM, wbeam=WBEAM, pbeam=PBEAM,
-                maxhmmpf=MAXHMMPF, lw=LW, wip=WIP, bestpath=False))
+                maxhmmpf=MAXHMMPF, lw=LW, wip=WIP, topn=TOPN, ds=DS, bestpath=False))
         finally:
             for path in (dict_path, fsg_path):
                 path.unlink(missing_ok=True)
@@ -132,7 +136,7 @@ class GrammarDecoder:
         self._cpu = time.process_time() - t0
         self._bytes = 0
         self._pending = b""
-        self._noise = np.random.default_rng(12345)
+        self._noise_pos = 0
         self._started = True
 
     def feed(self, pcm: bytes) -> None:
@@ -158,8 +162,11 @@ class GrammarDecoder:
         energy is -inf; that throws pocketsphinx's features off ("turn on the kitchen light"
         came out as "do you know the kitchen light"). A -60 dBFS floor is below any real room.
         """
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-        samples += self._noise.normal(0.0, COMFORT_NOISE_STD, samples.shape).astype(np.float32)
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
+        n = len(samples)
+        idx = (np.arange(n) + self._noise_pos) % len(_NOISE)
+        self._noise_pos = (self._noise_pos + n) % len(_NOISE)
+        samples += _NOISE[idx]
         return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
 
     def is_complete(self) -> bool:
@@ -232,8 +239,11 @@ def _score(decoder: Decoder) -> UtteranceScore:
 
 
 def sentence_checker(fsg: str) -> Callable[[str], bool]:
-    """A function telling whether a word sequence is a complete sentence of an FSG text."""
-    trans: dict[int, list[tuple[int, str | None]]] = {}
+    """A function telling whether a word sequence is a complete sentence of an FSG text.
+
+    Multi-word tokens (``turn_on``) match their words in sequence.
+    """
+    trans: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
     final = 0
     for line in fsg.splitlines():
         parts = line.split()
@@ -243,24 +253,39 @@ def sentence_checker(fsg: str) -> Callable[[str], bool]:
             final = int(parts[1])
         elif parts[0] == "TRANSITION":
             src, dst = int(parts[1]), int(parts[2])
-            trans.setdefault(src, []).append((dst, parts[4] if len(parts) > 4 else None))
+            words = tuple(parts[4].split("_")) if len(parts) > 4 else ()
+            trans.setdefault(src, []).append((dst, words))
 
-    def closure(states: set[int]) -> set[int]:
-        stack = list(states)
+    # a position is (state, remaining words of the token being matched)
+    Position = tuple[int, tuple[str, ...]]
+
+    def closure(positions: set[Position]) -> set[Position]:
+        stack = list(positions)
         while stack:
-            for dst, word in trans.get(stack.pop(), ()):
-                if word is None and dst not in states:
-                    states.add(dst)
-                    stack.append(dst)
-        return states
+            state, rest = stack.pop()
+            if rest:
+                continue
+            for dst, words in trans.get(state, ()):
+                if not words and (dst, ()) not in positions:
+                    positions.add((dst, ()))
+                    stack.append((dst, ()))
+        return positions
 
     def accepts(text: str) -> bool:
-        states = closure({0})
-        for word in text.split():
-            word = word.split("(")[0]
-            states = closure({dst for s in states for dst, w in trans.get(s, ()) if w == word})
-            if not states:
+        positions = closure({(0, ())})
+        for word in normalize_text(text).split():
+            nxt: set[Position] = set()
+            for state, rest in positions:
+                if rest:
+                    if rest[0] == word:
+                        nxt.add((state, rest[1:]))
+                    continue
+                for dst, words in trans.get(state, ()):
+                    if words and words[0] == word:
+                        nxt.add((dst, words[1:]))
+            positions = closure(nxt)
+            if not positions:
                 return False
-        return final in states
+        return (final, ()) in positions
 
     return accepts

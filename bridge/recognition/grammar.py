@@ -85,6 +85,15 @@ _VERBLESS_STARTS = ("<area", "<name", "<floor", "<light", "[<all>]", "[(<all>|<t
                     "[<the>]", "{", "<the>")
 
 
+CONFUSABLE_PHRASES: tuple[tuple[str, str], ...] = (
+    ("(do you know|tell me|", "(tell me|"),
+    ("(do you know|tell me)", "tell me"),
+    ("[do you know] ", ""),
+)
+"""Template alternatives removed because they sound like commands: "do you know" (a
+HassGetState opening) is what "turn on the" decodes as with the en-us model (measured)."""
+
+
 def strict_template(text: str) -> str | None:
     """The template with a leading optional verb made required, or None if it has no verb."""
     text = text.strip()
@@ -576,6 +585,8 @@ def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
                 continue
             req_area = isinstance((data.requires_context or {}).get("area"), dict)
             for text in data.sentence_texts:
+                for phrase, replacement in CONFUSABLE_PHRASES:
+                    text = text.replace(phrase, replacement)
                 if STRICT_ON_OFF and text.lstrip().startswith(_NAME_STARTS):
                     skipped["starts_with_name"] += 1
                     continue
@@ -627,13 +638,16 @@ def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
         sub[symbol] = _minimize(_determinize(lnfa, lstart))
 
     fsg, dictionary, size = _emit(top, sub, home)
+    spoken = {w for token in dictionary for w in token.split(JOIN)}
     unpronounceable = sorted(home.unpronounceable)
     reasons = dict(sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0])))
     stats: dict[str, object] = {
         "states": size["states"],
         "transitions": size["transitions"],
         "null_transitions": size["null_transitions"],
-        "words": len(dictionary),
+        "words": len(spoken),
+        "tokens": len(dictionary),
+        "states_before_merging": size["states_before_merging"],
         "top_states": top_states,
         "top_transitions": top_arcs,
         "list_copies": size["list_copies"],
@@ -643,9 +657,9 @@ def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
         "templates_skipped": sum(skipped.values()),
         "templates_skipped_reasons": reasons,
         "unpronounceable": unpronounceable,
-        "pronunciation_methods": dict(Counter(home.pronouncer.methods[w] for w in dictionary)),
+        "pronunciation_methods": dict(Counter(home.pronouncer.methods[w] for w in spoken)),
         "invented_pronunciations": {w: m for w, m in sorted(home.pronouncer.methods.items())
-                                    if m != "dictionary" and w in dictionary},
+                                    if m != "dictionary" and w in spoken},
         "compile_seconds": round(time.perf_counter() - wall, 3),
         "compile_cpu_seconds": round(time.process_time() - started, 3),
     }
@@ -665,28 +679,41 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
     """Flatten the top graph and list sub-graphs into FSG text."""
     trans: list[tuple[int, int, str | None]] = []
     n_states = len(top.arcs)
-    copies: dict[tuple[str, int], int] = {}  # (symbol, target) -> entry state of its copy
+    copies: dict[tuple[str, int], dict[int, int]] = {}  # (symbol, target) -> state map
 
-    def copy_of(symbol: str, target: int) -> int:
+    def copy_of(symbol: str, target: int) -> dict[int, int]:
+        """States of the copy of `symbol`'s graph that ends in `target`.
+
+        The copy's start state is not created: its arcs are added to every state that uses
+        the copy. A final state without arcs *is* `target`; only a final state that also
+        continues (a name that is a prefix of another) needs a null transition.
+        """
         nonlocal n_states
         key = (symbol, target)
         if key in copies:
             return copies[key]
         dfa = sub[symbol]
-        base = n_states
-        n_states += len(dfa.arcs)
-        for state, arcs in enumerate(dfa.arcs):
-            for word, dst in arcs.items():
-                trans.append((base + state, base + dst, word))
-            if state in dfa.finals:
-                trans.append((base + state, target, None))
-        copies[key] = base
-        return base
+        mapping: dict[int, int] = {}
+        for state in range(1, len(dfa.arcs)):
+            if state in dfa.finals and not dfa.arcs[state]:
+                mapping[state] = target
+            else:
+                mapping[state] = n_states
+                n_states += 1
+        for state in range(1, len(dfa.arcs)):
+            for word, dst in dfa.arcs[state].items():
+                trans.append((mapping[state], mapping[dst], word))
+            if state in dfa.finals and dfa.arcs[state]:
+                trans.append((mapping[state], target, None))
+        copies[key] = mapping
+        return mapping
 
     for state, arcs in enumerate(top.arcs):
         for label, dst in arcs.items():
             if label.startswith(_NT):
-                trans.append((state, copy_of(label, dst), None))
+                mapping = copy_of(label, dst)
+                for word, first in sub[label].arcs[0].items():
+                    trans.append((state, mapping[first], word))
             else:
                 trans.append((state, dst, label))
 
@@ -703,23 +730,102 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
         if top.arcs[s]:
             trans.append((s, final, None))
 
+    states_before = n_states
+    out_degree: Counter[int] = Counter(src for src, _dst, _word in trans)
+    weighted = [(src, dst, word, 1.0 if WEIGHTING == "flat" else 1.0 / out_degree[src])
+                for src, dst, word in trans]
+    if MERGE_WORDS > 1:
+        weighted, n_states, final = _eliminate_states(weighted, n_states, final)
+
     dictionary: dict[str, tuple[str, ...]] = {}
     lines = ["FSG_BEGIN hearth", f"NUM_STATES {n_states}", "START_STATE 0",
              f"FINAL_STATE {final}"]
     nulls = 0
-    out_degree: Counter[int] = Counter(src for src, _dst, _word in trans)
-    for src, dst, word in trans:
-        prob = 1.0 if WEIGHTING == "flat" else 1.0 / out_degree[src]
+    for src, dst, word, prob in weighted:
         if word is None:
             nulls += 1
             lines.append(f"TRANSITION {src} {dst} {prob:.6g}")
         else:
             if word not in dictionary:
-                prons = home.pronouncer.pronounce(word)
-                assert prons is not None, word  # unpronounceable words never reach the graph
-                dictionary[word] = prons
+                dictionary[word] = _compound_pronunciations(word, home.pronouncer)
             lines.append(f"TRANSITION {src} {dst} {prob:.6g} {word}")
     lines.append("FSG_END")
-    size = {"states": n_states, "transitions": len(trans), "null_transitions": nulls,
-            "list_copies": len(copies)}
+    size = {"states": n_states, "transitions": len(weighted), "null_transitions": nulls,
+            "list_copies": len(copies), "states_before_merging": states_before}
     return "\n".join(lines) + "\n", dictionary, size
+
+
+MERGE_WORDS = 3
+"""Longest multi-word token made by state elimination (1 = off)."""
+MERGE_MAX_PRODUCT = 12
+MAX_COMPOUND_VARIANTS = 8
+JOIN = "_"  # joins words of a multi-word token; normalisation never leaves "_" in a word
+
+
+def _compound_pronunciations(token: str, pronouncer: Pronouncer) -> tuple[str, ...]:
+    """Pronunciations of a (possibly multi-word) token: products of its words' variants."""
+    parts: list[tuple[str, ...]] = []
+    for word in token.split(JOIN):
+        prons = pronouncer.pronounce(word)
+        assert prons is not None, word  # unpronounceable words never reach the graph
+        parts.append(prons)
+    return tuple(" ".join(combo) for combo in
+                 itertools.islice(itertools.product(*parts), MAX_COMPOUND_VARIANTS))
+
+
+_Arc = tuple[int, int, str | None, float]
+
+
+def _eliminate_states(trans: list[_Arc], n_states: int, final: int
+                      ) -> tuple[list[_Arc], int, int]:
+    """Remove states by merging words into multi-word tokens.
+
+    pocketsphinx's FSG search does work for every state (times every context phone) in every
+    frame, whatever is active, so fewer states is directly less CPU. A state ``s`` whose
+    incoming and outgoing transitions are all words is removed by replacing each pair
+    ``p -a-> s -b-> t`` with ``p -"a_b"-> t`` when that adds few transitions (in × out ≤
+    :data:`MERGE_MAX_PRODUCT`) and tokens stay short (≤ :data:`MERGE_WORDS` words). The
+    language and each sentence's probability are unchanged (a merged token carries the
+    product of its transitions' probabilities); the decoder splits tokens back into words.
+    """
+    incoming: dict[int, list[tuple[int, str | None, float]]] = defaultdict(list)
+    outgoing: dict[int, list[tuple[int, str | None, float]]] = defaultdict(list)
+    for src, dst, word, prob in trans:
+        outgoing[src].append((dst, word, prob))
+        incoming[dst].append((src, word, prob))
+
+    def length(word: str | None) -> int:
+        return 99 if word is None else word.count(JOIN) + 1
+
+    changed = True
+    removed: set[int] = set()
+    while changed:
+        changed = False
+        for s in range(1, n_states):
+            if s == final or s in removed:
+                continue
+            ins, outs = incoming[s], outgoing[s]
+            if not ins or not outs or len(ins) * len(outs) > MERGE_MAX_PRODUCT:
+                continue
+            if any(src == s for src, _, _ in ins):
+                continue
+            if (max(length(w) for _, w, _ in ins) + max(length(w) for _, w, _ in outs)
+                    > MERGE_WORDS):
+                continue
+            for src, _a, _p in ins:
+                outgoing[src] = [arc for arc in outgoing[src] if arc[0] != s]
+            for dst, _b, _q in outs:
+                incoming[dst] = [arc for arc in incoming[dst] if arc[0] != s]
+            for src, a, p in ins:
+                for dst, b, q in outs:
+                    outgoing[src].append((dst, f"{a}{JOIN}{b}", p * q))
+                    incoming[dst].append((src, f"{a}{JOIN}{b}", p * q))
+            incoming[s], outgoing[s] = [], []
+            removed.add(s)
+            changed = True
+    # renumber the states that are left
+    alive = [s for s in range(n_states) if s not in removed]
+    index = {s: i for i, s in enumerate(alive)}
+    new = [(index[src], index[dst], word, prob) for src in alive
+           for dst, word, prob in outgoing[src]]
+    return new, len(alive), index[final]
