@@ -10,14 +10,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import pickle
 import random
 import re
 import ssl
+import sys
 import time
 import uuid
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from .privacy.store import AuditStore, PolicyStore
 from .protocol import hermes
 from .protocol.hearth import (
     BRIDGE_OUTBOUND,
+    MAX_PIPELINE_PLAY,
     ProtocolError,
     Topics,
     decode_frame,
@@ -51,8 +52,10 @@ from .recognition import (
 )
 from .satellite import Protocol, Satellite, Session
 from .stt.fallback import FallbackSttStream
+from .stt.forward import ForwardStt, broker_address_class
 from .stt.local import PocketsphinxStt
 from .stt.pool import DecoderPool
+from .stt.worker import HEADER as WORKER_HEADER
 
 _LOGGER = logging.getLogger("bridge")
 
@@ -61,10 +64,26 @@ OUTGOING_CAP = 2000  # messages waiting while the broker is away; beyond it the 
 STATS_INTERVAL = 5.0
 
 
-def _compile(vocab: Vocabulary) -> tuple[CompiledGrammar, float]:
-    started = time.monotonic()
-    grammar = compile_grammar(vocab)
-    return grammar, time.monotonic() - started
+async def compile_in_subprocess(vocab: Vocabulary, timeout: float = 300.0) -> tuple[CompiledGrammar, float]:
+    """Compiles a grammar in a one-shot child process: the event loop never stalls on it, and
+    nothing is left running if the bridge is killed."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bridge.stt.worker", "--compile",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    data = pickle.dumps(vocab, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(WORKER_HEADER.pack(len(data)) + data), timeout)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+    if len(out) < WORKER_HEADER.size:
+        raise RuntimeError(f"grammar compiler exited with {proc.returncode}")
+    message = pickle.loads(out[WORKER_HEADER.size :])
+    if message[0] == "error":
+        raise RuntimeError(message[1])
+    return message[1], message[2]
 
 
 class Bridge:
@@ -102,7 +121,6 @@ class Bridge:
         self.ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stats_dirty = True
-        self._executor: ProcessPoolExecutor | None = None
         self.status_api_url: str | None = None
         self.counters: dict[str, int] = {"frames": 0, "messages": 0, "dropped_muted": 0, "dropped_outgoing": 0,
                                          "reconnects": 0, "utterances": 0}
@@ -112,14 +130,16 @@ class Bridge:
         self.response_handler: Any = None  # speech-out hooks in here
         self.speech_out: Any = None
         self.wyoming_port: int | None = None
+        # Assist pipeline streaming: satellites whose audio Home Assistant recognizes (docs/protocol.md).
+        self.pipeline_modes: dict[str, str] = {}
+        self.forward_stt = ForwardStt(self.publish, self.topics.satellite, broker_address_class(config["mqtt"]["host"]))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._executor = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
         vocab = self._initial_vocabulary()
-        grammar, seconds = await asyncio.get_running_loop().run_in_executor(self._executor, _compile, vocab)
+        grammar, seconds = await compile_in_subprocess(vocab)
         self.vocabulary, self.grammar = vocab, grammar
         self._set_vocabulary_state("ok", vocab, grammar, seconds, None)
         await self.pool.start(vocab, grammar)
@@ -160,9 +180,6 @@ class Bridge:
         for sat in list(self.satellites.values()):
             await sat.close()
         await self.pool.stop()
-        if self._executor:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
         with contextlib.suppress(OSError):
             self.audit_store.save(self.audit.counters_to_json())
 
@@ -279,6 +296,8 @@ class Bridge:
             payload = str(payload).encode()
         payload = bytes(payload)
         limit = self.config["limits"]["max_vocabulary_payload" if topic == self.topics.vocabulary_set else "max_payload"]
+        if topic.endswith("/pipeline/play"):
+            limit = MAX_PIPELINE_PLAY
         if len(payload) > limit:
             self.report_error("oversized", f"{len(payload)}-byte message exceeds {limit}", None, None, topic)
             if topic == self.topics.vocabulary_set:
@@ -330,8 +349,28 @@ class Bridge:
             data = parse_json_object(payload, "announce")
             if self.response_handler is not None:
                 asyncio.create_task(self.response_handler(sat_id, {**data, "announce": True}))
+        elif leaf == "pipeline/set":
+            self._on_pipeline_set(sat_id, payload)
+        elif leaf == "pipeline/play":
+            if self.speech_out is not None:
+                asyncio.create_task(self.speech_out.play_wav(sat_id, payload))
         else:
             raise ProtocolError("bad_topic", f"unknown satellite topic leaf {leaf!r}")
+
+    def _on_pipeline_set(self, sat_id: str, payload: bytes) -> None:
+        """Home Assistant's choice for one satellite: `hearth` (default) or `assist`."""
+        if not payload:  # retained choice cleared
+            self.pipeline_modes.pop(sat_id, None)
+            return
+        mode = parse_json_object(payload, "pipeline/set").get("mode")
+        if mode not in ("hearth", "assist"):
+            raise ProtocolError("bad_pipeline_mode", f"pipeline mode must be hearth or assist, got {mode!r}")
+        if mode == "hearth":
+            self.pipeline_modes.pop(sat_id, None)
+        elif sat_id in self.pipeline_modes or len(self.pipeline_modes) < self.config["limits"]["max_satellites"]:
+            self.pipeline_modes[sat_id] = mode
+        else:
+            raise ProtocolError("too_many_satellites", "pipeline modes for more satellites than the limit")
 
     def _on_satellite_status(self, sat_id: str, payload: bytes) -> None:
         sat = self.satellites.get(sat_id)
@@ -578,9 +617,14 @@ class Bridge:
 
     # -- engines -------------------------------------------------------------------------------
 
-    async def open_stt(self, sat_id: str, session_id: str) -> SttStream:
-        """The configured engine's stream; the local engine when it is refused or fails."""
+    async def open_stt(self, sat_id: str, session_id: str, wake_word: str | None = None) -> SttStream:
+        """The configured engine's stream; the local engine when it is refused or fails.
+
+        Satellites in `assist` pipeline mode forward their audio to Home Assistant instead.
+        """
         session_id = session_id or uuid.uuid4().hex
+        if self.pipeline_modes.get(sat_id) == "assist":
+            return await self.forward_stt.open(session_id, sat_id, wake_word)
         engine = self.stt
         if engine is self.local_stt:
             return await engine.open(session_id)
@@ -634,6 +678,9 @@ class Bridge:
 
     async def on_transcript(self, sat: Satellite, session: Session, transcript: Transcript,
                             timings: dict[str, Any]) -> None:
+        if getattr(transcript, "forwarded", False):
+            self._audit_forwarded(sat, session, transcript)
+            return
         private = not self.policy.publish_transcripts
         latency = timings["end_of_speech_to_text_ms"]
         self.publish(self.topics.satellite(sat.id, "transcript"), {
@@ -684,6 +731,22 @@ class Bridge:
                      "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
                      intent["name"] if intent else "no intent", latency)
 
+    def _audit_forwarded(self, sat: Satellite, session: Session, transcript: Transcript) -> None:
+        """Home Assistant recognizes a forwarded utterance: no transcript or intent, only the audit."""
+        engines = (EngineUse("wake", "pymicro-wakeword", Locality.IN_PROCESS), EngineUse("vad", "pymicro-vad", Locality.IN_PROCESS),
+                   EngineUse("stt", transcript.engine, transcript.locality))
+        try:
+            self.audit.record(AuditEntry(
+                time=time.time(), satellite=sat.id, session_id=session.id, engines=engines,
+                bytes_off_process=transcript.bytes_sent,
+                address_class=transcript.address_class if transcript.bytes_sent else "none",
+            ))
+        except ValueError as err:
+            _LOGGER.error("Audit entry rejected: %s", err)
+        self._stats_dirty = True
+        sat.last_result = {"session_id": session.id, "engine": transcript.engine, "locality": str(transcript.locality)}
+        _LOGGER.info("%s: %.1f s of audio forwarded to Home Assistant's Assist pipeline", sat.id, transcript.audio_seconds)
+
     def publish_session_error(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
         self.errors.report(code, message, sat.id)
         self.publish(self.topics.satellite(sat.id, "error"),
@@ -709,8 +772,11 @@ class Bridge:
         if sat is not None and sat.protocol is Protocol.HEARTH:
             self.publish(self.topics.satellite(sat_id, "error"), {  # type: ignore[arg-type]
                 "session_id": session_id, "satellite": sat_id, "code": code, "message": message, "fatal": False})
-        elif sat is not None and code not in ("muted",):
-            self.publish(hermes.ERROR_ASR, hermes.error(sat.id, session_id, message, code))
+        # Hermes has no non-fatal errors: hermes/error/asr ends a dialogue session, so it is only
+        # sent when the session really ended (publish_session_error); bad Hermes frames of no
+        # session still get one so a tool can see why.
+        elif sat is not None and session_id is None and code not in ("muted", "rate_limited"):
+            self.publish(hermes.ERROR_ASR, hermes.error(sat.id, None, message, code))
 
     # -- vocabulary ------------------------------------------------------------------------------
 
@@ -731,9 +797,8 @@ class Bridge:
         async with self._vocab_lock:
             if self.vocabulary is not None and vocab.hash() == self.vocabulary.hash():
                 return True
-            assert self._executor is not None
             try:
-                grammar, seconds = await asyncio.get_running_loop().run_in_executor(self._executor, _compile, vocab)
+                grammar, seconds = await compile_in_subprocess(vocab)
                 await self.pool.set_grammar(vocab, grammar)
             except Exception as err:  # noqa: BLE001 - keep the old grammar in service
                 self._vocabulary_rejected(f"vocabulary could not be compiled: {type(err).__name__}: {err}")

@@ -126,12 +126,29 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             write_message(out, ("error", ident, f"{type(err).__name__}: {err}"))
 
 
+def compile_once(inp: BinaryIO, out: BinaryIO) -> None:
+    """`--compile`: one vocabulary in, its compiled grammar out, then exit (nothing lingers)."""
+    from bridge.recognition import compile_grammar
+
+    vocab = read_message(inp)
+    started = time.monotonic()
+    try:
+        grammar = compile_grammar(vocab)
+    except Exception as err:  # noqa: BLE001 - reported to the bridge, which keeps its old grammar
+        write_message(out, ("error", f"{type(err).__name__}: {err}"))
+        return
+    write_message(out, ("grammar", grammar, time.monotonic() - started))
+
+
 def main() -> None:
     # Keep the protocol pipe private: anything a library prints goes to stderr instead.
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     inp = sys.stdin.buffer
-    serve(inp, out)
+    if "--compile" in sys.argv[1:]:
+        compile_once(inp, out)
+    else:
+        serve(inp, out)
 
 
 if __name__ == "__main__":

@@ -61,8 +61,10 @@ async def test_round_trip(hass: HomeAssistant, home, real_mqtt: Mosquitto, probe
             "answer_ms": (play_times()[0] - eos) * 1000,
             "ok": result["transcript"] == command,
         })
-        await until(hass, lambda: hass.states.get("assist_satellite.kitchen") is None
-                    or hass.states.get("assist_satellite.kitchen").state == "idle", timeout=20)
+        # Back to idle (the bridge waits out the answer's playback) before the next command.
+        start = len(probe.messages)
+        await until(hass, lambda: any(t == "hearth/satellite/kitchen/state" and b'"idle"' in p
+                                      for t, p in probe.messages[start:]), timeout=30, message="satellite never idle")
 
     def p(values: list[float], q: float) -> float:
         values = sorted(values)
