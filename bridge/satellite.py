@@ -173,8 +173,9 @@ class Satellite:
             return None  # already listening; a second trigger changes nothing
         if self.bridge.is_muted(self.id):
             return None
+        session_id = session_id or uuid.uuid4().hex  # known before the engine opens (forwarding names it)
         try:
-            stream = await self.bridge.open_stt(self.id, session_id or "")
+            stream = await self.bridge.open_stt(self.id, session_id, wake_word=wake_word)
         except EngineError as err:
             self._publish_error(session_id, err.code, err.message)
             return None

@@ -16,7 +16,8 @@ import zlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .audio.wav import make_wav
+from .audio.resample import convert
+from .audio.wav import WavError, make_wav, parse_wav
 from .engines import EngineError, Locality, SttStream, TextToSpeech
 from .privacy.audit import AuditEntry, EngineUse
 from .protocol import hermes
@@ -92,16 +93,50 @@ class SpeechOut:
             bytes_off_process=audio.bytes_sent,
             address_class=str(audio.extra.get("address_class", "lan")) if audio.bytes_sent else "none",
         ))
+        await self._play(sat, audio.pcm, audio.rate, listen_after)
+        return True
+
+    async def play_wav(self, sat_id: str, wav: bytes) -> bool:
+        """Plays Home Assistant's spoken answer (`pipeline/play`, a whole WAV) like a response."""
+        try:
+            return await self._play_wav(sat_id, wav)
+        except Exception:  # noqa: BLE001 - one bad answer must not stop the others
+            _LOGGER.exception("Playing Home Assistant's answer on %s failed", sat_id)
+            return False
+
+    async def _play_wav(self, sat_id: str, wav: bytes) -> bool:
+        sat = self.bridge.satellites.get(sat_id)
+        if sat is None:
+            self.bridge.report_error("unknown_satellite", f"cannot play on unknown satellite {sat_id!r}", None)
+            return False
+        if self.bridge.is_muted(sat_id):
+            return False
+        try:
+            chunk = parse_wav(wav)
+        except WavError as err:
+            self.bridge.report_error(err.code, f"pipeline/play: {err}", sat_id)
+            return False
+        pcm = chunk.data
+        if (chunk.rate, chunk.width, chunk.channels) != (sat.play_rate, 2, 1):
+            pcm = convert(chunk.data, chunk.rate, chunk.width, chunk.channels, sat.play_rate)
+        self.stop_playback(sat_id)
+        sat.set_state(State.RESPONDING)
+        await self._play(sat, pcm, sat.play_rate, listen_after=False)
+        return True
+
+    async def _play(self, sat: Satellite, pcm: bytes, rate: int, listen_after: bool) -> None:
+        sat_id = sat.id
+        seconds = len(pcm) / 2 / rate if rate else 0.0
         play_id = uuid.uuid4().hex[:12]
         done = asyncio.Event()
         sender = None
         if sat.protocol is Protocol.HEARTH:
-            sender = asyncio.create_task(self._send_chunks(sat, play_id, audio.pcm, audio.rate))
+            sender = asyncio.create_task(self._send_chunks(sat, play_id, pcm, rate))
         else:
-            self.bridge.publish(hermes.play_bytes_topic(sat_id, play_id), make_wav(audio.pcm, rate=audio.rate))
+            self.bridge.publish(hermes.play_bytes_topic(sat_id, play_id), make_wav(pcm, rate=rate))
         self._playing[sat_id] = (play_id, done, sender)
         try:
-            await asyncio.wait_for(done.wait(), audio.seconds + PLAY_LEAD_SECONDS + PLAYED_GRACE)
+            await asyncio.wait_for(done.wait(), seconds + PLAY_LEAD_SECONDS + PLAYED_GRACE)
         except TimeoutError:
             pass  # a satellite that never says `played`: assume it finished
         finally:
@@ -112,7 +147,6 @@ class SpeechOut:
             sat.set_state(State.IDLE)
         if listen_after:
             sat.request_session("command")
-        return True
 
     async def _send_chunks(self, sat: Satellite, play_id: str, pcm: bytes, rate: int) -> None:
         stream_id = zlib.crc32(play_id.encode())

@@ -18,7 +18,11 @@ RECOMMENDED_FRAME_BYTES = 960  # 30 ms at 16 kHz, 16-bit mono
 SATELLITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SATELLITE_INBOUND = ("status", "audio", "event")
 HOME_ASSISTANT_INBOUND = ("response", "announce")
-BRIDGE_OUTBOUND = frozenset({"state", "command", "play", "wake", "transcript", "intent", "error"})
+BRIDGE_OUTBOUND = frozenset({"state", "command", "play", "wake", "transcript", "intent", "error",
+                             "pipeline/start", "pipeline/audio"})
+# Assist pipeline streaming (docs/protocol.md): the only two-level satellite leaves.
+PIPELINE_LEAVES = frozenset({"pipeline/set", "pipeline/play", "pipeline/start", "pipeline/audio"})
+MAX_PIPELINE_PLAY = 2_000_000  # one WAV answer from Home Assistant, bytes
 
 
 class ProtocolError(CodedError, ValueError):
@@ -75,11 +79,16 @@ class Topics:
         return f"{self.prefix}/satellite/{sat}/{leaf}"
 
     def parse_satellite_topic(self, topic: str) -> tuple[str, str] | None:
-        """`<prefix>/satellite/<sat>/<leaf>` → (sat, leaf); None if not a satellite topic."""
+        """`<prefix>/satellite/<sat>/<leaf>` → (sat, leaf); None if not a satellite topic.
+
+        The leaf is one level, except the Assist pipeline leaves (`pipeline/set`, ...).
+        """
         head = f"{self.prefix}/satellite/"
         if not topic.startswith(head):
             return None
         rest = topic[len(head) :].split("/")
+        if len(rest) == 3 and "/".join(rest[1:]) in PIPELINE_LEAVES:
+            rest = [rest[0], "/".join(rest[1:])]
         if len(rest) != 2:
             raise ProtocolError("bad_topic", f"cannot parse satellite topic {topic!r}")
         sat, leaf = rest
