@@ -37,7 +37,7 @@ PBEAM = 1e-48
 MAXHMMPF = 3000
 LW = 6.5
 WIP = 0.65
-REJECT_SCORE_PER_FRAME = 0.0515
+REJECT_SCORE_PER_FRAME = 0.0505
 """Reject when the grammar path's mean acoustic score falls this far below the per-frame best
 (pocketsphinx log units / 1000 per 10 ms frame)."""
 TOPN = 4  # Gaussians per codebook per frame (pocketsphinx default 4)

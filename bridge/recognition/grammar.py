@@ -621,6 +621,8 @@ def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
 
     words_nfa, wstart = _join_words(nfa, root, home)
     top = _minimize(_determinize(words_nfa, wstart))
+    if STRICT_ON_OFF:
+        top = _minimize(_forbid_name_first(top))
     top_states, top_arcs = len(top.arcs), top.n_arcs
 
     # list symbols as minimized sub-graphs
@@ -674,10 +676,58 @@ def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
                            dictionary=dictionary, stats=stats)
 
 
+_Arc = tuple[int, int, str | None, float]
+
+
+_ARTICLES = frozenset({"the", "my", "our"})
+
+
+def _forbid_name_first(dfa: _Dfa) -> _Dfa:
+    """Drop every sentence that starts with a name, area or floor (after an optional article).
+
+    Catches what :data:`_NAME_STARTS` cannot see in template text (permutations such as
+    "(replay;[in] <area>)"). Product of the DFA with a 3-state filter: start, after a first
+    article, free.
+    """
+    def blocked(label: str) -> bool:
+        return label.startswith((f"{_NT}name", f"{_NT}area", f"{_NT}floor"))
+
+    index: dict[tuple[int, int], int] = {(0, 0): 0}
+    arcs: list[dict[str, int]] = [{}]
+    finals: set[int] = set()
+    todo = [(0, 0)]
+    while todo:
+        state, phase = todo.pop()
+        sid = index[(state, phase)]
+        if state in dfa.finals and phase == 2:
+            finals.add(sid)
+        for label, dst in dfa.arcs[state].items():
+            if phase < 2 and blocked(label):
+                continue
+            nxt_phase = 1 if phase == 0 and label in _ARTICLES else 2
+            key = (dst, nxt_phase)
+            if key not in index:
+                index[key] = len(arcs)
+                arcs.append({})
+                todo.append(key)
+            arcs[sid][label] = index[key]
+    return _Dfa(arcs, finals)
+
+
 def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
           ) -> tuple[str, dict[str, tuple[str, ...]], dict[str, int]]:
-    """Flatten the top graph and list sub-graphs into FSG text."""
-    trans: list[tuple[int, int, str | None]] = []
+    """Flatten the top graph and list sub-graphs into FSG text.
+
+    Probabilities ("uniform" weighting) are those of the graph *with* list sub-graphs as
+    separate states: a state's choices share its probability equally, and choosing a list
+    symbol then shares that choice among the list's first words.
+    """
+    flat = WEIGHTING == "flat"
+
+    def share(n: int) -> float:
+        return 1.0 if flat else 1.0 / max(n, 1)
+
+    weighted: list[_Arc] = []
     n_states = len(top.arcs)
     copies: dict[tuple[str, int], dict[int, int]] = {}  # (symbol, target) -> state map
 
@@ -701,21 +751,25 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
                 mapping[state] = n_states
                 n_states += 1
         for state in range(1, len(dfa.arcs)):
+            choices = len(dfa.arcs[state]) + (state in dfa.finals)
             for word, dst in dfa.arcs[state].items():
-                trans.append((mapping[state], mapping[dst], word))
+                weighted.append((mapping[state], mapping[dst], word, share(choices)))
             if state in dfa.finals and dfa.arcs[state]:
-                trans.append((mapping[state], target, None))
+                weighted.append((mapping[state], target, None, share(choices)))
         copies[key] = mapping
         return mapping
 
     for state, arcs in enumerate(top.arcs):
+        choices = len(arcs) + (state in top.finals and bool(arcs))
         for label, dst in arcs.items():
             if label.startswith(_NT):
                 mapping = copy_of(label, dst)
-                for word, first in sub[label].arcs[0].items():
-                    trans.append((state, mapping[first], word))
+                first = sub[label].arcs[0]
+                for word, nxt in first.items():
+                    weighted.append((state, mapping[nxt], word,
+                                     share(choices) * share(len(first))))
             else:
-                trans.append((state, dst, label))
+                weighted.append((state, dst, label, share(choices)))
 
     # a single final state: the leaf final if there is one, null transitions from the others
     leaf_finals = [s for s in top.finals if not top.arcs[s]]
@@ -725,15 +779,12 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
         final = n_states
         n_states += 1
         for s in leaf_finals:
-            trans.append((s, final, None))
+            weighted.append((s, final, None, 1.0))
     for s in top.finals:
         if top.arcs[s]:
-            trans.append((s, final, None))
+            weighted.append((s, final, None, share(len(top.arcs[s]) + 1)))
 
     states_before = n_states
-    out_degree: Counter[int] = Counter(src for src, _dst, _word in trans)
-    weighted = [(src, dst, word, 1.0 if WEIGHTING == "flat" else 1.0 / out_degree[src])
-                for src, dst, word in trans]
     if MERGE_WORDS > 1:
         weighted, n_states, final = _eliminate_states(weighted, n_states, final)
 
@@ -771,9 +822,6 @@ def _compound_pronunciations(token: str, pronouncer: Pronouncer) -> tuple[str, .
         parts.append(prons)
     return tuple(" ".join(combo) for combo in
                  itertools.islice(itertools.product(*parts), MAX_COMPOUND_VARIANTS))
-
-
-_Arc = tuple[int, int, str | None, float]
 
 
 def _eliminate_states(trans: list[_Arc], n_states: int, final: int
