@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,17 +69,27 @@ class Rig:
         assert asyncio.run(retained_messages(self.broker)) == [], "the broker still holds retained messages"
 
     def reap_children(self, parent: int) -> None:
-        """SIGKILL spares the killed bridge's children; its multiprocessing compile process and
-        resource tracker linger. End them: by pid, those whose guard start record names `parent`."""
-        for record in read_guard_log(self.guard_dir):
-            if record["event"] != "start" or record.get("ppid") != parent:
-                continue
-            try:
-                environ = Path(f"/proc/{record['pid']}/environ").read_bytes()
-            except OSError:
-                continue  # already gone
-            if f"HEARTH_NETGUARD_DIR={self.guard_dir}".encode() in environ.split(b"\0"):
-                os.kill(record["pid"], signal.SIGKILL)
+        """SIGKILL spares a process's children: the bridge's decoder workers must notice (their
+        pipe closes) and exit by themselves, and no compile process may be left behind. Any child
+        still alive after 10 s is killed and fails the test."""
+        deadline = time.monotonic() + 10
+        while True:
+            alive = []
+            for record in read_guard_log(self.guard_dir):
+                if record["event"] != "start" or record.get("ppid") != parent:
+                    continue
+                try:
+                    environ = Path(f"/proc/{record['pid']}/environ").read_bytes()
+                except OSError:
+                    continue  # gone
+                if f"HEARTH_NETGUARD_DIR={self.guard_dir}".encode() in environ.split(b"\0"):
+                    alive.append(record["pid"])
+            if not alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for pid in alive:
+            os.kill(pid, signal.SIGKILL)
+        assert not alive, f"children of the killed bridge still running: {alive}"
 
     def kill(self, bridge: GuardedBridgeProcess) -> None:
         if bridge.proc is not None:
