@@ -10,6 +10,7 @@ commands, as a markdown table. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import os
 import itertools
 import statistics
 import sys
@@ -78,7 +79,7 @@ COMMANDS = [
     "turn on the kitchen ceiling light", "turn off the office lamp",
     "turn off the lights in the garage", "set the den floor lamp to forty percent",
     "open the patio blinds", "set the library accent light to blue",
-    "what is the temperature", "pause the living room speaker",
+    "what is the kitchen temperature", "pause the living room speaker",
     "set a timer for ten minutes", "turn on the master bedroom fan",
     "what time is it", "turn off the downstairs lights".replace("downstairs", "ground floor"),
 ]
@@ -99,6 +100,9 @@ def main() -> None:
     parser.add_argument("--entities", type=int, default=300)
     parser.add_argument("--voices", default="en-us,en")
     parser.add_argument("--speed", type=int, default=160)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="decode each utterance this many times, keep the least CPU "
+                             "(the machine is shared: the minimum is the least disturbed run)")
     args = parser.parse_args()
 
     vocab = bench_home(args.areas, args.entities)
@@ -116,10 +120,14 @@ def main() -> None:
         for voice, text in itertools.product(voices, COMMANDS):
             wav = synthesize(text, Path(tmp) / f"{len(rows)}.wav", voice=voice, speed=args.speed)
             pcm = read_pcm(wav)
-            decoder.start()
-            for i in range(0, len(pcm), 960):
-                decoder.feed(pcm[i:i + 960])
-            result = decoder.finish()
+            runs = []
+            for _ in range(max(1, args.repeat)):
+                decoder.start()
+                for i in range(0, len(pcm), 960):
+                    decoder.feed(pcm[i:i + 960])
+                runs.append(decoder.finish())
+            result = min(runs, key=lambda r: r.cpu_seconds)
+            assert all(r.text == result.text for r in runs)  # decoding is deterministic
             ref = recognizer.recognize(text)
             hyp = recognizer.recognize(result.text) if not result.rejected else None
             same = ref is not None and hyp is not None and _meaning(hyp) == _meaning(ref)
@@ -132,9 +140,13 @@ def main() -> None:
     exact = sum(r[2].text == r[1] for r in rows)
     accepted_right = sum(r[3] for r in rows)
     accepted_wrong = sum((not r[2].rejected) and not r[3] for r in rows)
+    rejected_exact = sum(r[2].rejected and r[2].text == r[1] for r in rows)
     s = grammar.stats
+    load = os.getloadavg()[0]
     print(f"Home: {len(vocab.areas)} areas, {len(vocab.floors)} floors, "
-          f"{len(vocab.entities)} entities; voices {', '.join(voices)} at {args.speed} wpm\n")
+          f"{len(vocab.entities)} entities; voices {', '.join(voices)} at {args.speed} wpm; "
+          f"{len(rows)} utterances, {audio:.0f} s of audio; CPU = least of {args.repeat} runs; "
+          f"load average {load:.1f} on {os.cpu_count()} CPUs\n")
     print("| metric | value |")
     print("|---|---|")
     print(f"| compile time (wall) | {compile_s:.2f} s |")
@@ -151,11 +163,18 @@ def main() -> None:
     print(f"| exact text | {exact}/{len(rows)} |")
     print(f"| accepted with the right intent + entities | {accepted_right}/{len(rows)} |")
     print(f"| accepted with a wrong intent/entities | {accepted_wrong}/{len(rows)} |")
+    print(f"| rejected although the text was exact | {rejected_exact}/{len(rows)} |")
     print()
     for voice, text, result, same in rows:
-        if result.text != text:
-            flag = "rejected" if result.rejected else ("same intent" if same else "WRONG")
-            print(f"- {voice}: {text!r} -> {result.text!r} ({flag})")
+        if result.rejected:
+            flag = "rejected"
+        elif same:
+            flag = "ok" if result.text == text else "same intent"
+        else:
+            flag = "WRONG"
+        if flag != "ok":
+            print(f"- {voice}: {text!r} -> {result.text!r} ({flag}, confidence "
+                  f"{result.confidence:.2f})")
 
 
 if __name__ == "__main__":

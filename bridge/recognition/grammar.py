@@ -65,6 +65,30 @@ SUPPORTED_INTENTS: frozenset[str] = frozenset({
 """Intents compiled into the grammar; others (wildcard-heavy: shopping lists, broadcast,
 media search, weather by zone) are counted as ``intent_not_supported``."""
 
+_ON_OFF = ("light", "switch", "fan", "input_boolean", "media_player", "cover", "valve", "lock",
+           "scene", "script", "climate", "humidifier", "automation")
+INTENT_DOMAINS: dict[str, tuple[str, ...]] = {
+    "HassTurnOn": _ON_OFF,
+    "HassTurnOff": _ON_OFF,
+    "HassLightSet": ("light",),
+    "HassClimateGetTemperature": ("climate",),
+    "HassClimateSetTemperature": ("climate",),
+    "HassSetPosition": ("cover", "valve"),
+    "HassMediaPause": ("media_player",),
+    "HassMediaUnpause": ("media_player",),
+    "HassMediaNext": ("media_player",),
+    "HassMediaPrevious": ("media_player",),
+    "HassSetVolume": ("media_player",),
+    "HassMediaPlayerMute": ("media_player",),
+    "HassMediaPlayerUnmute": ("media_player",),
+    "HassFanSetSpeed": ("fan",),
+    "HassVacuumStart": ("vacuum",),
+    "HassVacuumReturnToBase": ("vacuum",),
+    "HassLawnMowerStartMowing": ("lawn_mower",),
+    "HassLawnMowerDock": ("lawn_mower",),
+}
+"""Domains an intent acts on when only an area or floor was named."""
+
 CUSTOM_INTENT = "HearthSentence"
 """Intent name for the vocabulary's own ``sentences`` (slot ``sentence``: the sentence)."""
 CUSTOM_METADATA = "hearth_custom_sentence"
@@ -507,7 +531,7 @@ def _join_words(cnfa: _Nfa, start: int, home: _Home) -> tuple[_Nfa, int]:
 # --------------------------------------------------------------------------- compile
 
 
-def _block_context(data: IntentData) -> _BlockContext:
+def _block_context(data: IntentData, intent_name: str | None = None) -> _BlockContext:
     req = data.requires_context or {}
     exc = data.excludes_context or {}
     slots = data.slots or {}
@@ -515,6 +539,9 @@ def _block_context(data: IntentData) -> _BlockContext:
     name_classes = _as_set(req.get("device_class"))
     implied_domains = name_domains or _as_set(slots.get("domain"))
     implied_classes = name_classes or _as_set(slots.get("device_class"))
+    if implied_domains is None and intent_name in INTENT_DOMAINS and intent_name not in (
+            "HassTurnOn", "HassTurnOff"):
+        implied_domains = frozenset(INTENT_DOMAINS[intent_name])  # e.g. media intents
     return _BlockContext(data, name_domains, name_classes,
                          _as_set(exc.get("domain")) or frozenset(),
                          implied_domains, implied_classes)
@@ -578,7 +605,7 @@ def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
             if intent_name not in SUPPORTED_INTENTS:
                 skipped["intent_not_supported"] += len(data.sentence_texts)
                 continue
-            ctx = _block_context(data)
+            ctx = _block_context(data, intent_name)
             reason = _block_dead_reason(ctx, home)
             if reason is not None:
                 skipped[reason] += len(data.sentence_texts)

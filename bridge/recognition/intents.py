@@ -20,35 +20,18 @@ from typing import Any
 from hassil import Intents, recognize_best
 from hassil.intents import Intent, IntentData, TextSlotList
 
-from .grammar import CUSTOM_INTENT, CUSTOM_METADATA, custom_sentence_data, load_intents
+from .grammar import (
+    CUSTOM_INTENT,
+    CUSTOM_METADATA,
+    INTENT_DOMAINS,
+    custom_sentence_data,
+    load_intents,
+)
 from .text import normalize_text
 from .vocabulary import Entity, Vocabulary
 
 _LOGGER = logging.getLogger(__name__)
 
-_ON_OFF = ("light", "switch", "fan", "input_boolean", "media_player", "cover", "valve", "lock",
-           "scene", "script", "climate", "humidifier", "automation")
-INTENT_DOMAINS: dict[str, tuple[str, ...]] = {
-    "HassTurnOn": _ON_OFF,
-    "HassTurnOff": _ON_OFF,
-    "HassLightSet": ("light",),
-    "HassClimateGetTemperature": ("climate",),
-    "HassClimateSetTemperature": ("climate",),
-    "HassSetPosition": ("cover", "valve"),
-    "HassMediaPause": ("media_player",),
-    "HassMediaUnpause": ("media_player",),
-    "HassMediaNext": ("media_player",),
-    "HassMediaPrevious": ("media_player",),
-    "HassSetVolume": ("media_player",),
-    "HassMediaPlayerMute": ("media_player",),
-    "HassMediaPlayerUnmute": ("media_player",),
-    "HassFanSetSpeed": ("fan",),
-    "HassVacuumStart": ("vacuum",),
-    "HassVacuumReturnToBase": ("vacuum",),
-    "HassLawnMowerStartMowing": ("lawn_mower",),
-    "HassLawnMowerDock": ("lawn_mower",),
-}
-"""Domains an intent acts on when only an area or floor was named."""
 
 
 @dataclass(frozen=True)
