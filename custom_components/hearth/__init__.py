@@ -13,6 +13,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .assist_stream import PipelineStreams
 from .const import CONF_PREFIX, DOMAIN
 from .hub import HearthHub
 from .services import async_setup_services
@@ -39,6 +40,7 @@ class HearthData:
     hub: HearthHub
     voice: VoiceCommands
     vocabulary: VocabularyPublisher
+    streams: PipelineStreams
 
 
 type HearthConfigEntry = ConfigEntry[HearthData]
@@ -59,8 +61,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> bo
     hub = HearthHub(hass, entry, entry.data[CONF_PREFIX])
     voice = VoiceCommands(hass, entry, hub)
     vocabulary = VocabularyPublisher(hass, entry, hub)
-    entry.runtime_data = HearthData(hub=hub, voice=voice, vocabulary=vocabulary)
+    streams = PipelineStreams(hass, entry, hub)
+    entry.runtime_data = HearthData(
+        hub=hub, voice=voice, vocabulary=vocabulary, streams=streams
+    )
     await hub.async_start()
+    await streams.async_start()
     voice.async_start()
     vocabulary.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

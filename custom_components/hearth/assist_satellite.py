@@ -2,7 +2,9 @@
 
 The bridge runs the voice pipeline (wake word, recognition, speech); Home Assistant sees the
 satellite's state, and its `assist_satellite.announce` / `start_conversation` actions are spoken
-by the bridge with its own local voice.
+by the bridge with its own local voice. A satellite whose chosen Assist pipeline is allowed
+streams its commands into that pipeline instead (`assist_stream`): Home Assistant recognizes,
+answers and synthesizes, and the bridge plays the answer.
 """
 
 from __future__ import annotations
@@ -19,13 +21,19 @@ from homeassistant.components.assist_satellite import (
     AssistSatelliteEntityFeature,
     AssistSatelliteWakeWord,
 )
+from homeassistant.components import tts
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
-from homeassistant.components.assist_pipeline import PipelineEvent
+from homeassistant.components.assist_pipeline import (
+    PipelineEvent,
+    PipelineEventType,
+    PipelineStage,
+)
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
+from .assist_stream import BridgeAudioStream, wav_for_bridge
 from .const import (
     ANNOUNCE_START_TIMEOUT,
     ANNOUNCE_TIMEOUT,
@@ -34,6 +42,7 @@ from .const import (
 )
 from .entity import HearthSatelliteEntity, async_setup_hearth_platform
 from .hub import HearthHub
+from .models import Utterance
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -91,17 +100,28 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         AssistSatelliteEntityFeature.ANNOUNCE | AssistSatelliteEntityFeature.START_CONVERSATION
     )
 
+    # Ask Assist pipelines for WAV answers: the bridge plays PCM WAV (and has no MP3 decoder).
+    _attr_tts_options = {tts.ATTR_PREFERRED_FORMAT: "wav"}
+
     def __init__(self, hub: HearthHub, satellite_id: str) -> None:
         """Initialize."""
         super().__init__(hub, satellite_id, ASSIST_SATELLITE)
         self._bridge_state: str | None = None
         self._speaking: list[_Speaking] = []
+        self._stream: BridgeAudioStream | None = None
+        self._answer_token: str | None = None
+        self._answer_text: str | None = None
 
     # ------------------------------------------------------------------ state
 
     async def async_added_to_hass(self) -> None:
         """Follow the bridge's state of this satellite."""
         await super().async_added_to_hass()
+        streams = self.hub.entry.runtime_data.streams
+        self.async_on_remove(streams.async_register(self.satellite_id, self._async_stream))
+        self.async_on_remove(
+            self.hub.async_add_event_listener(self.satellite_id, self._async_bridge_event)
+        )
         self._async_follow_bridge(write=True)
 
     @callback
@@ -117,15 +137,157 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         available = self.available
         for speaking in self._speaking:
             speaking.update(bridge_state, available)
+        if self._stream is not None:
+            return False  # Home Assistant's pipeline run sets the state meanwhile
         if bridge_state == self._bridge_state and not write:
             return False
         self._bridge_state = bridge_state
         self._set_state(_STATES.get(bridge_state or "", AssistSatelliteState.IDLE))
         return True
 
+    # ------------------------------------------------------------------ Assist pipeline streaming
+
+    @callback
+    def _async_bridge_event(self, event_type: str, data: dict) -> None:
+        if (
+            event_type == "error"
+            and data.get("fatal")
+            and self.hub.entry.runtime_data.streams.async_session_failed(
+                self.satellite_id, data.get("session_id")
+            )
+            and self._stream is not None
+        ):
+            # Stopped, muted, timed out: abandon the run rather than answer half a command.
+            self.hub.entry.async_create_background_task(
+                self.hass, self._cancel_running_pipeline(), f"{DOMAIN} cancel pipeline"
+            )
+
+    @callback
+    def _async_stream(self, stream: BridgeAudioStream) -> None:
+        """The bridge forwards a command: run it through the satellite's Assist pipeline."""
+        self.hub.entry.async_create_background_task(
+            self.hass,
+            self._async_run_stream(stream),
+            f"{DOMAIN} pipeline {self.satellite_id}",
+        )
+
+    async def _async_run_stream(self, stream: BridgeAudioStream) -> None:
+        voice = self.hub.entry.runtime_data.voice
+        streams = self.hub.entry.runtime_data.streams
+        try:
+            # Judged again now: the policy or the pipeline may have changed since the bridge
+            # was told to stream. Refused here, the audio goes nowhere.
+            if (pipeline := await voice.async_choose_pipeline(self.satellite_id)) is None:
+                stream.end(cancelled=True)
+                await voice.async_update_modes()
+                return
+            self._stream = stream
+            self._answer_token = self._answer_text = None
+            try:
+                await self.async_accept_pipeline_from_satellite(
+                    stream.audio(),
+                    start_stage=PipelineStage.STT,
+                    # Without a voice the pipeline ends with the answer's text (spoken by the bridge).
+                    end_stage=PipelineStage.TTS if pipeline.tts_engine else PipelineStage.INTENT,
+                )
+            except asyncio.CancelledError:
+                if (task := asyncio.current_task()) is not None and task.cancelling():
+                    raise
+                return  # the run was abandoned (the bridge ended the session, a new one began)
+            if not stream.cancelled:
+                await self._async_play_answer(stream)
+        finally:
+            streams.async_forget(stream)
+            if self._stream is stream:
+                self._stream = None
+                self.tts_response_finished()
+                self._async_follow_bridge(write=True)
+
+    async def _async_play_answer(self, stream: BridgeAudioStream) -> None:
+        """Send the pipeline's spoken answer to the bridge; its text if there is no audio."""
+        wav: bytes | None = None
+        if self._answer_token:
+            try:
+                extension, data = await self._async_answer_audio(self._answer_token)
+            except (HomeAssistantError, ValueError) as err:
+                _LOGGER.warning("No spoken answer for satellite %s: %s", self.satellite_id, err)
+            else:
+                wav = wav_for_bridge(extension, data)
+                if wav is None:
+                    _LOGGER.warning(
+                        "Spoken answer for satellite %s is not a WAV under 2 MB (%s, %d bytes);"
+                        " the bridge speaks the text instead",
+                        self.satellite_id,
+                        extension,
+                        len(data),
+                    )
+        if wav is None:
+            if self._answer_text:
+                await self.hub.async_publish(
+                    self.hub.topic("satellite", self.satellite_id, "response"),
+                    {"session_id": stream.session_id, "text": self._answer_text, "continue": False},
+                )
+            return
+        speaking = _Speaking()
+        self._speaking.append(speaking)
+        try:
+            await self.hub.async_publish_bytes(
+                self.hub.topic("satellite", self.satellite_id, "pipeline", "play"), wav
+            )
+            try:
+                async with asyncio.timeout(ANNOUNCE_START_TIMEOUT):
+                    await speaking.started.wait()
+                async with asyncio.timeout(ANNOUNCE_TIMEOUT):
+                    await speaking.finished.wait()
+            except TimeoutError:
+                _LOGGER.warning(
+                    "Hearth satellite %s did not report the end of an answer in time",
+                    self.satellite_id,
+                )
+        finally:
+            self._speaking.remove(speaking)
+
+    async def _async_answer_audio(self, token: str) -> tuple[str, bytes]:
+        """The pipeline's TTS result stream, whole (its media source id does not resolve here)."""
+        if (stream := tts.async_get_stream(self.hass, token)) is None:
+            raise ValueError("the spoken answer's stream is gone")
+        data = b"".join([chunk async for chunk in stream.async_stream_result()])
+        return stream.extension, data
+
     @callback
     def on_pipeline_event(self, event: PipelineEvent) -> None:
-        """Home Assistant runs no audio pipeline for Hearth satellites: nothing to do."""
+        """Keep what a streamed run produced: its words, its answer."""
+        data = event.data or {}
+        if event.type is PipelineEventType.STT_END:
+            text = (data.get("stt_output") or {}).get("text")
+            satellite = self.hub.satellites.get(self.satellite_id)
+            if satellite is not None and isinstance(text, str) and self._stream is not None:
+                policy = self.hub.policy
+                private = policy is not None and not policy.publish_transcripts
+                satellite.last_utterance = Utterance(
+                    text=None if private else text,
+                    private=private,
+                    engine="home_assistant",
+                    locality="lan",
+                    session_id=self._stream.session_id,
+                )
+                self.hub.async_satellite_updated(self.satellite_id)
+        elif event.type is PipelineEventType.INTENT_END:
+            response = (data.get("intent_output") or {}).get("response") or {}
+            speech = (response.get("speech") or {}).get("plain") or {}
+            if isinstance(text := speech.get("speech"), str) and text.strip():
+                self._answer_text = text
+        elif event.type is PipelineEventType.TTS_END:
+            token = (data.get("tts_output") or {}).get("token")
+            if isinstance(token, str) and token:
+                self._answer_token = token
+        elif event.type is PipelineEventType.ERROR:
+            _LOGGER.info(
+                "Assist pipeline run of satellite %s: %s (%s)",
+                self.satellite_id,
+                data.get("message"),
+                data.get("code"),
+            )
 
     @callback
     def _resolve_pipeline(self) -> str | None:

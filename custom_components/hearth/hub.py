@@ -403,6 +403,10 @@ class HearthHub:
         """Publish a payload that is already encoded."""
         await mqtt.async_publish(self.hass, topic, payload, qos=1, retain=retain)
 
+    async def async_publish_bytes(self, topic: str, payload: bytes) -> None:
+        """Publish a binary payload (not retained)."""
+        await mqtt.async_publish(self.hass, topic, payload, qos=1, retain=False)
+
     async def async_request(self, topic: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Publish a command with a fresh request_id and wait for its `policy/result`.
 

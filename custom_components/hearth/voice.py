@@ -15,6 +15,7 @@ from homeassistant.components.assist_pipeline import (
     PipelineNotFound,
     async_get_pipeline,
 )
+from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
@@ -157,13 +158,67 @@ class VoiceCommands:
         self.entry = entry
         self.hub = hub
         self._issues: set[str] = set()
+        self._modes: dict[str, str] = {}
+        """The pipeline mode last published per satellite (`pipeline/set`)."""
 
     @callback
     def async_start(self) -> None:
-        """Act on transcripts from now on."""
+        """Act on transcripts from now on; keep the bridge told which satellites stream."""
         self.hub.async_set_transcript_handler(self._async_transcript)
         self.entry.async_on_unload(self.hub.async_on_policy(self._async_policy_changed))
         self.entry.async_on_unload(self._async_delete_issues)
+        self.entry.async_on_unload(
+            self.hub.async_on_bridge_online(lambda: self._async_schedule_modes(force=True))
+        )
+        self.entry.async_on_unload(
+            self.hub.async_add_satellite_listener(lambda _sat: self._async_schedule_modes())
+        )
+        if (assist := self.hass.data.get(KEY_ASSIST_PIPELINE)) is not None:
+            self.entry.async_on_unload(
+                assist.pipeline_store.async_add_listener(self._async_pipelines_changed)
+            )
+
+    # ------------------------------------------------------------------ pipeline modes
+
+    async def _async_pipelines_changed(self, *_args: Any) -> None:
+        await self.async_update_modes()
+
+    @callback
+    def _async_schedule_modes(self, force: bool = False) -> None:
+        self.entry.async_create_background_task(
+            self.hass, self.async_update_modes(force), f"{DOMAIN} pipeline modes"
+        )
+
+    async def async_update_modes(self, force: bool = False) -> None:
+        """Tell the bridge, per satellite, whether to stream to an Assist pipeline.
+
+        `assist` only for a satellite whose chosen pipeline exists and is allowed under the
+        confirmed policy (no confirmed policy yet: nobody streams); `hearth` otherwise, so a
+        refused pipeline is refused before any audio is sent. Published retained, on changes:
+        of the policy, of Assist pipelines, of the satellites; options changes reload the entry,
+        and the bridge coming online (again) republishes them all.
+        """
+        options = self.entry.options.get(CONF_SATELLITES, {})
+        for satellite_id in sorted(set(self.hub.satellites) | set(options)):
+            mode = "hearth"
+            if (
+                self.pipeline_for(satellite_id) is not None
+                and self.hub.policy is not None
+                and await self.async_choose_pipeline(satellite_id, count=False) is not None
+            ):
+                mode = "assist"
+            if not force and self._modes.get(satellite_id) == mode:
+                continue
+            self._modes[satellite_id] = mode
+            await self.hub.async_publish(
+                self.hub.topic("satellite", satellite_id, "pipeline", "set"),
+                {"mode": mode},
+                retain=True,
+            )
+
+    def mode_for(self, satellite_id: str) -> str:
+        """The pipeline mode last published for a satellite."""
+        return self._modes.get(satellite_id, "hearth")
 
     def pipeline_for(self, satellite_id: str) -> str | None:
         """Return the Assist pipeline chosen for a satellite (None: Hearth's own)."""
@@ -183,9 +238,10 @@ class VoiceCommands:
 
     @callback
     def _async_policy_changed(self) -> None:
-        """Withdraw the repair issues once cloud agents are allowed again."""
+        """Withdraw the repair issues once cloud agents are allowed again; re-judge streaming."""
         if self.hub.policy is not None and not self.hub.policy.local_only:
             self._async_delete_issues()
+        self._async_schedule_modes()
 
     @callback
     def _async_delete_issues(self) -> None:
@@ -218,8 +274,14 @@ class VoiceCommands:
             return agent_id, language
         return await self.async_choose_agent(satellite_id), self.hass.config.language
 
-    async def async_choose_pipeline(self, satellite_id: str) -> Pipeline | None:
-        """Return the satellite's Assist pipeline if it may be used now, else None."""
+    async def async_choose_pipeline(
+        self, satellite_id: str, count: bool = True
+    ) -> Pipeline | None:
+        """Return the satellite's Assist pipeline if it may be used now, else None.
+
+        A refusal raises the repair issue; `count` also counts it as a blocked request (not
+        when only the streaming mode is being judged).
+        """
         if (pipeline_id := self.pipeline_for(satellite_id)) is None:
             return None
         try:
@@ -237,18 +299,20 @@ class VoiceCommands:
         if (refused := await async_pipeline_locality(self.hass, pipeline)) is None:
             return pipeline
         stage, locality = refused
-        _LOGGER.warning(
-            "Local-only processing refused Assist pipeline %s for satellite %s: its %s engine"
-            " %s (%s) is %s; using Hearth's own pipeline",
-            pipeline.name,
-            satellite_id,
-            stage,
-            locality.agent_id,
-            locality.domain,
-            locality.reason,
-        )
-        self.hub.async_count_blocked_agent()
         issue = pipeline_issue_id(self.entry, pipeline.id)
+        if count or issue not in self._issues:
+            _LOGGER.warning(
+                "Local-only processing refused Assist pipeline %s for satellite %s: its %s"
+                " engine %s (%s) is %s; using Hearth's own pipeline",
+                pipeline.name,
+                satellite_id,
+                stage,
+                locality.agent_id,
+                locality.domain,
+                locality.reason,
+            )
+        if count:
+            self.hub.async_count_blocked_agent()
         self._issues.add(issue)
         ir.async_create_issue(
             self.hass,

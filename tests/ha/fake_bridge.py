@@ -58,13 +58,25 @@ class FakeBridge:
             self.topic("bridge", "vocabulary", "set"),
             self.topic("satellite", "+", "response"),
             self.topic("satellite", "+", "announce"),
+            self.topic("satellite", "+", "pipeline", "set"),
         ]
+
+    @property
+    def binary_topics(self) -> list[str]:
+        return [self.topic("satellite", "+", "pipeline", "play")]
 
     def messages(self, suffix: str) -> list[Any]:
         """Payloads Home Assistant sent on topics ending with `suffix`."""
         return [payload for topic, payload in self.received if topic.endswith(suffix)]
 
     async def handle(self, topic: str, raw: str | bytes) -> None:
+        if topic.endswith("/pipeline/play"):
+            # A WAV to play: speak (responding), then idle, as the bridge does.
+            self.received.append((topic, bytes(raw) if isinstance(raw, (bytes, bytearray)) else raw))
+            if self.answer:
+                await self.satellite_state(topic.split("/")[-3], "responding")
+                await self.satellite_state(topic.split("/")[-3], "idle")
+            return
         payload = json.loads(raw) if raw else None
         self.received.append((topic, payload))
         if topic.endswith("/policy/set"):
@@ -211,6 +223,13 @@ class HassBridge(FakeBridge):
                 self.hass.async_create_task(self.handle(msg.topic, msg.payload))
 
             await mqtt.async_subscribe(self.hass, topic, received)
+        for topic in self.binary_topics:
+
+            @callback
+            def received_bytes(msg: mqtt.ReceiveMessage) -> None:
+                self.hass.async_create_task(self.handle(msg.topic, msg.payload))
+
+            await mqtt.async_subscribe(self.hass, topic, received_bytes, encoding=None)
 
 
 class BrokerBridge(FakeBridge):
@@ -233,7 +252,7 @@ class BrokerBridge(FakeBridge):
         self._client = await self._stack.enter_async_context(
             aiomqtt.Client("127.0.0.1", self.port, identifier="fake-bridge")
         )
-        for topic in self.listen_topics:
+        for topic in [*self.listen_topics, *self.binary_topics]:
             await self._client.subscribe(topic, qos=1)
         self._task = asyncio.get_running_loop().create_task(self._run())
 
