@@ -10,8 +10,8 @@ commands, as a markdown table. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import os
 import itertools
+import os
 import statistics
 import sys
 import tempfile
@@ -20,14 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bridge.recognition import (  # noqa: E402
+from bridge.recognition import (
     GrammarDecoder,
     IntentRecognizer,
     Vocabulary,
     compile_grammar,
     parse_vocabulary,
 )
-from tests.support.speech import read_pcm, synthesize  # noqa: E402
+from tests.support.speech import read_pcm, synthesize
 
 AREAS = ["Kitchen", "Living room", "Dining room", "Master bedroom", "Guest bedroom", "Kids room",
          "Office", "Hallway", "Garage", "Basement", "Laundry room", "Bathroom", "Guest bathroom",
@@ -87,10 +87,10 @@ COMMANDS = [
 
 def _meaning(match: object) -> tuple[object, ...]:
     """What an intent would do: its name, entities and non-name slot values."""
-    slots = getattr(match, "slots")
+    slots = match.slots
     values = tuple(sorted((k, str(v.value)) for k, v in slots.items()
                           if k not in ("name", "area", "floor")))
-    return (getattr(match, "name"), getattr(match, "entity_ids"), values)
+    return (match.name, match.entity_ids, values)
 
 
 def main() -> None:

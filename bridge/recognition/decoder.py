@@ -15,7 +15,6 @@ and every utterance starts from the same cepstral mean (:data:`CMN_INIT`).
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -47,6 +46,7 @@ COMFORT_NOISE_STD = 30.0
 CMN_INIT = "47.95,-9.47,-3.75,8.05,-7.59,-1.49,-4.99,-10.80,-2.89,-4.38,2.07,-1.77,-2.43"
 """Initial cepstral mean: the average batch mean of espeak-ng commands with the comfort noise."""
 CMN_RESET = True  # start every utterance from CMN_INIT instead of the running estimate
+REMOVE_NOISE = False  # the adaptive noise estimate carries over between utterances
 
 _NOISE = np.round(np.random.default_rng(12345).normal(0.0, COMFORT_NOISE_STD, 16007)
                   ).astype(np.int32)  # 1 s of fixed noise (odd length: no 1 s periodicity)
@@ -83,7 +83,8 @@ class UtteranceScore:
 
 def _config(**extra: object) -> Config:
     return Config(hmm=str(model_dir() / "en-us" / "en-us"), lm=None, cmninit=CMN_INIT,
-                  loglevel="FATAL", **extra)  # type: ignore[arg-type]
+                  remove_noise=REMOVE_NOISE,
+                  loglevel="FATAL", **extra)
 
 
 class GrammarDecoder:
@@ -131,6 +132,9 @@ class GrammarDecoder:
         assert self._decoder is not None
         t0 = time.process_time()
         if CMN_RESET:
+            # a fresh feature pipeline: the live CMN's running sums (not only its mean) would
+            # otherwise carry the previous utterance into this one
+            self._decoder.reinit_feat()
             self._decoder.set_cmn(CMN_INIT)
         self._decoder.start_utt()
         self._cpu = time.process_time() - t0

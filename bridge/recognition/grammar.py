@@ -428,12 +428,13 @@ class _TemplateBuilder:
                 alive = True
             return end if alive else None
         if isinstance(expr, Sequence):
+            current: int = state
             for item in expr.items:
-                nxt = self.build(nfa, item, state, ctx, depth + 1)
-                if nxt is None:
+                item_end = self.build(nfa, item, current, ctx, depth + 1)
+                if item_end is None:
                     return None
-                state = nxt
-            return state
+                current = item_end
+            return current
         if isinstance(expr, ListReference):
             symbol = self.list_symbol(expr, ctx)
             if symbol is None:
@@ -819,14 +820,14 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
     lines = ["FSG_BEGIN hearth", f"NUM_STATES {n_states}", "START_STATE 0",
              f"FINAL_STATE {final}"]
     nulls = 0
-    for src, dst, word, prob in weighted:
-        if word is None:
+    for src, dst, token, prob in weighted:
+        if token is None:
             nulls += 1
             lines.append(f"TRANSITION {src} {dst} {prob:.6g}")
         else:
-            if word not in dictionary:
-                dictionary[word] = _compound_pronunciations(word, home.pronouncer)
-            lines.append(f"TRANSITION {src} {dst} {prob:.6g} {word}")
+            if token not in dictionary:
+                dictionary[token] = _compound_pronunciations(token, home.pronouncer)
+            lines.append(f"TRANSITION {src} {dst} {prob:.6g} {token}")
     lines.append("FSG_END")
     size = {"states": n_states, "transitions": len(weighted), "null_transitions": nulls,
             "list_copies": len(copies), "states_before_merging": states_before}

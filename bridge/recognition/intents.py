@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hassil import Intents, recognize_best
-from hassil.intents import Intent, IntentData, TextSlotList
+from hassil.intents import Intent, SlotList, TextSlotList
 
 from .grammar import (
     CUSTOM_INTENT,
@@ -114,7 +114,7 @@ class IntentRecognizer:
             areas=TextSlotList.from_tuples(area_values, allow_template=False, name="area"),
             floors=TextSlotList.from_tuples(floor_values, allow_template=False, name="floor"),
             by_id={e.id: e for e in vocab.entities})
-        self._slot_lists = {"name": self._lists.names, "area": self._lists.areas,
+        self._slot_lists: dict[str, SlotList] = {"name": self._lists.names, "area": self._lists.areas,
                             "floor": self._lists.floors}
 
     def recognize(self, text: str, *, area_id: str | None = None) -> IntentMatch | None:
@@ -135,7 +135,7 @@ class IntentRecognizer:
             result = recognize_best(spoken, self._intents, slot_lists=self._slot_lists,
                                     intent_context=context, best_metadata_key=CUSTOM_METADATA,
                                     best_slot_name="name")
-        except Exception:  # noqa: BLE001 - hassil errors must not take the bridge down
+        except Exception:
             _LOGGER.exception("hassil failed on %r", spoken)
             return None
         if result is None:
@@ -174,9 +174,7 @@ class IntentRecognizer:
         def in_scope(entity: Entity, check_domain: bool = True) -> bool:
             if check_domain and domains is not None and entity.domain not in domains:
                 return False
-            if classes is not None and entity.device_class not in classes:
-                return False
-            return True
+            return classes is None or entity.device_class in classes
 
         slots: dict[str, SlotValue] = {}
         name_ids: tuple[str, ...] = ()

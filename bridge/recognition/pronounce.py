@@ -123,12 +123,13 @@ class Pronouncer:
         best: list[list[str] | None] = [None] * (n + 1)
         best[0] = []
         for end in range(2, n + 1):
-            for start in range(0, end - 1):
+            for start in range(end - 1):
                 prefix = best[start]
                 if prefix is None or len(prefix) >= 4:
                     continue
                 part = word[start:end]
-                if part in self._dict and (best[end] is None or len(prefix) + 1 < len(best[end])):
+                current = best[end]
+                if part in self._dict and (current is None or len(prefix) + 1 < len(current)):
                     best[end] = [*prefix, part]
         parts = best[n]
         if not parts or len(parts) < 2:

@@ -8,7 +8,12 @@ import re
 
 import pytest
 
-from bridge.recognition import CompiledGrammar, compile_grammar, load_demo_vocabulary, parse_vocabulary
+from bridge.recognition import (
+    CompiledGrammar,
+    compile_grammar,
+    load_demo_vocabulary,
+    parse_vocabulary,
+)
 from bridge.recognition.decoder import sentence_checker
 from bridge.recognition.pronounce import Pronouncer
 from bridge.recognition.text import normalize_text
