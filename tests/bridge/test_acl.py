@@ -214,6 +214,8 @@ async def test_home_assistant_can_publish_policy_set_and_commands(
         "hearth/bridge/history/purge",
         "hearth/satellite/kitchen/response",
         "hearth/satellite/kitchen/announce",
+        "hearth/satellite/kitchen/pipeline/set",
+        "hearth/satellite/kitchen/pipeline/play",
     ]
     async with recording(secured, "hearth-bridge", "hearth/#") as bridge:
         async with client(secured, "homeassistant") as ha:
