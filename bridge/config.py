@@ -60,6 +60,8 @@ SATELLITE_SCHEMA = vol.Schema({
     vol.Optional("wake_word"): vol.In(WAKE_WORDS),
     vol.Optional("play_rate"): vol.All(vol.Coerce(int), vol.Range(min=8000, max=48000)),
     vol.Optional("name"): str,
+    # The vocabulary area the satellite stands in: "turn on the lights" means this area's lights.
+    vol.Optional("area"): vol.All(str, vol.Length(min=1, max=100)),
 })
 
 ENDPOINT_SCHEMA = vol.Schema({

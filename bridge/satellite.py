@@ -79,6 +79,7 @@ class Satellite:
         self.wake_word = settings.get("wake_word") or bridge.config["wake"]["model"]
         self.play_rate = settings.get("play_rate") or (22050 if protocol is Protocol.HERMES else 16000)
         self.on_device_wake = False
+        self.configured_area: str | None = settings.get("area")
         self.barge_in = False  # the satellite cancels echo, so a wake word may interrupt playback
         self.queue: deque[tuple[float, bytes]] = deque()
         self.queue_cap = bridge.config["limits"]["queue_frames"]
@@ -99,6 +100,12 @@ class Satellite:
         # arrive meanwhile queue up behind it, in order.
         self.pending_start: tuple[str, str | None, str | None, int | None, str | None] | None = None
         self._task = asyncio.create_task(self._run(), name=f"satellite-{sat_id}")
+
+    @property
+    def area(self) -> str | None:
+        """The area the satellite stands in: configured, else what it announced."""
+        announced = self.info.get("area")
+        return self.configured_area or (announced if isinstance(announced, str) and announced else None)
 
     # -- called from the MQTT dispatcher (synchronous, must be cheap) -------------------------
 

@@ -521,7 +521,8 @@ class Bridge:
 
     async def _answer_nlu_query(self, site_id: str, session_id: str | None, request_id: str | None, text: str) -> None:
         try:
-            intent, _cpu = await self.pool.recognize_intent(text)
+            sat = self.satellites.get(site_id)
+            intent, _cpu = await self.pool.recognize_intent(text, sat.area if sat else None)
         except EngineError as err:
             self.publish(hermes.ERROR_NLU, hermes.error(site_id, session_id, err.message, "nlu"))
             return
@@ -704,7 +705,7 @@ class Bridge:
         if not transcript.rejected and transcript.text:
             started = time.monotonic()
             try:
-                intent, _cpu = await self.pool.recognize_intent(transcript.text)
+                intent, _cpu = await self.pool.recognize_intent(transcript.text, sat.area)
                 engines.append(EngineUse("intent", "hassil", Locality.IN_PROCESS))
             except EngineError as err:
                 self.report_error(err.code, err.message, sat.id, session.id)

@@ -199,8 +199,10 @@ class DecoderPool:
     def busy(self) -> int:
         return self.size - self._idle.qsize()
 
-    async def recognize_intent(self, text: str) -> tuple[dict[str, Any] | None, float]:
-        """Intent recognition on the least-loaded worker (never on the event loop)."""
+    async def recognize_intent(self, text: str, area_id: str | None = None) -> tuple[dict[str, Any] | None, float]:
+        """Intent recognition on the least-loaded worker (never on the event loop).
+
+        `area_id` is the speaking satellite's area, for "turn on the lights" and the like."""
         live = [w for w in self.workers if w.alive]
         if not live:
             raise EngineError("stt_worker_died", "no recognizer worker is running")
@@ -209,7 +211,7 @@ class DecoderPool:
         future = worker.expect(ident)
         worker.pending_intents += 1
         try:
-            worker.send(("intent", ident, text))
+            worker.send(("intent", ident, text, area_id))
             intent, cpu = await asyncio.wait_for(future, 10)
         finally:
             worker.pending_intents -= 1

@@ -114,7 +114,8 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                         apply(vocab, grammar)
             elif kind == "intent":
                 started = time.process_time()
-                match = intents.recognize(message[2]) if intents is not None else None
+                area = message[3] if len(message) > 3 else None
+                match = intents.recognize(message[2], area_id=area) if intents is not None else None
                 write_message(out, ("intent", message[1], _intent_to_dict(match), time.process_time() - started))
             elif kind == "exit":
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.support.bridge_proc import Probe
@@ -48,3 +49,26 @@ async def test_nlu_query_with_light_brightness(live) -> None:
         assert parsed["intent"]["intentName"] == "HassLightSet"
         slots = {s["slotName"]: s for s in parsed["slots"]}
         assert slots["brightness"]["value"]["value"] == 40
+
+
+async def test_the_satellites_area_resolves_turn_on_the_lights(live, say) -> None:
+    """A satellite that announced its area: "turn on the lights" means that area's lights."""
+    from bridge.tools.satellite import load_wav_pcm16k
+    from bridge.protocol.hearth import encode_frame
+
+    broker, _ = live
+    pcm = load_wav_pcm16k(say("turn on the lights"))
+    status = {"state": "online", "protocol": 1, "area": "bedroom", "capabilities": {"wake_word": True}}
+    async with Probe(broker.host, broker.port, ["hearth/satellite/upstairs/#"]) as probe:
+        await probe.client.publish("hearth/satellite/upstairs/status", json.dumps(status), retain=True)
+        await asyncio.sleep(0.3)
+        await probe.client.publish("hearth/satellite/upstairs/event", json.dumps({"type": "wake", "stream_id": 4}))
+        audio = pcm + bytes(32000)
+        for seq, offset in enumerate(range(0, len(audio), 960)):
+            await probe.client.publish("hearth/satellite/upstairs/audio", encode_frame(4, seq, audio[offset:offset + 960]))
+            await asyncio.sleep(0.03)
+        intent = await probe.wait_for("/upstairs/intent", timeout=20)
+        assert intent["text"] == "turn on the lights"
+        assert intent["intent"]["name"] == "HassTurnOn"
+        entity_ids = {e for slot in intent["intent"]["slots"].values() for e in slot["entity_ids"]}
+        assert entity_ids == {"light.bedroom"}
