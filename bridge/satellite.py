@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .engines import EngineError, SttStream, Transcript
 from .pipeline.endpoint import Endpointer, EndpointSettings, EndReason
 from .pipeline.vad import FrameSplitter, Vad
-from .pipeline.wake import WakeWordDetector
+from .pipeline.wake import GatedWakeWordDetector
 
 if TYPE_CHECKING:
     from .service import Bridge
@@ -84,7 +84,7 @@ class Satellite:
         self.queue: deque[tuple[float, bytes]] = deque()
         self.queue_cap = bridge.config["limits"]["queue_frames"]
         self._wakeup = asyncio.Event()
-        self._wake: WakeWordDetector | None = None
+        self._wake: GatedWakeWordDetector | None = None
         self._vad = Vad()
         self._splitter = FrameSplitter()
         self.stream_id: int | None = None
@@ -300,7 +300,7 @@ class Satellite:
     def _detect_wake(self, pcm: bytes) -> None:
         self.counters["wake_chunks"] += 1
         if self._wake is None or self._wake.model_name != self.wake_word:
-            self._wake = WakeWordDetector(self.wake_word)
+            self._wake = GatedWakeWordDetector(self.wake_word)
         if self._wake.process(pcm):
             self._wake.reset()
             self.request_session("bridge", self.wake_word)

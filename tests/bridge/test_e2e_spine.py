@@ -107,3 +107,13 @@ async def test_satellite_cli_times_out_clearly(tmp_path, say) -> None:
     assert proc.returncode == 1
     assert out == b""
     assert "no result from the bridge within 1 s" in err.decode()
+
+
+async def test_wake_word_after_a_long_quiet_spell(live, say) -> None:
+    """The wake-word model is spared in a quiet room; the first words after it must still wake it."""
+    import numpy as np
+
+    quiet = (np.random.default_rng(7).standard_normal(16000 * 4) * 8).astype("<i2").tobytes()
+    pcm = quiet + load_wav_pcm16k(say("okay nabu, turn on the kitchen light", speed=150))
+    result = await run_satellite(options(live, "quiet-room", wake="bridge"), pcm)
+    assert result["transcript"] == "turn on the kitchen light"

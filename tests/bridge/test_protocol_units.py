@@ -133,3 +133,18 @@ def test_cli_bad_vocabulary_file_is_one_clear_line(tmp_path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("hearth-bridge: vocabulary error: entities[0].name"), proc.stderr
+
+
+def test_quiet_gate_skips_silence_and_replays_the_onset() -> None:
+    from bridge.pipeline.wake import QuietGate
+
+    gate = QuietGate(quiet_after=1.0, preroll=0.5)
+    rng = np.random.default_rng(5)
+    quiet = (rng.standard_normal(480) * 10).astype("<i2").tobytes()  # ~-70 dBFS room noise
+    loud = (rng.standard_normal(480) * 3000).astype("<i2").tobytes()
+    fed = [gate.admit(quiet) for _ in range(100)]  # 3 s of quiet
+    assert all(fed[i] == [quiet] for i in range(30))  # the first second still goes to the model
+    assert sum(1 for f in fed if not f) >= 60  # then the model is spared
+    onset = gate.admit(loud)
+    assert onset[-1] == loud and len(onset) == 1 + int(0.5 * 32000 / 960)  # pre-roll, then the onset
+    assert gate.admit(loud) == [loud]
