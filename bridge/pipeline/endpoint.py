@@ -39,11 +39,12 @@ class EndpointSettings:
 
 
 def frame_dbfs(frame: bytes) -> float:
+    """The level of 16-bit PCM in dB relative to full scale (-120 for digital silence)."""
     samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
     if samples.size == 0:
         return -120.0
-    rms = float(np.sqrt(np.mean(samples * samples)))
-    return 20 * math.log10(rms / 32768.0) if rms > 0 else -120.0
+    power = float(np.dot(samples, samples)) / samples.size
+    return 10 * math.log10(power / 1073741824.0) if power > 0 else -120.0
 
 
 class Endpointer:
