@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 from homeassistant.components.assist_satellite import (
     AssistSatelliteAnnouncement,
@@ -23,11 +24,8 @@ from homeassistant.components.assist_satellite import (
 )
 from homeassistant.components import tts
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
-from homeassistant.components.assist_pipeline import (
-    PipelineEvent,
-    PipelineEventType,
-    PipelineStage,
-)
+from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+from homeassistant.components.assist_pipeline.pipeline import PipelineStage
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -148,7 +146,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
     # ------------------------------------------------------------------ Assist pipeline streaming
 
     @callback
-    def _async_bridge_event(self, event_type: str, data: dict) -> None:
+    def _async_bridge_event(self, event_type: str, data: dict[str, Any]) -> None:
         if (
             event_type == "error"
             and data.get("fatal")

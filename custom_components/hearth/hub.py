@@ -369,7 +369,8 @@ class HearthHub:
         if (data := parse_json(msg.payload)) is None:
             return
         satellite = self._async_satellite(satellite_id)
-        text = data.get("text") if isinstance(data.get("text"), str) else ""
+        raw_text = data.get("text")
+        text = raw_text if isinstance(raw_text, str) else ""
         private = bool(data.get("private", False))
         satellite.last_utterance = Utterance(
             text=None if private or not text else text,

@@ -73,7 +73,7 @@ def _targeted_satellites(hass: HomeAssistant, call: ServiceCall) -> dict[HearthH
                 raise ServiceValidationError(
                     translation_domain=DOMAIN,
                     translation_key="not_a_satellite",
-                    translation_placeholders={"device": device.name if device else device_id},
+                    translation_placeholders={"device": (device.name if device else None) or device_id},
                 )
     return targets
 

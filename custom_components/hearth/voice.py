@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from homeassistant.components import conversation
-from homeassistant.components.assist_pipeline import (
-    Pipeline,
-    PipelineNotFound,
+from homeassistant.components.assist_pipeline import Pipeline, PipelineNotFound
+from homeassistant.components.assist_pipeline.pipeline import (
+    KEY_ASSIST_PIPELINE,
     async_get_pipeline,
 )
-from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
