@@ -32,6 +32,10 @@ from .vocabulary import Entity, Vocabulary
 
 _LOGGER = logging.getLogger(__name__)
 
+SENSITIVE_COVER_CLASSES = frozenset({"garage", "gate", "door"})
+SENSITIVE_MIN_CONFIDENCE = 0.6
+"""Suggested minimum decoder confidence before acting on an :attr:`IntentMatch.sensitive` intent."""
+
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class IntentMatch:
     slots: dict[str, SlotValue]
     text: str
     confidence: float = 1.0
+    sensitive: bool = False
+    """True for actions that open the home (unlock, open a garage door or gate, disarm): callers
+    should ask for more confidence (e.g. >= SENSITIVE_MIN_CONFIDENCE) before acting."""
 
     @property
     def entity_ids(self) -> tuple[str, ...]:
@@ -143,7 +150,23 @@ class IntentRecognizer:
         intent_name = result.intent.name
         raw = {name: (ent.value, ent.text or "") for name, ent in result.entities.items()}
         slots = self._resolve(intent_name, raw)
-        return IntentMatch(name=intent_name, slots=slots, text=spoken)
+        match = IntentMatch(name=intent_name, slots=slots, text=spoken)
+        return IntentMatch(name=intent_name, slots=slots, text=spoken,
+                           sensitive=self._sensitive(match))
+
+    def _sensitive(self, match: IntentMatch) -> bool:
+        """Unlock, open a garage door/gate/door, or anything on an alarm panel."""
+        entities = [self._lists.by_id[e] for e in match.entity_ids if e in self._lists.by_id]
+        if any(e.domain == "alarm_control_panel" for e in entities):
+            return True
+        if match.name == "HassTurnOff" and any(e.domain == "lock" for e in entities):
+            return True  # HassTurnOff on a lock = unlock
+        if match.name in ("HassTurnOn", "HassSetPosition") and any(
+                e.domain == "cover" and e.device_class in SENSITIVE_COVER_CLASSES for e in entities):
+            return True
+        dc = match.slots.get("device_class")
+        return (match.name in ("HassTurnOn", "HassSetPosition") and dc is not None
+                and str(dc.value) in SENSITIVE_COVER_CLASSES)
 
     # resolution ------------------------------------------------------------
     def _resolve(self, intent_name: str, raw: dict[str, tuple[Any, str]]

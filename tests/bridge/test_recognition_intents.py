@@ -90,3 +90,15 @@ def test_spoken_forms_of_names_and_duplicates() -> None:
     assert match is not None and match.entity_ids == ("light.b2",)
     match = recognizer.recognize("turn off the lamp in the guest room")
     assert match is not None and match.entity_ids == ("light.guest_lamp",)
+
+
+def test_sensitive_intents_are_flagged() -> None:
+    from bridge.recognition import IntentRecognizer, load_demo_vocabulary
+
+    recognizer = IntentRecognizer(load_demo_vocabulary())
+    flags = {text: recognizer.recognize(text).sensitive for text in (
+        "unlock the front door", "open the garage door", "lock the front door",
+        "close the garage door", "turn on the kitchen light", "open the living room blinds")}
+    assert flags == {"unlock the front door": True, "open the garage door": True,
+                     "lock the front door": False, "close the garage door": False,
+                     "turn on the kitchen light": False, "open the living room blinds": False}

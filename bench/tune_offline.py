@@ -1,0 +1,264 @@
+"""Offline tuning loop for the recognizer (no MQTT, no bridge): minutes instead of the bridge bench's 8.
+
+    .venv/bin/python bench/tune_offline.py [--homes acc,demo,bench] [--voices en-us:160,en-us+f3:175]
+        [--conditions clean,20,10] [--set NAME=VALUE ...] [--procs 2] [--tag NAME]
+
+Test set: the same kind as bench/accuracy_bench.py (its HOME, COMMANDS, NON_COMMANDS, synthesize and
+add_noise helpers: espeak-ng, 0.5 s lead, pink noise mixed with sox at 20 / 10 dB SNR), cached under
+bench/out/tune/. Besides the accuracy bench's home, the demo home and the 300-entity home of
+bench/grammar_bench.py are available (commands there are scored as "same intent, entities and
+values as the reference sentence"), so a setting is never judged on one home only.
+
+Each file is cut where the bridge's endpointer would end it (end of speech + 0.25 s), fed to
+GrammarDecoder in 960-byte chunks, then IntentRecognizer; commands of the accuracy home are scored
+exactly like accuracy_bench's `understood()`. `--set NAME=VALUE` overrides a module constant of
+bridge/recognition/decoder.py in the workers (e.g. `--set MAXHMMPF=30000`). Raw per-sample results
+go to bench/out/tune/<tag>.json for threshold sweeps without decoding again (`--sweep`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from accuracy_bench import COMMANDS, HOME, NON_COMMANDS, add_noise, synthesize, understood  # noqa: E402
+
+from bridge.tools.satellite import end_of_speech_offset, load_wav_pcm16k  # noqa: E402
+
+CACHE = ROOT / "bench/out/tune"
+DEFAULT_VOICES = "en-us:160,en-us+f3:175,en-us+m7:145"
+GENERAL_VOICES = "en-gb:165,en-gb-scotland:160,en-029:160,en-us+m3:160,en-us+f2:150"
+ENDPOINT_TAIL = 0.25  # the bridge's endpointer ends ~0.1-0.3 s after speech
+
+# Commands for the other homes: words of those homes only (no accuracy-bench names).
+DEMO_COMMANDS = [
+    "turn on the kitchen light", "turn off the reading lamp", "open the garage door",
+    "set the bedroom light to fifty percent", "set the kitchen light to red",
+    "set the temperature to twenty one degrees", "what time is it", "set a timer for five minutes",
+    "lock the front door", "turn off the lights in the office", "pause the tv",
+    "turn on the coffee maker", "close the living room blinds", "turn off the ceiling fan",
+    "what is the outdoor temperature", "turn on the desk lamp",
+]
+DEMO_NON_COMMANDS = ["where did i leave my keys", "my sister is coming to visit next week",
+                     "the weather is nice today isn't it", "hello how are you doing"]
+
+
+def bench_commands() -> list[str]:
+    from grammar_bench import COMMANDS as BENCH_COMMANDS
+    return list(BENCH_COMMANDS)
+
+
+def home_vocab(home: str) -> Any:
+    from bridge.recognition import load_demo_vocabulary, parse_vocabulary
+    if home == "acc":
+        return parse_vocabulary(HOME)
+    if home == "demo":
+        return load_demo_vocabulary()
+    from grammar_bench import bench_home
+    return bench_home()
+
+
+def build_samples(homes: list[str], voices: list[tuple[str, int]], conditions: list[str]
+                  ) -> list[dict[str, Any]]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    samples: list[dict[str, Any]] = []
+    for home in homes:
+        if home == "acc":
+            cmds = [(t, (i, e, v)) for t, i, e, v in COMMANDS]
+            nons = NON_COMMANDS
+        elif home == "demo":
+            cmds = [(t, None) for t in DEMO_COMMANDS]
+            nons = DEMO_NON_COMMANDS
+        else:
+            cmds = [(t, None) for t in bench_commands()]
+            nons = NON_COMMANDS[:4]
+        for voice, speed in voices:
+            items = [(t, exp, True) for t, exp in cmds] + [(t, None, False) for t in nons]
+            for text, expected, is_command in items:
+                slug = "".join(c if c.isalnum() else "_" for c in text)[:60]
+                clean = CACHE / f"{voice.replace('+', '_')}-{speed}-{slug}.wav"
+                if not clean.exists():
+                    synthesize(text, voice, speed, clean)
+                for cond in conditions if is_command else ["clean"]:
+                    path = clean
+                    if cond != "clean":
+                        path = clean.with_name(clean.stem + f"-{cond}db.wav")
+                        if not path.exists():
+                            add_noise(clean, float(cond), path)
+                    samples.append({"home": home, "text": text, "voice": voice, "speed": speed,
+                                    "condition": cond, "command": is_command,
+                                    "expected": (expected[0], sorted(expected[1]), expected[2])
+                                    if expected else None,
+                                    "path": str(path), "clean": str(clean)})
+    return samples
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init(overrides: dict[str, Any]) -> None:
+    import bridge.recognition.decoder as decmod
+    for key, value in overrides.items():
+        setattr(decmod, key, value)
+    _STATE["overrides"] = overrides
+
+
+def _get(home: str) -> tuple[Any, Any, Any]:
+    if home not in _STATE:
+        from bridge.recognition import GrammarDecoder, IntentRecognizer, compile_grammar
+        vocab = home_vocab(home)
+        _STATE[home] = (GrammarDecoder(compile_grammar(vocab)), IntentRecognizer(vocab), vocab)
+    return _STATE[home]
+
+
+def _meaning(match: Any) -> Any:
+    if match is None:
+        return None
+    values = tuple(sorted((k, str(v.value)) for k, v in match.slots.items()
+                          if k not in ("name", "area", "floor")))
+    return [match.name, sorted(match.entity_ids), values]
+
+
+def _intent_dict(match: Any) -> dict[str, Any] | None:
+    if match is None:
+        return None
+    return {"name": match.name, "slots": {k: {"value": s.value, "entity_ids": list(s.entity_ids)}
+                                          for k, s in match.slots.items()}}
+
+
+def run_one(sample: dict[str, Any]) -> dict[str, Any]:
+    decoder, recognizer, _vocab = _get(sample["home"])
+    pcm = load_wav_pcm16k(Path(sample["path"]))
+    eos = end_of_speech_offset(load_wav_pcm16k(Path(sample["clean"])))
+    pcm = pcm[: int((eos + ENDPOINT_TAIL) * 16000) * 2]
+    decoder.start()
+    for i in range(0, len(pcm), 960):
+        decoder.feed(pcm[i:i + 960])
+        decoder.is_complete()  # the bridge asks after every chunk
+    res = decoder.finish()
+    match = recognizer.recognize(res.text) if res.text else None
+    out = dict(sample)
+    score = decoder.last_score
+    out.update(heard=res.text, rejected=res.rejected, confidence=res.confidence,
+               per_frame=score.per_frame, speech_frames=score.speech_frames,
+               cpu=res.cpu_seconds, audio=res.audio_seconds,
+               intent=_intent_dict(match), meaning=_meaning(match),
+               threshold=getattr(res, "threshold", None))
+    if sample["command"]:
+        if sample["expected"] is not None:
+            name, ents, values = sample["expected"]
+            out["right_meaning"] = understood({"intent": out["intent"], "rejected": False},
+                                              (name, set(ents), values))
+        else:
+            ref = recognizer.recognize(sample["text"])
+            out["right_meaning"] = ref is not None and _meaning(ref) == out["meaning"]
+    return out
+
+
+def summarize(results: list[dict[str, Any]], threshold: float | None = None) -> str:
+    """Markdown tables. With `threshold`, rejection is re-decided from the stored score."""
+    def rejected(r: dict[str, Any]) -> bool:
+        if threshold is None:
+            return bool(r["rejected"])
+        return (not r["heard"] or r["per_frame"] is None or r["per_frame"] > threshold
+                or r["speech_frames"] < 15)
+
+    lines = []
+    homes = sorted({r["home"] for r in results})
+    voices = list(dict.fromkeys(r["voice"] for r in results))
+    conds = list(dict.fromkeys(r["condition"] for r in results if r["command"]))
+    lines.append("| home | voice | " + " | ".join(conds) + " | wrong acc. | non-cmd rejected |")
+    lines.append("|---|---|" + "---|" * len(conds) + "---|---|")
+    totals: dict[str, list[int]] = {c: [0, 0] for c in conds}
+    tot_wrong = 0
+    tot_non = [0, 0]
+    for home in homes:
+        for voice in voices + ["all"]:
+            rows = [r for r in results if r["home"] == home and (voice == "all" or r["voice"] == voice)]
+            if not rows:
+                continue
+            cells = []
+            for c in conds:
+                cr = [r for r in rows if r["command"] and r["condition"] == c]
+                ok = sum(1 for r in cr if r["right_meaning"] and not rejected(r))
+                cells.append(f"{ok}/{len(cr)}")
+                if voice == "all":
+                    totals[c][0] += ok
+                    totals[c][1] += len(cr)
+            wrong = sum(1 for r in rows if r["command"] and not r["right_meaning"]
+                        and not rejected(r) and r["intent"])
+            non = [r for r in rows if not r["command"]]
+            nrej = sum(1 for r in non if rejected(r) or not r["intent"])
+            if voice == "all":
+                tot_wrong += wrong
+                tot_non[0] += nrej
+                tot_non[1] += len(non)
+            lines.append(f"| {home} | {voice} | " + " | ".join(cells)
+                         + f" | {wrong} | {nrej}/{len(non)} |")
+    lines.append("| **all** | | " + " | ".join(f"**{a}/{b} ({100 * a / max(1, b):.0f}%)**"
+                                                for a, b in totals.values())
+                 + f" | {tot_wrong} | {tot_non[0]}/{tot_non[1]} |")
+    cpu = sum(r["cpu"] for r in results)
+    audio = sum(r["audio"] for r in results)
+    empty = sum(1 for r in results if r["command"] and not r["heard"])
+    lines.append(f"\nCPU {cpu / max(audio, 1e-9):.4f} s per audio second over {audio:.0f} s; "
+                 f"empty hypotheses on commands: {empty}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--homes", default="acc")
+    parser.add_argument("--voices", default=DEFAULT_VOICES,
+                        help=f"voice:speed,... ('general' = {GENERAL_VOICES})")
+    parser.add_argument("--conditions", default="clean,20,10")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--tag", default="last")
+    parser.add_argument("--sweep", action="store_true", help="re-score a stored --tag at thresholds")
+    parser.add_argument("--failures", action="store_true")
+    args = parser.parse_args()
+    out = CACHE / f"{args.tag}.json"
+    if args.sweep:
+        results = json.loads(out.read_text())
+        for t in (0.045, 0.05, 0.0505, 0.055, 0.06, 0.065, 0.07, 0.08):
+            print(f"\n### threshold {t}\n{summarize(results, t)}")
+        return
+    voices_arg = GENERAL_VOICES if args.voices == "general" else args.voices
+    voices = [(v.split(":")[0], int(v.split(":")[1])) for v in voices_arg.split(",")]
+    overrides: dict[str, Any] = {}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:
+            overrides[key] = value
+    samples = build_samples(args.homes.split(","), voices, args.conditions.split(","))
+    started = time.monotonic()
+    with multiprocessing.get_context("fork").Pool(args.procs, _init, (overrides,)) as pool:
+        results = pool.map(run_one, samples, chunksize=4)
+    out.write_text(json.dumps(results, indent=0, default=str))
+    print(f"{len(samples)} samples in {time.monotonic() - started:.0f} s; overrides {overrides}\n")
+    print(summarize(results))
+    if args.failures:
+        for r in results:
+            if r["command"] and (r["rejected"] or not r["right_meaning"]):
+                print(f"  {r['voice']:>10} {r['condition']:>5} {r['text']!r} -> {r['heard']!r} "
+                      f"rej={r['rejected']} pf={r['per_frame']}")
+            elif not r["command"] and not r["rejected"] and r["intent"]:
+                print(f"  NONCMD {r['voice']} {r['text']!r} -> {r['heard']!r} pf={r['per_frame']}")
+
+
+if __name__ == "__main__":
+    main()
