@@ -119,6 +119,11 @@ CONFIG_SCHEMA = vol.Schema({
     vol.Optional("tts", default={}): TTS_SCHEMA,
     vol.Optional("vocabulary", default=None): vol.Any(None, str, dict),
     vol.Optional("limits", default={}): LIMITS_SCHEMA,
+    vol.Optional("recognition", default={}): vol.Schema({
+        # Unlocking, opening a garage door or gate, alarm panels: acted on only when the
+        # recognizer is at least this sure (0-1); otherwise the bridge says it did not understand.
+        vol.Optional("sensitive_confidence", default=0.6): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=1.0)),
+    }),
     vol.Optional("status_api", default={}): vol.Schema({
         vol.Optional("enabled", default=True): bool,
         vol.Optional("host", default="127.0.0.1"): str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import pickle
@@ -683,23 +684,10 @@ class Bridge:
             self._audit_forwarded(sat, session, transcript)
             return
         private = not self.policy.publish_transcripts
-        latency = timings["end_of_speech_to_text_ms"]
-        self.publish(self.topics.satellite(sat.id, "transcript"), {
-            "session_id": session.id, "satellite": sat.id, "text": "" if transcript.rejected else transcript.text,
-            "rejected": transcript.rejected, "confidence": round(transcript.confidence, 4),
-            "audio_seconds": round(session.audio_bytes / 32000, 3), "latency_ms": latency,
-            "engine": transcript.engine, "locality": str(transcript.locality), "private": private,
-            "timings": timings, "cpu_seconds": round(transcript.cpu_seconds, 4),
-        })
         engines = [EngineUse("wake", "pymicro-wakeword", Locality.IN_PROCESS), EngineUse("vad", "pymicro-vad", Locality.IN_PROCESS),
                    EngineUse("stt", transcript.engine or "unknown", transcript.locality)]
-        if sat.protocol is Protocol.HERMES and not private:
-            if transcript.rejected:
-                self.publish(hermes.ERROR_ASR, hermes.error(sat.id, session.id, "speech was not recognized as a command", "asr"))
-            else:
-                self.publish(hermes.TEXT_CAPTURED, hermes.text_captured(
-                    sat.id, session.id, transcript.text, transcript.confidence,
-                    session.audio_bytes / 32000, session.wake_word, session.hermes_lang or "en"))
+        # The intent comes first: a doubtful recognition of a sensitive command (unlock, open the
+        # garage) is refused before anyone can act on its text.
         intent: dict[str, Any] | None = None
         intent_ms = 0.0
         if not transcript.rejected and transcript.text:
@@ -710,10 +698,32 @@ class Bridge:
             except EngineError as err:
                 self.report_error(err.code, err.message, sat.id, session.id)
             intent_ms = (time.monotonic() - started) * 1000
+        minimum = self.config["recognition"]["sensitive_confidence"]
+        if intent is not None and intent.get("sensitive") and transcript.confidence < minimum:
+            self.report_error("sensitive_unsure", f"{intent['name']} on a sensitive device heard with confidence "
+                              f"{transcript.confidence:.2f} < {minimum}; not acted on", sat.id, session.id)
+            transcript = dataclasses.replace(transcript, rejected=True)
+            intent = None
+        timings["intent_ms"] = round(intent_ms, 1)
+        latency = round(timings["end_of_speech_to_text_ms"] + intent_ms, 1)
+        self.publish(self.topics.satellite(sat.id, "transcript"), {
+            "session_id": session.id, "satellite": sat.id, "text": "" if transcript.rejected else transcript.text,
+            "rejected": transcript.rejected, "confidence": round(transcript.confidence, 4),
+            "audio_seconds": round(session.audio_bytes / 32000, 3), "latency_ms": latency,
+            "engine": transcript.engine, "locality": str(transcript.locality), "private": private,
+            "timings": timings, "cpu_seconds": round(transcript.cpu_seconds, 4),
+        })
+        if sat.protocol is Protocol.HERMES and not private:
+            if transcript.rejected:
+                self.publish(hermes.ERROR_ASR, hermes.error(sat.id, session.id, "speech was not recognized as a command", "asr"))
+            else:
+                self.publish(hermes.TEXT_CAPTURED, hermes.text_captured(
+                    sat.id, session.id, transcript.text, transcript.confidence,
+                    session.audio_bytes / 32000, session.wake_word, session.hermes_lang or "en"))
         self.publish(self.topics.satellite(sat.id, "intent"), {
             "session_id": session.id, "satellite": sat.id, "text": "" if transcript.rejected else transcript.text,
             "intent": intent, "confidence": round(transcript.confidence, 4), "rejected": transcript.rejected,
-            "private": private, "timings": {**timings, "intent_ms": round(intent_ms, 1)},
+            "private": private, "timings": timings,
         })
         if sat.protocol is Protocol.HERMES and not private and not transcript.rejected:
             self._publish_hermes_intent(sat.id, session.id, session.id, transcript.text, intent)

@@ -45,6 +45,7 @@ def _intent_to_dict(match: Any) -> dict[str, Any] | None:
     return {
         "name": match.name,
         "confidence": match.confidence,
+        "sensitive": bool(getattr(match, "sensitive", False)),
         "slots": {
             name: {"value": slot.value, "text": slot.text, "entity_ids": list(slot.entity_ids)}
             for name, slot in match.slots.items()
