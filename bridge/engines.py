@@ -49,6 +49,9 @@ class Transcript:
 class SttStream(abc.ABC):
     """One utterance being transcribed. Audio: 16 kHz, 16-bit signed little-endian, mono."""
 
+    async def prime(self, pcm: bytes) -> None:  # noqa: B027 - optional hook
+        """Audio from just before the utterance, for calibration only (never transcribed)."""
+
     @abc.abstractmethod
     async def feed(self, pcm: bytes) -> None: ...
 

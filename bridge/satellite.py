@@ -32,6 +32,7 @@ _LOGGER = logging.getLogger(__name__)
 AUDIO_TIMEOUT = 2.0  # no audio for this long while listening: the satellite vanished
 MAX_GAP_FILL_BYTES = 8000  # fill at most 250 ms of missing audio with silence
 BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit mono
+PRIME_BYTES = BYTES_PER_SECOND  # audio before a bridge-detected wake word that calibrates the recognizer
 RATE_FACTOR = 1.5  # satellites may catch up after a network hiccup, but not flood
 BURST_BYTES = BYTES_PER_SECOND * 3
 
@@ -86,6 +87,9 @@ class Satellite:
         self._wakeup = asyncio.Event()
         self._wake: GatedWakeWordDetector | None = None
         self._vad = Vad()
+        # The last second of audio before a wake: it calibrates the recognizer (never decoded).
+        self._recent: deque[bytes] = deque()
+        self._recent_bytes = 0
         self._splitter = FrameSplitter()
         self.stream_id: int | None = None
         self.expected_seq = 0
@@ -195,6 +199,10 @@ class Satellite:
             stream_id=stream_id, hermes_lang=lang,
             kept=[] if self.bridge.retention_enabled() else None,
         )
+        if source == "bridge" and self._recent:
+            await stream.prime(b"".join(self._recent))
+        self._recent.clear()
+        self._recent_bytes = 0
         self.session = session
         self._vad.reset()
         self._splitter.reset()
@@ -271,6 +279,7 @@ class Satellite:
             return
         session = self.session
         if session is None:
+            self._remember(pcm)
             speech_out = self.bridge.speech_out
             if speech_out is not None and speech_out.is_playing(self.id) and not self.barge_in:
                 return  # our own answer coming back through the microphone is not a command
@@ -296,6 +305,12 @@ class Satellite:
             if reason is not None:
                 await self._finish(session, reason)
                 return
+
+    def _remember(self, pcm: bytes) -> None:
+        self._recent.append(pcm)
+        self._recent_bytes += len(pcm)
+        while self._recent_bytes - len(self._recent[0]) >= PRIME_BYTES:
+            self._recent_bytes -= len(self._recent.popleft())
 
     def _detect_wake(self, pcm: bytes) -> None:
         self.counters["wake_chunks"] += 1

@@ -175,8 +175,18 @@ class GrammarDecoder:
         self._pending = b""
         self._noise_pos = 0
         self._audio: list[bytes] = []
+        self._prime = b""
         self._decoding = CMN_MODE != "buffer"
         self._started = True
+
+    def prime(self, pcm: bytes) -> None:
+        """Audio from just before the utterance (e.g. the wake word itself), used only to
+        estimate the cepstral mean, never decoded. Same speaker, microphone and room: with it the
+        estimate no longer depends on how much silence precedes the command. Before any feed."""
+        if not self._started or self._bytes:
+            raise RuntimeError("prime must come right after start")
+        usable = len(pcm) - len(pcm) % 2
+        self._prime = self._condition(pcm[:usable])
 
     def feed(self, pcm: bytes) -> None:
         """Feed audio (16 kHz s16le mono), any chunk size; decodes as it arrives."""
@@ -193,7 +203,7 @@ class GrammarDecoder:
         self._audio.append(conditioned)
         self._bytes += usable
         if not self._decoding:
-            if self._bytes >= CMN_BUFFER_S * 2 * SAMPLE_RATE:
+            if len(self._prime) + self._bytes >= CMN_BUFFER_S * 2 * SAMPLE_RATE:
                 self._restart_with_mean(b"".join(self._audio))
             self._cpu += time.process_time() - t0
             return
@@ -233,8 +243,9 @@ class GrammarDecoder:
 
     def _restart_with_mean(self, pcm: bytes) -> None:
         assert self._decoder is not None
-        enough = len(pcm) >= 2 * 160 * CMN_MIN_FRAMES
-        cmn = ",".join(f"{m:.3f}" for m in self._audio_mean(pcm)) if enough else CMN_INIT
+        estimate = self._prime + pcm
+        enough = len(estimate) >= 2 * 160 * CMN_MIN_FRAMES
+        cmn = ",".join(f"{m:.3f}" for m in self._audio_mean(estimate)) if enough else CMN_INIT
         self._decoder.reinit_feat()
         self._decoder.set_cmn(cmn)
         self._decoder.start_utt()

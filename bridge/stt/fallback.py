@@ -26,10 +26,19 @@ class FallbackSttStream(SttStream):
         self._kept: list[bytes] = []
         self._size = 0
         self._failed: EngineError | None = None
+        self._prime = b""
 
     @property
     def complete(self) -> bool:
         return bool(getattr(self.primary, "complete", False))
+
+    async def prime(self, pcm: bytes) -> None:
+        self._prime = pcm
+        if self._failed is None:
+            try:
+                await self.primary.prime(pcm)
+            except EngineError as err:
+                self._failed = err
 
     async def feed(self, pcm: bytes) -> None:
         if self._size + len(pcm) <= MAX_KEPT:
@@ -51,6 +60,7 @@ class FallbackSttStream(SttStream):
             await self.primary.cancel()
         self.on_fallback(self._failed)
         stream = await self.local.open(self.session_id)
+        await stream.prime(self._prime)
         for chunk in self._kept:
             await stream.feed(chunk)
         self._kept.clear()

@@ -20,6 +20,7 @@ class PocketsphinxStream(SttStream):
         self._worker: DecoderWorker | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
+        self._prime = b""
         self._acquire = asyncio.create_task(self._get_worker())
         self._closed = False
 
@@ -30,6 +31,8 @@ class PocketsphinxStream(SttStream):
         worker = await self._pool.acquire(self.utterance, self._on_partial)
         try:
             worker.send(("start", self.utterance))
+            if self._prime:
+                worker.send(("prime", self.utterance, self._prime))
             for chunk in self._buffer:
                 worker.send(("audio", self.utterance, chunk))
         except EngineError:
@@ -38,6 +41,14 @@ class PocketsphinxStream(SttStream):
         self._buffer.clear()
         self._worker = worker
         return worker
+
+    async def prime(self, pcm: bytes) -> None:
+        if self._closed or not pcm:
+            return
+        if self._worker is not None:
+            self._worker.send(("prime", self.utterance, pcm))
+        else:
+            self._prime = pcm
 
     async def feed(self, pcm: bytes) -> None:
         if self._closed:

@@ -71,6 +71,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         else:
             decoder.set_grammar(grammar)
         intents = IntentRecognizer(vocab)
+        intents.recognize("what time is it")  # warm up: hassil's first match builds its caches
         write_message(out, ("grammar_ok", grammar.hash, time.monotonic() - started))
 
     while True:
@@ -92,6 +93,9 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                 active = message[1]
                 complete = False
                 decoder.start()
+            elif kind == "prime":
+                if message[1] == active and decoder is not None:
+                    decoder.prime(message[2])
             elif kind == "audio":
                 if message[1] == active and decoder is not None:
                     decoder.feed(message[2])
