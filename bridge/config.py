@@ -38,9 +38,9 @@ PREFIX = vol.All(str, vol.Match(r"^[A-Za-z0-9_][A-Za-z0-9_/-]{0,63}$", msg="expe
 
 TLS_SCHEMA = vol.Schema({
     vol.Optional("enabled", default=False): bool,
-    vol.Optional("ca_file"): vol.IsFile(msg="expected an existing CA file"),
-    vol.Optional("cert_file"): vol.IsFile(msg="expected an existing certificate file"),
-    vol.Optional("key_file"): vol.IsFile(msg="expected an existing key file"),
+    vol.Optional("ca_file"): vol.Any(None, vol.IsFile(msg="expected an existing CA file")),
+    vol.Optional("cert_file"): vol.Any(None, vol.IsFile(msg="expected an existing certificate file")),
+    vol.Optional("key_file"): vol.Any(None, vol.IsFile(msg="expected an existing key file")),
     vol.Optional("insecure", default=False): bool,
 })
 
@@ -78,7 +78,7 @@ ENDPOINT_SCHEMA = vol.Schema({
 STT_SCHEMA = vol.Schema({
     vol.Optional("engine", default="pocketsphinx"): vol.In(("pocketsphinx", "wyoming")),
     vol.Optional("workers", default=2): vol.All(vol.Coerce(int), vol.Range(min=1, max=16)),
-    vol.Optional("host"): str,
+    vol.Optional("host"): vol.Any(None, str),
     vol.Optional("port", default=10300): _port,
     vol.Optional("timeout", default=15.0): _positive,
     vol.Optional("fallback", default=True): bool,
@@ -88,7 +88,7 @@ TTS_SCHEMA = vol.Schema({
     vol.Optional("engine", default="espeak"): vol.In(("espeak", "wyoming", "none")),
     vol.Optional("voice"): str,
     vol.Optional("speed"): vol.All(vol.Coerce(int), vol.Range(min=80, max=450)),
-    vol.Optional("host"): str,
+    vol.Optional("host"): vol.Any(None, str),
     vol.Optional("port", default=10200): _port,
     vol.Optional("timeout", default=10.0): _positive,
     vol.Optional("executable"): vol.All(str, vol.Length(min=1)),

@@ -148,3 +148,21 @@ def test_quiet_gate_skips_silence_and_replays_the_onset() -> None:
     onset = gate.admit(loud)
     assert onset[-1] == loud and len(onset) == 1 + int(0.5 * 32000 / 960)  # pre-roll, then the onset
     assert gate.admit(loud) == [loud]
+
+
+def test_documented_configuration_is_valid(tmp_path) -> None:
+    """docs/configuration.md shows every key; the example must pass the real schema."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "docs/configuration.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
+    raw = yaml.safe_load(example)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-")
+    raw["mqtt"]["tls"]["ca_file"] = str(ca)
+    config = validate(raw)
+    assert config["satellites"]["kitchen"]["area"] == "kitchen"
+    assert config["recognition"]["sensitive_confidence"] == 0.6
