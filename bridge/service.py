@@ -665,6 +665,8 @@ class Bridge:
 
     def on_session_started(self, sat: Satellite, session: Session) -> None:
         self.counters["utterances"] += 1
+        if self.speech_out is not None:
+            self.speech_out.remember_session(session.id, sat.id)
         if sat.protocol is Protocol.HERMES:
             self.publish(hermes.TOGGLE_OFF, hermes.toggle(sat.id, "dialogueSession"))
 

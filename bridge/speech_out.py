@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 import zlib
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,13 @@ class SpeechOut:
         self.bridge = bridge
         self.tts = tts
         self._playing: dict[str, tuple[str, asyncio.Event, asyncio.Task[None] | None]] = {}
-        self.sessions: dict[str, str] = {}  # Hermes session id -> site id
+        self.sessions: OrderedDict[str, str] = OrderedDict()  # recent session id -> satellite id
+
+    def remember_session(self, session_id: str, sat_id: str) -> None:
+        """So a Hermes endSession (which names only the session) is spoken where it was heard."""
+        self.sessions[session_id] = sat_id
+        while len(self.sessions) > 256:
+            self.sessions.popitem(last=False)
 
     async def handle(self, sat_id: str, data: dict[str, Any]) -> None:
         """Entry point for `response`, `announce`, stop/played events and Hermes tts/say, endSession."""

@@ -183,3 +183,20 @@ async def test_wake_word_during_playback(speaking, say, barge_in) -> None:
             assert transcripts and transcripts[0]["text"] == "turn on the kitchen light"
         else:
             assert not stops and not transcripts  # its own audio during playback is not a command
+
+
+async def test_hermes_end_session_text_is_spoken_where_the_session_was(speaking, say) -> None:
+    broker, _ = speaking
+    pcm = load_wav_pcm16k(say("turn on the kitchen light"))
+    async with Probe(broker.host, broker.port, ["hermes/audioServer/#"]) as probe:
+        result = await run_satellite(SatelliteOptions(sat_id="esp-hall", host=broker.host, port=broker.port,
+                                                      protocol="hermes", timeout=20), pcm)
+        # A Hermes dialogue manager ends the session with text; only the session id says where.
+        await probe.client.publish("hermes/dialogueManager/endSession", json.dumps(
+            {"sessionId": result["session_id"], "text": "the kitchen light is on"}))
+        deadline = asyncio.get_running_loop().time() + 20
+        while asyncio.get_running_loop().time() < deadline:
+            if any(t.startswith("hermes/audioServer/esp-hall/playBytes/") for t, _ in probe.messages):
+                break
+            await asyncio.sleep(0.1)
+        assert any(t.startswith("hermes/audioServer/esp-hall/playBytes/") for t, _ in probe.messages)
