@@ -1,4 +1,6 @@
-"""A small read-only HTTP status API (aiohttp): status, stats, policy, audit. Content-free."""
+"""A small read-only HTTP status API (aiohttp): status, stats, policy, audit — content-free —
+and, only while the owner has chosen retention "memory", the last few utterances for debugging.
+It listens on 127.0.0.1 unless configured otherwise."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from . import PROTOCOL_VERSION, __version__
+from .audio.wav import make_wav
 
 if TYPE_CHECKING:
     from .service import Bridge
@@ -37,9 +40,26 @@ def build_app(bridge: Bridge) -> web.Application:
         body: dict[str, Any] = {"ready": ok, "mqtt": bridge.connected.is_set()}
         return web.json_response(body, status=200 if ok else 503)
 
+    async def retention(_: web.Request) -> web.Response:
+        """What is kept in memory for debugging (only while retention is "memory")."""
+        items = bridge.retention.items()
+        return web.json_response({"retention": str(bridge.policy.retention), "utterances": [
+            {"index": i, "time": u.time, "satellite": u.satellite, "session_id": u.session_id,
+             "seconds": round(len(u.pcm) / 32000, 3)} for i, u in enumerate(items)]})
+
+    async def retained_wav(request: web.Request) -> web.Response:
+        items = bridge.retention.items()
+        try:
+            item = items[int(request.match_info["index"])]
+        except (ValueError, IndexError):
+            raise web.HTTPNotFound(text="no such retained utterance") from None
+        return web.Response(body=make_wav(item.pcm), content_type="audio/wav",
+                            headers={"Cache-Control": "no-store"})
+
     app = web.Application()
     app.add_routes([web.get("/status", status), web.get("/stats", stats), web.get("/policy", policy),
-                    web.get("/audit", audit), web.get("/healthz", health)])
+                    web.get("/audit", audit), web.get("/healthz", health), web.get("/retention", retention),
+                    web.get("/retention/{index}.wav", retained_wav)])
     return app
 
 
