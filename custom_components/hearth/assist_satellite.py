@@ -31,6 +31,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
+from .announce_media import async_announcement_wav, tts_message
 from .assist_stream import BridgeAudioStream, wav_for_bridge
 from .const import (
     ANNOUNCE_START_TIMEOUT,
@@ -332,27 +333,34 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         media_id: str | None,
         preannounce_media_id: str | None = None,
     ) -> AssistSatelliteAnnouncement:
-        """Leave text to the bridge's local voice.
+        """Leave text to the bridge's local voice; keep media ids for `announce_media`.
 
         Home Assistant would otherwise synthesize the message with its pipeline's TTS engine
-        (possibly a cloud one) and hand over a URL the bridge cannot play. Media is still
-        resolved by Home Assistant, so `async_announce` can refuse it clearly.
+        (possibly a cloud one) and hand over a URL the bridge cannot play. Media is turned into
+        a WAV by `announce_media` from the original id, so nothing is resolved (or synthesized)
+        here. The preannounce chime is skipped: the bridge plays one WAV per announcement.
         """
-        if media_id:
-            return await super()._resolve_announcement_media_id(
-                message, media_id, preannounce_media_id
-            )
         return AssistSatelliteAnnouncement(
             message=message,
-            media_id="",
-            original_media_id="",
+            media_id=media_id or "",
+            original_media_id=media_id or "",
             tts_token=None,
-            media_id_source="tts",
+            media_id_source="media_id" if media_id else "tts",
         )
 
     async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
-        """Speak the announcement's text; return once the bridge has played it."""
-        await self._async_speak(announcement, start_conversation=False)
+        """Speak the announcement's text, or play its media; return once the bridge is done.
+
+        With both a message and media, the bridge speaks the message with its own voice, unless
+        the media is Home Assistant's text-to-speech of that same message (then the chosen TTS
+        voice is played).
+        """
+        media_id = announcement.original_media_id
+        message = announcement.message.strip()
+        if media_id and (not message or tts_message(media_id) == announcement.message):
+            await self._async_play_media(media_id)
+        else:
+            await self._async_speak(announcement, start_conversation=False)
 
     async def async_start_conversation(
         self, start_announcement: AssistSatelliteAnnouncement
@@ -369,15 +377,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         # then, so show the bridge's state again right after.
         self.hass.loop.call_soon(self._async_follow_bridge, True)
 
-    async def _async_speak(
-        self, announcement: AssistSatelliteAnnouncement, start_conversation: bool
-    ) -> None:
-        if not announcement.message.strip():
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="announce_media_unsupported",
-                translation_placeholders={"media_id": announcement.original_media_id},
-            )
+    def _check_can_speak(self) -> None:
         satellite = self.hub.satellites.get(self.satellite_id)
         if not self.available or satellite is None:
             raise HomeAssistantError(
@@ -391,6 +391,45 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
                 translation_key="satellite_muted",
                 translation_placeholders={"satellite": self.satellite_id},
             )
+
+    async def _async_play_media(self, media_id: str) -> None:
+        """Play Home Assistant media (as one WAV on `pipeline/play`); wait like for text."""
+        self._check_can_speak()
+        wav = await async_announcement_wav(self.hass, media_id, self.hub.policy)
+        self._check_can_speak()  # converting took a while
+        speaking = _Speaking()
+        self._speaking.append(speaking)
+        try:
+            await self.hub.async_publish_bytes(
+                self.hub.topic("satellite", self.satellite_id, "pipeline", "play"), wav
+            )
+            await self._async_wait_spoken(speaking, "announcement")
+        finally:
+            self._speaking.remove(speaking)
+
+    async def _async_wait_spoken(self, speaking: _Speaking, what: str) -> None:
+        try:
+            async with asyncio.timeout(ANNOUNCE_START_TIMEOUT):
+                await speaking.started.wait()
+            async with asyncio.timeout(ANNOUNCE_TIMEOUT):
+                await speaking.finished.wait()
+        except TimeoutError:
+            _LOGGER.warning(
+                "Hearth satellite %s did not report the end of an %s in time",
+                self.satellite_id,
+                what,
+            )
+
+    async def _async_speak(
+        self, announcement: AssistSatelliteAnnouncement, start_conversation: bool
+    ) -> None:
+        if not announcement.message.strip():
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="announce_media_unsupported",
+                translation_placeholders={"media_id": announcement.original_media_id},
+            )
+        self._check_can_speak()
         speaking = _Speaking()
         self._speaking.append(speaking)
         try:

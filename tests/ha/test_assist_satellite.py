@@ -101,16 +101,18 @@ async def test_announce_gives_up_after_timeout(
     assert hass.states.get(ENTITY).state == "idle"
 
 
-async def test_announce_media_only_is_refused(
+async def test_announce_media_missing_is_refused(
     hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
 ) -> None:
+    """Media announcements: tests/ha/test_announce_media.py."""
     with pytest.raises(HomeAssistantError) as err:
         await _action(
             hass, "announce", media_id="http://127.0.0.1:8123/local/chime.mp3", preannounce=False
         )
-    assert err.value.translation_key == "announce_media_unsupported"
+    assert err.value.translation_key == "announce_media_unresolved"
     assert "chime.mp3" in str(err.value)
     assert bridge.messages("/satellite/kitchen/announce") == []
+    assert bridge.messages("/satellite/kitchen/pipeline/play") == []
 
 
 async def test_announce_on_muted_satellite_is_refused(
