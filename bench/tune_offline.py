@@ -118,7 +118,11 @@ def _get(home: str) -> tuple[Any, Any, Any]:
     if home not in _STATE:
         from bridge.recognition import GrammarDecoder, IntentRecognizer, compile_grammar
         vocab = home_vocab(home)
-        _STATE[home] = (GrammarDecoder(compile_grammar(vocab)), IntentRecognizer(vocab), vocab)
+        decoder, recognizer = GrammarDecoder(compile_grammar(vocab)), IntentRecognizer(vocab)
+        if _STATE["overrides"].get("MEANING_HOOK"):
+            # what the bridge worker can do: compare the two readings by intent, entities, values
+            decoder.meaning_key = lambda text: repr(_meaning(recognizer.recognize(text)))
+        _STATE[home] = (decoder, recognizer, vocab)
     return _STATE[home]
 
 
@@ -152,7 +156,8 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     score = decoder.last_score
     out.update(heard=res.text, rejected=res.rejected, confidence=res.confidence,
                per_frame=score.per_frame, speech_frames=score.speech_frames,
-               cpu=res.cpu_seconds, audio=res.audio_seconds,
+               worst_word=score.worst_word, words=score.words,
+               cpu=res.cpu_seconds, audio=res.audio_seconds, verify=decoder.last_verify,
                intent=_intent_dict(match), meaning=_meaning(match),
                threshold=getattr(res, "threshold", None))
     if sample["command"]:
