@@ -144,7 +144,7 @@ async def main() -> None:
         lag = stats(url)
         memory = rss_mb(bridge.proc.pid)
         print("## Bridge spine benchmark\n")
-        print(f"Command: `.venv/bin/python bench/spine_bench.py --utterances {args.utterances}` "
+        print(f"Command: `.venv/bin/python bench/spine_bench.py --utterances {args.utterances} --stream-seconds {args.stream_seconds:g}` "
               f"({os.cpu_count()} cores; espeak-ng voices {', '.join(VOICES)}; real-time streaming, 30 ms frames)\n")
         print("| measure | result | target |")
         print("|---|---|---|")
