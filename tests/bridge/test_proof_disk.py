@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,10 +110,22 @@ class NamespacedBridge(BridgeProcess):
         self.root = root
         self.log_path = root / "journal" / "bridge.log"
 
+    def _keep_visible(self) -> list[str]:
+        """The code and the virtual environment may themselves live under /tmp (a CI checkout):
+        bind them into the test's folder at the same place first, so they stay visible."""
+        keep = []
+        for path in {ROOT.resolve(), Path(sys.prefix).resolve()}:
+            for name, target in PRIVATE_DIRS.items():
+                if path.is_relative_to(target) and not any(path.is_relative_to(k) for k, _ in keep):
+                    keep.append((path, self.root / name / path.relative_to(target)))
+        return [f'mkdir -p "{inside}"; mount --bind "{path}" "{inside}"' for path, inside in keep]
+
     @property
     def command(self) -> list[str]:
         # /tmp last: the test's folders live under the host's /tmp, which that mount hides.
-        mounts = "; ".join(f'mount --bind "${i + 1}" {target}' for i, target in reversed(list(enumerate(PRIVATE_DIRS.values()))))
+        # --rbind carries the kept code/venv mounts along.
+        mounts = "; ".join([*self._keep_visible(), *(f'mount --rbind "${i + 1}" {target}' for i, target in
+                                                     reversed(list(enumerate(PRIVATE_DIRS.values()))))])
         script = (f"set -e; {mounts}; shift {len(PRIVATE_DIRS)}; cd /tmp/cwd; touch /tmp/.mounted /var/tmp/.mounted "
                   f"/dev/shm/.mounted; exec \"$@\"")
         return [shutil.which("unshare") or "unshare", "-m", "--propagation", "private", "--", "sh", "-c", script, "sh",
