@@ -32,6 +32,7 @@ from yarl import URL
 
 from .assist_stream import MAX_PLAY_BYTES
 from .const import DOMAIN
+from .wav import build_wav, wav_parts
 from .voice import async_engine_locality
 
 if TYPE_CHECKING:
@@ -276,35 +277,15 @@ def wav_16bit_mono(data: bytes) -> bytes | None:
 
     None when it is not such a WAV. Streamed headers (data size 0 or 0xFFFFFFFF) are accepted.
     """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    parts = wav_parts(data)
+    if parts is None:
         return None
-    pos = 12
-    fmt: bytes | None = None
-    while pos + 8 <= len(data):
-        chunk_id = data[pos : pos + 4]
-        (size,) = struct.unpack_from("<I", data, pos + 4)
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            fmt = data[body : body + size]
-        elif chunk_id == b"data":
-            if fmt is None or len(fmt) < 16:
-                return None
-            raw = data[body : body + size] if 0 < size < 0xFFFFFFFF else data[body:]
-            pcm = _to_16bit_mono(fmt, raw)
-            if pcm is None:
-                return None
-            (rate,) = struct.unpack_from("<I", fmt, 4)
-            return (
-                b"RIFF"
-                + struct.pack("<I", 36 + len(pcm))
-                + b"WAVEfmt "
-                + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
-                + b"data"
-                + struct.pack("<I", len(pcm))
-                + pcm
-            )
-        pos = body + size + (size & 1)
-    return None
+    fmt, raw = parts
+    pcm = _to_16bit_mono(fmt, raw)
+    if pcm is None:
+        return None
+    (rate,) = struct.unpack_from("<I", fmt, 4)
+    return build_wav(struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16), pcm)
 
 
 def _to_16bit_mono(fmt: bytes, raw: bytes) -> bytes | None:

@@ -233,16 +233,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
             await self.hub.async_publish_bytes(
                 self.hub.topic("satellite", self.satellite_id, "pipeline", "play"), wav
             )
-            try:
-                async with asyncio.timeout(ANNOUNCE_START_TIMEOUT):
-                    await speaking.started.wait()
-                async with asyncio.timeout(ANNOUNCE_TIMEOUT):
-                    await speaking.finished.wait()
-            except TimeoutError:
-                _LOGGER.warning(
-                    "Hearth satellite %s did not report the end of an answer in time",
-                    self.satellite_id,
-                )
+            await self._async_wait_spoken(speaking, "answer")
         finally:
             self._speaking.remove(speaking)
 

@@ -21,6 +21,7 @@ from homeassistant.components.mqtt import ReceiveMessage
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
 from .models import SATELLITE_ID, parse_json
+from .wav import build_wav, wav_parts
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -222,33 +223,13 @@ def wav_for_bridge(extension: str, data: bytes) -> bytes | None:
     The bridge converts any PCM rate, width and channel count itself (it has no MP3 decoder or
     ffmpeg); WAV headers written while streaming (data length 0 or 0xFFFFFFFF) are repaired.
     """
-    if extension.lower().lstrip(".") != "wav" or len(data) < 12:
+    if extension.lower().lstrip(".") != "wav":
         return None
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    parts = wav_parts(data)
+    if parts is None:
         return None
-    pos = 12
-    fmt: bytes | None = None
-    while pos + 8 <= len(data):
-        chunk_id = data[pos : pos + 4]
-        (size,) = struct.unpack_from("<I", data, pos + 4)
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            fmt = data[body : body + min(size, 16)]
-        elif chunk_id == b"data":
-            if fmt is None or len(fmt) < 16 or struct.unpack_from("<H", fmt)[0] not in (1, 0xFFFE):
-                return None
-            pcm = data[body : body + size] if 0 < size < 0xFFFFFFFF else data[body:]
-            fmt = struct.pack("<H", 1) + fmt[2:16]
-            wav = (
-                b"RIFF"
-                + struct.pack("<I", 36 + len(pcm))
-                + b"WAVEfmt "
-                + struct.pack("<I", 16)
-                + fmt
-                + b"data"
-                + struct.pack("<I", len(pcm))
-                + pcm
-            )
-            return wav if len(wav) <= MAX_PLAY_BYTES else None
-        pos = body + size + (size & 1)
-    return None
+    fmt, pcm = parts
+    if struct.unpack_from("<H", fmt)[0] not in (1, 0xFFFE):
+        return None
+    wav = build_wav(struct.pack("<H", 1) + fmt[2:16], pcm)
+    return wav if len(wav) <= MAX_PLAY_BYTES else None

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from homeassistant.components.conversation import HOME_ASSISTANT_AGENT
 from homeassistant.components.sensor import (
     SensorDeviceClass,
     SensorEntity,
