@@ -40,7 +40,7 @@ pytestmark = pytest.mark.skipif(
 _ids = itertools.count()
 
 
-def broker_config(passwd: Path) -> str:
+def broker_config(passwd: Path, acl: Path = ACL) -> str:
     """docs/mosquitto/mosquitto.conf with the listener and the file paths made local."""
     lines = []
     for line in CONF.read_text().splitlines():
@@ -52,7 +52,7 @@ def broker_config(passwd: Path) -> str:
         if words[0] == "password_file":
             line = f"password_file {passwd}"
         elif words[0] == "acl_file":
-            line = f"acl_file {ACL}"
+            line = f"acl_file {acl}"
         lines.append(line)
     body = "\n".join(lines) + "\n"
     assert "allow_anonymous false" in body
@@ -74,12 +74,16 @@ def secured() -> Iterator[tuple[Mosquitto, dict[str, str]]]:
     passwords = dict(line.split(" ", 1) for line in out.splitlines())
     assert set(passwords) == set(USERS)
     assert oct(passwd.stat().st_mode & 0o777) == "0o600"
+    # The exact shipped ACL, copied beside the password file: the checkout itself may not be
+    # readable by the `mosquitto` user (e.g. a clone in a 0700 folder).
+    acl = tmp / "acl"
+    shutil.copyfile(ACL, acl)
     if os.geteuid() == 0:
         with contextlib.suppress(KeyError):
             owner = pwd.getpwnam("mosquitto")
-            os.chown(tmp, owner.pw_uid, owner.pw_gid)
-            os.chown(passwd, owner.pw_uid, owner.pw_gid)
-    broker = Mosquitto(extra_config=broker_config(passwd), workdir=tmp).start()
+            for path in (tmp, passwd, acl):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+    broker = Mosquitto(extra_config=broker_config(passwd, acl), workdir=tmp).start()
     try:
         yield broker, passwords
     finally:
