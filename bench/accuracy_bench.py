@@ -114,6 +114,10 @@ NON_COMMANDS = [
     "the meeting moved to thursday afternoon",
 ]
 
+# Where the bench's satellites stand: like any Home Assistant satellite they have an area, which is
+# what "what is the temperature" (a template that needs the speaker's area) resolves against.
+SATELLITE_AREA = "study"
+
 VOICES = [("en-us", 160), ("en-us+f3", 175), ("en-us+m7", 145), ("en", 165), ("en-us+f2", 150)]
 CONDITIONS = [("clean", None), ("20 dB", 20.0), ("10 dB", 10.0)]
 
@@ -219,7 +223,7 @@ async def main() -> None:
             while not queue.empty():
                 sample = queue.get_nowait()
                 opts = SatelliteOptions(sat_id=f"acc{index}", host=broker.host, port=broker.port, timeout=20,
-                                        trailing_silence=1.5)
+                                        trailing_silence=1.5, area=SATELLITE_AREA)
                 try:
                     result = await run_satellite(opts, load_wav_pcm16k(sample.path))
                 except Exception as err:  # noqa: BLE001 - counted as not understood

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from accuracy_bench import COMMANDS, HOME, NON_COMMANDS, add_noise, synthesize, understood  # noqa: E402
+from accuracy_bench import COMMANDS, HOME, NON_COMMANDS, SATELLITE_AREA, add_noise, synthesize, understood  # noqa: E402
 
 from bridge.tools.satellite import end_of_speech_offset, load_wav_pcm16k  # noqa: E402
 
@@ -143,7 +143,10 @@ def _intent_dict(match: Any) -> dict[str, Any] | None:
 
 def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     decoder, recognizer, _vocab = _get(sample["home"])
-    pcm = load_wav_pcm16k(Path(sample["path"]))
+    path = Path(sample["path"])
+    if os.environ.get("TUNE_AUDIO_DIR"):  # the same files, processed elsewhere (front-end experiments)
+        path = Path(os.environ["TUNE_AUDIO_DIR"]) / path.name
+    pcm = load_wav_pcm16k(path)
     eos = end_of_speech_offset(load_wav_pcm16k(Path(sample["clean"])))
     pcm = pcm[: int((eos + ENDPOINT_TAIL) * 16000) * 2]
     decoder.start()
@@ -151,13 +154,15 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
         decoder.feed(pcm[i:i + 960])
         decoder.is_complete()  # the bridge asks after every chunk
     res = decoder.finish()
-    match = recognizer.recognize(res.text) if res.text else None
+    area = SATELLITE_AREA if sample["home"] == "acc" else None
+    match = recognizer.recognize(res.text, area_id=area) if res.text else None
     out = dict(sample)
     score = decoder.last_score
     out.update(heard=res.text, rejected=res.rejected, confidence=res.confidence,
                per_frame=score.per_frame, speech_frames=score.speech_frames,
                worst_word=score.worst_word, words=score.words,
                cpu=res.cpu_seconds, audio=res.audio_seconds, verify=decoder.last_verify,
+               f0=decoder.last_f0, warp=decoder.last_warp,
                intent=_intent_dict(match), meaning=_meaning(match),
                threshold=getattr(res, "threshold", None))
     if sample["command"]:
@@ -233,11 +238,13 @@ def main() -> None:
     parser.add_argument("--tag", default="last")
     parser.add_argument("--sweep", action="store_true", help="re-score a stored --tag at thresholds")
     parser.add_argument("--failures", action="store_true")
+    parser.add_argument("--thresholds", default="0.045,0.05,0.0505,0.055,0.06,0.065,0.07,0.08",
+                        help="per-frame score thresholds for --sweep")
     args = parser.parse_args()
     out = CACHE / f"{args.tag}.json"
     if args.sweep:
         results = json.loads(out.read_text())
-        for t in (0.045, 0.05, 0.0505, 0.055, 0.06, 0.065, 0.07, 0.08):
+        for t in (float(x) for x in args.thresholds.split(",")):
             print(f"\n### threshold {t}\n{summarize(results, t)}")
         return
     voices_arg = GENERAL_VOICES if args.voices == "general" else args.voices

@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from pocketsphinx import Config, Decoder
 
+from .denoise import Denoiser, estimate_noise
 from .grammar import CompiledGrammar
+from .pitch import median_f0, warp_for_f0
 from .text import normalize_text
 
 SAMPLE_RATE = 16000
@@ -61,11 +63,19 @@ VERIFY_WARP: float | None = None  # measured with 1.1: see docs (off: CPU +25-55
 decoded once more with the spectrum warped by this factor (VTLN, inverse_linear); if the two
 readings differ in meaning, it is rejected (a wrong action is worse than asking again)."""
 VERIFY_BELOW = 0.58
+DENOISE = True
+"""Suppress steady noise before decoding ("buffer" mode; :mod:`.denoise`), with the noise spectrum
+estimated from the held-back audio."""
+HMM_DIR: str | None = None  # another acoustic model directory (tuning experiments)
+WARP_BY_PITCH = True
+"""Choose a VTLN warp per utterance from the speaker's pitch (:mod:`.pitch`), measured on the audio
+held back for the cepstral mean ("buffer" mode) before any of it is decoded."""
+PITCH_WARPS: tuple[tuple[float, float], ...] = ((165.0, 1.2),)
+"""(minimum median F0 in Hz, warp factor) rows, ascending; below the first row: no warp."""
 _VERIFY_IGNORE = frozenset({"the", "a", "an", "my", "our", "in", "on", "of", "at", "all"})
 FALLBACK_WIDE = False  # measured: recovers a text for every empty result but no extra understood command, +25 % CPU
 
-_NOISE = np.round(np.random.default_rng(12345).normal(0.0, COMFORT_NOISE_STD, 16007)
-                  ).astype(np.int32)  # 1 s of fixed noise (odd length: no 1 s periodicity)
+_NOISE = np.random.default_rng(12345).normal(0.0, 1.0, 16007)  # 1 s of unit noise (odd length: no 1 s periodicity)
 _NON_WORDS = frozenset({"<sil>", "<s>", "</s>", "(NULL)"})
 
 
@@ -101,7 +111,8 @@ def _config(**extra: object) -> Config:
     if WARP_PARAMS is not None:
         extra.setdefault("warp_type", "inverse_linear")
         extra.setdefault("warp_params", str(WARP_PARAMS))
-    return Config(hmm=str(model_dir() / "en-us" / "en-us"), lm=None, cmninit=CMN_INIT,
+    hmm = HMM_DIR or str(model_dir() / "en-us" / "en-us")
+    return Config(hmm=hmm, lm=None, cmninit=CMN_INIT,
                   remove_noise=REMOVE_NOISE,
                   loglevel="FATAL", **extra)
 
@@ -126,6 +137,8 @@ class GrammarDecoder:
         recognizer's meaning (intent, entities, slot values) where one is at hand. Default: the
         words without articles / possessives / prepositions and without spaces."""
         self.last_verify: str | None = None  # the second reading of the last utterance, if any
+        self.last_f0: float | None = None  # the speaker's median pitch in the last utterance (Hz)
+        self.last_warp: float | None = None  # the VTLN warp chosen for it (None: none)
         self.last_score = UtteranceScore()
         self.set_grammar(grammar)
 
@@ -190,8 +203,12 @@ class GrammarDecoder:
         self._pending = b""
         self._noise_pos = 0
         self._audio: list[bytes] = []
+        self._raw: list[bytes] = []  # "buffer" mode: held-back audio before conditioning
         self._prime = b""
+        self._raw_prime = b""
+        self._denoiser: Denoiser | None = None
         self._decoding = CMN_MODE != "buffer"
+        self.last_f0 = self.last_warp = None
         self._started = True
 
     def prime(self, pcm: bytes) -> None:
@@ -201,7 +218,7 @@ class GrammarDecoder:
         if not self._started or self._bytes:
             raise RuntimeError("prime must come right after start")
         usable = len(pcm) - len(pcm) % 2
-        self._prime = self._condition(pcm[:usable])
+        self._raw_prime = pcm[:usable]  # conditioned (and cleaned) with the held-back audio
 
     def feed(self, pcm: bytes) -> None:
         """Feed audio (16 kHz s16le mono), any chunk size; decodes as it arrives."""
@@ -214,15 +231,20 @@ class GrammarDecoder:
             return
         assert self._decoder is not None
         t0 = time.process_time()
-        conditioned = self._condition(data[:usable])
-        self._audio.append(conditioned)
         self._bytes += usable
         if not self._decoding:
-            if len(self._prime) + self._bytes >= CMN_BUFFER_S * 2 * SAMPLE_RATE:
-                self._restart_with_mean(b"".join(self._audio))
+            self._raw.append(data[:usable])
+            if len(self._raw_prime) + self._bytes >= CMN_BUFFER_S * 2 * SAMPLE_RATE:
+                self._begin_buffered()
             self._cpu += time.process_time() - t0
             return
-        self._decoder.process_raw(conditioned, no_search=False, full_utt=False)
+        if self._denoiser is not None:
+            conditioned = self._condition(self._denoiser.process(data[:usable]))
+        else:
+            conditioned = self._condition(data[:usable])
+        if conditioned:  # the noise suppressor may hold a short chunk back
+            self._audio.append(conditioned)
+            self._decoder.process_raw(conditioned, no_search=False, full_utt=False)
         self._cpu += time.process_time() - t0
 
     def _agree(self, text: str, other: str) -> bool:
@@ -290,9 +312,41 @@ class GrammarDecoder:
         mean = [u * (CMN_PRIOR_FRAMES + n) / n for u in upd]
         return [CMN_BLEND * m + (1 - CMN_BLEND) * i for m, i in zip(mean, init, strict=True)]
 
+    def _set_warp(self, warp: float | None) -> None:
+        """Warp the spectrum by `warp` (None: the configured default) from the next features on."""
+        assert self._decoder is not None
+        value = str(warp) if warp is not None else (
+            str(WARP_PARAMS) if WARP_PARAMS is not None else None)
+        if self._decoder.config["warp_params"] != value:
+            self._decoder.config["warp_type"] = "inverse_linear"
+            self._decoder.config["warp_params"] = value
+            self._decoder.reinit_feat()
+
+    def _begin_buffered(self) -> None:
+        """"buffer" mode, once enough audio is held back: choose the warp, estimate the noise,
+        clean and condition the held-back audio, and start decoding it with its own mean."""
+        raw = b"".join(self._raw)
+        self._raw = []
+        prime = self._raw_prime
+        noise = estimate_noise(prime + raw) if DENOISE else None
+        if noise is not None:
+            if prime:
+                once = Denoiser(noise)
+                prime = once.process(prime) + once.flush()
+            self._denoiser = Denoiser(noise)
+            raw = self._denoiser.process(raw)
+        self._prime = self._condition(prime) if prime else b""
+        conditioned = self._condition(raw)
+        self._audio = [conditioned]
+        self._restart_with_mean(conditioned)
+
     def _restart_with_mean(self, pcm: bytes) -> None:
         assert self._decoder is not None
         estimate = self._prime + pcm
+        if WARP_BY_PITCH:
+            self.last_f0 = median_f0(estimate)
+            self.last_warp = warp_for_f0(self.last_f0, PITCH_WARPS)
+            self._set_warp(self.last_warp)
         enough = len(estimate) >= 2 * 160 * CMN_MIN_FRAMES
         cmn = ",".join(f"{m:.3f}" for m in self._audio_mean(estimate)) if enough else CMN_INIT
         self._decoder.reinit_feat()
@@ -313,7 +367,7 @@ class GrammarDecoder:
         n = len(samples)
         idx = (np.arange(n) + self._noise_pos) % len(_NOISE)
         self._noise_pos = (self._noise_pos + n) % len(_NOISE)
-        samples += _NOISE[idx]
+        samples += np.round(_NOISE[idx] * COMFORT_NOISE_STD).astype(np.int32)
         return np.clip(samples, -32768, 32767).astype("<i2").tobytes()
 
     def is_complete(self) -> bool:
@@ -332,7 +386,13 @@ class GrammarDecoder:
         assert self._decoder is not None
         t0 = time.process_time()
         if not self._decoding:
-            self._restart_with_mean(b"".join(self._audio))
+            self._begin_buffered()
+        if self._denoiser is not None:
+            tail = self._condition(self._denoiser.flush())
+            if tail:
+                self._audio.append(tail)
+                self._decoder.process_raw(tail, no_search=False, full_utt=False)
+            self._denoiser = None
         self._decoder.end_utt()
         if CMN_MODE == "twopass" and self._audio:
             self._restart_with_mean(b"".join(self._audio))

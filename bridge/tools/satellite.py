@@ -45,6 +45,7 @@ class SatelliteOptions:
     timeout: float = 15.0
     realtime: bool = True
     trailing_silence: float = 3.0  # keep streaming silence after the file, as a live microphone does
+    area: str | None = None  # the vocabulary area announced in the status ("what is the temperature")
 
 
 def load_wav_pcm16k(path: Path) -> bytes:
@@ -91,6 +92,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                 "state": "online", "protocol": PROTOCOL_VERSION, "name": o.sat_id,
                 "audio": {"rate": 16000, "width": 2, "channels": 1},
                 "capabilities": {"wake_word": o.wake == "event", "speaker": True, "mute": True},
+                **({"area": o.area} if o.area else {}),
             }), qos=1, retain=True)
         else:
             for topic in (hermes.TEXT_CAPTURED, hermes.ERROR_ASR, hermes.INTENT_PARSED, hermes.INTENT_NOT_RECOGNIZED):

@@ -1,0 +1,148 @@
+"""The recognizer's front end: speaker pitch → VTLN warp, and the streaming noise suppressor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
+from bridge.recognition import decoder as decoder_module
+from bridge.recognition.denoise import Denoiser, estimate_noise
+from bridge.recognition.pitch import median_f0, warp_for_f0
+from tests.support.speech import read_pcm
+
+RATE = 16000
+
+
+def pcm16(x: np.ndarray) -> bytes:
+    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
+
+
+def samples(pcm: bytes) -> np.ndarray:
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+
+
+def pink_noise(n: int, rms: float, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    spec = np.fft.rfft(rng.normal(size=n))
+    spec[1:] /= np.sqrt(np.arange(1, len(spec)))
+    noise = np.fft.irfft(spec, n)
+    return noise / np.sqrt(np.mean(noise**2)) * rms
+
+
+# pitch ---------------------------------------------------------------------
+def test_pitch_of_a_low_and_a_high_voice(say) -> None:
+    low = median_f0(read_pcm(say("turn on the kitchen light", voice="en-us")))
+    high = median_f0(read_pcm(say("turn on the kitchen light", voice="en-us+f3")))
+    assert low is not None and high is not None
+    assert 80 < low < 150 < 170 < high < 300
+
+
+def test_pitch_survives_noise(say) -> None:
+    clean = samples(read_pcm(say("set a timer for five minutes", voice="en-us+f3")))
+    speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
+    noisy = clean + pink_noise(len(clean), speech_rms / 10 ** (10 / 20))  # 10 dB SNR
+    f0 = median_f0(pcm16(noisy))
+    assert f0 is not None and 170 < f0 < 300
+
+
+def test_no_pitch_without_voice() -> None:
+    assert median_f0(b"") is None
+    assert median_f0(bytes(2 * RATE)) is None  # digital silence
+    assert median_f0(pcm16(np.random.default_rng(1).normal(0, 300, RATE))) is None  # noise only
+
+
+def test_warp_table() -> None:
+    table = ((165.0, 1.2), (260.0, 1.3))
+    assert warp_for_f0(None, table) is None
+    assert warp_for_f0(110.0, table) is None
+    assert warp_for_f0(210.0, table) == 1.2
+    assert warp_for_f0(300.0, table) == 1.3
+
+
+# noise suppressor -------------------------------------------------------------
+def test_denoiser_gives_back_clean_audio_unchanged(say) -> None:
+    pcm = read_pcm(say("what time is it"))
+    den = Denoiser(np.full(257, 1e-9))
+    out = b"".join(den.process(pcm[i:i + 999]) for i in range(0, len(pcm), 999)) + den.flush()
+    assert out == pcm  # odd chunk sizes, same length, every sample exact
+
+
+def test_denoiser_does_not_depend_on_chunking(say) -> None:
+    clean = samples(read_pcm(say("open the garage door")))
+    pcm = pcm16(clean + pink_noise(len(clean), 800))
+    noise = estimate_noise(pcm[: 2 * RATE])
+    assert noise is not None
+    whole = Denoiser(noise)
+    parts = Denoiser(noise)
+    a = whole.process(pcm) + whole.flush()
+    b = b"".join(parts.process(pcm[i:i + 960]) for i in range(0, len(pcm), 960)) + parts.flush()
+    assert a == b and len(a) == len(pcm)
+
+
+def test_denoiser_lowers_noise_and_keeps_speech(say) -> None:
+    clean = samples(read_pcm(say("turn off the reading lamp")))
+    speech = np.abs(clean) > 300
+    noise = pink_noise(len(clean), 600)
+    noisy = pcm16(clean + noise)
+    den = Denoiser(estimate_noise(noisy[: int(1.3 * 2 * RATE)]))
+    out = samples(den.process(noisy) + den.flush())
+    residual = out - clean
+    # where there is no speech, the noise is lower (a low percentile makes the estimate conservative)
+    quiet = ~np.convolve(speech, np.ones(800), "same").astype(bool)
+    assert quiet.sum() > RATE // 4
+    ratio_db = 10 * np.log10(np.mean(out[quiet] ** 2) / np.mean(noise[quiet] ** 2))
+    assert ratio_db < -2
+    # and the speech itself is still there: SNR over the speech improves, not worsens
+    snr_before = 10 * np.log10(np.mean(clean[speech] ** 2) / np.mean(noise[speech] ** 2))
+    snr_after = 10 * np.log10(np.mean(clean[speech] ** 2) / np.mean(residual[speech] ** 2))
+    assert snr_after > snr_before + 1
+
+
+def test_too_little_audio_for_a_noise_estimate() -> None:
+    assert estimate_noise(b"") is None
+    assert estimate_noise(bytes(2 * 700)) is None
+
+
+# both in the decoder ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def decoder() -> GrammarDecoder:
+    return GrammarDecoder(compile_grammar(load_demo_vocabulary()))
+
+
+def decode(decoder: GrammarDecoder, pcm: bytes) -> str:
+    decoder.start()
+    for i in range(0, len(pcm), 960):
+        decoder.feed(pcm[i:i + 960])
+    return decoder.finish().text
+
+
+def test_decoder_warps_only_high_voices(decoder, say) -> None:
+    assert decode(decoder, read_pcm(say("turn off the kitchen light"))) == "turn off the kitchen light"
+    assert decoder.last_warp is None and decoder.last_f0 is not None and decoder.last_f0 < 150
+    text = decode(decoder, read_pcm(say("turn off the kitchen light", voice="en-us+f3")))
+    assert decoder.last_f0 is not None and decoder.last_f0 > 170
+    assert decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
+    assert text == "turn off the kitchen light"
+    # the warp is per utterance: the next low voice is decoded unwarped again
+    decode(decoder, read_pcm(say("what time is it")))
+    assert decoder.last_warp is None
+    assert decoder._decoder.config["warp_params"] is None
+
+
+def test_decoder_understands_speech_in_noise(decoder, say) -> None:
+    clean = samples(read_pcm(say("set the bedroom light to fifty percent")))
+    speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
+    noisy = pcm16(clean + pink_noise(len(clean), speech_rms / 10 ** (15 / 20), seed=3))
+    assert decode(decoder, noisy) == "set the bedroom light to fifty percent"
+
+
+def test_short_utterance_is_decoded_whole(decoder, say) -> None:
+    """Shorter than the held-back buffer: everything (incl. the suppressor's delay) is decoded."""
+    pcm = read_pcm(say("what time is it"))
+    speech = pcm[int(0.45 * 2 * RATE):]  # no lead-in, well under CMN_BUFFER_S
+    decoder.start()
+    decoder.feed(speech)
+    result = decoder.finish()
+    assert result.text == "what time is it"
+    assert result.audio_seconds == pytest.approx(len(speech) / 2 / RATE)
