@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from accuracy_bench import COMMANDS, HOME, NON_COMMANDS, SATELLITE_AREA, add_noise, synthesize, understood  # noqa: E402
 
+from bridge.recognition.intents import accept_harmless  # noqa: E402
 from bridge.tools.satellite import end_of_speech_offset, load_wav_pcm16k  # noqa: E402
 
 CACHE = ROOT / "bench/out/tune"
@@ -108,9 +109,11 @@ _STATE: dict[str, Any] = {}
 
 
 def _init(overrides: dict[str, Any]) -> None:
-    import bridge.recognition.decoder as decmod
+    import importlib
     for key, value in overrides.items():
-        setattr(decmod, key, value)
+        # NAME (a constant of decoder.py) or module.NAME (e.g. grammar.LIST_EXPONENT)
+        module, _, name = key.rpartition(".")
+        setattr(importlib.import_module(f"bridge.recognition.{module or 'decoder'}"), name, value)
     _STATE["overrides"] = overrides
 
 
@@ -156,9 +159,10 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     res = decoder.finish()
     area = SATELLITE_AREA if sample["home"] == "acc" else None
     match = recognizer.recognize(res.text, area_id=area) if res.text else None
+    rejected = res.rejected and not accept_harmless(res.text, res.confidence, res.reject_reason, recognizer)
     out = dict(sample)
     score = decoder.last_score
-    out.update(heard=res.text, rejected=res.rejected, confidence=res.confidence,
+    out.update(heard=res.text, rejected=rejected, confidence=res.confidence,
                per_frame=score.per_frame, speech_frames=score.speech_frames,
                worst_word=score.worst_word, words=score.words,
                cpu=res.cpu_seconds, audio=res.audio_seconds, verify=decoder.last_verify,

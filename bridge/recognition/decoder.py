@@ -95,6 +95,9 @@ class DecodeResult:
     rejected: bool
     audio_seconds: float
     cpu_seconds: float
+    reject_reason: str | None = None
+    """Why it was rejected: "no_path" (no sentence of the grammar fits), "short" (less than
+    MIN_SPEECH_FRAMES of words), "score" (the acoustic fit is below the threshold) or "verify"."""
 
 
 @dataclass
@@ -404,22 +407,23 @@ class GrammarDecoder:
             hyp = self._wide_retry(b"".join(self._audio))
         text = normalize_text(hyp.hypstr) if hyp is not None and hyp.hypstr else ""
         self.last_score = score = _score(self._decoder) if text else UtteranceScore()
-        rejected = True
+        reason: str | None = "no_path"
         confidence = 0.0
         self.last_verify = None
         if text and score.per_frame is not None:
             # 1.0 for a perfect fit, 0.5 at the threshold, 0.0 at twice the threshold
             confidence = max(0.0, min(1.0, 1.0 - score.per_frame / (2 * REJECT_SCORE_PER_FRAME)))
-            rejected = (score.per_frame > REJECT_SCORE_PER_FRAME
-                        or score.speech_frames < MIN_SPEECH_FRAMES)
-            if not rejected and VERIFY_WARP is not None and confidence < VERIFY_BELOW:
+            reason = ("short" if score.speech_frames < MIN_SPEECH_FRAMES
+                      else "score" if score.per_frame > REJECT_SCORE_PER_FRAME else None)
+            if reason is None and VERIFY_WARP is not None and confidence < VERIFY_BELOW:
                 self.last_verify = other = self._verify(b"".join(self._audio))
                 if not self._agree(text, other):
-                    rejected = True
+                    reason = "verify"
                     confidence = min(confidence, 0.49)
         self._cpu += time.process_time() - t0
-        return DecodeResult(text=text, confidence=round(confidence, 3), rejected=rejected,
-                            audio_seconds=self._bytes / 2 / SAMPLE_RATE, cpu_seconds=self._cpu)
+        return DecodeResult(text=text, confidence=round(confidence, 3), rejected=reason is not None,
+                            audio_seconds=self._bytes / 2 / SAMPLE_RATE, cpu_seconds=self._cpu,
+                            reject_reason=reason)
 
     def close(self) -> None:
         """Release the decoder's temporary directory."""

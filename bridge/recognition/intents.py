@@ -36,6 +36,26 @@ SENSITIVE_COVER_CLASSES = frozenset({"garage", "gate", "door"})
 SENSITIVE_MIN_CONFIDENCE = 0.6
 """Suggested minimum decoder confidence before acting on an :attr:`IntentMatch.sensitive` intent."""
 
+HARMLESS_INTENTS = frozenset({"HassNevermind", "HassGetCurrentTime", "HassGetCurrentDate"})
+"""Intents that change nothing and reveal nothing about the home."""
+HARMLESS_MIN_CONFIDENCE = 0.4
+"""Decoder confidence enough to accept a harmless intent (0.5 = the general rejection threshold).
+
+The risk of an answer should decide how sure the recognizer must be: acting on the home needs the
+general threshold, opening it more (:data:`SENSITIVE_MIN_CONFIDENCE`), and "never mind" or "what
+time is it" less — they are short, so their per-frame fit is noisier, and a false accept costs
+only a spoken answer. Measured in docs/recognition.md."""
+
+
+def accept_harmless(text: str, confidence: float, reject_reason: str | None,
+                    recognizer: IntentRecognizer | None) -> bool:
+    """True if a result rejected only for its acoustic score is a harmless intent heard well
+    enough (:data:`HARMLESS_MIN_CONFIDENCE`) to be accepted after all."""
+    if reject_reason != "score" or not text or confidence < HARMLESS_MIN_CONFIDENCE or recognizer is None:
+        return False
+    match = recognizer.recognize(text)
+    return match is not None and match.name in HARMLESS_INTENTS
+
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def _intent_to_dict(match: Any) -> dict[str, Any] | None:
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
     from bridge.recognition import GrammarDecoder, IntentRecognizer
+    from bridge.recognition.intents import accept_harmless
 
     decoder: GrammarDecoder | None = None
     intents: IntentRecognizer | None = None
@@ -108,9 +109,12 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                     result = decoder.finish()
                     active = None
                     if kind == "end":
+                        # "never mind" / "what time is it" need less certainty than an action
+                        rejected = result.rejected and not accept_harmless(
+                            result.text, result.confidence, result.reject_reason, intents)
                         write_message(out, ("result", message[1], {
                             "text": result.text, "confidence": result.confidence,
-                            "rejected": result.rejected, "audio_seconds": result.audio_seconds,
+                            "rejected": rejected, "audio_seconds": result.audio_seconds,
                             "cpu_seconds": result.cpu_seconds,
                         }))
                     if pending is not None:

@@ -146,3 +146,17 @@ def test_short_utterance_is_decoded_whole(decoder, say) -> None:
     result = decoder.finish()
     assert result.text == "what time is it"
     assert result.audio_seconds == pytest.approx(len(speech) / 2 / RATE)
+
+
+def test_reject_reasons(decoder, say) -> None:
+    def finish(pcm: bytes):
+        decoder.start()
+        decoder.feed(pcm)
+        return decoder.finish()
+
+    good = finish(read_pcm(say("turn on the kitchen light")))
+    assert not good.rejected and good.reject_reason is None
+    silence = finish(bytes(2 * 2 * RATE))
+    assert silence.rejected and silence.reject_reason in ("no_path", "short")
+    chatter = finish(read_pcm(say("I think we should order pizza tonight")))
+    assert chatter.rejected and chatter.reject_reason in ("no_path", "score")

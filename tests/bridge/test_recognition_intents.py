@@ -102,3 +102,29 @@ def test_sensitive_intents_are_flagged() -> None:
     assert flags == {"unlock the front door": True, "open the garage door": True,
                      "lock the front door": False, "close the garage door": False,
                      "turn on the kitchen light": False, "open the living room blinds": False}
+
+
+# how sure the recognizer must be depends on what the intent does ---------------------------------
+@pytest.mark.parametrize(("text", "confidence", "reason", "accepted"), [
+    ("never mind", 0.45, "score", True),
+    ("what time is it", 0.41, "score", True),
+    ("what is the date", 0.45, "score", True),
+    ("what time is it", 0.35, "score", False),  # too far from the threshold even for an answer
+    ("never mind", 0.45, "short", False),  # too little speech is never a command
+    ("never mind", 0.45, "no_path", False),
+    ("never mind", 0.45, None, False),  # not rejected at all: nothing to rescue
+    ("turn on the kitchen light", 0.49, "score", False),  # acts on the home: general threshold
+    ("cancel the timer", 0.49, "score", False),
+    ("unlock the front door", 0.49, "score", False),
+    ("", 0.45, "score", False),
+])
+def test_harmless_intents_need_less_confidence(recognizer, text, confidence, reason, accepted) -> None:
+    from bridge.recognition.intents import accept_harmless
+
+    assert accept_harmless(text, confidence, reason, recognizer) is accepted
+
+
+def test_harmless_rescue_needs_a_recognizer() -> None:
+    from bridge.recognition.intents import accept_harmless
+
+    assert accept_harmless("never mind", 0.45, "score", None) is False
