@@ -93,6 +93,12 @@ CUSTOM_INTENT = "HearthSentence"
 """Intent name for the vocabulary's own ``sentences`` (slot ``sentence``: the sentence)."""
 CUSTOM_METADATA = "hearth_custom_sentence"
 
+SKIP_PREFIXES: tuple[str, ...] = ("please", "can you", "could you", "would you")
+"""Politeness any command may start with (Home Assistant's English skip words, which hassil
+ignores when it matches the text)."""
+SKIP_SUFFIXES: tuple[str, ...] = ("please",)
+"""...and end with. Both only when the vocabulary asks for them (``"polite": true``): measured,
+they cost about 5 % of plain commands (docs/recognition.md)."""
 STRICT_ON_OFF = True
 """Require the verb in templates of intents that act (on/off, brightness, colour, position,
 temperature, fan speed, volume): "[<turn>] <name> on" becomes "<turn> <name> on" and verbless
@@ -656,6 +662,8 @@ def compile_grammar(vocab: Vocabulary) -> CompiledGrammar:
     top = _minimize(_determinize(words_nfa, wstart))
     if STRICT_ON_OFF:
         top = _minimize(_forbid_name_first(top))
+    if vocab.polite:
+        top = _minimize(_add_skip_words(top, SKIP_PREFIXES, SKIP_SUFFIXES))
     top_states, top_arcs = len(top.arcs), top.n_arcs
 
     # list symbols as minimized sub-graphs
@@ -713,6 +721,48 @@ _Arc = tuple[int, int, str | None, float]
 
 
 _ARTICLES = frozenset({"the", "my", "our"})
+
+
+def _add_skip_words(dfa: _Dfa, prefixes: tuple[str, ...], suffixes: tuple[str, ...]) -> _Dfa:
+    """Let every sentence start with one of `prefixes` and end with one of `suffixes`.
+
+    The prefix phrases lead from a new start state into the old one (whose arcs the new start
+    also has); the suffix phrases lead from every final state into one new final state. A phrase
+    whose first word a state already continues with is left out there (the result stays
+    deterministic, and the template's own reading wins).
+    """
+    arcs = [{} for _ in range(len(dfa.arcs) + 1)]  # state 0: the new start; old i -> i + 1
+    for i, out in enumerate(dfa.arcs):
+        arcs[i + 1] = {label: dst + 1 for label, dst in out.items()}
+    finals = {f + 1 for f in dfa.finals}
+    arcs[0] = dict(arcs[1])
+
+    def add_phrases(sources: Iterable[int], phrases: tuple[str, ...], target: int) -> None:
+        shared: dict[tuple[str, ...], int] = {}  # word prefix of a phrase -> its state
+        for src in sources:
+            for phrase in phrases:
+                words = phrase.split()
+                if words[0] in arcs[src]:
+                    continue
+                state = src
+                for k, word in enumerate(words):
+                    if k == len(words) - 1:
+                        arcs[state][word] = target
+                        break
+                    key = tuple(words[: k + 1])
+                    if key not in shared:
+                        shared[key] = len(arcs)
+                        arcs.append({})
+                    arcs[state][word] = shared[key]
+                    state = shared[key]
+
+    add_phrases([0], prefixes, 1)
+    if suffixes:
+        end = len(arcs)
+        arcs.append({})
+        add_phrases(sorted(finals), suffixes, end)
+        finals.add(end)
+    return _Dfa(arcs, finals)
 
 
 def _forbid_name_first(dfa: _Dfa) -> _Dfa:

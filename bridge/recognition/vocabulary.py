@@ -66,10 +66,17 @@ class Vocabulary:
     floors: tuple[Floor, ...]
     entities: tuple[Entity, ...]
     sentences: tuple[str, ...] = ()
+    polite: bool = False
+    """Commands may start with "please" / "can you" / "could you" / "would you" and end with
+    "please" (Home Assistant's skip words). Off by default: it costs some accuracy on plain
+    commands."""
 
     def hash(self) -> str:
         """A stable content hash (sha256 hex, first 16 characters) of the vocabulary."""
-        blob = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        fields = asdict(self)
+        if not self.polite:
+            del fields["polite"]  # hashes of vocabularies without it stay what they were
+        blob = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     def area_by_id(self, area_id: str) -> Area | None:
@@ -212,8 +219,12 @@ def parse_vocabulary(data: object) -> Vocabulary:
             raise _fail(f"sentences[{i}]", "must be at most 500 characters")
         sentences.append(raw.strip())
 
+    polite = root.get("polite", False)
+    if not isinstance(polite, bool):
+        raise _fail("polite", "must be true or false")
+
     return Vocabulary(language=base_language, areas=tuple(areas), floors=tuple(floors),
-                      entities=tuple(entities), sentences=tuple(sentences))
+                      entities=tuple(entities), sentences=tuple(sentences), polite=polite)
 
 
 def load_demo_vocabulary() -> Vocabulary:

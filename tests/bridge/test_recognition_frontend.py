@@ -160,3 +160,16 @@ def test_reject_reasons(decoder, say) -> None:
     assert silence.rejected and silence.reject_reason in ("no_path", "short")
     chatter = finish(read_pcm(say("I think we should order pizza tonight")))
     assert chatter.rejected and chatter.reject_reason in ("no_path", "score")
+
+
+def test_polite_speech_with_a_polite_vocabulary(say) -> None:
+    import dataclasses
+
+    from bridge.recognition import IntentRecognizer
+
+    vocab = dataclasses.replace(load_demo_vocabulary(), polite=True)
+    polite = GrammarDecoder(compile_grammar(vocab))
+    text = decode(polite, read_pcm(say("please turn on the kitchen light")))
+    assert text == "please turn on the kitchen light"
+    match = IntentRecognizer(vocab).recognize(text)
+    assert match is not None and match.name == "HassTurnOn" and match.entity_ids == ("light.kitchen",)

@@ -160,3 +160,37 @@ def test_pronouncer_methods() -> None:
 ])
 def test_normalisation(text: str, expected: str) -> None:
     assert normalize_text(text) == expected
+
+
+# politeness (Home Assistant's skip words), only when the vocabulary asks for it -------------------
+POLITE = ["please turn on the kitchen light", "can you turn on the kitchen light",
+          "could you set a timer for five minutes please", "would you turn off the kitchen light",
+          "turn on the kitchen light please"]
+
+
+@pytest.fixture(scope="module")
+def polite() -> CompiledGrammar:
+    import dataclasses
+
+    return compile_grammar(dataclasses.replace(load_demo_vocabulary(), polite=True))
+
+
+@pytest.mark.parametrize("sentence", POLITE)
+def test_polite_forms_only_when_asked(demo: CompiledGrammar, polite: CompiledGrammar,
+                                      sentence: str) -> None:
+    assert sentence_checker(polite.fsg)(sentence)
+    assert not sentence_checker(demo.fsg)(sentence)
+
+
+@pytest.mark.parametrize("sentence", [
+    "please please turn on the kitchen light",  # one opening only
+    "please", "can you", "turn on please the kitchen light", "please can you",
+])
+def test_polite_words_alone_or_inside_are_not_sentences(polite: CompiledGrammar, sentence: str) -> None:
+    assert not sentence_checker(polite.fsg)(sentence)
+
+
+def test_polite_grammar_keeps_the_plain_sentences(demo: CompiledGrammar, polite: CompiledGrammar) -> None:
+    for sentence in ("turn on the kitchen light", "what time is it", "set a timer for five minutes"):
+        assert sentence_checker(polite.fsg)(sentence)
+    assert polite.hash != demo.hash

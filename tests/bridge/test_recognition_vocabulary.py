@@ -121,3 +121,14 @@ def test_demo_home() -> None:
     assert any(e.name == "Kitchen light" and e.area == kitchen.id for e in demo.entities)
     assert {e.domain for e in demo.entities} >= {"light", "cover", "climate", "media_player", "fan"}
     assert 4 <= len(demo.areas) <= 6 and len(demo.floors) == 2
+
+
+def test_polite_flag() -> None:
+    plain = parse_vocabulary(GOOD)
+    assert plain.polite is False
+    polite = parse_vocabulary({**copy.deepcopy(GOOD), "polite": True})
+    assert polite.polite is True and polite.hash() != plain.hash()
+    # a vocabulary that does not mention it keeps the hash it always had
+    assert parse_vocabulary({**copy.deepcopy(GOOD), "polite": False}).hash() == plain.hash()
+    with pytest.raises(VocabularyError, match="^polite: must be true or false$"):
+        parse_vocabulary({**copy.deepcopy(GOOD), "polite": "yes"})
