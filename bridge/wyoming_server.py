@@ -372,7 +372,8 @@ class StreamResampler:
         out = np.interp(positions, np.arange(len(x), dtype=np.float64), x)
         self._pos = self._pos + self._step * count - last
         self._tail = x[-1:]
-        return np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes()
+        resampled: bytes = np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes()
+        return resampled
 
 
 def _as_format_dict(fmt: tuple[int, int, int]) -> dict[str, object]:

@@ -106,4 +106,5 @@ class Denoiser:
             out = out[drop:]
             self._skip -= drop
         self._emitted += len(out)
-        return np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes()
+        cleaned: bytes = np.clip(np.round(out), -32768, 32767).astype("<i2").tobytes()
+        return cleaned

@@ -731,7 +731,7 @@ def _add_skip_words(dfa: _Dfa, prefixes: tuple[str, ...], suffixes: tuple[str, .
     whose first word a state already continues with is left out there (the result stays
     deterministic, and the template's own reading wins).
     """
-    arcs = [{} for _ in range(len(dfa.arcs) + 1)]  # state 0: the new start; old i -> i + 1
+    arcs: list[dict[str, int]] = [{} for _ in range(len(dfa.arcs) + 1)]  # 0: the new start; old i -> i + 1
     for i, out in enumerate(dfa.arcs):
         arcs[i + 1] = {label: dst + 1 for label, dst in out.items()}
     finals = {f + 1 for f in dfa.finals}

@@ -43,8 +43,8 @@ class FallbackTts(TextToSpeech):
         self.on_fallback = on_fallback
         self.name = f"{primary.name}|{fallback.name}"
 
-    @property  # type: ignore[override]
-    def locality(self) -> Locality:
+    @property
+    def locality(self) -> Locality:  # type: ignore[override]
         """The primary's locality: where text goes when all is well."""
         return self.primary.locality
 
