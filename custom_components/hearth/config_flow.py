@@ -30,6 +30,7 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 from .const import (
     CONF_AGENT_ID,
     CONF_PIPELINE,
+    CONF_POLITE,
     CONF_BRIDGE_ID,
     CONF_PREFIX,
     CONF_SATELLITE,
@@ -189,7 +190,10 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
 
 
 class HearthOptionsFlow(OptionsFlowWithReload):
-    """Per-satellite choices: conversation agent and whether to show transcripts."""
+    """Bridge-wide voice command choices, and per-satellite ones (agent, transcripts).
+
+    Saving reloads the entry, which republishes the vocabulary with the new options.
+    """
 
     def __init__(self) -> None:
         """Initialize."""
@@ -212,6 +216,32 @@ class HearthOptionsFlow(OptionsFlowWithReload):
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
+        """Choose between the bridge's voice commands and a satellite's settings."""
+        return self.async_show_menu(step_id="init", menu_options=["commands", "satellites"])
+
+    async def async_step_commands(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Bridge-wide: whether commands may be phrased politely (vocabulary `polite`)."""
+        if user_input is not None:
+            return self.async_create_entry(
+                data={**self.config_entry.options, CONF_POLITE: bool(user_input[CONF_POLITE])}
+            )
+        return self.async_show_form(
+            step_id="commands",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(
+                        CONF_POLITE,
+                        default=bool(self.config_entry.options.get(CONF_POLITE, False)),
+                    ): bool
+                }
+            ),
+        )
+
+    async def async_step_satellites(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Choose a satellite."""
         satellites = self._satellites()
         if not satellites:
@@ -220,7 +250,7 @@ class HearthOptionsFlow(OptionsFlowWithReload):
             self._satellite = user_input[CONF_SATELLITE]
             return await self.async_step_satellite()
         return self.async_show_form(
-            step_id="init",
+            step_id="satellites",
             data_schema=vol.Schema(
                 {
                     vol.Required(CONF_SATELLITE): SelectSelector(

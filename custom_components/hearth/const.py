@@ -14,6 +14,8 @@ CONF_AGENT_ID: Final = "agent_id"
 CONF_SHOW_TRANSCRIPTS: Final = "show_transcripts"
 CONF_SATELLITE: Final = "satellite"
 CONF_PIPELINE: Final = "pipeline"
+# Bridge-wide: the grammar also accepts "please" / "can you" ... (vocabulary "polite").
+CONF_POLITE: Final = "polite_commands"
 # The pipeline option that means: the bridge recognizes, the satellite's agent answers.
 HEARTH_PIPELINE: Final = "hearth"
 

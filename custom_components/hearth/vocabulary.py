@@ -21,6 +21,7 @@ from homeassistant.helpers import (
 from homeassistant.helpers.debounce import Debouncer
 
 from .const import (
+    CONF_POLITE,
     MAX_ALIASES,
     MAX_AREAS,
     MAX_ENTITIES,
@@ -53,8 +54,11 @@ def _aliases(values: Any, name: str | None) -> list[str]:
 
 
 @callback
-def async_build_vocabulary(hass: HomeAssistant) -> dict[str, Any]:
-    """Build the vocabulary payload described in docs/protocol.md."""
+def async_build_vocabulary(hass: HomeAssistant, *, polite: bool = False) -> dict[str, Any]:
+    """Build the vocabulary payload described in docs/protocol.md.
+
+    `polite` is sent only when true, so the payload of installs without it stays the same.
+    """
     entity_registry = er.async_get(hass)
     device_registry = dr.async_get(hass)
     floors = [
@@ -101,13 +105,16 @@ def async_build_vocabulary(hass: HomeAssistant) -> dict[str, Any]:
                 "device_class": state.attributes.get("device_class"),
             }
         )
-    return {
+    vocabulary: dict[str, Any] = {
         "language": hass.config.language,
         "areas": areas,
         "floors": floors,
         "entities": entities,
         "sentences": [],
     }
+    if polite:
+        vocabulary["polite"] = True
+    return vocabulary
 
 
 class VocabularyPublisher:
@@ -170,7 +177,11 @@ class VocabularyPublisher:
 
     async def async_publish(self) -> None:
         """Publish the vocabulary if it changed since the last time."""
-        payload = json.dumps(async_build_vocabulary(self.hass), separators=(",", ":"))
+        # Options changes reload the entry, so a changed option is published by the new publisher.
+        polite = bool(self.entry.options.get(CONF_POLITE, False))
+        payload = json.dumps(
+            async_build_vocabulary(self.hass, polite=polite), separators=(",", ":")
+        )
         if payload == self.last_published and not self._force:
             return
         self._force = False

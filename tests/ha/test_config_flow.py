@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER
+from homeassistant.config_entries import SOURCE_MQTT, SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
@@ -17,6 +17,7 @@ from custom_components.hearth.config_flow import valid_prefix
 from custom_components.hearth.const import (
     CONF_AGENT_ID,
     CONF_BRIDGE_ID,
+    CONF_POLITE,
     CONF_PREFIX,
     CONF_SATELLITES,
     CONF_SHOW_TRANSCRIPTS,
@@ -213,6 +214,11 @@ async def test_options_without_satellites(
 ) -> None:
     entry = await setup_entry()
     result = await hass.config_entries.options.async_init(entry.entry_id)
+    assert result["type"] is FlowResultType.MENU
+    assert result["menu_options"] == ["commands", "satellites"]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "satellites"}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "no_satellites"
 
@@ -223,8 +229,13 @@ async def test_options_per_satellite(
     entry = loaded
     assert hass.states.get("sensor.kitchen_last_transcript") is not None
     result = await hass.config_entries.options.async_init(entry.entry_id)
-    assert result["type"] is FlowResultType.FORM
+    assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "init"
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "satellites"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "satellites"
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"satellite": "kitchen"}
     )
@@ -252,3 +263,53 @@ async def test_options_per_satellite(
     # The entry reloaded: with transcripts off the sensor is gone, not just unavailable.
     assert hass.states.get("sensor.kitchen_last_transcript") is None
     assert hass.states.get("sensor.kitchen_state") is not None
+
+
+async def _set_polite(hass: HomeAssistant, entry_id: str, polite: bool | None) -> dict[str, Any]:
+    """Go through the options menu to the voice commands form and submit it."""
+    result = await hass.config_entries.options.async_init(entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "commands"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "commands"
+    form = result
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {} if polite is None else {CONF_POLITE: polite}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    return form  # type: ignore[no-any-return]
+
+
+async def test_options_polite_commands(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    entry = loaded
+    satellites = {"kitchen": {"pipeline": "hearth", CONF_AGENT_ID: None, CONF_SHOW_TRANSCRIPTS: True}}
+    hass.config_entries.async_update_entry(entry, options={CONF_SATELLITES: satellites})
+    await hass.async_block_till_done()
+
+    # Off by default; submitting without touching it stores False.
+    form = await _set_polite(hass, entry.entry_id, None)
+    assert form["data_schema"]({}) == {CONF_POLITE: False}
+    assert entry.options == {CONF_SATELLITES: satellites, CONF_POLITE: False}
+
+    # On: stored beside the satellites' options, which stay as they were.
+    await _set_polite(hass, entry.entry_id, True)
+    assert entry.options == {CONF_SATELLITES: satellites, CONF_POLITE: True}
+    assert entry.state is ConfigEntryState.LOADED
+
+    # The form shows the stored value as its default; turning it off again is stored too.
+    form = await _set_polite(hass, entry.entry_id, False)
+    assert form["data_schema"]({}) == {CONF_POLITE: True}
+    assert entry.options == {CONF_SATELLITES: satellites, CONF_POLITE: False}
+
+
+async def test_options_polite_commands_without_satellites(
+    hass: HomeAssistant, bridge: HassBridge, setup_entry: Any
+) -> None:
+    # A bridge-wide option: available before any satellite has connected.
+    entry = await setup_entry()
+    await _set_polite(hass, entry.entry_id, True)
+    assert entry.options == {CONF_POLITE: True}

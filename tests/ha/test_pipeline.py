@@ -81,6 +81,9 @@ async def test_options_offer_pipelines(
     pipeline = await _pipeline(hass, "Kitchen LLM")
     result = await hass.config_entries.options.async_init(loaded.entry_id)
     result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "satellites"}
+    )
+    result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"satellite": "kitchen"}
     )
     options = result["data_schema"].schema[CONF_PIPELINE].config["options"]

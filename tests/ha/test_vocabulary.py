@@ -8,6 +8,7 @@ from typing import Any
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import (
     area_registry as ar,
     device_registry as dr,
@@ -16,6 +17,7 @@ from homeassistant.helpers import (
 )
 from homeassistant.util import dt as dt_util
 
+from custom_components.hearth.const import CONF_POLITE
 from custom_components.hearth.vocabulary import async_build_vocabulary
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
@@ -135,3 +137,53 @@ async def test_entity_limit(hass: HomeAssistant) -> None:
         hass.states.async_set(f"light.l{index}", "off", {"friendly_name": f"Light {index}"})
     with patch("custom_components.hearth.vocabulary.MAX_ENTITIES", 3):
         assert len(async_build_vocabulary(hass)["entities"]) == 3
+
+
+async def test_build_vocabulary_polite(hass: HomeAssistant) -> None:
+    await _home(hass)
+    assert "polite" not in async_build_vocabulary(hass)
+    assert "polite" not in async_build_vocabulary(hass, polite=False)
+    polite = async_build_vocabulary(hass, polite=True)
+    assert polite["polite"] is True
+    del polite["polite"]
+    assert polite == async_build_vocabulary(hass)
+
+
+async def _set_polite(hass: HomeAssistant, entry_id: str, polite: bool) -> None:
+    result = await hass.config_entries.options.async_init(entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"next_step_id": "commands"}
+    )
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {CONF_POLITE: polite}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done(wait_background_tasks=True)
+
+
+async def test_polite_option_published(
+    hass: HomeAssistant, mqtt_mock: MqttMockHAClient, bridge: HassBridge, setup_entry
+) -> None:
+    await _home(hass)
+    entry = await setup_entry()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    published = _published(mqtt_mock)
+    assert len(published) == 1
+    # Off (the default): the key is left out, so existing installs publish what they did.
+    assert "polite" not in published[0]
+
+    # Turned on in the options: the entry reloads and the vocabulary is sent again, polite.
+    await _set_polite(hass, entry.entry_id, True)
+    published = _published(mqtt_mock)
+    assert len(published) == 2
+    assert published[-1]["polite"] is True
+    assert published[-1] == {**published[0], "polite": True}
+    raw = [c for c in mqtt_mock.async_publish.call_args_list if c.args[0] == TOPIC]
+    assert raw[-1].args[3] is True  # retain
+
+    # Turned off again: sent again without the key.
+    await _set_polite(hass, entry.entry_id, False)
+    published = _published(mqtt_mock)
+    assert len(published) == 3
+    assert "polite" not in published[-1]
+    assert published[-1] == published[0]
