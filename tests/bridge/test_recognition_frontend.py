@@ -173,3 +173,10 @@ def test_polite_speech_with_a_polite_vocabulary(say) -> None:
     assert text == "please turn on the kitchen light"
     match = IntentRecognizer(vocab).recognize(text)
     assert match is not None and match.name == "HassTurnOn" and match.entity_ids == ("light.kitchen",)
+
+
+def test_a_quiet_room_is_left_alone() -> None:
+    """Steady noise far below speech is not worth suppressing: no estimate, no suppressor."""
+    rng = np.random.default_rng(5)
+    assert estimate_noise(pcm16(rng.normal(0, 15, RATE))) is None  # about -67 dBFS
+    assert estimate_noise(pcm16(rng.normal(0, 300, RATE))) is not None  # about -41 dBFS
