@@ -111,7 +111,7 @@ _STATE: dict[str, Any] = {}
 def _init(overrides: dict[str, Any]) -> None:
     import importlib
     for key, value in overrides.items():
-        # NAME (a constant of decoder.py) or module.NAME (e.g. grammar.LIST_EXPONENT)
+        # NAME (a constant of decoder.py) or module.NAME (e.g. grammar.WEIGHTING)
         module, _, name = key.rpartition(".")
         setattr(importlib.import_module(f"bridge.recognition.{module or 'decoder'}"), name, value)
     _STATE["overrides"] = overrides

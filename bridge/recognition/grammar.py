@@ -146,11 +146,6 @@ WEIGHTING = "uniform"
 """FSG transition probabilities: "uniform" = 1/out-degree of the state (a path's probability
 falls with the choices it makes), "flat" = 1.0 everywhere."""
 
-LIST_EXPONENT = 1.0
-"""How a list's entries (names, areas, numbers) share the probability of choosing the list:
-each of n first words gets 1/n**LIST_EXPONENT of it (1.0: equal shares; 0.0: every name as
-likely as one fixed word of a template)."""
-
 _SPACE = "\x00"  # word boundary marker inside the character-level automaton
 _NT = "$"  # list symbols start with this; real words never do (normalisation strips it)
 
@@ -810,9 +805,6 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
     def share(n: int) -> float:
         return 1.0 if flat else 1.0 / max(n, 1)
 
-    def list_share(n: int) -> float:
-        return 1.0 if flat else min(1.0, 1.0 / max(n, 1) ** LIST_EXPONENT)
-
     weighted: list[_Arc] = []
     n_states = len(top.arcs)
     copies: dict[tuple[str, int], dict[int, int]] = {}  # (symbol, target) -> state map
@@ -839,9 +831,9 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
         for state in range(1, len(dfa.arcs)):
             choices = len(dfa.arcs[state]) + (state in dfa.finals)
             for word, dst in dfa.arcs[state].items():
-                weighted.append((mapping[state], mapping[dst], word, list_share(choices)))
+                weighted.append((mapping[state], mapping[dst], word, share(choices)))
             if state in dfa.finals and dfa.arcs[state]:
-                weighted.append((mapping[state], target, None, list_share(choices)))
+                weighted.append((mapping[state], target, None, share(choices)))
         copies[key] = mapping
         return mapping
 
@@ -853,7 +845,7 @@ def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
                 first = sub[label].arcs[0]
                 for word, nxt in first.items():
                     weighted.append((state, mapping[nxt], word,
-                                     share(choices) * list_share(len(first))))
+                                     share(choices) * share(len(first))))
             else:
                 weighted.append((state, dst, label, share(choices)))
 

@@ -227,15 +227,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
                     {"session_id": stream.session_id, "text": self._answer_text, "continue": False},
                 )
             return
-        speaking = _Speaking()
-        self._speaking.append(speaking)
-        try:
-            await self.hub.async_publish_bytes(
-                self.hub.topic("satellite", self.satellite_id, "pipeline", "play"), wav
-            )
-            await self._async_wait_spoken(speaking, "answer")
-        finally:
-            self._speaking.remove(speaking)
+        await self._async_play_wav(wav, "answer")
 
     async def _async_answer_audio(self, token: str) -> tuple[str, bytes]:
         """The pipeline's TTS result stream, whole (its media source id does not resolve here)."""
@@ -388,13 +380,17 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         self._check_can_speak()
         wav = await async_announcement_wav(self.hass, media_id, self.hub.policy)
         self._check_can_speak()  # converting took a while
+        await self._async_play_wav(wav, "announcement")
+
+    async def _async_play_wav(self, wav: bytes, what: str) -> None:
+        """Send one WAV on `pipeline/play` and wait until the satellite has spoken it."""
         speaking = _Speaking()
         self._speaking.append(speaking)
         try:
             await self.hub.async_publish_bytes(
                 self.hub.topic("satellite", self.satellite_id, "pipeline", "play"), wav
             )
-            await self._async_wait_spoken(speaking, "announcement")
+            await self._async_wait_spoken(speaking, what)
         finally:
             self._speaking.remove(speaking)
 
