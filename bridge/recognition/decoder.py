@@ -42,6 +42,9 @@ WIP = 0.65
 REJECT_SCORE_PER_FRAME = 0.0505
 """Reject when the grammar path's mean acoustic score falls this far below the per-frame best
 (pocketsphinx log units / 1000 per 10 ms frame)."""
+COMPALLSEN = False
+"""Score every senone in every frame, so the per-frame best that the rejection score is measured
+against does not depend on what the search has active."""
 TOPN = 4  # Gaussians per codebook per frame (pocketsphinx default 4)
 DS = 1  # compute Gaussians every DS frames
 MIN_SPEECH_FRAMES = 15  # a "command" shorter than 150 ms of words is rejected
@@ -168,7 +171,8 @@ class GrammarDecoder:
         try:
             self._decoder = Decoder(_config(
                 dict=str(dict_path), fsg=str(fsg_path), beam=BEAM, wbeam=WBEAM, pbeam=PBEAM,
-                maxhmmpf=MAXHMMPF, lw=LW, wip=WIP, topn=TOPN, ds=DS, bestpath=False))
+                maxhmmpf=MAXHMMPF, lw=LW, wip=WIP, topn=TOPN, ds=DS, bestpath=False,
+                compallsen=COMPALLSEN))
         finally:
             for path in (dict_path, fsg_path):
                 path.unlink(missing_ok=True)

@@ -21,6 +21,8 @@ import functools
 import unicodedata
 from pathlib import Path
 
+from .text import NUMBER_WORDS
+
 LETTERS = {
     "a": "EY", "b": "B IY", "c": "S IY", "d": "D IY", "e": "IY", "f": "EH F", "g": "JH IY",
     "h": "EY CH", "i": "AY", "j": "JH EY", "k": "K EY", "l": "EH L", "m": "EH M", "n": "EH N",
@@ -28,6 +30,13 @@ LETTERS = {
     "v": "V IY", "w": "D AH B AH L Y UW", "x": "EH K S", "y": "W AY", "z": "Z IY",
 }
 MAX_VARIANTS = 3
+NON_RHOTIC = True
+"""Also accept every word without its post-vocalic r (see :func:`non_rhotic`)."""
+NON_RHOTIC_ER = True
+NON_RHOTIC_MIN_PHONES = 3
+"""A variant shorter than this is not added ("are", "or", "our" as one bare vowel match anything)."""
+_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
+                     "UH", "UW"})
 _VOICELESS = {"P", "T", "K", "F", "TH"}
 _SIBILANT = {"S", "Z", "SH", "ZH", "CH", "JH"}
 
@@ -68,6 +77,30 @@ def _plural(phones: str) -> str:
     return phones + " Z"
 
 
+def non_rhotic(phones: str) -> str:
+    """The word as a non-rhotic speaker (most of England, Wales, Australia ...) says it.
+
+    An r that no vowel follows is not pronounced: AA R / AO R lose it ("car", "door"), EH R /
+    IH R / UH R become a centring diphthong ("there" DH EH AH, "near" N IH AH), and ER becomes
+    a plain schwa ("timer" T AY M AH, "turn" T AH N). The en-us model has no /ɜː/; AH is the
+    nearest phone it has.
+    """
+    out: list[str] = []
+    seq = phones.split()
+    for i, phone in enumerate(seq):
+        following = seq[i + 1] if i + 1 < len(seq) else None
+        if following in _VOWELS:
+            out.append(phone)
+        elif phone == "ER" and NON_RHOTIC_ER:
+            out.append("AH")
+        elif phone == "R" and out and out[-1] in _VOWELS:
+            if out[-1] in ("EH", "IH", "UH"):
+                out.append("AH")
+        else:
+            out.append(phone)
+    return " ".join(out)
+
+
 class Pronouncer:
     """Looks up (and if needed invents) pronunciations; remembers how each word was done."""
 
@@ -80,6 +113,10 @@ class Pronouncer:
         """Pronunciations for a normalised word, or None if it cannot be pronounced."""
         if word not in self._cache:
             method, prons = self._find(word)
+            if prons is not None and NON_RHOTIC and word not in NUMBER_WORDS:
+                extra = [v for v in dict.fromkeys(non_rhotic(p) for p in prons)
+                         if v not in prons and len(v.split()) >= NON_RHOTIC_MIN_PHONES]
+                prons = (*prons, *extra)
             self._cache[word] = prons
             if prons is not None:
                 self.methods[word] = method

@@ -194,3 +194,74 @@ def test_polite_grammar_keeps_the_plain_sentences(demo: CompiledGrammar, polite:
     for sentence in ("turn on the kitchen light", "what time is it", "set a timer for five minutes"):
         assert sentence_checker(polite.fsg)(sentence)
     assert polite.hash != demo.hash
+
+
+def _sentence_probability(fsg: str, words: list[str]) -> float:
+    """Sum over the FSG's paths that say `words` (multi-word tokens, null transitions)."""
+    arcs: dict[int, list[tuple[int, float, tuple[str, ...]]]] = {}
+    final = -1
+    for line in fsg.splitlines():
+        parts = line.split()
+        if parts[0] == "FINAL_STATE":
+            final = int(parts[1])
+        elif parts[0] == "TRANSITION":
+            token = tuple(parts[4].split("_")) if len(parts) > 4 else ()
+            arcs.setdefault(int(parts[1]), []).append((int(parts[2]), float(parts[3]), token))
+
+    def prob(state: int, pos: int) -> float:
+        total = 1.0 if state == final and pos == len(words) else 0.0
+        for dst, p, token in arcs.get(state, ()):
+            if tuple(words[pos:pos + len(token)]) == token:
+                total += p * prob(dst, pos + len(token))
+        return total
+
+    return prob(0, 0)
+
+
+def test_every_number_of_a_range_is_equally_likely(demo: CompiledGrammar) -> None:
+    """"forty" (a prefix of "forty one" ... "forty nine") weighs as much as "fourteen"."""
+    def p(number: str) -> float:
+        return _sentence_probability(
+            demo.fsg, normalize_text(f"set the bedroom light to {number} percent").split())
+
+    forty, fourteen, forty_five = p("forty"), p("fourteen"), p("forty five")
+    assert forty > 0.0
+    assert forty == pytest.approx(fourteen, rel=1e-3)
+    assert forty == pytest.approx(forty_five, rel=1e-3)
+
+
+def test_names_that_prefix_others_are_not_penalised() -> None:
+    grammar = _home([
+        {"id": "light.porch", "name": "Porch light", "area": "kitchen"},
+        *({"id": f"light.porch_{i}", "name": f"Porch light {n}", "area": "kitchen"}
+          for i, n in enumerate(["one", "two", "three", "four"])),
+        {"id": "light.desk", "name": "Desk lamp", "area": "bedroom"},
+    ])
+
+    def p(name: str) -> float:
+        return _sentence_probability(grammar.fsg, f"turn on the {name}".split())
+
+    assert p("porch light") == pytest.approx(p("desk lamp"), rel=1e-3)
+    assert p("porch light two") == pytest.approx(p("desk lamp"), rel=1e-3)
+
+
+def test_non_rhotic_pronunciations() -> None:
+    from bridge.recognition.pronounce import non_rhotic
+
+    assert non_rhotic("D AO R") == "D AO"  # door
+    assert non_rhotic("T ER N") == "T AH N"  # turn
+    assert non_rhotic("T AY M ER") == "T AY M AH"  # timer
+    assert non_rhotic("DH EH R") == "DH EH AH"  # there
+    assert non_rhotic("R EH D") == "R EH D"  # red: an r before a vowel stays
+    assert non_rhotic("AO R AH N JH") == "AO R AH N JH"  # orange
+
+
+def test_pronouncer_adds_non_rhotic_variants_but_not_for_numbers_or_bare_vowels() -> None:
+    pronouncer = Pronouncer()
+    porch = pronouncer.pronounce("porch")
+    assert porch is not None and "P AO CH" in porch and "P AO R CH" in porch
+    for number in ("forty", "four", "fourteen", "thirty"):
+        prons = pronouncer.pronounce(number)
+        assert prons is not None and all("R" in p.split() or "ER" in p.split() for p in prons), number
+    are = pronouncer.pronounce("are")
+    assert are is not None and "AA" not in are  # one bare vowel would match anything
