@@ -48,7 +48,7 @@ against does not depend on what the search has active."""
 TOPN = 4  # Gaussians per codebook per frame (pocketsphinx default 4)
 DS = 1  # compute Gaussians every DS frames
 MIN_SPEECH_FRAMES = 15  # a "command" shorter than 150 ms of words is rejected
-COMFORT_NOISE_STD = 30.0
+COMFORT_NOISE_STD = 100.0
 CMN_INIT = "47.95,-9.47,-3.75,8.05,-7.59,-1.49,-4.99,-10.80,-2.89,-4.38,2.07,-1.77,-2.43"
 """Initial cepstral mean: the average batch mean of espeak-ng commands with the comfort noise."""
 CMN_RESET = True  # start every utterance from CMN_INIT instead of the running estimate
@@ -82,10 +82,21 @@ FALLBACK_WIDE = False  # measured: recovers a text for every empty result but no
 _UNIT_NOISE = np.random.default_rng(12345).normal(0.0, 1.0, 16007)  # 1 s (odd length: no 1 s period)
 
 
+COMFORT_NOISE_COLOR = "pink"
+"""Spectrum of the noise floor: "white", or "pink" (power falling 3 dB per octave, like a room)."""
+
+
 @functools.cache
-def _comfort_noise(std: float) -> np.ndarray:
+def _comfort_noise(std: float, color: str = "white") -> np.ndarray:
     """The fixed noise floor as integer samples, computed once per level (not per chunk)."""
-    return np.round(_UNIT_NOISE * std).astype(np.int32)
+    unit = _UNIT_NOISE
+    if color == "pink":
+        spectrum = np.fft.rfft(unit)
+        freqs = np.fft.rfftfreq(len(unit), 1.0 / SAMPLE_RATE)
+        spectrum /= np.sqrt(np.maximum(freqs, 20.0))
+        unit = np.fft.irfft(spectrum, len(unit))
+        unit /= unit.std()
+    return np.round(unit * std).astype(np.int32)
 
 _NON_WORDS = frozenset({"<sil>", "<s>", "</s>", "(NULL)"})
 
@@ -380,7 +391,7 @@ class GrammarDecoder:
         """
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
         n = len(samples)
-        noise = _comfort_noise(COMFORT_NOISE_STD)
+        noise = _comfort_noise(COMFORT_NOISE_STD, COMFORT_NOISE_COLOR)
         idx = (np.arange(n) + self._noise_pos) % len(noise)
         self._noise_pos = (self._noise_pos + n) % len(noise)
         samples += noise[idx]
