@@ -70,8 +70,8 @@ def home_vocab(home: str) -> Any:
     return bench_home()
 
 
-def build_samples(homes: list[str], voices: list[tuple[str, int]], conditions: list[str]
-                  ) -> list[dict[str, Any]]:
+def build_samples(homes: list[str], voices: list[tuple[str, int]], conditions: list[str],
+                  noisy_non: bool = False) -> list[dict[str, Any]]:
     CACHE.mkdir(parents=True, exist_ok=True)
     samples: list[dict[str, Any]] = []
     for home in homes:
@@ -91,7 +91,7 @@ def build_samples(homes: list[str], voices: list[tuple[str, int]], conditions: l
                 clean = CACHE / f"{voice.replace('+', '_')}-{speed}-{slug}.wav"
                 if not clean.exists():
                     synthesize(text, voice, speed, clean)
-                for cond in conditions if is_command else ["clean"]:
+                for cond in conditions if is_command or noisy_non else ["clean"]:
                     path = clean
                     if cond != "clean":
                         path = clean.with_name(clean.stem + f"-{cond}db.wav")
@@ -166,7 +166,7 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
                per_frame=score.per_frame, speech_frames=score.speech_frames,
                worst_word=score.worst_word, words=score.words,
                cpu=res.cpu_seconds, audio=res.audio_seconds, verify=decoder.last_verify,
-               f0=decoder.last_f0, warp=decoder.last_warp,
+               f0=decoder.last_f0, warp=decoder.last_warp, snr=decoder.last_snr,
                intent=_intent_dict(match), meaning=_meaning(match),
                threshold=getattr(res, "threshold", None))
     if sample["command"]:
@@ -223,6 +223,13 @@ def summarize(results: list[dict[str, Any]], threshold: float | None = None) -> 
     lines.append("| **all** | | " + " | ".join(f"**{a}/{b} ({100 * a / max(1, b):.0f}%)**"
                                                 for a, b in totals.values())
                  + f" | {tot_wrong} | {tot_non[0]}/{tot_non[1]} |")
+    non_conds = list(dict.fromkeys(r["condition"] for r in results if not r["command"]))
+    if len(non_conds) > 1:
+        parts = []
+        for c in non_conds:
+            non = [r for r in results if not r["command"] and r["condition"] == c]
+            parts.append(f"{c} {sum(1 for r in non if rejected(r) or not r['intent'])}/{len(non)}")
+        lines.append("\nnon-commands rejected per condition: " + ", ".join(parts))
     cpu = sum(r["cpu"] for r in results)
     audio = sum(r["audio"] for r in results)
     empty = sum(1 for r in results if r["command"] and not r["heard"])
@@ -242,6 +249,8 @@ def main() -> None:
     parser.add_argument("--tag", default="last")
     parser.add_argument("--sweep", action="store_true", help="re-score a stored --tag at thresholds")
     parser.add_argument("--failures", action="store_true")
+    parser.add_argument("--noisy-non", action="store_true",
+                        help="non-commands in every condition too (rejection under noise)")
     parser.add_argument("--thresholds", default="0.045,0.05,0.0505,0.055,0.06,0.065,0.07,0.08",
                         help="per-frame score thresholds for --sweep")
     args = parser.parse_args()
@@ -260,7 +269,8 @@ def main() -> None:
             overrides[key] = json.loads(value)
         except ValueError:
             overrides[key] = value
-    samples = build_samples(args.homes.split(","), voices, args.conditions.split(","))
+    samples = build_samples(args.homes.split(","), voices, args.conditions.split(","),
+                            noisy_non=args.noisy_non)
     started = time.monotonic()
     with multiprocessing.get_context("fork").Pool(args.procs, _init, (overrides,)) as pool:
         results = pool.map(run_one, samples, chunksize=4)

@@ -9,7 +9,7 @@ a command and fits badly. ``rejected`` is set when the fit is worse than
 :data:`REJECT_SCORE_PER_FRAME` (chosen on espeak-ng speech, see ``docs/recognition.md``; a
 parallel phone-loop decoder was measured too and did no better at twice the CPU).
 
-Audio conditioning: a fixed -60 dBFS noise floor is added (digital silence breaks the features)
+Audio conditioning: a fixed pink noise floor at -50 dBFS is added (digital silence breaks the features)
 and every utterance starts from the same cepstral mean (:data:`CMN_INIT`).
 """
 
@@ -45,6 +45,12 @@ REJECT_SCORE_PER_FRAME = 0.0505
 COMPALLSEN = False
 """Score every senone in every frame, so the per-frame best that the rejection score is measured
 against does not depend on what the search has active."""
+NOISY_REF_SNR_DB = 30.0
+NOISY_SLOPE_PER_DB = 0.0002
+"""Noise makes every path fit better (the per-frame best is less sure of itself), so the
+threshold tightens by NOISY_SLOPE_PER_DB for every dB the estimated SNR of the held-back audio
+falls below NOISY_REF_SNR_DB (10 dB pink noise: about 0.0475 instead of 0.0505). Measured: non-commands
+in 10 dB noise rejected 21/36 -> 31/36 for one command of 87 (docs/recognition.md)."""
 TOPN = 4  # Gaussians per codebook per frame (pocketsphinx default 4)
 DS = 1  # compute Gaussians every DS frames
 MIN_SPEECH_FRAMES = 15  # a "command" shorter than 150 ms of words is rejected
@@ -118,6 +124,8 @@ class DecodeResult:
     audio_seconds: float
     cpu_seconds: float
     reject_reason: str | None = None
+    threshold: float = REJECT_SCORE_PER_FRAME
+    """The rejection threshold used for this utterance (tightened in noise)."""
     """Why it was rejected: "no_path" (no sentence of the grammar fits), "short" (less than
     MIN_SPEECH_FRAMES of words), "score" (the acoustic fit is below the threshold) or "verify"."""
 
@@ -235,6 +243,7 @@ class GrammarDecoder:
         self._denoiser: Denoiser | None = None
         self._decoding = CMN_MODE != "buffer"
         self.last_f0 = self.last_warp = None
+        self.last_snr: float | None = None
         self._started = True
 
     def prime(self, pcm: bytes) -> None:
@@ -354,6 +363,7 @@ class GrammarDecoder:
         raw = b"".join(self._raw)
         self._raw = []
         prime = self._raw_prime
+        self.last_snr = estimate_snr(prime + raw, floor_std=COMFORT_NOISE_STD)
         noise = estimate_noise(prime + raw) if DENOISE else None
         if noise is not None:
             if prime:
@@ -383,11 +393,14 @@ class GrammarDecoder:
         self._decoding = True
 
     def _condition(self, pcm: bytes) -> bytes:
-        """Add a fixed low noise floor (about -60 dBFS).
+        """Add a fixed low noise floor (pink, about -50 dBFS; :data:`COMFORT_NOISE_STD`).
 
         espeak-ng (and muted or gated microphones) produce exact digital silence, whose log
         energy is -inf; that throws pocketsphinx's features off ("turn on the kitchen light"
-        came out as "do you know the kitchen light"). A -60 dBFS floor is below any real room.
+        came out as "do you know the kitchen light"). The model was trained on recordings with a
+        room behind them, so pauses and stop closures are given one: pink (a room's spectrum;
+        white noise at the same level did worse, see docs/recognition.md) at -50 dBFS, which a
+        real room's own noise hardly changes.
         """
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
         n = len(samples)
@@ -434,11 +447,12 @@ class GrammarDecoder:
         reason: str | None = "no_path"
         confidence = 0.0
         self.last_verify = None
+        threshold = reject_threshold(self.last_snr)
         if text and score.per_frame is not None:
             # 1.0 for a perfect fit, 0.5 at the threshold, 0.0 at twice the threshold
-            confidence = max(0.0, min(1.0, 1.0 - score.per_frame / (2 * REJECT_SCORE_PER_FRAME)))
+            confidence = max(0.0, min(1.0, 1.0 - score.per_frame / (2 * threshold)))
             reason = ("short" if score.speech_frames < MIN_SPEECH_FRAMES
-                      else "score" if score.per_frame > REJECT_SCORE_PER_FRAME else None)
+                      else "score" if score.per_frame > threshold else None)
             if reason is None and VERIFY_WARP is not None and confidence < VERIFY_BELOW:
                 self.last_verify = other = self._verify(b"".join(self._audio))
                 if not self._agree(text, other):
@@ -447,11 +461,32 @@ class GrammarDecoder:
         self._cpu += time.process_time() - t0
         return DecodeResult(text=text, confidence=round(confidence, 3), rejected=reason is not None,
                             audio_seconds=self._bytes / 2 / SAMPLE_RATE, cpu_seconds=self._cpu,
-                            reject_reason=reason)
+                            reject_reason=reason, threshold=threshold)
 
     def close(self) -> None:
         """Release the decoder's temporary directory."""
         self._tmp.cleanup()
+
+
+def reject_threshold(snr_db: float | None) -> float:
+    """The rejection threshold for an utterance whose held-back audio has this SNR."""
+    if snr_db is None:
+        return REJECT_SCORE_PER_FRAME
+    return REJECT_SCORE_PER_FRAME - NOISY_SLOPE_PER_DB * max(0.0, NOISY_REF_SNR_DB - snr_db)
+
+
+def estimate_snr(pcm: bytes, floor_std: float = 0.0) -> float | None:
+    """Speech-to-noise ratio (dB) of 16 kHz s16le audio: the loud frames (95th percentile of
+    20 ms frame energies) against the quiet ones (15th percentile), the quiet ones counted at
+    least as loud as the noise floor the decoder adds (`floor_std`). None for under 0.3 s."""
+    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float64)
+    frames = len(samples) // 320
+    if frames < 15:
+        return None
+    power = np.mean(samples[: frames * 320].reshape(frames, 320) ** 2, axis=1)
+    level = 10.0 * np.log10(power + 1e-9)
+    noise = max(float(np.percentile(level, 15)), 20.0 * float(np.log10(max(floor_std, 1e-3))))
+    return float(np.percentile(level, 95)) - noise
 
 
 def _log_score(decoder: Decoder, density: float) -> float:

@@ -180,3 +180,44 @@ def test_a_quiet_room_is_left_alone() -> None:
     rng = np.random.default_rng(5)
     assert estimate_noise(pcm16(rng.normal(0, 15, RATE))) is None  # about -67 dBFS
     assert estimate_noise(pcm16(rng.normal(0, 300, RATE))) is not None  # about -41 dBFS
+
+
+# rejection in noise ---------------------------------------------------------------
+def test_snr_estimate_follows_the_noise(say) -> None:
+    from bridge.recognition.decoder import estimate_snr
+
+    clean = samples(read_pcm(say("turn on the kitchen light")))
+    speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
+    at = {db: estimate_snr(pcm16(clean + pink_noise(len(clean), speech_rms / 10 ** (db / 20))))
+          for db in (20, 10)}
+    quiet = estimate_snr(pcm16(clean), floor_std=100.0)  # digital silence counts as the floor
+    assert quiet is not None and at[20] is not None and at[10] is not None
+    assert quiet > at[20] + 5 > at[10] + 10
+    assert 5 < at[10] < 25
+    assert estimate_snr(bytes(2 * 1000)) is None  # too short to say
+
+
+def test_threshold_tightens_only_in_noise() -> None:
+    from bridge.recognition.decoder import reject_threshold
+
+    base = decoder_module.REJECT_SCORE_PER_FRAME
+    assert reject_threshold(None) == base
+    assert reject_threshold(decoder_module.NOISY_REF_SNR_DB + 10) == base
+    assert reject_threshold(20.0) < base
+    assert reject_threshold(10.0) < reject_threshold(20.0)
+
+
+@pytest.mark.parametrize("text", ["have you seen my keys anywhere",
+                                  "let us watch something funny later"])
+def test_chatter_in_noise_is_rejected(decoder, say, text: str) -> None:
+    """At 10 dB SNR these fit a command better than the clean threshold allows for: measured,
+    both were accepted before the threshold followed the noise."""
+    clean = samples(read_pcm(say(text)))
+    speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
+    noisy = pcm16(clean + pink_noise(len(clean), speech_rms / 10 ** (10 / 20), seed=3))
+    decoder.start()
+    for i in range(0, len(noisy), 960):
+        decoder.feed(noisy[i:i + 960])
+    result = decoder.finish()
+    assert result.rejected, result
+    assert result.threshold < decoder_module.REJECT_SCORE_PER_FRAME
