@@ -191,6 +191,8 @@ async def main() -> None:
     parser.add_argument("--voices", type=int, default=3, help="how many of the voices to use")
     parser.add_argument("--parallel", type=int, default=2, help="satellites speaking at once")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/accuracy.json")
+    parser.add_argument("--clean-non-commands", action="store_true",
+                        help="non-commands only clean (by default also at 20 and 10 dB)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hearth-accuracy-"))
     samples: list[Sample] = []
@@ -204,9 +206,13 @@ async def main() -> None:
                     add_noise(clean, snr, path)
                 samples.append(Sample(text, voice, speed, condition, snr, (intent, entities, values), path))
         for text in NON_COMMANDS:
-            path = tmp / f"{len(samples):04d}.wav"
-            synthesize(text, voice, speed, path)
-            samples.append(Sample(text, voice, speed, "clean", None, None, path))
+            clean = tmp / f"{len(samples):04d}.wav"
+            synthesize(text, voice, speed, clean)
+            for condition, snr in CONDITIONS[:1] if args.clean_non_commands else CONDITIONS:
+                path = clean if snr is None else tmp / f"{len(samples):04d}-{int(snr)}.wav"
+                if snr is not None:
+                    add_noise(clean, snr, path)
+                samples.append(Sample(text, voice, speed, condition, snr, None, path))
     broker = Mosquitto().start()
     bridge = BridgeProcess(broker.host, broker.port, tmp / "data").start()
     results: list[tuple[Sample, dict[str, Any]]] = []
@@ -240,7 +246,8 @@ async def main() -> None:
     print(f"Command: `.venv/bin/python bench/accuracy_bench.py --voices {args.voices} --parallel {args.parallel}` — "
           f"{len(HOME['entities'])} entities in {len(HOME['areas'])} areas (not the demo home), "
           f"{len(COMMANDS)} command sentences × voices {', '.join(v for v, _ in VOICES[: args.voices])} × clean/20 dB/10 dB pink noise, "
-          f"plus {len(NON_COMMANDS)} non-commands per voice; real-time streaming over MQTT, {args.parallel} satellites at once "
+          f"plus {len(NON_COMMANDS)} non-commands per voice"
+          f"{' (clean)' if args.clean_non_commands else ' (clean, 20 dB, 10 dB)'}; real-time streaming over MQTT, {args.parallel} satellites at once "
           f"({elapsed / 60:.1f} min).\n")
     print("| condition | commands understood exactly | word error rate | latency p50 / p95 |")
     print("|---|---|---|---|")
@@ -259,12 +266,18 @@ async def main() -> None:
         report["conditions"][condition] = {"understood": ok, "total": len(rows), "wer": errors / max(1, words)}
         report["failures"] += [{"said": s.text, "heard": r.get("transcript"), "voice": s.voice, "condition": condition,
                                 "intent": r.get("intent")} for s, r in rows if s.command and not understood(r, s.command)]
-    non = [(s, r) for s, r in results if s.command is None]
-    rejected = sum(bool(r.get("rejected")) or not r.get("intent") for _, r in non)
-    print(f"\nNon-commands rejected (no intent): {rejected}/{len(non)} ({100 * rejected / max(1, len(non)):.1f}%)")
-    report["non_commands"] = {"rejected": rejected, "total": len(non),
-                              "accepted": [{"said": s.text, "heard": r.get("transcript"), "intent": r.get("intent")}
-                                           for s, r in non if not (r.get("rejected") or not r.get("intent"))]}
+    report["non_commands"] = {}
+    for condition, _ in CONDITIONS:
+        non = [(s, r) for s, r in results if s.command is None and s.condition == condition]
+        if not non:
+            continue
+        rejected = sum(bool(r.get("rejected")) or not r.get("intent") for _, r in non)
+        print(f"\nNon-commands rejected (no intent), {condition}: {rejected}/{len(non)} "
+              f"({100 * rejected / max(1, len(non)):.1f}%)")
+        report["non_commands"][condition] = {
+            "rejected": rejected, "total": len(non),
+            "accepted": [{"said": s.text, "heard": r.get("transcript"), "voice": s.voice, "intent": r.get("intent")}
+                         for s, r in non if not (r.get("rejected") or not r.get("intent"))]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
     print(f"\nPer-sample failures: {args.out}")
