@@ -49,8 +49,8 @@ NOISY_REF_SNR_DB = 30.0
 NOISY_SLOPE_PER_DB = 0.0002
 """Noise makes every path fit better (the per-frame best is less sure of itself), so the
 threshold tightens by NOISY_SLOPE_PER_DB for every dB the estimated SNR of the held-back audio
-falls below NOISY_REF_SNR_DB (10 dB pink noise: about 0.0475 instead of 0.0505). Measured: non-commands
-in 10 dB noise rejected 21/36 -> 31/36 for one command of 87 (docs/recognition.md)."""
+falls below NOISY_REF_SNR_DB (10 dB pink noise: about 0.0475 instead of 0.0505). Measured:
+non-commands in 10 dB noise rejected 21/36 -> 31/36 for one command of 87 (docs/recognition.md)."""
 TOPN = 4  # Gaussians per codebook per frame (pocketsphinx default 4)
 DS = 1  # compute Gaussians every DS frames
 MIN_SPEECH_FRAMES = 15  # a "command" shorter than 150 ms of words is rejected

@@ -32,7 +32,6 @@ LETTERS = {
 MAX_VARIANTS = 3
 NON_RHOTIC = True
 """Also accept every word without its post-vocalic r (see :func:`non_rhotic`)."""
-NON_RHOTIC_ER = True
 NON_RHOTIC_MIN_PHONES = 3
 """A variant shorter than this is not added ("are", "or", "our" as one bare vowel match anything)."""
 _VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
@@ -91,7 +90,7 @@ def non_rhotic(phones: str) -> str:
         following = seq[i + 1] if i + 1 < len(seq) else None
         if following in _VOWELS:
             out.append(phone)
-        elif phone == "ER" and NON_RHOTIC_ER:
+        elif phone == "ER":
             out.append("AH")
         elif phone == "R" and out and out[-1] in _VOWELS:
             if out[-1] in ("EH", "IH", "UH"):
