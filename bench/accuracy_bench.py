@@ -196,23 +196,18 @@ async def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hearth-accuracy-"))
     samples: list[Sample] = []
+    non_conditions = CONDITIONS[:1] if args.clean_non_commands else CONDITIONS
     for voice, speed in VOICES[: args.voices]:
-        for text, intent, entities, values in COMMANDS:
+        items = [(text, (intent, entities, values), CONDITIONS) for text, intent, entities, values in COMMANDS]
+        items += [(text, None, non_conditions) for text in NON_COMMANDS]
+        for text, expected, conditions in items:
             clean = tmp / f"{len(samples):04d}.wav"
             synthesize(text, voice, speed, clean)
-            for condition, snr in CONDITIONS:
+            for condition, snr in conditions:
                 path = clean if snr is None else tmp / f"{len(samples):04d}-{int(snr)}.wav"
                 if snr is not None:
                     add_noise(clean, snr, path)
-                samples.append(Sample(text, voice, speed, condition, snr, (intent, entities, values), path))
-        for text in NON_COMMANDS:
-            clean = tmp / f"{len(samples):04d}.wav"
-            synthesize(text, voice, speed, clean)
-            for condition, snr in CONDITIONS[:1] if args.clean_non_commands else CONDITIONS:
-                path = clean if snr is None else tmp / f"{len(samples):04d}-{int(snr)}.wav"
-                if snr is not None:
-                    add_noise(clean, snr, path)
-                samples.append(Sample(text, voice, speed, condition, snr, None, path))
+                samples.append(Sample(text, voice, speed, condition, snr, expected, path))
     broker = Mosquitto().start()
     bridge = BridgeProcess(broker.host, broker.port, tmp / "data").start()
     results: list[tuple[Sample, dict[str, Any]]] = []

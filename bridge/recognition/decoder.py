@@ -363,8 +363,9 @@ class GrammarDecoder:
         raw = b"".join(self._raw)
         self._raw = []
         prime = self._raw_prime
-        self.last_snr = estimate_snr(prime + raw, floor_std=COMFORT_NOISE_STD)
-        noise = estimate_noise(prime + raw) if DENOISE else None
+        held = prime + raw
+        self.last_snr = estimate_snr(held, floor_std=COMFORT_NOISE_STD)
+        noise = estimate_noise(held) if DENOISE else None
         if noise is not None:
             if prime:
                 once = Denoiser(noise)

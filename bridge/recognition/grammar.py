@@ -798,23 +798,18 @@ def _forbid_name_first(dfa: _Dfa) -> _Dfa:
 
 
 def _entry_counts(dfa: _Dfa) -> list[int]:
-    """Per state of an acyclic list graph: how many entries (word sequences) start there."""
-    counts: list[int | None] = [None] * len(dfa.arcs)
-    for root in range(len(dfa.arcs)):  # iterative post-order: lists are acyclic but can be long
-        stack = [root]
-        while stack:
-            state = stack[-1]
-            if counts[state] is not None:
-                stack.pop()
-                continue
-            todo = [dst for dst in dfa.arcs[state].values() if counts[dst] is None]
-            if todo:
-                stack.extend(todo)
-                continue
+    """Per state of an acyclic list graph: how many entries (word sequences) start there.
+
+    Recursion depth is the longest entry in words (names are at most 100 characters)."""
+    counts: dict[int, int] = {}
+
+    def count(state: int) -> int:
+        if state not in counts:
             counts[state] = (state in dfa.finals) + sum(
-                counts[dst] or 0 for dst in dfa.arcs[state].values())
-            stack.pop()
-    return [max(c or 0, 1) for c in counts]
+                count(dst) for dst in dfa.arcs[state].values())
+        return counts[state]
+
+    return [max(count(state), 1) for state in range(len(dfa.arcs))]
 
 
 def _emit(top: _Dfa, sub: dict[str, _Dfa], home: _Home
