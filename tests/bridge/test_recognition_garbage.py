@@ -1,0 +1,92 @@
+"""The garbage word loop beside the grammar (bridge/recognition/garbage.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.recognition import GrammarDecoder, compile_grammar, garbage, load_demo_vocabulary
+from bridge.recognition import decoder as decoder_module
+from bridge.recognition.decoder import sentence_checker
+from bridge.recognition.grammar import JOIN
+from bridge.recognition.pronounce import cmudict
+from tests.support.speech import read_pcm
+
+
+@pytest.fixture(scope="module")
+def grammar():
+    return compile_grammar(load_demo_vocabulary())
+
+
+def _transitions(fsg: str) -> list[tuple[str, ...]]:
+    return [tuple(line.split()) for line in fsg.splitlines() if line.startswith("TRANSITION")]
+
+
+def test_stored_words_are_the_language_models_most_frequent() -> None:
+    """The shipped list is what the bundled language model says (regenerable, not hand-picked)."""
+    stored = garbage.frequent_words()
+    assert len(stored) == garbage.STORED_WORDS
+    assert list(stored[:200]) == garbage.rank_words(200)
+    assert stored[:3] == ("the", "to", "i")
+
+
+def test_loop_words_leave_out_the_grammars_words(grammar) -> None:
+    used = {w for token in grammar.dictionary for w in token.split(JOIN)}
+    words = decoder_module._garbage_words(grammar)
+    assert len(words) == decoder_module.GARBAGE_WORDS
+    assert not used & set(words)
+    assert {"think", "because", "people"} <= set(words)
+    assert all(w in cmudict() for w in words)
+    assert garbage.loop_words(5, frozenset({"the", "to"})) == ["i", "and", "a", "of", "you"]
+
+
+def test_loop_is_a_side_branch_that_leaves_the_grammar_as_it_was(grammar) -> None:
+    words = ["think", "people", "because"]
+    fsg = garbage.add_garbage_loop(grammar.fsg, 1e-5, words)
+    n = int(next(x for x in grammar.fsg.splitlines() if x.startswith("NUM_STATES")).split()[1])
+    final = next(x for x in grammar.fsg.splitlines() if x.startswith("FINAL_STATE")).split()[1]
+    assert f"NUM_STATES {n + 1}" in fsg
+    before = set(_transitions(grammar.fsg))
+    added = [t for t in _transitions(fsg) if t not in before]
+    assert len(_transitions(fsg)) == len(before) + len(added)
+    assert ("TRANSITION", "0", str(n), "1e-05") in added
+    assert ("TRANSITION", str(n), final, "0.5") in added
+    loops = [t for t in added if len(t) == 5]
+    assert sorted(t[4] for t in loops) == sorted(f"{garbage.PREFIX}{w}" for w in words)
+    assert all(t[1] == t[2] == str(n) for t in loops)
+    # the commands are still commands, and no loop word makes one
+    accepts = sentence_checker(fsg)
+    assert accepts("turn on the kitchen light")
+    assert not accepts(f"{garbage.PREFIX}think")
+    # off: unchanged
+    assert garbage.add_garbage_loop(grammar.fsg, 0.0, words) == grammar.fsg
+    assert garbage.add_garbage_loop(grammar.fsg, 1e-5, []) == grammar.fsg
+    lines = garbage.dictionary_lines(["people"])
+    assert lines[0] == f"{garbage.PREFIX}people {cmudict()['people'][0]}"
+
+
+def _decode(decoder: GrammarDecoder, pcm: bytes):
+    decoder.start()
+    for i in range(0, len(pcm), 960):
+        decoder.feed(pcm[i:i + 960])
+    return decoder.finish()
+
+
+def test_chatter_goes_to_the_loop_and_commands_do_not(grammar, say, monkeypatch) -> None:
+    decoder = GrammarDecoder(grammar)
+    try:
+        for voice in ("en-us", "en-gb"):
+            chatter = _decode(decoder, read_pcm(say("we need more eggs and bread", voice=voice)))
+            assert chatter.rejected and chatter.reject_reason == "garbage", chatter
+            assert chatter.text == "" and chatter.confidence == 0.0
+            command = _decode(decoder, read_pcm(say("turn off the kitchen light", voice=voice)))
+            assert not command.rejected and command.text == "turn off the kitchen light"
+    finally:
+        decoder.close()
+    # without the loop the same chatter is forced into the grammar (and only the score says no)
+    monkeypatch.setattr(decoder_module, "GARBAGE_ENTER", 0.0)
+    plain = GrammarDecoder(grammar)
+    try:
+        chatter = _decode(plain, read_pcm(say("we need more eggs and bread")))
+        assert chatter.reject_reason != "garbage"
+    finally:
+        plain.close()
