@@ -9,9 +9,9 @@ acoustic score. The loop is entered from the grammar's start with a small probab
 far better, stay on the grammar's side.
 
 The words are the most frequent words of the general English language model that ships with
-pocketsphinx (``en-us.lm.bin``, unigram probabilities), stored in
-``bridge/data/frequent_words.txt`` so that nothing has to load the language model at run time.
-Regenerate that file with::
+pocketsphinx (``en-us.lm.bin``, unigram probabilities), stored with their pronunciations from
+the bundled dictionary in ``bridge/data/frequent_words.txt``, so that the decoder workers load
+neither the language model nor the 130,000-word dictionary. Regenerate that file with::
 
     .venv/bin/python -m bridge.recognition.garbage
 """
@@ -32,18 +32,26 @@ STORED_WORDS = 1000
 
 
 @functools.cache
+def _stored() -> dict[str, tuple[str, ...]]:
+    """word -> pronunciations, most frequent word first (one line each: word, tab-separated
+    pronunciations)."""
+    text = resources.files("bridge.data").joinpath(WORDS_FILE).read_text(encoding="utf-8")
+    out: dict[str, tuple[str, ...]] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            word, *prons = line.split("\t")
+            out[word] = tuple(prons)
+    return out
+
+
 def frequent_words() -> tuple[str, ...]:
     """The stored frequent words, most frequent first."""
-    text = resources.files("bridge.data").joinpath(WORDS_FILE).read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines()
-                 if line.strip() and not line.startswith("#"))
+    return tuple(_stored())
 
 
 def loop_words(count: int, exclude: frozenset[str] = frozenset()) -> list[str]:
-    """The `count` most frequent words that are not in `exclude` and have a pronunciation."""
-    prons = cmudict()
-    out = [w for w in frequent_words() if w not in exclude and w in prons]
-    return out[:count]
+    """The `count` most frequent words that are not in `exclude`."""
+    return [w for w in _stored() if w not in exclude][:count]
 
 
 def add_garbage_loop(fsg: str, enter: float, words: list[str]) -> str:
@@ -77,7 +85,7 @@ def add_garbage_loop(fsg: str, enter: float, words: list[str]) -> str:
 
 def dictionary_lines(words: list[str]) -> list[str]:
     """Dictionary lines (pocketsphinx format) for the loop words, every pronunciation."""
-    prons = cmudict()
+    prons = _stored()
     lines: list[str] = []
     for word in words:
         for i, pron in enumerate(prons[word]):
@@ -111,9 +119,12 @@ def main() -> None:
     """Rewrite ``bridge/data/frequent_words.txt`` from the bundled language model."""
     path = Path(__file__).resolve().parents[1] / "data" / WORDS_FILE
     words = rank_words()
+    prons = cmudict()
     header = ("# The most frequent words of pocketsphinx's en-us language model (unigram\n"
-              "# probability), most frequent first. Made by: python -m bridge.recognition.garbage\n")
-    path.write_text(header + "\n".join(words) + "\n", encoding="utf-8")
+              "# probability), most frequent first, with their pronunciations in the bundled\n"
+              "# dictionary (tab-separated). Made by: python -m bridge.recognition.garbage\n")
+    lines = ["\t".join((word, *prons[word])) for word in words]
+    path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     print(f"{len(words)} words -> {path}")
 
 

@@ -27,6 +27,8 @@ def test_stored_words_are_the_language_models_most_frequent() -> None:
     assert len(stored) == garbage.STORED_WORDS
     assert list(stored[:200]) == garbage.rank_words(200)
     assert stored[:3] == ("the", "to", "i")
+    prons = cmudict()
+    assert all(garbage._stored()[w] == prons[w] for w in stored)  # the dictionary's, every variant
 
 
 def test_loop_words_leave_out_the_grammars_words(grammar) -> None:
