@@ -123,6 +123,9 @@ CONFIG_SCHEMA = vol.Schema({
         # Unlocking, opening a garage door or gate, alarm panels: acted on only when the
         # recognizer is at least this sure (0-1); otherwise the bridge says it did not understand.
         vol.Optional("sensitive_confidence", default=0.6): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=1.0)),
+        # Actions on devices none of which was named (a whole area, floor or the home; "light
+        # up", "turn off the lights"): chatter bent into a command mostly lands there.
+        vol.Optional("broad_confidence", default=0.55): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=1.0)),
     }),
     vol.Optional("status_api", default={}): vol.Schema({
         vol.Optional("enabled", default=True): bool,

@@ -680,6 +680,17 @@ class Bridge:
             self.publish(hermes.TOGGLE_ON, hermes.toggle(sat.id, "dialogueSession"))
         self._stats_dirty = True
 
+    def _refusal(self, intent: dict[str, Any] | None, confidence: float) -> tuple[str, str, float] | None:
+        """(error code, what, minimum) if `intent` needs more confidence than it was heard with."""
+        if intent is None:
+            return None
+        recognition = self.config["recognition"]
+        if intent.get("sensitive") and confidence < recognition["sensitive_confidence"]:
+            return "sensitive_unsure", "on a sensitive device", recognition["sensitive_confidence"]
+        if intent.get("broad") and confidence < recognition["broad_confidence"]:
+            return "broad_unsure", "on devices none of which was named", recognition["broad_confidence"]
+        return None
+
     async def on_transcript(self, sat: Satellite, session: Session, transcript: Transcript,
                             timings: dict[str, Any]) -> None:
         if getattr(transcript, "forwarded", False):
@@ -700,9 +711,11 @@ class Bridge:
             except EngineError as err:
                 self.report_error(err.code, err.message, sat.id, session.id)
             intent_ms = (time.monotonic() - started) * 1000
-        minimum = self.config["recognition"]["sensitive_confidence"]
-        if intent is not None and intent.get("sensitive") and transcript.confidence < minimum:
-            self.report_error("sensitive_unsure", f"{intent['name']} on a sensitive device heard with confidence "
+        refusal = self._refusal(intent, transcript.confidence)
+        if refusal is not None:
+            assert intent is not None
+            code, what, minimum = refusal
+            self.report_error(code, f"{intent['name']} {what} heard with confidence "
                               f"{transcript.confidence:.2f} < {minimum}; not acted on", sat.id, session.id)
             transcript = dataclasses.replace(transcript, rejected=True)
             intent = None

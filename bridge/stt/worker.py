@@ -46,6 +46,7 @@ def _intent_to_dict(match: Any) -> dict[str, Any] | None:
         "name": match.name,
         "confidence": match.confidence,
         "sensitive": bool(getattr(match, "sensitive", False)),
+        "broad": bool(getattr(match, "broad", False)),
         "slots": {
             name: {"value": slot.value, "text": slot.text, "entity_ids": list(slot.entity_ids)}
             for name, slot in match.slots.items()

@@ -166,3 +166,4 @@ def test_documented_configuration_is_valid(tmp_path) -> None:
     config = validate(raw)
     assert config["satellites"]["kitchen"]["area"] == "kitchen"
     assert config["recognition"]["sensitive_confidence"] == 0.6
+    assert config["recognition"]["broad_confidence"] == 0.55

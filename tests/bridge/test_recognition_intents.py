@@ -104,6 +104,27 @@ def test_sensitive_intents_are_flagged() -> None:
                      "turn on the kitchen light": False, "open the living room blinds": False}
 
 
+def test_broad_actions_are_flagged(recognizer: IntentRecognizer) -> None:
+    """Actions on devices none of which was named: a whole area, floor, the home, the satellite's
+    area. Named devices, questions and timers are not broad."""
+    def broad(text: str, area: str | None = None) -> bool:
+        match = recognizer.recognize(text, area_id=area)
+        assert match is not None, text
+        return match.broad
+
+    assert broad("turn on the lights", area="bedroom")
+    assert broad("light up", area="bedroom")
+    assert broad("turn off the lights in the kitchen")
+    assert broad("next track", area="living_room")
+    assert not broad("turn on the kitchen light")
+    assert not broad("turn off the kitchen light", area="bedroom")
+    assert not broad("set the bedroom light to red")
+    assert not broad("is the front door locked")
+    assert not broad("what is the temperature", area="living_room")
+    assert not broad("set a timer for five minutes")
+    assert not broad("what time is it")
+
+
 # how sure the recognizer must be depends on what the intent does ---------------------------------
 @pytest.mark.parametrize(("text", "confidence", "reason", "accepted"), [
     ("never mind", 0.45, "score", True),

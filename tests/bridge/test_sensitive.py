@@ -26,3 +26,24 @@ async def test_unsure_unlock_is_refused_but_ordinary_commands_pass(tmp_path, say
     finally:
         bridge.stop()
         broker.close()
+
+
+async def test_unsure_broad_action_is_refused_but_named_devices_pass(tmp_path, say) -> None:
+    """An action on no named device (here: every kitchen light) needs recognition.broad_confidence."""
+    broker = Mosquitto().start()
+    bridge = BridgeProcess(broker.host, broker.port, tmp_path / "data",
+                           args=["--set", "recognition.broad_confidence=1.0"]).start()
+    try:
+        opts = SatelliteOptions(sat_id="hall", host=broker.host, port=broker.port, timeout=20)
+        async with Probe(broker.host, broker.port, ["hearth/satellite/hall/#"]) as probe:
+            lights = await run_satellite(opts, load_wav_pcm16k(say("turn off the lights in the kitchen")))
+            assert lights["transcript"] == "" and lights["rejected"] is True
+            assert lights.get("intent") is None
+            error = await probe.wait_for("/hall/error", lambda d: d["code"] == "broad_unsure")
+            assert "HassTurnOff" in error["message"] and "kitchen" not in error["message"]
+        light = await run_satellite(opts, load_wav_pcm16k(say("turn off the kitchen light")))
+        assert light["transcript"] == "turn off the kitchen light"
+        assert light["intent"]["name"] == "HassTurnOff" and light["intent"]["broad"] is False
+    finally:
+        bridge.stop()
+        broker.close()
