@@ -1,49 +1,54 @@
-"""Sensitive commands (unlock, open the garage) are only acted on when the recognizer is sure."""
+"""Commands that need more certainty before the bridge acts: sensitive ones (unlock, open the
+garage) and broad ones (devices that were not named: a whole area, floor or home)."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
 
 
-async def test_unsure_unlock_is_refused_but_ordinary_commands_pass(tmp_path, say) -> None:
+@asynccontextmanager
+async def _bridge_demanding(tmp_path, setting: str, sat_id: str) -> AsyncIterator[tuple[SatelliteOptions, Probe]]:
+    """A real broker and bridge that demands certainty (1.0) for `setting`, so the refusal path
+    is exercised with real speech; yields the satellite's options and a probe on its topics."""
     broker = Mosquitto().start()
-    # Demand certainty for sensitive intents, so the refusal path is exercised with real speech.
     bridge = BridgeProcess(broker.host, broker.port, tmp_path / "data",
-                           args=["--set", "recognition.sensitive_confidence=1.0"]).start()
+                           args=["--set", f"recognition.{setting}=1.0"]).start()
     try:
-        opts = SatelliteOptions(sat_id="door", host=broker.host, port=broker.port, timeout=20)
-        async with Probe(broker.host, broker.port, ["hearth/satellite/door/#"]) as probe:
-            unlock = await run_satellite(opts, load_wav_pcm16k(say("unlock the front door")))
-            assert unlock["transcript"] == "" and unlock["rejected"] is True
-            assert unlock.get("intent") is None
-            error = await probe.wait_for("/door/error", lambda d: d["code"] == "sensitive_unsure")
-            assert "HassTurnOff" in error["message"] and "unlock" not in error["message"]
-        light = await run_satellite(opts, load_wav_pcm16k(say("turn on the kitchen light")))
-        assert light["transcript"] == "turn on the kitchen light"
-        assert light["intent"]["name"] == "HassTurnOn"
+        opts = SatelliteOptions(sat_id=sat_id, host=broker.host, port=broker.port, timeout=20)
+        async with Probe(broker.host, broker.port, [f"hearth/satellite/{sat_id}/#"]) as probe:
+            yield opts, probe
     finally:
         bridge.stop()
         broker.close()
+
+
+async def _refused(opts: SatelliteOptions, probe: Probe, wav, code: str) -> dict:
+    """Say `wav`; check it was published as rejected, without an intent; return the error."""
+    result = await run_satellite(opts, load_wav_pcm16k(wav))
+    assert result["transcript"] == "" and result["rejected"] is True
+    assert result.get("intent") is None
+    return await probe.wait_for(f"/{opts.sat_id}/error", lambda d: d["code"] == code)
+
+
+async def test_unsure_unlock_is_refused_but_ordinary_commands_pass(tmp_path, say) -> None:
+    async with _bridge_demanding(tmp_path, "sensitive_confidence", "door") as (opts, probe):
+        error = await _refused(opts, probe, say("unlock the front door"), "sensitive_unsure")
+        assert "HassTurnOff" in error["message"] and "unlock" not in error["message"]
+        light = await run_satellite(opts, load_wav_pcm16k(say("turn on the kitchen light")))
+        assert light["transcript"] == "turn on the kitchen light"
+        assert light["intent"]["name"] == "HassTurnOn"
 
 
 async def test_unsure_broad_action_is_refused_but_named_devices_pass(tmp_path, say) -> None:
     """An action on no named device (here: every kitchen light) needs recognition.broad_confidence."""
-    broker = Mosquitto().start()
-    bridge = BridgeProcess(broker.host, broker.port, tmp_path / "data",
-                           args=["--set", "recognition.broad_confidence=1.0"]).start()
-    try:
-        opts = SatelliteOptions(sat_id="hall", host=broker.host, port=broker.port, timeout=20)
-        async with Probe(broker.host, broker.port, ["hearth/satellite/hall/#"]) as probe:
-            lights = await run_satellite(opts, load_wav_pcm16k(say("turn off the lights in the kitchen")))
-            assert lights["transcript"] == "" and lights["rejected"] is True
-            assert lights.get("intent") is None
-            error = await probe.wait_for("/hall/error", lambda d: d["code"] == "broad_unsure")
-            assert "HassTurnOff" in error["message"] and "kitchen" not in error["message"]
+    async with _bridge_demanding(tmp_path, "broad_confidence", "hall") as (opts, probe):
+        error = await _refused(opts, probe, say("turn off the lights in the kitchen"), "broad_unsure")
+        assert "HassTurnOff" in error["message"] and "kitchen" not in error["message"]
         light = await run_satellite(opts, load_wav_pcm16k(say("turn off the kitchen light")))
         assert light["transcript"] == "turn off the kitchen light"
         assert light["intent"]["name"] == "HassTurnOff" and light["intent"]["broad"] is False
-    finally:
-        bridge.stop()
-        broker.close()
