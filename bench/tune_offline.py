@@ -34,11 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from accuracy_bench import COMMANDS, HOME, NON_COMMANDS, SATELLITE_AREA, add_noise, synthesize, understood  # noqa: E402
 
-from bridge.recognition.intents import (  # noqa: E402
-    BROAD_MIN_CONFIDENCE,
-    SENSITIVE_MIN_CONFIDENCE,
-    accept_harmless,
-)
+from bridge.recognition.intents import accept_harmless, refusal  # noqa: E402
 from bridge.tools.satellite import end_of_speech_offset, load_wav_pcm16k  # noqa: E402
 
 CACHE = ROOT / "bench/out/tune"
@@ -173,10 +169,7 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     match = recognizer.recognize(res.text, area_id=area) if res.text else None
     rejected = res.rejected and not accept_harmless(res.text, res.confidence, res.reject_reason, recognizer)
     # what the bridge refuses to act on (bridge/service.py, default config)
-    refused = match is not None and (
-        (match.sensitive and res.confidence < SENSITIVE_MIN_CONFIDENCE)
-        or (match.broad and res.confidence < BROAD_MIN_CONFIDENCE))
-    rejected = rejected or refused
+    rejected = rejected or (match is not None and refusal(match, res.confidence) is not None)
     out = dict(sample)
     score = decoder.last_score
     out.update(heard=res.text, rejected=rejected, confidence=res.confidence,

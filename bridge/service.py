@@ -51,6 +51,7 @@ from .recognition import (
     load_demo_vocabulary,
     parse_vocabulary,
 )
+from .recognition.intents import refusal
 from .satellite import Protocol, Satellite, Session
 from .stt.fallback import FallbackSttStream
 from .stt.forward import ForwardStt, broker_address_class
@@ -680,17 +681,6 @@ class Bridge:
             self.publish(hermes.TOGGLE_ON, hermes.toggle(sat.id, "dialogueSession"))
         self._stats_dirty = True
 
-    def _refusal(self, intent: dict[str, Any] | None, confidence: float) -> tuple[str, str, float] | None:
-        """(error code, what, minimum) if `intent` needs more confidence than it was heard with."""
-        if intent is None:
-            return None
-        recognition = self.config["recognition"]
-        if intent.get("sensitive") and confidence < recognition["sensitive_confidence"]:
-            return "sensitive_unsure", "on a sensitive device", recognition["sensitive_confidence"]
-        if intent.get("broad") and confidence < recognition["broad_confidence"]:
-            return "broad_unsure", "on devices none of which was named", recognition["broad_confidence"]
-        return None
-
     async def on_transcript(self, sat: Satellite, session: Session, transcript: Transcript,
                             timings: dict[str, Any]) -> None:
         if getattr(transcript, "forwarded", False):
@@ -711,10 +701,13 @@ class Bridge:
             except EngineError as err:
                 self.report_error(err.code, err.message, sat.id, session.id)
             intent_ms = (time.monotonic() - started) * 1000
-        refusal = self._refusal(intent, transcript.confidence)
-        if refusal is not None:
+        recognition = self.config["recognition"]
+        refused = None if intent is None else refusal(
+            intent, transcript.confidence, recognition["sensitive_confidence"],
+            recognition["broad_confidence"])
+        if refused is not None:
             assert intent is not None
-            code, what, minimum = refusal
+            code, what, minimum = refused
             self.report_error(code, f"{intent['name']} {what} heard with confidence "
                               f"{transcript.confidence:.2f} < {minimum}; not acted on", sat.id, session.id)
             transcript = dataclasses.replace(transcript, rejected=True)

@@ -455,17 +455,12 @@ class GrammarDecoder:
         if (hyp is None or not hyp.hypstr) and FALLBACK_WIDE and self._audio:
             # no path reached the end of the grammar: decode once more with wide beams
             hyp = self._wide_retry(b"".join(self._audio))
-        if hyp is not None and garbage.is_garbage(hyp.hypstr or ""):
-            # the best path is ordinary English outside the grammar: not a command
-            self.last_score = UtteranceScore()
-            self._cpu += time.process_time() - t0
-            return DecodeResult(text="", confidence=0.0, rejected=True,
-                                audio_seconds=self._bytes / 2 / SAMPLE_RATE,
-                                cpu_seconds=self._cpu, reject_reason="garbage",
-                                threshold=reject_threshold(self.last_snr))
-        text = normalize_text(hyp.hypstr) if hyp is not None and hyp.hypstr else ""
+        hypstr = hyp.hypstr if hyp is not None and hyp.hypstr else ""
+        # a best path through the loop is ordinary English outside the grammar: not a command
+        in_loop = garbage.is_garbage(hypstr)
+        text = "" if in_loop else normalize_text(hypstr)
         self.last_score = score = _score(self._decoder) if text else UtteranceScore()
-        reason: str | None = "no_path"
+        reason: str | None = "garbage" if in_loop else "no_path"
         confidence = 0.0
         self.last_verify = None
         threshold = reject_threshold(self.last_snr)

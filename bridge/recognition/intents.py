@@ -13,6 +13,7 @@ template, or else by the domains the intent acts on (:data:`INTENT_DOMAINS`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,21 @@ The risk of an answer should decide how sure the recognizer must be: acting on t
 general threshold, opening it more (:data:`SENSITIVE_MIN_CONFIDENCE`), and "never mind" or "what
 time is it" less — they are short, so their per-frame fit is noisier, and a false accept costs
 only a spoken answer. Measured in docs/recognition.md."""
+
+
+def refusal(intent: IntentMatch | dict[str, Any], confidence: float,
+            sensitive_min: float = SENSITIVE_MIN_CONFIDENCE,
+            broad_min: float = BROAD_MIN_CONFIDENCE) -> tuple[str, str, float] | None:
+    """(error code, what, minimum) if `intent` (a match, or its dict form from a worker) asks for
+    more confidence than it was heard with; None if it may be acted on."""
+    def flag(name: str) -> bool:
+        return bool(intent.get(name) if isinstance(intent, dict) else getattr(intent, name))
+
+    if flag("sensitive") and confidence < sensitive_min:
+        return "sensitive_unsure", "on a sensitive device", sensitive_min
+    if flag("broad") and confidence < broad_min:
+        return "broad_unsure", "on devices none of which was named", broad_min
+    return None
 
 
 def accept_harmless(text: str, confidence: float, reject_reason: str | None,
@@ -192,10 +208,8 @@ class IntentRecognizer:
             return None
         intent_name = result.intent.name
         raw = {name: (ent.value, ent.text or "") for name, ent in result.entities.items()}
-        slots = self._resolve(intent_name, raw)
-        match = IntentMatch(name=intent_name, slots=slots, text=spoken)
-        return IntentMatch(name=intent_name, slots=slots, text=spoken,
-                           sensitive=self._sensitive(match), broad=_broad(match))
+        match = IntentMatch(name=intent_name, slots=self._resolve(intent_name, raw), text=spoken)
+        return dataclasses.replace(match, sensitive=self._sensitive(match), broad=_broad(match))
 
     def _sensitive(self, match: IntentMatch) -> bool:
         """Unlock, open a garage door/gate/door, or anything on an alarm panel."""
