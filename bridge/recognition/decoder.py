@@ -114,6 +114,21 @@ def _comfort_noise(std: float, color: str = "white") -> np.ndarray:
 _NON_WORDS = frozenset({"<sil>", "<s>", "</s>", "(NULL)"})
 
 
+PATCHED_BUILD_MARK = "+hearth."
+"""Local version label of pocketsphinx built with Hearth's patches (third_party/pocketsphinx)."""
+
+
+def pocketsphinx_build() -> str:
+    """The installed pocketsphinx's version: "5.1.1+hearth.1" for the patched build (same results,
+    about half the decoding CPU; docs/recognition.md), "5.1.1" for PyPI's wheel."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pocketsphinx")
+    except PackageNotFoundError:  # imported from a source tree
+        return "unknown"
+
+
 def model_dir() -> Path:
     """The bundled model directory of pocketsphinx."""
     import pocketsphinx

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from typing import Any
 
 from ..engines import EngineError, Locality, SpeechToText, SttStream, Transcript
+from ..recognition.decoder import PATCHED_BUILD_MARK, pocketsphinx_build
 from .pool import DecoderPool, DecoderWorker
+
+_LOGGER = logging.getLogger(__name__)
 
 MAX_WAIT_BUFFER = 16000 * 2 * 30  # audio kept while waiting for a free worker (30 s)
 
@@ -102,10 +106,15 @@ class PocketsphinxStt(SpeechToText):
     def __init__(self, pool: DecoderPool) -> None:
         self.pool = pool
         self._ids = itertools.count()
+        self.build = pocketsphinx_build()
+        if PATCHED_BUILD_MARK not in self.build:
+            _LOGGER.info("pocketsphinx %s is not Hearth's patched build: the same results for about "
+                         "twice the decoding CPU (scripts/_env.sh builds it; docs/recognition.md)",
+                         self.build)
 
     async def open(self, session_id: str) -> PocketsphinxStream:
         return PocketsphinxStream(self.pool, f"{session_id}#{next(self._ids)}")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "locality": str(self.locality), "workers": self.pool.size,
-                "model": "en-us", "grammar": "home"}
+                "model": "en-us", "grammar": "home", "pocketsphinx": self.build}
