@@ -156,3 +156,26 @@ def test_misuse_is_an_error(grammar: CompiledGrammar) -> None:
         dec.set_grammar(grammar)
     dec.finish()
     dec.close()
+
+
+
+def test_wide_retry_scores_the_path_it_recovers(grammar: CompiledGrammar, say: Say,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """FALLBACK_WIDE (off by default, an experiment): when the narrow search ends without a path,
+    the wide search's sentence is judged by the wide search's own segments (it was once rejected
+    as "no_path" for want of a score)."""
+    from bridge.recognition import decoder as decoder_module
+
+    monkeypatch.setattr(decoder_module, "WBEAM", 1e-5)  # a word-exit beam that loses the path
+    wav = say("turn on the kitchen light")
+    for fallback in (False, True):
+        monkeypatch.setattr(decoder_module, "FALLBACK_WIDE", fallback)
+        dec = GrammarDecoder(grammar)
+        try:
+            result = decode(dec, wav)
+        finally:
+            dec.close()
+        if not fallback:
+            assert result.reject_reason == "no_path"
+    assert result.text == "turn on the kitchen light"
+    assert dec.last_score.per_frame is not None and not result.rejected
