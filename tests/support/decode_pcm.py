@@ -16,7 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary  # noqa: E402
+from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
 
 
 def decode_all(utterances: list[bytes]) -> list[dict[str, Any]]:
