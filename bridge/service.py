@@ -47,7 +47,6 @@ from .recognition import (
     CompiledGrammar,
     Vocabulary,
     VocabularyError,
-    compile_grammar,
     load_demo_vocabulary,
     parse_vocabulary,
 )
