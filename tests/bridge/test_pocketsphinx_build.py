@@ -70,3 +70,19 @@ def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path) -
     assert patched[0]["text"] == "turn on the kitchen light"
     assert any(r["rejected"] for r in patched)  # the chatter: both paths are exercised
     assert patched == answer["results"]
+
+
+def test_the_engine_names_its_build_and_warns_about_the_wheel(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from bridge.stt import local
+
+    pool = SimpleNamespace(size=2)  # the engine only reads the pool's size here
+    for build, warned in (("5.1.1+hearth.1", False), ("5.1.1", True)):
+        monkeypatch.setattr(local, "pocketsphinx_build", lambda build=build: build)
+        caplog.clear()
+        with caplog.at_level("INFO", logger="bridge.stt.local"):
+            engine = local.PocketsphinxStt(pool)  # type: ignore[arg-type]
+        assert engine.describe()["pocketsphinx"] == build
+        assert ("not Hearth's patched build" in caplog.text) is warned
