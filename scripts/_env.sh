@@ -60,6 +60,10 @@ ensure_venv() {
             -e "$ROOT[$extras]" "hassil==3.5.0" "home-assistant-intents==2026.1.28"
         if [ -z "${HEARTH_STOCK_POCKETSPHINX:-}" ]; then
             install_patched_pocketsphinx
+        elif [[ "$(pocketsphinx_version)" == *+hearth* ]]; then
+            # a venv that had the patched build: back to PyPI's wheel, as asked
+            "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+                --force-reinstall --only-binary :all: "pocketsphinx==$POCKETSPHINX_VERSION"
         fi
         touch "$stamp"
     fi
@@ -70,6 +74,11 @@ ensure_venv() {
 POCKETSPHINX_VERSION=5.1.1
 POCKETSPHINX_SDIST_SHA256=675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355
 POCKETSPHINX_LOCAL_VERSION=hearth.1
+
+pocketsphinx_version() {
+    "$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pocketsphinx"))' \
+        2>/dev/null || true
+}
 
 install_patched_pocketsphinx() {
     local build
@@ -90,6 +99,8 @@ assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 
         patch -d "$src" -p1 --quiet --forward < "$patch_file"
     done
     sed -i "s/^version = \"$POCKETSPHINX_VERSION\"/version = \"$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION\"/" "$src/pyproject.toml"
+    grep -q "^version = \"$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION\"" "$src/pyproject.toml" \
+        || { echo "error: could not mark the patched pocketsphinx's version" >&2; exit 1; }
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$src"
     # the unpatched wheel beside it, for the test that both decode alike
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --only-binary :all: \
