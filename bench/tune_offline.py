@@ -19,6 +19,7 @@ go to bench/out/tune/<tag>.json for threshold sweeps without decoding again (`--
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import multiprocessing
 import os
@@ -278,7 +279,10 @@ def main() -> None:
         try:
             overrides[key] = json.loads(value)
         except ValueError:
-            overrides[key] = value
+            try:  # Python spellings too: False, None, (165.0, 1.2)
+                overrides[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                overrides[key] = value
     samples = build_samples(args.homes.split(","), voices, args.conditions.split(","),
                             noisy_non=args.noisy_non)
     started = time.monotonic()
