@@ -73,7 +73,8 @@ ensure_venv() {
 # same results, about half the decoding CPU. HEARTH_STOCK_POCKETSPHINX=1 keeps the PyPI wheel.
 POCKETSPHINX_VERSION=5.1.1
 POCKETSPHINX_SDIST_SHA256=675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355
-POCKETSPHINX_LOCAL_VERSION=hearth.1
+# the local version names the patches' content: a venv with this exact build is not rebuilt
+POCKETSPHINX_LOCAL_VERSION="hearth.1.p$(cat "$ROOT"/third_party/pocketsphinx/*.patch | sha1sum | cut -c1-8)"
 
 pocketsphinx_version() {
     "$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pocketsphinx"))' \
@@ -82,6 +83,10 @@ pocketsphinx_version() {
 
 install_patched_pocketsphinx() {
     local build
+    if [ "$(pocketsphinx_version)" = "$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION" ] \
+            && [ -d "$VENV/pocketsphinx-stock/pocketsphinx" ]; then
+        return 0  # already built from these patches (scripts/test and scripts/demo share the venv)
+    fi
     apt_install_missing cc:gcc make:make patch:patch cmake:cmake
     [ -f /usr/include/stdio.h ] || apt_install_missing dummy-never-there:libc6-dev
     if ! "$VENV/bin/python" -c 'import os, sysconfig

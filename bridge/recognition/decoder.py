@@ -122,8 +122,9 @@ PATCHED_BUILD_MARK = "+hearth."
 
 
 def pocketsphinx_build() -> str:
-    """The installed pocketsphinx's version: "5.1.1+hearth.1" for the patched build (same results,
-    about half the decoding CPU; docs/recognition.md), "5.1.1" for PyPI's wheel."""
+    """The installed pocketsphinx's version: "5.1.1" for PyPI's wheel, "5.1.1+hearth.1.p<hash of
+    the patches>" for the patched build (same results, about half the decoding CPU;
+    third_party/pocketsphinx/README.md)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -79,7 +79,7 @@ def test_the_engine_names_its_build_and_warns_about_the_wheel(
     from bridge.stt import local
 
     pool = SimpleNamespace(size=2)  # the engine only reads the pool's size here
-    for build, warned in (("5.1.1+hearth.1", False), ("5.1.1", True)):
+    for build, warned in (("5.1.1+hearth.1.p7bb92e49", False), ("5.1.1", True)):
         monkeypatch.setattr(local, "pocketsphinx_build", lambda build=build: build)
         caplog.clear()
         with caplog.at_level("INFO", logger="bridge.stt.local"):
