@@ -14,7 +14,6 @@ PyPI's wheel is the copy scripts/_env.sh installs in ``<venv>/pocketsphinx-stock
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -38,6 +37,7 @@ def worker(batch: Path, repeat: int) -> None:
 
     from bridge.recognition import GrammarDecoder, compile_grammar
     from bridge.recognition.decoder import pocketsphinx_build
+    from tests.support.decode_pcm import decode_one
 
     utterances: list[bytes] = pickle.loads(batch.read_bytes())
     decoder = GrammarDecoder(compile_grammar(grammar_bench.bench_home()))
@@ -46,13 +46,9 @@ def worker(batch: Path, repeat: int) -> None:
     for pcm in utterances:
         best = None
         for i in range(repeat):
-            decoder.start()
-            for at in range(0, len(pcm), 960):
-                decoder.feed(pcm[at:at + 960])
-            result = decoder.finish()
+            result, found = decode_one(decoder, pcm, chunk=960)
             if i == 0:  # the first decode of each: the same sequence in every process
-                outputs.append([result.text, result.confidence, result.reject_reason,
-                                dataclasses.asdict(decoder.last_score)])
+                outputs.append(found)
             best = result if best is None or result.cpu_seconds < best.cpu_seconds else best
         assert best is not None
         cpu += best.cpu_seconds

@@ -16,25 +16,33 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
+from bridge.recognition import (
+    DecodeResult,
+    GrammarDecoder,
+    compile_grammar,
+    load_demo_vocabulary,
+)
+
+
+def decode_one(decoder: GrammarDecoder, pcm: bytes, chunk: int = 1920) -> tuple[DecodeResult, dict[str, Any]]:
+    """One utterance, streamed in `chunk`-byte pieces (60 ms by default); the result and
+    everything the decoder found, as plain data for comparing builds."""
+    decoder.start()
+    for i in range(0, len(pcm), chunk):
+        decoder.feed(pcm[i:i + chunk])
+    result = decoder.finish()
+    return result, {"text": result.text, "confidence": result.confidence,
+                    "rejected": result.rejected, "reason": result.reject_reason,
+                    "score": dataclasses.asdict(decoder.last_score)}
 
 
 def decode_all(utterances: list[bytes]) -> list[dict[str, Any]]:
-    """Each utterance through one decoder, in order, fed in 60 ms chunks like the bridge's."""
+    """Each utterance through one decoder for the demo home, in order."""
     decoder = GrammarDecoder(compile_grammar(load_demo_vocabulary()))
-    out = []
     try:
-        for pcm in utterances:
-            decoder.start()
-            for i in range(0, len(pcm), 1920):
-                decoder.feed(pcm[i:i + 1920])
-            result = decoder.finish()
-            out.append({"text": result.text, "confidence": result.confidence,
-                        "rejected": result.rejected, "reason": result.reject_reason,
-                        "score": dataclasses.asdict(decoder.last_score)})
+        return [decode_one(decoder, pcm)[1] for pcm in utterances]
     finally:
         decoder.close()
-    return out
 
 
 if __name__ == "__main__":
