@@ -178,6 +178,7 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
                worst_word=score.worst_word, words=score.words,
                cpu=res.cpu_seconds, audio=res.audio_seconds, verify=decoder.last_verify,
                f0=decoder.last_f0, warp=decoder.last_warp, snr=decoder.last_snr,
+               scale=decoder.last_scale,
                intent=_intent_dict(match), meaning=_meaning(match),
                threshold=getattr(res, "threshold", None))
     if sample["command"]:

@@ -90,6 +90,23 @@ A best path through the loop is rejected ("garbage"). Measured (docs/recognition
 word loop"): over three test sets, wrong actions 70 -> 46, commands understood 684 -> 674 of 783."""
 GARBAGE_WORDS = 300
 """How many of the most frequent English words the loop holds."""
+CMVN = True
+"""Stretch the cepstra back when noise has compressed them (variance normalisation towards clean
+speech): needs Hearth's pocketsphinx build (patch 0003, ``Decoder.set_cmn_scale``); the stock
+wheel decodes without it. Measured (docs/recognition.md, "Noise compresses the cepstra"): at 10 dB
+SNR +7, +10 and +7 commands on the three offline sets, clean speech unchanged."""
+CMVN_REFERENCE: tuple[float, ...] = (12.1, 13.55, 10.26)
+"""Standard deviation of c0, c1, c2 over the held-back audio of clean commands: the median over
+six espeak-ng voices (en-gb-x-rp, en-gb-x-gbclan, en-us+m1, +m4, +f1, +f4) on the demo and
+300-entity homes, none of which any benchmark scores. Only these three are scaled: c0..c3 did
+worse at 10 dB on two of the three sets, c0..c12 much worse (75 -> 52 of 87)."""
+CMVN_SNR_FROM_DB = 30.0
+"""No scaling at or above this estimated SNR (clean espeak-ng reads about 35 dB)."""
+CMVN_SNR_FULL_DB = 20.0
+"""Full scaling at or below this SNR (sox's 10 dB pink noise reads about 15 dB); in between the
+exponent of the ratio grows linearly, so the step is gradual."""
+CMVN_MAX_SCALE = 2.0
+"""Never stretch a dimension by more than this, and never shrink one."""
 FALLBACK_WIDE = False
 """Decode once more with wide beams when no path reached the end of the grammar. Measured
 (docs/recognition.md, "Decoding CPU"): +1 command of 87 at 10 dB on the accuracy home, none on
@@ -123,8 +140,8 @@ PATCHED_BUILD_MARK = "+hearth."
 
 def pocketsphinx_build() -> str:
     """The installed pocketsphinx's version: "5.1.1" for PyPI's wheel, "5.1.1+hearth.1.p<hash of
-    the patches>" for the patched build (same results, about half the decoding CPU;
-    third_party/pocketsphinx/README.md)."""
+    the patches>" for the patched build (about half the decoding CPU, cepstral statistics and
+    scale, a warp fix; third_party/pocketsphinx/README.md)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -177,6 +194,22 @@ def _config(**extra: object) -> Config:
                   loglevel="FATAL", **extra)
 
 
+def variance_scale(std: list[float], snr_db: float | None) -> list[float] | None:
+    """Factors for the first cepstra (:data:`CMVN_REFERENCE`) given their standard deviation over
+    the held-back audio and its estimated SNR: (reference / std) ** w, with w from 0 at
+    :data:`CMVN_SNR_FROM_DB` to 1 at :data:`CMVN_SNR_FULL_DB`, kept within [1,
+    :data:`CMVN_MAX_SCALE`]. None: leave the features alone (clean audio, or no estimate)."""
+    if not CMVN or snr_db is None or snr_db >= CMVN_SNR_FROM_DB:
+        return None
+    weight = min(1.0, (CMVN_SNR_FROM_DB - snr_db) / (CMVN_SNR_FROM_DB - CMVN_SNR_FULL_DB))
+    return [min(CMVN_MAX_SCALE, max(1.0, (ref / sd) ** weight)) if sd > 0 else 1.0
+            for ref, sd in zip(CMVN_REFERENCE, std, strict=False)]
+
+
+HAS_CMN_SCALE = hasattr(Decoder, "set_cmn_scale") and hasattr(Decoder, "get_cmn_stats")
+"""Hearth's pocketsphinx build (third_party/pocketsphinx, patch 0003); PyPI's wheel lacks it."""
+
+
 class GrammarDecoder:
     """Decodes 16 kHz s16le mono audio against a :class:`CompiledGrammar`."""
 
@@ -199,6 +232,8 @@ class GrammarDecoder:
         self.last_verify: str | None = None  # the second reading of the last utterance, if any
         self.last_f0: float | None = None  # the speaker's median pitch in the last utterance (Hz)
         self.last_warp: float | None = None  # the VTLN warp chosen for it (None: none)
+        self.last_snr: float | None = None  # the SNR estimated on its held-back audio (dB)
+        self.last_scale: list[float] | None = None  # the factors for c0.. (None: none)
         self.last_score = UtteranceScore()
         self.set_grammar(grammar)
 
@@ -274,7 +309,8 @@ class GrammarDecoder:
         self._denoiser: Denoiser | None = None
         self._decoding = CMN_MODE != "buffer"
         self.last_f0 = self.last_warp = None
-        self.last_snr: float | None = None
+        self.last_snr = None
+        self.last_scale = None
         self._started = True
 
     def prime(self, pcm: bytes) -> None:
@@ -333,11 +369,7 @@ class GrammarDecoder:
         conf["warp_type"], conf["warp_params"] = "inverse_linear", str(VERIFY_WARP)
         try:
             dec.reinit_feat()
-            estimate = self._prime + pcm[: int(CMN_BUFFER_S * 2 * SAMPLE_RATE)]
-            enough = len(estimate) >= 2 * 160 * CMN_MIN_FRAMES
-            cmn = ",".join(f"{m:.3f}" for m in self._audio_mean(estimate)) if enough else CMN_INIT
-            dec.reinit_feat()
-            dec.set_cmn(cmn)
+            self._normalise_from(self._prime + pcm[: int(CMN_BUFFER_S * 2 * SAMPLE_RATE)])
             dec.start_utt()
             dec.process_raw(pcm, no_search=False, full_utt=False)
             dec.end_utt()
@@ -366,8 +398,9 @@ class GrammarDecoder:
         finally:
             dec.activate_search(self._main_search)
 
-    def _audio_mean(self, pcm: bytes) -> list[float]:
-        """The cepstral mean of `pcm` (features only, no search)."""
+    def _audio_mean(self, pcm: bytes) -> tuple[list[float], list[float] | None]:
+        """The cepstral mean of `pcm` (features only, no search), and the standard deviation of
+        its cepstra (None with a pocketsphinx that cannot tell: PyPI's wheel)."""
         assert self._decoder is not None
         dec = self._decoder
         init = [float(x) for x in CMN_INIT.split(",")]
@@ -376,12 +409,29 @@ class GrammarDecoder:
         dec.set_cmn(",".join("0" for _ in init))
         dec.start_utt()
         dec.process_raw(pcm, no_search=True, full_utt=False)
+        std = dec.get_cmn_stats()[2] if HAS_CMN_SCALE else None
         upd = [float(x) for x in dec.get_cmn(True).split(",")]
         dec.end_utt()
         dec.activate_search(self._main_search)
         n = max(1, len(pcm) // 2 // 160)
         mean = [u * (CMN_PRIOR_FRAMES + n) / n for u in upd]
-        return [CMN_BLEND * m + (1 - CMN_BLEND) * i for m, i in zip(mean, init, strict=True)]
+        return [CMN_BLEND * m + (1 - CMN_BLEND) * i for m, i in zip(mean, init, strict=True)], std
+
+    def _normalise_from(self, estimate: bytes) -> list[float] | None:
+        """A fresh feature pipeline whose cepstral mean (and, in noise, scale: :data:`CMVN`) come
+        from `estimate`; CMN_INIT if it is too short. Returns the scale set, if any."""
+        assert self._decoder is not None
+        cmn, scale = CMN_INIT, None
+        if len(estimate) >= 2 * 160 * CMN_MIN_FRAMES:
+            mean, std = self._audio_mean(estimate)
+            cmn = ",".join(f"{m:.3f}" for m in mean)
+            if std is not None:
+                scale = variance_scale(std, self.last_snr)
+        self._decoder.reinit_feat()
+        self._decoder.set_cmn(cmn)
+        if scale is not None:
+            self._decoder.set_cmn_scale(scale)
+        return scale
 
     def _set_warp(self, warp: float | None) -> None:
         """Warp the spectrum by `warp` (None: the configured default) from the next features on."""
@@ -420,10 +470,7 @@ class GrammarDecoder:
             self.last_f0 = median_f0(estimate)
             self.last_warp = warp_for_f0(self.last_f0, PITCH_WARPS)
             self._set_warp(self.last_warp)
-        enough = len(estimate) >= 2 * 160 * CMN_MIN_FRAMES
-        cmn = ",".join(f"{m:.3f}" for m in self._audio_mean(estimate)) if enough else CMN_INIT
-        self._decoder.reinit_feat()
-        self._decoder.set_cmn(cmn)
+        self.last_scale = self._normalise_from(estimate)
         self._decoder.start_utt()
         if pcm:
             self._decoder.process_raw(pcm, no_search=False, full_utt=False)

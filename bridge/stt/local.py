@@ -108,9 +108,10 @@ class PocketsphinxStt(SpeechToText):
         self._ids = itertools.count()
         self.build = pocketsphinx_build()
         if PATCHED_BUILD_MARK not in self.build:
-            _LOGGER.info("pocketsphinx %s is not Hearth's patched build: the same results for about "
-                         "twice the decoding CPU (scripts/_env.sh builds it; docs/recognition.md)",
-                         self.build)
+            _LOGGER.warning("pocketsphinx %s is not Hearth's patched build: about twice the "
+                            "decoding CPU, and noisy speech is understood less often (no "
+                            "cepstral scaling); scripts/_env.sh builds it (docs/recognition.md)",
+                            self.build)
 
     async def open(self, session_id: str) -> PocketsphinxStream:
         return PocketsphinxStream(self.pool, f"{session_id}#{next(self._ids)}")

@@ -1,9 +1,11 @@
 """Hearth's patched pocketsphinx (third_party/pocketsphinx) decodes exactly like PyPI's wheel.
 
-scripts/_env.sh builds pocketsphinx from its PyPI source with two patches that only make decoding
-cheaper, and installs PyPI's unpatched wheel beside it (``<venv>/pocketsphinx-stock``). These tests
-check that the patched build is the one in use and that both give the same words, scores and
-word timings for commands, chatter and noisy speech.
+scripts/_env.sh builds pocketsphinx from its PyPI source with three patches: two only make
+decoding cheaper, the third adds cepstral statistics and scaling that the decoder uses in noise
+(tests/bridge/test_recognition_cmvn.py). It installs PyPI's unpatched wheel beside it
+(``<venv>/pocketsphinx-stock``). These tests check that the patched build is the one in use and
+that, with the scaling off, both give the same words, scores and word timings for commands,
+chatter and noisy speech.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bridge.recognition import decoder as decoder_module
 from bridge.recognition.decoder import PATCHED_BUILD_MARK, pocketsphinx_build
 from tests.support import decode_pcm
 from tests.support.speech import have_espeak, read_pcm
@@ -46,7 +49,8 @@ def _noisy(pcm: bytes, snr_db: float, seed: int) -> bytes:
 
 @pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
 @pytest.mark.skipif(OPTED_OUT, reason="HEARTH_STOCK_POCKETSPHINX: the PyPI wheel was chosen")
-def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path) -> None:
+def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     assert (STOCK / "pocketsphinx").is_dir(), f"{STOCK} is missing: run scripts/test"
     utterances = [read_pcm(say(text, voice=voice, speed=speed)) for text, voice, speed in [
         ("turn on the kitchen light", "en-us", 160),
@@ -56,7 +60,9 @@ def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path) -
         ("set a timer for five minutes", "en-us+m3", 140),
     ]]
     utterances.append(_noisy(utterances[0], 10.0, seed=1))
-    utterances.append(_noisy(utterances[2], 10.0, seed=2))
+    # the warped (high) voice twice in a row: PyPI's wheel leaves a warp unapplied when it comes
+    # back after an unwarped utterance (patch 0004 fixes that), which is not what is compared here
+    utterances.insert(3, _noisy(utterances[2], 10.0, seed=2))
     batch = tmp_path / "utterances.pickle"
     batch.write_bytes(pickle.dumps(utterances))
 
@@ -66,6 +72,8 @@ def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path) -
     answer = json.loads(stock.stdout)
     assert Path(answer["pocketsphinx"]).is_relative_to(STOCK)  # the subprocess had PyPI's wheel
 
+    # the stock wheel cannot scale the cepstra (patch 0003); everything else must match exactly
+    monkeypatch.setattr(decoder_module, "CMVN", False)
     patched = json.loads(json.dumps(decode_pcm.decode_all(utterances)))  # tuples -> lists
     assert patched[0]["text"] == "turn on the kitchen light"
     assert any(r["rejected"] for r in patched)  # the chatter: both paths are exercised
@@ -82,7 +90,7 @@ def test_the_engine_names_its_build_and_warns_about_the_wheel(
     for build, warned in (("5.1.1+hearth.1.p7bb92e49", False), ("5.1.1", True)):
         monkeypatch.setattr(local, "pocketsphinx_build", lambda build=build: build)
         caplog.clear()
-        with caplog.at_level("INFO", logger="bridge.stt.local"):
+        with caplog.at_level("WARNING", logger="bridge.stt.local"):
             engine = local.PocketsphinxStt(pool)  # type: ignore[arg-type]
         assert engine.describe()["pocketsphinx"] == build
         assert ("not Hearth's patched build" in caplog.text) is warned

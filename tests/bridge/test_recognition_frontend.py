@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -221,3 +223,23 @@ def test_chatter_in_noise_is_rejected(decoder, say, text: str) -> None:
     result = decoder.finish()
     assert result.rejected, result
     assert result.threshold < decoder_module.REJECT_SCORE_PER_FRAME
+
+
+@pytest.mark.skipif(bool(os.environ.get("HEARTH_STOCK_POCKETSPHINX")),
+                    reason="HEARTH_STOCK_POCKETSPHINX: PyPI's wheel has this bug")
+def test_a_warp_chosen_again_is_applied_again(decoder, say) -> None:
+    """pocketsphinx kept the warp's parameters in static variables and skipped a factor it had
+    seen before, even after warping was turned off in between: high voice, low voice, high voice
+    left the second high voice unwarped (patch 0004). The same audio must decode the same way."""
+    high = read_pcm(say("set the bedroom light to fifty percent", voice="en-us+f3"))
+    low = read_pcm(say("turn off the kitchen light"))
+
+    def scored(pcm: bytes) -> tuple[str, object]:
+        text = decode(decoder, pcm)
+        return text, decoder.last_score
+
+    first = scored(high)
+    assert decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
+    scored(low)
+    assert decoder.last_warp is None
+    assert scored(high) == first
