@@ -94,12 +94,13 @@ CMVN = True
 """Stretch the cepstra back when noise has compressed them (variance normalisation towards clean
 speech): needs Hearth's pocketsphinx build (patch 0003, ``Decoder.set_cmn_scale``); the stock
 wheel decodes without it. Measured (docs/recognition.md, "Noise compresses the cepstra"): at 10 dB
-SNR +7, +10 and +7 commands on the three offline sets, clean speech unchanged."""
+SNR +5, +12 and +6 commands on the three offline sets, wrong meanings 18 -> 10, clean speech
+unchanged."""
 CMVN_REFERENCE: tuple[float, ...] = (12.1, 13.55, 10.26)
 """Standard deviation of c0, c1, c2 over the held-back audio of clean commands: the median over
 six espeak-ng voices (en-gb-x-rp, en-gb-x-gbclan, en-us+m1, +m4, +f1, +f4) on the demo and
 300-entity homes, none of which any benchmark scores. Only these three are scaled: c0..c3 did
-worse at 10 dB on two of the three sets, c0..c12 much worse (75 -> 52 of 87)."""
+worse at 10 dB on both sets it was tried on, c1..c12 much worse (75 -> 52 of 87)."""
 CMVN_SNR_FROM_DB = 30.0
 """No scaling at or above this estimated SNR (clean espeak-ng reads about 35 dB)."""
 CMVN_SNR_FULL_DB = 20.0
