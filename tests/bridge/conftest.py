@@ -51,3 +51,14 @@ def live(tmp_path_factory: pytest.TempPathFactory):
     finally:
         bridge.stop()
         broker.close()
+
+
+@pytest.fixture(scope="module")
+def demo_decoder():
+    """A grammar decoder for the demo home (one per test module; decoding is deterministic and
+    every utterance starts from a fresh feature pipeline)."""
+    from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
+
+    decoder = GrammarDecoder(compile_grammar(load_demo_vocabulary()))
+    yield decoder
+    decoder.close()

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from pocketsphinx import Config, Decoder
 
-from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
 from bridge.recognition import decoder as decoder_module
 from bridge.recognition.decoder import (
     CMVN_MAX_SCALE,
@@ -22,31 +21,14 @@ from bridge.recognition.decoder import (
     CMVN_SNR_FULL_DB,
     variance_scale,
 )
+from tests.support.audio import decode_text as decode
+from tests.support.audio import pcm16, samples, with_pink_noise
 from tests.support.speech import read_pcm
 
 RATE = 16000
 patched_only = pytest.mark.skipif(
     bool(os.environ.get("HEARTH_STOCK_POCKETSPHINX")),
     reason="HEARTH_STOCK_POCKETSPHINX: PyPI's wheel has no cepstral statistics or scale")
-
-
-def samples(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-
-
-def pcm16(x: np.ndarray) -> bytes:
-    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
-
-
-def with_pink_noise(pcm: bytes, snr_db: float, seed: int) -> bytes:
-    """`pcm` with pink noise `snr_db` below its speech (the samples louder than 100)."""
-    clean = samples(pcm)
-    rng = np.random.default_rng(seed)
-    spec = np.fft.rfft(rng.normal(size=len(clean)))
-    spec[1:] /= np.sqrt(np.arange(1, len(spec)))
-    noise = np.fft.irfft(spec, len(clean))
-    speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
-    return pcm16(clean + noise / np.sqrt(np.mean(noise**2)) * speech_rms / 10 ** (snr_db / 20))
 
 
 # the factors --------------------------------------------------------------------
@@ -155,42 +137,31 @@ def test_a_scale_longer_than_the_cepstra_is_refused() -> None:
 
 
 # in the decoder -----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def decoder() -> GrammarDecoder:
-    return GrammarDecoder(compile_grammar(load_demo_vocabulary()))
-
-
-def decode(decoder: GrammarDecoder, pcm: bytes) -> str:
-    decoder.start()
-    for i in range(0, len(pcm), 960):
-        decoder.feed(pcm[i:i + 960])
-    return decoder.finish().text
-
 
 @patched_only
-def test_the_decoder_scales_noisy_audio_only(decoder, say) -> None:
+def test_the_decoder_scales_noisy_audio_only(demo_decoder, say) -> None:
     pcm = read_pcm(say("turn off the kitchen light"))
-    assert decode(decoder, pcm) == "turn off the kitchen light"
-    assert decoder.last_scale is None  # clean: left alone
-    assert decode(decoder, with_pink_noise(pcm, 10.0, seed=6)) == "turn off the kitchen light"
-    scale = decoder.last_scale
+    assert decode(demo_decoder, pcm) == "turn off the kitchen light"
+    assert demo_decoder.last_scale is None  # clean: left alone
+    assert decode(demo_decoder, with_pink_noise(pcm, 10.0, seed=6)) == "turn off the kitchen light"
+    scale = demo_decoder.last_scale
     assert scale is not None and len(scale) == len(CMVN_REFERENCE)
     assert all(1.0 <= f <= CMVN_MAX_SCALE for f in scale) and scale[0] > 1.2
     # per utterance: the next clean one is decoded unscaled again
-    decode(decoder, pcm)
-    assert decoder.last_scale is None
+    decode(demo_decoder, pcm)
+    assert demo_decoder.last_scale is None
 
 
-def test_without_the_patched_build_nothing_is_scaled(decoder, say, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_patched_build_nothing_is_scaled(demo_decoder, say, monkeypatch: pytest.MonkeyPatch) -> None:
     """PyPI's wheel (HEARTH_STOCK_POCKETSPHINX) has neither statistics nor scale: decode as before."""
     monkeypatch.setattr(decoder_module, "HAS_CMN_SCALE", False)
     noisy = with_pink_noise(read_pcm(say("turn off the kitchen light")), 10.0, seed=6)
-    decode(decoder, noisy)
-    assert decoder.last_scale is None
+    decode(demo_decoder, noisy)
+    assert demo_decoder.last_scale is None
 
 
 @patched_only
-def test_scaling_understands_more_noisy_commands(decoder, say, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scaling_understands_more_noisy_commands(demo_decoder, say, monkeypatch: pytest.MonkeyPatch) -> None:
     """Commands of the demo home in two voices at 10 dB pink noise: scaled, no fewer are heard
     right than unscaled."""
     commands = ["turn off the kitchen light", "set the bedroom light to fifty percent",
@@ -202,7 +173,7 @@ def test_scaling_understands_more_noisy_commands(decoder, say, monkeypatch: pyte
 
     def heard(on: bool) -> list[str]:
         monkeypatch.setattr(decoder_module, "CMVN", on)
-        return [decode(decoder, pcm) for pcm in clips]
+        return [decode(demo_decoder, pcm) for pcm in clips]
 
     scaled, plain = heard(True), heard(False)
     right = sum(h == e for h, e in zip(scaled, expected, strict=True))

@@ -11,25 +11,11 @@ from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabu
 from bridge.recognition import decoder as decoder_module
 from bridge.recognition.denoise import Denoiser, estimate_noise
 from bridge.recognition.pitch import median_f0, warp_for_f0
+from tests.support.audio import decode_text as decode
+from tests.support.audio import pcm16, pink_noise, samples, with_pink_noise
 from tests.support.speech import read_pcm
 
 RATE = 16000
-
-
-def pcm16(x: np.ndarray) -> bytes:
-    return np.clip(np.round(x), -32768, 32767).astype("<i2").tobytes()
-
-
-def samples(pcm: bytes) -> np.ndarray:
-    return np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-
-
-def pink_noise(n: int, rms: float, seed: int = 7) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    spec = np.fft.rfft(rng.normal(size=n))
-    spec[1:] /= np.sqrt(np.arange(1, len(spec)))
-    noise = np.fft.irfft(spec, n)
-    return noise / np.sqrt(np.mean(noise**2)) * rms
 
 
 # pitch ---------------------------------------------------------------------
@@ -107,54 +93,41 @@ def test_too_little_audio_for_a_noise_estimate() -> None:
 
 
 # both in the decoder ------------------------------------------------------------
-@pytest.fixture(scope="module")
-def decoder() -> GrammarDecoder:
-    return GrammarDecoder(compile_grammar(load_demo_vocabulary()))
 
-
-def decode(decoder: GrammarDecoder, pcm: bytes) -> str:
-    decoder.start()
-    for i in range(0, len(pcm), 960):
-        decoder.feed(pcm[i:i + 960])
-    return decoder.finish().text
-
-
-def test_decoder_warps_only_high_voices(decoder, say) -> None:
-    assert decode(decoder, read_pcm(say("turn off the kitchen light"))) == "turn off the kitchen light"
-    assert decoder.last_warp is None and decoder.last_f0 is not None and decoder.last_f0 < 150
-    text = decode(decoder, read_pcm(say("turn off the kitchen light", voice="en-us+f3")))
-    assert decoder.last_f0 is not None and decoder.last_f0 > 170
-    assert decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
+def test_decoder_warps_only_high_voices(demo_decoder, say) -> None:
+    assert decode(demo_decoder, read_pcm(say("turn off the kitchen light"))) == "turn off the kitchen light"
+    assert demo_decoder.last_warp is None and demo_decoder.last_f0 is not None and demo_decoder.last_f0 < 150
+    text = decode(demo_decoder, read_pcm(say("turn off the kitchen light", voice="en-us+f3")))
+    assert demo_decoder.last_f0 is not None and demo_decoder.last_f0 > 170
+    assert demo_decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
     assert text == "turn off the kitchen light"
     # the warp is per utterance: the next low voice is decoded unwarped again
-    decode(decoder, read_pcm(say("what time is it")))
-    assert decoder.last_warp is None
-    assert decoder._decoder.config["warp_params"] is None
+    decode(demo_decoder, read_pcm(say("what time is it")))
+    assert demo_decoder.last_warp is None
+    assert demo_decoder._decoder.config["warp_params"] is None
 
 
-def test_decoder_understands_speech_in_noise(decoder, say) -> None:
-    clean = samples(read_pcm(say("set the bedroom light to fifty percent")))
-    speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
-    noisy = pcm16(clean + pink_noise(len(clean), speech_rms / 10 ** (15 / 20), seed=3))
-    assert decode(decoder, noisy) == "set the bedroom light to fifty percent"
+def test_decoder_understands_speech_in_noise(demo_decoder, say) -> None:
+    noisy = with_pink_noise(read_pcm(say("set the bedroom light to fifty percent")), 15, seed=3)
+    assert decode(demo_decoder, noisy) == "set the bedroom light to fifty percent"
 
 
-def test_short_utterance_is_decoded_whole(decoder, say) -> None:
+def test_short_utterance_is_decoded_whole(demo_decoder, say) -> None:
     """Shorter than the held-back buffer: everything (incl. the suppressor's delay) is decoded."""
     pcm = read_pcm(say("what time is it"))
     speech = pcm[int(0.45 * 2 * RATE):]  # no lead-in, well under CMN_BUFFER_S
-    decoder.start()
-    decoder.feed(speech)
-    result = decoder.finish()
+    demo_decoder.start()
+    demo_decoder.feed(speech)
+    result = demo_decoder.finish()
     assert result.text == "what time is it"
     assert result.audio_seconds == pytest.approx(len(speech) / 2 / RATE)
 
 
-def test_reject_reasons(decoder, say) -> None:
+def test_reject_reasons(demo_decoder, say) -> None:
     def finish(pcm: bytes):
-        decoder.start()
-        decoder.feed(pcm)
-        return decoder.finish()
+        demo_decoder.start()
+        demo_decoder.feed(pcm)
+        return demo_decoder.finish()
 
     good = finish(read_pcm(say("turn on the kitchen light")))
     assert not good.rejected and good.reject_reason is None
@@ -211,23 +184,23 @@ def test_threshold_tightens_only_in_noise() -> None:
 
 @pytest.mark.parametrize("text", ["have you seen my keys anywhere",
                                   "let us watch something funny later"])
-def test_chatter_in_noise_is_rejected(decoder, say, text: str) -> None:
+def test_chatter_in_noise_is_rejected(demo_decoder, say, text: str) -> None:
     """At 10 dB SNR these fit a command better than the clean threshold allows for: measured,
     both were accepted before the threshold followed the noise."""
     clean = samples(read_pcm(say(text)))
     speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
     noisy = pcm16(clean + pink_noise(len(clean), speech_rms / 10 ** (10 / 20), seed=3))
-    decoder.start()
+    demo_decoder.start()
     for i in range(0, len(noisy), 960):
-        decoder.feed(noisy[i:i + 960])
-    result = decoder.finish()
+        demo_decoder.feed(noisy[i:i + 960])
+    result = demo_decoder.finish()
     assert result.rejected, result
     assert result.threshold < decoder_module.REJECT_SCORE_PER_FRAME
 
 
 @pytest.mark.skipif(bool(os.environ.get("HEARTH_STOCK_POCKETSPHINX")),
                     reason="HEARTH_STOCK_POCKETSPHINX: PyPI's wheel has this bug")
-def test_a_warp_chosen_again_is_applied_again(decoder, say) -> None:
+def test_a_warp_chosen_again_is_applied_again(demo_decoder, say) -> None:
     """pocketsphinx kept the warp's parameters in static variables and skipped a factor it had
     seen before, even after warping was turned off in between: high voice, low voice, high voice
     left the second high voice unwarped (patch 0004). The same audio must decode the same way."""
@@ -235,11 +208,11 @@ def test_a_warp_chosen_again_is_applied_again(decoder, say) -> None:
     low = read_pcm(say("turn off the kitchen light"))
 
     def scored(pcm: bytes) -> tuple[str, object]:
-        text = decode(decoder, pcm)
-        return text, decoder.last_score
+        text = decode(demo_decoder, pcm)
+        return text, demo_decoder.last_score
 
     first = scored(high)
-    assert decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
+    assert demo_decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
     scored(low)
-    assert decoder.last_warp is None
+    assert demo_decoder.last_warp is None
     assert scored(high) == first
