@@ -9,8 +9,11 @@ a command and fits badly. ``rejected`` is set when the fit is worse than
 :data:`REJECT_SCORE_PER_FRAME` (chosen on espeak-ng speech, see ``docs/recognition.md``; a
 parallel phone-loop decoder was measured too and did no better at twice the CPU).
 
-Audio conditioning: a fixed pink noise floor at -50 dBFS is added (digital silence breaks the features)
-and every utterance starts from the same cepstral mean (:data:`CMN_INIT`).
+Audio conditioning ("buffer" mode, the default): a fixed pink noise floor at -50 dBFS is added
+(digital silence breaks the features); the first :data:`CMN_BUFFER_S` of audio are held back to
+choose a VTLN warp from the speaker's pitch, estimate the noise spectrum for the suppressor and the
+SNR, and compute the cepstral mean, and in noise a scale for c0..c2 (:data:`CMVN`), before any of
+it is decoded.
 """
 
 from __future__ import annotations
