@@ -69,8 +69,9 @@ ensure_venv() {
     fi
 }
 
-# pocketsphinx built from its PyPI source with Hearth's patches (third_party/pocketsphinx): the
-# same results, about half the decoding CPU. HEARTH_STOCK_POCKETSPHINX=1 keeps the PyPI wheel.
+# pocketsphinx built from its PyPI source with Hearth's patches (third_party/pocketsphinx): about
+# half the decoding CPU, cepstral scaling for noisy speech, a warp fix. HEARTH_STOCK_POCKETSPHINX=1
+# keeps the PyPI wheel.
 POCKETSPHINX_VERSION=5.1.1
 POCKETSPHINX_SDIST_SHA256=675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355
 # the local version names the patches' content: a venv with this exact build is not rebuilt
