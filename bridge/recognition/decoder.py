@@ -371,8 +371,7 @@ class GrammarDecoder:
         conf = dec.config
         saved = (conf["warp_type"], conf["warp_params"])
         conf["warp_type"], conf["warp_params"] = "inverse_linear", str(VERIFY_WARP)
-        try:
-            dec.reinit_feat()
+        try:  # _normalise_from starts a fresh feature pipeline with the warp just set
             self._normalise_from(self._prime + pcm[: int(CMN_BUFFER_S * 2 * SAMPLE_RATE)])
             dec.start_utt()
             dec.process_raw(pcm, no_search=False, full_utt=False)

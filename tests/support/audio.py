@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from bridge.recognition import GrammarDecoder
+    from bridge.recognition import DecodeResult, GrammarDecoder
 
 
 def samples(pcm: bytes) -> np.ndarray:
@@ -35,9 +35,14 @@ def with_pink_noise(pcm: bytes, snr_db: float, seed: int = 7) -> bytes:
     return pcm16(clean + pink_noise(len(clean), speech_rms / 10 ** (snr_db / 20), seed=seed))
 
 
-def decode_text(decoder: GrammarDecoder, pcm: bytes, chunk: int = 960) -> str:
-    """Stream `pcm` through `decoder` in `chunk`-byte pieces; the text it found."""
+def stream(decoder: GrammarDecoder, pcm: bytes, chunk: int = 960) -> DecodeResult:
+    """Stream `pcm` through `decoder` in `chunk`-byte pieces, as the bridge feeds it; its result."""
     decoder.start()
     for i in range(0, len(pcm), chunk):
         decoder.feed(pcm[i:i + chunk])
-    return decoder.finish().text
+    return decoder.finish()
+
+
+def decode_text(decoder: GrammarDecoder, pcm: bytes, chunk: int = 960) -> str:
+    """The text `decoder` finds in `pcm`, streamed."""
+    return stream(decoder, pcm, chunk).text

@@ -22,15 +22,13 @@ from bridge.recognition import (
     compile_grammar,
     load_demo_vocabulary,
 )
+from tests.support.audio import stream
 
 
 def decode_one(decoder: GrammarDecoder, pcm: bytes, chunk: int = 1920) -> tuple[DecodeResult, dict[str, Any]]:
     """One utterance, streamed in `chunk`-byte pieces (60 ms by default); the result and
     everything the decoder found, as plain data for comparing builds."""
-    decoder.start()
-    for i in range(0, len(pcm), chunk):
-        decoder.feed(pcm[i:i + chunk])
-    result = decoder.finish()
+    result = stream(decoder, pcm, chunk)
     return result, {"text": result.text, "confidence": result.confidence,
                     "rejected": result.rejected, "reason": result.reject_reason,
                     "score": dataclasses.asdict(decoder.last_score)}
