@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .config import ConfigError, load, parse_set_option
+from .settings import Settings
 
 
 def _broker_args(parser: argparse.ArgumentParser) -> None:
@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides: dict[str, Any] = {
+def _run_overrides(args: argparse.Namespace) -> dict[str, object]:
+    overrides: dict[str, object] = {
         "mqtt.host": args.mqtt_host, "mqtt.port": args.mqtt_port, "mqtt.username": args.mqtt_username,
         "mqtt.password": args.mqtt_password, "mqtt.prefix": args.prefix, "data_dir": args.data_dir,
         "vocabulary": args.vocabulary, "status_api.port": args.status_port, "log_level": args.log_level,
@@ -68,10 +68,10 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-async def _serve(config: dict[str, Any]) -> None:
+async def _serve(settings: Settings) -> None:
     from .runtime import run_bridge
 
-    await run_bridge(config)
+    await run_bridge(settings)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -80,7 +80,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"hearth-bridge: config error: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:
@@ -96,6 +96,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_satellite(args: argparse.Namespace) -> int:
+    from .service.link import BrokerError
     from .tools.satellite import SatelliteError, SatelliteOptions, load_wav_pcm16k, run_satellite
 
     try:
@@ -115,13 +116,9 @@ def _cmd_satellite(args: argparse.Namespace) -> int:
     except OSError as err:
         print(f"hearth-bridge satellite: cannot reach the broker at {options.host}:{options.port}: {err}", file=sys.stderr)
         return 1
-    except Exception as err:  # noqa: BLE001
-        import aiomqtt
-
-        if isinstance(err, aiomqtt.MqttError):
-            print(f"hearth-bridge satellite: MQTT error: {err}", file=sys.stderr)
-            return 1
-        raise
+    except BrokerError as err:
+        print(f"hearth-bridge satellite: MQTT error: {err}", file=sys.stderr)
+        return 1
     print(json.dumps(result))
     return 0
 

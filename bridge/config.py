@@ -1,11 +1,14 @@
 """Bridge configuration: a YAML file plus command-line overrides, validated with voluptuous.
 
-A wrong key or value stops start-up with one line naming the key and what was expected.
+This module owns the schema, its defaults and its error messages; what it produces is a frozen
+:class:`bridge.settings.Settings`. A wrong key or value stops start-up with one line naming the
+key and what was expected.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 import socket
 from pathlib import Path
 from typing import Any
@@ -13,21 +16,25 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
-WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
+from .protocol.hearth import WAKE_WORDS
+from .settings import Settings
+
+__all__ = ["WAKE_WORDS", "ConfigError", "Settings", "load", "parse_set_option", "validate"]
+
 
 
 class ConfigError(ValueError):
     """Invalid configuration; str() is one line that names the key."""
 
 
-def _port(value: Any) -> int:
+def _port(value: object) -> int:
     port = int(vol.Coerce(int)(value))
     if not 0 <= port <= 65535:
         raise vol.Invalid("expected a port number 0-65535")
     return port
 
 
-def _positive(value: Any) -> float:
+def _positive(value: object) -> float:
     number = float(vol.Coerce(float)(value))
     if number <= 0:
         raise vol.Invalid("expected a number greater than 0")
@@ -148,8 +155,12 @@ def _describe(err: vol.Invalid) -> str:
     return f"{key}: {msg}"
 
 
-def validate(raw: Any) -> dict[str, Any]:
-    """Validates a config mapping; raises ConfigError with one clear line."""
+def validate(raw: object) -> Settings:
+    """Validates a config mapping into typed settings; raises ConfigError with one clear line."""
+    return Settings.from_validated(_validated_mapping(raw))
+
+
+def _validated_mapping(raw: object) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -173,7 +184,7 @@ def validate(raw: Any) -> dict[str, Any]:
     return config
 
 
-def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+def _set_path(raw: dict[str, Any], dotted: str, value: object) -> None:
     node = raw
     parts = dotted.split(".")
     for part in parts[:-1]:
@@ -184,7 +195,7 @@ def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load(path: str | Path | None, overrides: Mapping[str, object] | None = None) -> Settings:
     """Reads the YAML file (if any), applies dotted-key overrides, validates."""
     raw: Any = {}
     if path is not None:
@@ -206,7 +217,7 @@ def load(path: str | Path | None, overrides: dict[str, Any] | None = None) -> di
     return validate(raw)
 
 
-def parse_set_option(item: str) -> tuple[str, Any]:
+def parse_set_option(item: str) -> tuple[str, object]:
     """`--set key.path=value`: the value is parsed as YAML (numbers, booleans, lists)."""
     if "=" not in item:
         raise ConfigError(f"--set {item}: expected key.path=value")

@@ -2,8 +2,10 @@
 
 Hearth satellites get PCM chunks on `<prefix>/satellite/<id>/play` (small enough for ESP32-class
 devices, paced just ahead of real time); Hermes satellites get one WAV on
-`hermes/audioServer/<siteId>/playBytes/<requestId>` and answer `playFinished`. Also here: the
-Wyoming server that lets Home Assistant's Assist pipelines use Hearth's recognizer and voice.
+`hermes/audioServer/<siteId>/playBytes/<requestId>` and answer `playFinished`. Speech out owns
+what is playing where (for barge-in and echo suppression) and which session was heard where (a
+Hermes `endSession` names only the session); it reaches the rest of the bridge through
+:class:`SpeechOutHost`.
 """
 
 from __future__ import annotations
@@ -14,19 +16,17 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Protocol as TypingProtocol
 
 from .audio.resample import convert
 from .audio.wav import WavError, make_wav, parse_wav
-from .engines import EngineError, Locality, SttStream, TextToSpeech
-from .privacy.audit import AuditEntry, EngineUse
+from .engines import EngineError, TextToSpeech
+from .privacy.audit import AuditEntry, AuditLog, EngineUse
 from .protocol import hermes
-from .protocol.hearth import encode_frame
+from .protocol.hearth import Topics, encode_frame
+from .protocol.messages import Command
 from .satellite import Protocol, Satellite, State
-
-if TYPE_CHECKING:
-    from .service import Bridge
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,8 +35,30 @@ PLAY_LEAD_SECONDS = 0.5  # how far ahead of real time chunks are sent
 PLAYED_GRACE = 2.0  # after the audio's length, give up waiting for `played`
 
 
+class Outbox(TypingProtocol):
+    topics: Topics
+
+    def send(self, topic: str, payload: bytes | Command | Mapping[str, object], retain: bool = False) -> None: ...
+
+
+class SpeechOutHost(TypingProtocol):
+    """What speech out needs from the bridge."""
+
+    @property
+    def satellites(self) -> Mapping[str, Satellite]: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    @property
+    def audit(self) -> AuditLog: ...
+    def is_muted(self, sat_id: str) -> bool: ...
+    def report_error(self, code: str, message: str, sat_id: str | None = None, session_id: str | None = None,
+                     topic: str | None = None) -> None: ...
+    def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None: ...
+    def hermes_site(self, site_id: str) -> Satellite | None: ...
+
+
 class SpeechOut:
-    def __init__(self, bridge: Bridge, tts: TextToSpeech | None) -> None:
+    def __init__(self, bridge: SpeechOutHost, tts: TextToSpeech | None) -> None:
         self.bridge = bridge
         self.tts = tts
         self._playing: dict[str, tuple[str, asyncio.Event, asyncio.Task[None] | None]] = {}
@@ -48,7 +70,7 @@ class SpeechOut:
         while len(self.sessions) > 256:
             self.sessions.popitem(last=False)
 
-    async def handle(self, sat_id: str, data: dict[str, Any]) -> None:
+    async def handle(self, sat_id: str, data: Mapping[str, object]) -> None:
         """Entry point for `response`, `announce`, stop/played events and Hermes tts/say, endSession."""
         try:
             if data.get("stop"):
@@ -60,8 +82,9 @@ class SpeechOut:
             elif data.get("hermes") == hermes.END_SESSION:
                 text = data.get("text")
                 site = self.sessions.get(str(data.get("sessionId")), sat_id)
+                session = data.get("sessionId")
                 if isinstance(text, str) and text.strip():
-                    await self.speak(site, text, session_id=data.get("sessionId"))
+                    await self.speak(site, text, session_id=session if isinstance(session, str) else None)
             else:
                 text = data.get("text")
                 if not isinstance(text, str) or not text.strip():
@@ -76,7 +99,7 @@ class SpeechOut:
             _LOGGER.exception("Speaking on %s failed", sat_id)
 
     async def speak(self, sat_id: str, text: str, session_id: str | None = None, listen_after: bool = False,
-                    request_id: Any = None) -> bool:
+                    request_id: object = None) -> bool:
         sat = self.bridge.satellites.get(sat_id)
         if sat is None:
             self.bridge.report_error("unknown_satellite", f"cannot speak on unknown satellite {sat_id!r}", None)
@@ -91,7 +114,7 @@ class SpeechOut:
         try:
             audio = await self.tts.synthesize(text, sat.play_rate)
         except EngineError as err:
-            sat.bridge.publish_session_error(sat, session_id, err.code, err.message)
+            self.bridge.session_failed(sat, session_id, err.code, err.message)
             sat.set_state(State.IDLE)
             return False
         self.bridge.audit.record(AuditEntry(
@@ -140,7 +163,7 @@ class SpeechOut:
         if sat.protocol is Protocol.HEARTH:
             sender = asyncio.create_task(self._send_chunks(sat, play_id, pcm, rate))
         else:
-            self.bridge.publish(hermes.play_bytes_topic(sat_id, play_id), make_wav(pcm, rate=rate))
+            self.bridge.outbox.send(hermes.play_bytes_topic(sat_id, play_id), make_wav(pcm, rate=rate))
         self._playing[sat_id] = (play_id, done, sender)
         try:
             await asyncio.wait_for(done.wait(), seconds + PLAY_LEAD_SECONDS + PLAYED_GRACE)
@@ -166,10 +189,10 @@ class SpeechOut:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self.bridge.publish(self.bridge.topics.satellite(sat.id, "play"),
+            self.bridge.outbox.send(self.bridge.outbox.topics.satellite(sat.id, "play"),
                                 encode_frame(stream_id, seq, chunk, last=seq == total - 1))
 
-    def _played(self, sat_id: str, play_id: Any) -> None:
+    def _played(self, sat_id: str, play_id: object) -> None:
         current = self._playing.get(sat_id)
         if current and (play_id is None or play_id == current[0]):
             current[1].set()
@@ -184,64 +207,17 @@ class SpeechOut:
         done.set()
         sat = self.bridge.satellites.get(sat_id)
         if sat is not None and sat.protocol is Protocol.HEARTH:
-            self.bridge.publish(self.bridge.topics.satellite(sat_id, "command"), {"command": "stop_playback"})
+            self.bridge.outbox.send(self.bridge.outbox.topics.satellite(sat_id, "command"), Command("stop_playback"))
 
     def is_playing(self, sat_id: str) -> bool:
         return sat_id in self._playing
 
-    async def _hermes_say(self, site_id: str, data: dict[str, Any]) -> None:
+    async def _hermes_say(self, site_id: str, data: Mapping[str, object]) -> None:
         text = data.get("text")
         request_id = data.get("id")
         session_id = data.get("sessionId")
         if isinstance(text, str) and text.strip():
             if self.bridge.satellites.get(site_id) is None:
-                self.bridge._hermes_site(site_id, create=True)  # noqa: SLF001 - a say may precede any audio
+                self.bridge.hermes_site(site_id)  # a say may precede any audio
             await self.speak(site_id, text, session_id=session_id if isinstance(session_id, str) else None)
-        self.bridge.publish(hermes.SAY_FINISHED, {"siteId": site_id, "id": request_id, "sessionId": session_id})
-
-
-async def attach_speech_out(bridge: Bridge, config: dict[str, Any]) -> list[Callable[[], Awaitable[None]]]:
-    """Builds the TTS engine and the Wyoming server from config and hooks them into the bridge."""
-    from .tts import build_tts
-
-    stops: list[Callable[[], Awaitable[None]]] = []
-    tts_config = config["tts"]
-    tts: TextToSpeech | None = None
-    if tts_config["engine"] != "none":
-        spec: dict[str, Any] = {"engine": tts_config["engine"], "timeout": tts_config["timeout"]}
-        for key in ("voice", "speed", "host", "port", "executable"):
-            if key in tts_config and not (tts_config["engine"] == "espeak" and key in ("host", "port")):
-                if tts_config["engine"] == "wyoming" and key in ("speed", "executable"):
-                    continue
-                spec[key] = tts_config[key]
-        if tts_config["engine"] == "wyoming":
-            spec["fallback"] = {"engine": "espeak"}
-
-        def fell_back(name: str, err: EngineError) -> None:
-            if err.code == "cloud_refused":
-                bridge.audit.count_blocked(name, "local_only")
-            bridge.report_error(err.code, f"{name}: {err.message}; espeak-ng answered instead")
-
-        tts = build_tts(spec, lambda: bridge.policy, on_fallback=fell_back)
-        stops.append(tts.close)
-    speech = SpeechOut(bridge, tts)
-    bridge.tts = tts
-    bridge.speech_out = speech
-    bridge.response_handler = speech.handle
-
-    wy = config["wyoming_server"]
-    if wy["enabled"]:
-        from .wyoming_server import HearthWyomingServer
-
-        async def open_stream() -> SttStream:
-            await bridge.ready.wait()
-            return await bridge.local_stt.open(f"wyoming-{uuid.uuid4().hex[:8]}")
-
-        server = HearthWyomingServer(wy["host"], wy["port"], open_stream, tts)
-        await server.start()
-        bridge.wyoming_port = server.port
-        stops.append(server.stop)
-    return stops
-
-
-__all__ = ["SpeechOut", "attach_speech_out", "Locality"]
+        self.bridge.outbox.send(hermes.SAY_FINISHED, {"siteId": site_id, "id": request_id, "sessionId": session_id})

@@ -4,7 +4,7 @@ It listens on 127.0.0.1 unless configured otherwise."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -37,7 +37,7 @@ def build_app(bridge: Bridge) -> web.Application:
 
     async def health(_: web.Request) -> web.Response:
         ok = bridge.ready.is_set()
-        body: dict[str, Any] = {"ready": ok, "mqtt": bridge.connected.is_set()}
+        body = {"ready": ok, "mqtt": bridge.connected.is_set()}
         return web.json_response(body, status=200 if ok else 503)
 
     async def retention(_: web.Request) -> web.Response:
@@ -63,7 +63,8 @@ def build_app(bridge: Bridge) -> web.Application:
     return app
 
 
-async def start_status_api(bridge: Bridge, host: str, port: int) -> web.AppRunner:
+async def start_status_api(bridge: Bridge, host: str, port: int) -> tuple[web.AppRunner, str]:
+    """Serves the API; returns the runner (to stop it) and its URL (the real port when 0 was asked)."""
     runner = web.AppRunner(build_app(bridge), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -71,5 +72,4 @@ async def start_status_api(bridge: Bridge, host: str, port: int) -> web.AppRunne
     server = site._server  # noqa: SLF001 - the real port when 0 was asked
     sockets = getattr(server, "sockets", None) or []
     actual = sockets[0].getsockname()[1] if sockets else port
-    bridge.status_api_url = f"http://{host}:{actual}"
-    return runner
+    return runner, f"http://{host}:{actual}"

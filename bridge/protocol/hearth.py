@@ -1,10 +1,14 @@
-"""Hearth's satellite protocol (docs/protocol.md): topics, frame header, JSON payloads."""
+"""Hearth's satellite protocol (docs/protocol.md): topics, the audio frame header, JSON helpers.
+
+Pure: no I/O. The JSON payloads themselves are dataclasses in `bridge.protocol.messages`.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +19,8 @@ FRAME_HEADER = struct.Struct("<BBHII")
 FLAG_LAST = 0x01
 MAX_FRAME_PAYLOAD = 8000
 RECOMMENDED_FRAME_BYTES = 960  # 30 ms at 16 kHz, 16-bit mono
+#: the wake words the bridge can listen for (pymicro-wakeword's bundled models)
+WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
 SATELLITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SATELLITE_INBOUND = ("status", "audio", "event")
 HOME_ASSISTANT_INBOUND = ("response", "announce")
@@ -97,7 +103,7 @@ class Topics:
         return sat, leaf
 
 
-def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:
+def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:  # noqa: ANN401 - JSON of any shape, checked by its reader
     try:
         data = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -107,5 +113,5 @@ def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:
     return data
 
 
-def dumps(data: dict[str, Any]) -> bytes:
+def dumps(data: Mapping[str, object]) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()

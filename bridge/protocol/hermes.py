@@ -1,8 +1,9 @@
-"""Hermes (Snips / Rhasspy 2.5) topics and payloads, so existing satellites work unchanged."""
+"""Hermes (Snips / Rhasspy 2.5) topics and payloads, so existing satellites work unchanged.
+
+Pure: topic parsing and payload builders only; `bridge.service.hermes` decides what to do.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 AUDIO_FRAME = "hermes/audioServer/+/audioFrame"
 HOTWORD_DETECTED = "hermes/hotword/+/detected"
@@ -64,11 +65,11 @@ def esp32_audio_topic(site_id: str) -> str:
     return f"{site_id}/audio"
 
 
-def toggle(site_id: str, reason: str = "dialogueSession") -> dict[str, Any]:
+def toggle(site_id: str, reason: str = "dialogueSession") -> dict[str, object]:
     return {"siteId": site_id, "reason": reason}
 
 
-def hotword_detected(site_id: str, model_id: str, session_id: str | None, sensitivity: float = 0.5) -> dict[str, Any]:
+def hotword_detected(site_id: str, model_id: str, session_id: str | None, sensitivity: float = 0.5) -> dict[str, object]:
     return {
         "modelId": model_id, "modelVersion": "", "modelType": "personal",
         "currentSensitivity": sensitivity, "siteId": site_id, "sessionId": session_id,
@@ -77,7 +78,7 @@ def hotword_detected(site_id: str, model_id: str, session_id: str | None, sensit
 
 
 def text_captured(site_id: str, session_id: str | None, text: str, likelihood: float, seconds: float,
-                  wakeword_id: str | None, lang: str | None = "en") -> dict[str, Any]:
+                  wakeword_id: str | None, lang: str | None = "en") -> dict[str, object]:
     return {
         "text": text, "likelihood": likelihood, "seconds": seconds, "siteId": site_id,
         "sessionId": session_id, "wakewordId": wakeword_id, "lang": lang,
@@ -86,11 +87,11 @@ def text_captured(site_id: str, session_id: str | None, text: str, likelihood: f
     }
 
 
-def error(site_id: str, session_id: str | None, message: str, context: str | None = None) -> dict[str, Any]:
+def error(site_id: str, session_id: str | None, message: str, context: str | None = None) -> dict[str, object]:
     return {"error": message, "siteId": site_id, "context": context, "sessionId": session_id}
 
 
-def _slot(name: str, value: Any, raw: str, entity: str) -> dict[str, Any]:
+def _slot(name: str, value: object, raw: str, entity: str) -> dict[str, object]:
     return {
         "entity": entity, "slotName": name, "rawValue": raw,
         "value": {"kind": "Unknown", "value": value}, "confidence": 1.0,
@@ -99,7 +100,7 @@ def _slot(name: str, value: Any, raw: str, entity: str) -> dict[str, Any]:
 
 
 def intent_parsed(site_id: str, session_id: str | None, request_id: str | None, text: str,
-                  intent_name: str, confidence: float, slots: list[tuple[str, Any, str, str]]) -> dict[str, Any]:
+                  intent_name: str, confidence: float, slots: list[tuple[str, object, str, str]]) -> dict[str, object]:
     """slots: (slotName, value, rawValue, entity)."""
     return {
         "input": text, "id": request_id, "siteId": site_id, "sessionId": session_id,
@@ -109,10 +110,10 @@ def intent_parsed(site_id: str, session_id: str | None, request_id: str | None, 
     }
 
 
-def intent_not_recognized(site_id: str, session_id: str | None, request_id: str | None, text: str) -> dict[str, Any]:
+def intent_not_recognized(site_id: str, session_id: str | None, request_id: str | None, text: str) -> dict[str, object]:
     return {"input": text, "id": request_id, "siteId": site_id, "sessionId": session_id,
             "customData": None, "lang": "en"}
 
 
-def play_finished(site_id: str, request_id: str, session_id: str | None) -> dict[str, Any]:
+def play_finished(site_id: str, request_id: str, session_id: str | None) -> dict[str, object]:
     return {"id": request_id, "siteId": site_id, "sessionId": session_id}

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..audio.resample import convert
 from ..config import validate
-from ..service import Bridge
+from ..service import build_bridge
 from .satellite import SatelliteOptions, run_satellite
 
 COMMANDS = [
@@ -82,7 +82,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 1883) -> int:
     data_dir = tempfile.mkdtemp(prefix="hearth-demo-")
     config = validate({"mqtt": {"host": host, "port": port, "prefix": f"hearth-demo-{port}"},
                        "data_dir": data_dir, "status_api": {"enabled": False}})
-    bridge = Bridge(config)
+    bridge = build_bridge(config)
     print("Starting the bridge (compiling the demo home's grammar)...")
     task = asyncio.create_task(bridge.run())
     failures = 0
@@ -94,7 +94,7 @@ async def run_demo(host: str = "127.0.0.1", port: int = 1883) -> int:
         print(f"\n{'said':42} {'heard':36} {'intent':18} {'protocol':8} {'latency':>8}")
         for index, (text, wake, protocol) in enumerate(COMMANDS):
             pcm = speak(text) if use_espeak else shipped(index)
-            options = SatelliteOptions(sat_id=f"demo-{protocol}", host=host, port=port, prefix=config["mqtt"]["prefix"],
+            options = SatelliteOptions(sat_id=f"demo-{protocol}", host=host, port=port, prefix=config.mqtt.prefix,
                                        protocol=protocol, wake=wake, timeout=20)
             try:
                 result = await run_satellite(options, pcm)

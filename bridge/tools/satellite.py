@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import numpy as np
 
 from .. import PROTOCOL_VERSION
@@ -24,6 +23,8 @@ from ..audio.resample import convert
 from ..audio.wav import make_wav
 from ..protocol import hermes
 from ..protocol.hearth import RECOMMENDED_FRAME_BYTES, Topics, encode_frame
+from ..service.link import Connection, LastWill
+from ..settings import MqttSettings
 
 HERMES_FRAME_BYTES = 512  # what the ESP32 firmware sends (16 ms)
 
@@ -80,9 +81,9 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
     status_topic = topics.satellite(o.sat_id, "status")
     will = None
     if o.protocol == "hearth":
-        will = aiomqtt.Will(status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
-    async with aiomqtt.Client(o.host, o.port, username=o.username, password=o.password, will=will,
-                              identifier=f"hearth-sim-{o.sat_id}-{uuid.uuid4().hex[:6]}") as client:
+        will = LastWill(status_topic, json.dumps({"state": "offline"}).encode(), retain=True)
+    mqtt = MqttSettings(host=o.host, port=o.port, username=o.username, password=o.password)
+    async with Connection(mqtt, f"hearth-sim-{o.sat_id}-{uuid.uuid4().hex[:6]}", will) as client:
         if o.protocol == "hearth":
             await client.subscribe(topics.satellite(o.sat_id, "transcript"))
             await client.subscribe(topics.satellite(o.sat_id, "intent"))
@@ -93,7 +94,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                 "audio": {"rate": 16000, "width": 2, "channels": 1},
                 "capabilities": {"wake_word": o.wake == "event", "speaker": True, "mute": True},
                 **({"area": o.area} if o.area else {}),
-            }), qos=1, retain=True)
+            }).encode(), qos=1, retain=True)
         else:
             for topic in (hermes.TEXT_CAPTURED, hermes.ERROR_ASR, hermes.INTENT_PARSED, hermes.INTENT_NOT_RECOGNIZED):
                 await client.subscribe(topic)
@@ -103,9 +104,9 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         eos_sent_at: list[float] = []
 
         async def receive() -> None:
-            async for message in client.messages:
+            async for message in client.messages():
                 data = json.loads(message.payload)
-                topic = str(message.topic)
+                topic = message.topic
                 if o.protocol == "hermes" and data.get("siteId") != o.sat_id:
                     continue
                 if topic.endswith("/transcript") or topic == hermes.TEXT_CAPTURED:
@@ -142,10 +143,10 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         if o.wake == "event":
             if o.protocol == "hearth":
                 await client.publish(topics.satellite(o.sat_id, "event"),
-                                     json.dumps({"type": "wake", "wake_word": "okay_nabu", "stream_id": stream_id}))
+                                     json.dumps({"type": "wake", "wake_word": "okay_nabu", "stream_id": stream_id}).encode())
             else:
                 await client.publish(hermes.START_LISTENING, json.dumps(
-                    {"siteId": o.sat_id, "sessionId": session_id, "stopOnSilence": True, "lang": None}))
+                    {"siteId": o.sat_id, "sessionId": session_id, "stopOnSilence": True, "lang": None}).encode())
             await asyncio.sleep(0.05)
         frame_bytes = RECOMMENDED_FRAME_BYTES if o.protocol == "hearth" else HERMES_FRAME_BYTES
         silence = bytes(int(o.trailing_silence * 32000))
@@ -179,7 +180,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         receiver.cancel()
         await asyncio.gather(receiver, return_exceptions=True)
         if o.protocol == "hearth":
-            await client.publish(status_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+            await client.publish(status_topic, json.dumps({"state": "offline"}).encode(), qos=1, retain=True)
     if result["transcript"] is None:
         raise SatelliteError(f"no result from the bridge within {o.timeout:.0f} s"
                              + (f" ({result['error']['code']}: {result['error']['message']})" if result.get("error") else ""))

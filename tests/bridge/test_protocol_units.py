@@ -61,9 +61,9 @@ def test_config_file_and_overrides(tmp_path) -> None:
     path = tmp_path / "hearth.yaml"
     path.write_text("mqtt:\n  host: broker.local\n  port: 1884\nendpoint:\n  silence_tail: 0.4\n")
     config = load(path, {"mqtt.port": 1999, "mqtt.username": None})
-    assert config["mqtt"]["host"] == "broker.local"
-    assert config["mqtt"]["port"] == 1999
-    assert config["endpoint"]["silence_tail"] == 0.4
+    assert config.mqtt.host == "broker.local"
+    assert config.mqtt.port == 1999
+    assert config.endpoint.silence_tail == 0.4
     path.write_text("mqtt: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load(path)
@@ -164,6 +164,6 @@ def test_documented_configuration_is_valid(tmp_path) -> None:
     ca.write_text("-")
     raw["mqtt"]["tls"]["ca_file"] = str(ca)
     config = validate(raw)
-    assert config["satellites"]["kitchen"]["area"] == "kitchen"
-    assert config["recognition"]["sensitive_confidence"] == 0.6
-    assert config["recognition"]["broad_confidence"] == 0.55
+    assert config.satellites["kitchen"].area == "kitchen"
+    assert config.recognition.sensitive_confidence == 0.6
+    assert config.recognition.broad_confidence == 0.55

@@ -1,0 +1,342 @@
+"""Hearth's JSON wire payloads (docs/protocol.md) as frozen dataclasses.
+
+Each outbound message has `to_json()` giving exactly the documented object, and `from_json()`
+reading it back (used by tests, tools and anything that consumes the bridge's output); inbound
+messages from satellites (`status`, `event`) are parsed with `from_json()`, which raises
+:class:`ProtocolError` with a stable code on anything malformed. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Self
+
+from .. import PROTOCOL_VERSION
+from .hearth import WAKE_WORDS, ProtocolError
+
+type Json = str | int | float | bool | None | list["Json"] | dict[str, "Json"]
+type JsonObject = dict[str, Json]
+
+
+def _str(data: Mapping[str, object], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _int(data: Mapping[str, object], key: str) -> int | None:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(data: Mapping[str, object], key: str, default: float = 0.0) -> float:
+    value = data.get(key)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
+def _object(data: Mapping[str, object], key: str) -> JsonObject:
+    value = data.get(key)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+# -- bridge → everyone ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStatus:
+    """`<prefix>/bridge/status` (retained; the offline form is also the last will)."""
+
+    state: Literal["online", "offline"]
+    bridge_id: str
+    protocol: int = PROTOCOL_VERSION
+    version: str | None = None
+    prefix: str | None = None
+    engines: JsonObject = field(default_factory=dict)
+    status_api: str | None = None
+    wyoming_port: int | None = None
+
+    def to_json(self) -> JsonObject:
+        if self.state == "offline":
+            return {"state": "offline", "protocol": self.protocol, "bridge_id": self.bridge_id}
+        return {"state": "online", "protocol": self.protocol, "version": self.version,
+                "bridge_id": self.bridge_id, "prefix": self.prefix, "engines": self.engines,
+                "status_api": self.status_api, "wyoming_port": self.wyoming_port}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        state = data.get("state")
+        if state not in ("online", "offline"):
+            raise ProtocolError("bad_status", f"bridge status 'state' must be online or offline, got {state!r}")
+        return cls(state=state, bridge_id=_str(data, "bridge_id") or "", protocol=_int(data, "protocol") or 0,
+                   version=_str(data, "version"), prefix=_str(data, "prefix"), engines=_object(data, "engines"),
+                   status_api=_str(data, "status_api"), wyoming_port=_int(data, "wyoming_port"))
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeError:
+    """`<prefix>/bridge/error`: something went wrong with one message; the bridge serves on."""
+
+    code: str
+    message: str
+    topic: str | None = None
+    satellite: str | None = None
+    session_id: str | None = None
+
+    def to_json(self) -> JsonObject:
+        return {"code": self.code, "message": self.message, "topic": self.topic,
+                "satellite": self.satellite, "session_id": self.session_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(code=_str(data, "code") or "", message=_str(data, "message") or "", topic=_str(data, "topic"),
+                   satellite=_str(data, "satellite"), session_id=_str(data, "session_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class SatelliteState:
+    """`<prefix>/satellite/<id>/state` (retained)."""
+
+    state: str
+    session_id: str | None
+    muted: bool
+    protocol: str
+    online: bool
+    last: JsonObject = field(default_factory=dict)  #: the last result's session, engine, locality
+
+    def to_json(self) -> JsonObject:
+        return {"state": self.state, "session_id": self.session_id, "muted": self.muted,
+                "protocol": self.protocol, "online": self.online, "last": self.last}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(state=_str(data, "state") or "", session_id=_str(data, "session_id"),
+                   muted=data.get("muted") is True, protocol=_str(data, "protocol") or "",
+                   online=data.get("online") is True, last=_object(data, "last"))
+
+
+@dataclass(frozen=True, slots=True)
+class WakeMessage:
+    """`<prefix>/satellite/<id>/wake`: a session opened."""
+
+    session_id: str
+    satellite: str
+    wake_word: str | None
+    source: str
+
+    def to_json(self) -> JsonObject:
+        return {"session_id": self.session_id, "satellite": self.satellite, "wake_word": self.wake_word,
+                "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(session_id=_str(data, "session_id") or "", satellite=_str(data, "satellite") or "",
+                   wake_word=_str(data, "wake_word"), source=_str(data, "source") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptMessage:
+    """`<prefix>/satellite/<id>/transcript`. `text` is empty when rejected."""
+
+    session_id: str
+    satellite: str
+    text: str
+    rejected: bool
+    confidence: float
+    audio_seconds: float
+    latency_ms: float
+    engine: str
+    locality: str
+    private: bool
+    timings: JsonObject
+    cpu_seconds: float
+
+    def to_json(self) -> JsonObject:
+        return {"session_id": self.session_id, "satellite": self.satellite, "text": self.text,
+                "rejected": self.rejected, "confidence": round(self.confidence, 4),
+                "audio_seconds": round(self.audio_seconds, 3), "latency_ms": self.latency_ms,
+                "engine": self.engine, "locality": self.locality, "private": self.private,
+                "timings": self.timings, "cpu_seconds": round(self.cpu_seconds, 4)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(session_id=_str(data, "session_id") or "", satellite=_str(data, "satellite") or "",
+                   text=_str(data, "text") or "", rejected=data.get("rejected") is True,
+                   confidence=_float(data, "confidence"), audio_seconds=_float(data, "audio_seconds"),
+                   latency_ms=_float(data, "latency_ms"), engine=_str(data, "engine") or "",
+                   locality=_str(data, "locality") or "", private=data.get("private") is True,
+                   timings=_object(data, "timings"), cpu_seconds=_float(data, "cpu_seconds"))
+
+
+@dataclass(frozen=True, slots=True)
+class IntentMessage:
+    """`<prefix>/satellite/<id>/intent`: what the command means (`intent` None: not understood)."""
+
+    session_id: str
+    satellite: str
+    text: str
+    intent: JsonObject | None
+    confidence: float
+    rejected: bool
+    private: bool
+    timings: JsonObject
+
+    def to_json(self) -> JsonObject:
+        return {"session_id": self.session_id, "satellite": self.satellite, "text": self.text,
+                "intent": self.intent, "confidence": round(self.confidence, 4), "rejected": self.rejected,
+                "private": self.private, "timings": self.timings}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        intent = data.get("intent")
+        return cls(session_id=_str(data, "session_id") or "", satellite=_str(data, "satellite") or "",
+                   text=_str(data, "text") or "", intent=dict(intent) if isinstance(intent, dict) else None,
+                   confidence=_float(data, "confidence"), rejected=data.get("rejected") is True,
+                   private=data.get("private") is True, timings=_object(data, "timings"))
+
+
+@dataclass(frozen=True, slots=True)
+class SatelliteError:
+    """`<prefix>/satellite/<id>/error`: `fatal` ends the session named by `session_id`."""
+
+    session_id: str | None
+    satellite: str
+    code: str
+    message: str
+    fatal: bool
+
+    def to_json(self) -> JsonObject:
+        return {"session_id": self.session_id, "satellite": self.satellite, "code": self.code,
+                "message": self.message, "fatal": self.fatal}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(session_id=_str(data, "session_id"), satellite=_str(data, "satellite") or "",
+                   code=_str(data, "code") or "", message=_str(data, "message") or "",
+                   fatal=data.get("fatal") is True)
+
+
+type CommandName = Literal["mute", "unmute", "start_streaming", "stop_streaming", "stop_playback"]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """`<prefix>/satellite/<id>/command`: the bridge asks a Hearth satellite to do something."""
+
+    command: CommandName
+    session_id: str | None = None
+
+    def to_json(self) -> JsonObject:
+        if self.command == "stop_playback":
+            return {"command": self.command}
+        return {"command": self.command, "session_id": self.session_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        command = data.get("command")
+        if command not in ("mute", "unmute", "start_streaming", "stop_streaming", "stop_playback"):
+            raise ProtocolError("bad_command", f"unknown command {command!r}")
+        return cls(command=command, session_id=_str(data, "session_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyResult:
+    """`<prefix>/bridge/policy/result`: the answer to one policy command or history purge."""
+
+    request_id: Json
+    ok: bool
+    error: str | None
+    policy: JsonObject
+    purged: int | None = None  #: only for a history purge: audit entries removed
+
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"request_id": self.request_id, "ok": self.ok, "error": self.error}
+        if self.purged is not None:
+            data["purged"] = self.purged
+        data["policy"] = self.policy
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        request_id = data.get("request_id")
+        return cls(request_id=request_id if isinstance(request_id, (str, int, float, bool, list, dict)) else None,  # type: ignore[arg-type]
+                   ok=data.get("ok") is True, error=_str(data, "error"), policy=_object(data, "policy"),
+                   purged=_int(data, "purged"))
+
+
+# -- satellites → bridge ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SatelliteStatus:
+    """`<prefix>/satellite/<id>/status` (retained by the satellite; its last will says offline)."""
+
+    online: bool
+    on_device_wake: bool = False  #: capabilities.wake_word: the satellite streams only after its own wake word
+    barge_in: bool = False  #: capabilities.barge_in: it cancels echo, so a wake word may interrupt an answer
+    wake_word: str | None = None  #: one of the bridge's wake words, or None
+    play_rate: int | None = None  #: 8000-48000 Hz, or None
+    area: str | None = None
+    info: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))  #: the whole payload
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        state = data.get("state")
+        if state not in ("online", "offline"):
+            raise ProtocolError("bad_status", f"satellite status 'state' must be online or offline, got {state!r}")
+        caps = data.get("capabilities")
+        capabilities: Mapping[str, object] = caps if isinstance(caps, dict) else {}
+        wake_word = _str(data, "wake_word")
+        play_rate = _int(data, "play_rate")
+        area = _str(data, "area")
+        return cls(
+            online=state == "online",
+            on_device_wake=bool(capabilities.get("wake_word", False)),
+            barge_in=bool(capabilities.get("barge_in", False)),
+            wake_word=wake_word if wake_word in WAKE_WORDS else None,
+            play_rate=play_rate if play_rate is not None and 8000 <= play_rate <= 48000 else None,
+            area=area or None,
+            info=MappingProxyType(dict(data)),
+        )
+
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"state": "online" if self.online else "offline",
+                            "capabilities": {"wake_word": self.on_device_wake, "barge_in": self.barge_in}}
+        if self.wake_word is not None:
+            data["wake_word"] = self.wake_word
+        if self.play_rate is not None:
+            data["play_rate"] = self.play_rate
+        if self.area is not None:
+            data["area"] = self.area
+        return data
+
+
+type EventType = Literal["wake", "button", "stop", "played"]
+
+
+@dataclass(frozen=True, slots=True)
+class SatelliteEvent:
+    """`<prefix>/satellite/<id>/event`: wake (its own wake word), button, stop, played."""
+
+    type: EventType
+    wake_word: str | None = None
+    stream_id: int | None = None  #: wake/button: the stream the session's audio will come in
+    play_id: str | None = None  #: played: which answer finished
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        kind = data.get("type")
+        if kind not in ("wake", "button", "stop", "played"):
+            raise ProtocolError("bad_event", f"unknown satellite event type {kind!r}")
+        return cls(type=kind, wake_word=_str(data, "wake_word"), stream_id=_int(data, "stream_id"),
+                   play_id=_str(data, "play_id"))
+
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"type": self.type}
+        if self.wake_word is not None:
+            data["wake_word"] = self.wake_word
+        if self.stream_id is not None:
+            data["stream_id"] = self.stream_id
+        if self.play_id is not None:
+            data["play_id"] = self.play_id
+        return data

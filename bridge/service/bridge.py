@@ -1,0 +1,399 @@
+"""The bridge: its satellites, and the host they and the other parts lean on.
+
+`Bridge` owns the table of satellites and implements the small host protocols the parts are
+written against (`SatelliteHost`, the dispatcher's, the Hermes adapter's): opening a speech
+stream (the configured engine, the local fallback, or forwarding to Home Assistant through the
+locality gate), asking the policy, and routing lifecycle events to result publishing, Hermes and
+speech out. It also runs the lifecycle (start, run, close) and the housekeeping (timed policy
+expiry, statistics, loop-lag probe). It holds no MQTT client and builds no engine: those come
+from `bridge.service.link` and `bridge.service.build`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import PROTOCOL_VERSION, __version__
+from ..engines import EngineError, Locality, SpeechToText, SttStream, TextToSpeech, Transcript
+from ..errors import ErrorReporter
+from ..privacy.audit import AuditLog
+from ..privacy.gate import LocalityGate
+from ..privacy.policy import Policy
+from ..privacy.retention import UtteranceRetention
+from ..privacy.store import AuditStore
+from ..protocol.hearth import Topics
+from ..protocol.messages import BridgeStatus, Command, JsonObject
+from ..satellite import Protocol as SatelliteProtocol
+from ..satellite import Satellite, SatelliteSettings, Session, Timings
+from ..settings import Settings
+from ..speech_out import SpeechOut
+from ..stt.fallback import FallbackSttStream
+from ..stt.forward import ForwardStt
+from ..stt.local import PocketsphinxStt
+from ..stt.pool import DecoderPool
+from .control import PolicyState, PrivacyControl
+from .dispatch import Dispatcher
+from .hermes import HermesAdapter
+from .link import Connection, LastWill, Message, MqttLink
+from .outbox import Outbox
+from .results import Reporter, ResultPublisher
+from .vocabulary import VocabularySwap
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from ..wyoming_server import HearthWyomingServer
+
+_LOGGER = logging.getLogger("bridge")
+
+STATS_INTERVAL = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Engines:
+    """What `build_bridge` made for the bridge: recognizers, the voice, and the locality gate."""
+
+    pool: DecoderPool
+    local_stt: PocketsphinxStt
+    stt: SpeechToText  #: the configured engine (the local one, or a Wyoming server)
+    tts: TextToSpeech | None
+    gate: LocalityGate
+    audit: AuditLog
+    policy: PolicyState
+    audit_store: AuditStore
+
+
+class Bridge:
+    """Satellites, their host, and the lifecycle of the whole service."""
+
+    def __init__(self, settings: Settings, engines: Engines, *, ready: asyncio.Event | None = None,
+                 wyoming_server: HearthWyomingServer | None = None) -> None:
+        self.settings = settings
+        self.bridge_id = settings.bridge_id
+        self.topics = Topics(settings.mqtt.prefix)
+        self.pool = engines.pool
+        self.local_stt = engines.local_stt
+        self.stt = engines.stt
+        self.tts = engines.tts
+        self.gate = engines.gate
+        self.audit = engines.audit
+        self.audit_store = engines.audit_store
+        self.audit.restore_counters(self.audit_store.load())
+        self.ready = ready or asyncio.Event()
+        self.wyoming_server = wyoming_server
+        self.errors = ErrorReporter()
+        self._satellites: dict[str, Satellite] = {}
+        self.link = MqttLink(
+            settings.mqtt, settings.mqtt.client_id or f"{self.bridge_id}-{uuid.uuid4().hex[:6]}",
+            subscriptions=lambda: self.dispatcher.subscriptions(),
+            will=LastWill(self.topics.bridge_status, self.outbox_payload(self._status(False))),
+            on_connect=self._on_connect, on_message=self._on_message)
+        self.outbox = Outbox(self.topics, self.link.publish)
+        self.reporter = Reporter(self.outbox, self.errors, self._satellites)
+        self.hermes = HermesAdapter(settings.hermes, self.outbox, self, self.pool)
+        self.control = PrivacyControl(engines.policy, self.outbox, self.reporter, self.audit, self.hermes, self)
+        self.results = ResultPublisher(self.outbox, self.reporter, self.audit, self.hermes, self.pool,
+                                       settings.recognition, lambda: self.control.policy, self.is_muted)
+        self.vocabulary = VocabularySwap(self.pool, self.outbox, self.reporter.report_error)
+        self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
+        self.speech_out = SpeechOut(self, self.tts)
+        self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,
+                                      self.link.broker_address_class)
+        self.status_api_url: str | None = None
+        self._status_runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.utterances = 0
+        self.last_loop_lag_ms = 0.0
+        self.loop_lags: deque[float] = deque(maxlen=1200)  # the last minute, sampled every 50 ms
+
+    @staticmethod
+    def outbox_payload(message: BridgeStatus) -> bytes:
+        from ..protocol.hearth import dumps
+
+        return dumps(dict(message.to_json()))
+
+    # -- state the parts read ---------------------------------------------------------------------
+
+    @property
+    def satellites(self) -> Mapping[str, Satellite]:
+        return self._satellites
+
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.link.connected
+
+    @property
+    def policy(self) -> Policy:
+        """The privacy policy in force."""
+        return self.control.policy
+
+    @property
+    def retention(self) -> UtteranceRetention:
+        return self.control.retention
+
+    @property
+    def vocabulary_state(self) -> JsonObject:
+        return self.vocabulary.state
+
+    @property
+    def wyoming_port(self) -> int | None:
+        return self.wyoming_server.port if self.wyoming_server is not None else None
+
+    def is_muted(self, sat_id: str) -> bool:
+        return self.control.is_muted(sat_id)
+
+    def retention_enabled(self) -> bool:
+        return self.control.retention_enabled()
+
+    def is_playing(self, sat_id: str) -> bool:
+        return self.speech_out.is_playing(sat_id)
+
+    def report_error(self, code: str, message: str, sat_id: str | None = None, session_id: str | None = None,
+                     topic: str | None = None) -> None:
+        self.reporter.report_error(code, message, sat_id, session_id, topic)
+
+    def drop_muted(self, sat: Satellite) -> None:
+        self.control.drop_muted(sat)
+
+    def hermes_site(self, site_id: str) -> Satellite | None:
+        """The Hermes satellite for a site (made on first sight, e.g. by a `tts/say`)."""
+        return self.hermes.site(site_id, create=True)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Compiles the vocabulary, starts the decoder workers and the listening servers."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self.vocabulary.start(self.settings.vocabulary)
+        self.ready.set()
+        if self.wyoming_server is not None:
+            await self.wyoming_server.start()
+        api = self.settings.status_api
+        if api.enabled:
+            from ..status_api import start_status_api
+
+            try:
+                self._status_runner, self.status_api_url = await start_status_api(self, api.host, api.port)
+            except OSError as err:
+                _LOGGER.error("Status API not started on %s:%s: %s", api.host, api.port, err)
+
+    async def run(self) -> None:
+        """Runs until cancelled: MQTT with reconnection, plus housekeeping."""
+        if not self.ready.is_set():
+            await self.start()
+        self._tasks = [asyncio.create_task(self._housekeeping(), name="housekeeping"),
+                       asyncio.create_task(self._loop_lag_probe(), name="loop-lag")]
+        try:
+            await self.link.run()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Stops everything the bridge started; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        for sat in list(self._satellites.values()):
+            await sat.close()
+        if self.wyoming_server is not None:
+            with contextlib.suppress(Exception):
+                await self.wyoming_server.stop()
+        if self._status_runner is not None:
+            await self._status_runner.cleanup()
+            self._status_runner = None
+        if self.tts is not None:
+            with contextlib.suppress(Exception):
+                await self.tts.close()
+        await self.pool.stop()
+        with contextlib.suppress(OSError):
+            self.audit_store.save(self.audit.counters_to_json())
+
+    # -- MQTT -------------------------------------------------------------------------------------
+
+    def _status(self, online: bool) -> BridgeStatus:
+        if not online:
+            return BridgeStatus("offline", self.bridge_id)
+        engines: JsonObject = {
+            "stt": dict(self.stt.describe()),  # type: ignore[dict-item]
+            "wake": {"name": "pymicro-wakeword", "locality": str(Locality.IN_PROCESS),
+                     "default_model": self.settings.wake_model},
+            "vad": {"name": "pymicro-vad", "locality": str(Locality.IN_PROCESS)},
+            "intent": {"name": "hassil", "locality": str(Locality.IN_PROCESS)},
+            "tts": dict(self.tts.describe()) if self.tts is not None else None,  # type: ignore[dict-item]
+        }
+        return BridgeStatus("online", self.bridge_id, PROTOCOL_VERSION, __version__, self.topics.prefix, engines,
+                            self.status_api_url, self.wyoming_port)
+
+    async def _on_connect(self, connection: Connection) -> None:
+        await connection.publish(self.topics.bridge_status, self.outbox_payload(self._status(True)), retain=True, qos=1)
+        self._republish_retained()
+
+    def _on_message(self, message: Message) -> None:
+        self.dispatcher.dispatch(message.topic, message.payload)
+
+    def dispatch(self, topic: str, payload: bytes) -> None:
+        """One message as if it came from the broker (the dispatcher's entry point)."""
+        self.dispatcher.dispatch(topic, payload)
+
+    def _republish_retained(self) -> None:
+        """After (re)connecting: the broker may have lost what we retained."""
+        self.outbox.send(self.topics.policy_state, self.control.policy.to_json(), retain=True)
+        self.vocabulary.republish()
+        self.outbox.send(self.topics.audit, self.audit.to_json(), retain=True)
+        for sat in self._satellites.values():
+            self.state_changed(sat)
+
+    # -- the satellite table ----------------------------------------------------------------------
+
+    def add_satellite(self, sat_id: str, protocol: SatelliteProtocol) -> Satellite | None:
+        limit = self.settings.limits.max_satellites
+        if len(self._satellites) >= limit:
+            self.reporter.report_error("too_many_satellites", f"satellite limit {limit} reached", sat_id)
+            return None
+        configured = self.settings.satellite(sat_id)
+        sat = Satellite(self, sat_id, protocol, SatelliteSettings(
+            wake_word=configured.wake_word or self.settings.wake_model, play_rate=configured.play_rate,
+            area=configured.area, queue_frames=self.settings.limits.queue_frames,
+            endpoint=self.settings.endpoint))
+        self._satellites[sat_id] = sat
+        _LOGGER.info("Satellite %s (%s) joined", sat_id, protocol)
+        self.outbox.stats_dirty = True
+        return sat
+
+    async def remove_satellite(self, sat_id: str) -> None:
+        sat = self._satellites.pop(sat_id, None)
+        if sat is not None:
+            await sat.abort("satellite_removed", "satellite removed")
+            await sat.close()
+            self.outbox.send(self.topics.satellite(sat_id, "state"), b"", retain=True)
+
+    def wake(self, sat: Satellite, wake_word: str | None, source: str, session_id: str | None = None,
+             stream_id: int | None = None) -> None:
+        sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)  # type: ignore[arg-type]
+
+    def respond(self, sat_id: str, request: Mapping[str, object]) -> None:
+        """Home Assistant's answer, an announcement, stop/played, Hermes say/endSession: speech out."""
+        asyncio.create_task(self.speech_out.handle(sat_id, dict(request)))
+
+    def play_wav(self, sat_id: str, wav: bytes) -> None:
+        asyncio.create_task(self.speech_out.play_wav(sat_id, wav))
+
+    # -- SatelliteHost ----------------------------------------------------------------------------
+
+    async def open_stream(self, sat: Satellite, session_id: str, wake_word: str | None) -> SttStream:
+        """The configured engine's stream; the local engine when it is refused or fails.
+
+        Satellites in `assist` pipeline mode forward their audio to Home Assistant instead, through
+        the locality gate (refused under local-only when the broker is not on the home network).
+        """
+        if self.dispatcher.pipeline_modes.get(sat.id) == "assist":
+            return await self.forward_stt.open(session_id, sat.id, wake_word)
+        engine = self.stt
+        if engine is self.local_stt:
+            return await engine.open(session_id, area=sat.area)
+
+        def fell_back(err: EngineError) -> None:
+            self.reporter.report_error(err.code, f"{engine.name}: {err.message}; the local recognizer answered instead",
+                                       sat.id, session_id)
+
+        try:
+            primary = await engine.open(session_id, area=sat.area)
+        except EngineError as err:
+            fell_back(err)
+            return await self.local_stt.open(session_id, area=sat.area)
+        return FallbackSttStream(primary, self.local_stt, session_id, fell_back)
+
+    def state_changed(self, sat: Satellite) -> None:
+        self.results.satellite_state(sat)
+
+    def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
+        self.reporter.session_failed(sat, session_id, code, message)
+
+    def wake_started(self, sat: Satellite, session: Session) -> None:
+        if self.speech_out.is_playing(sat.id):
+            self.speech_out.stop_playback(sat.id)  # barge-in
+        self.results.wake(sat, session)
+        if session.source == "command" and sat.protocol is SatelliteProtocol.HEARTH and sat.on_device_wake:
+            # The bridge opened the session (e.g. to hear the answer to a question): the satellite
+            # only streams after its own wake word, so ask it to stream now.
+            self.outbox.send(self.topics.satellite(sat.id, "command"), Command("start_streaming", session.id))
+        if sat.protocol is SatelliteProtocol.HERMES and session.source == "bridge":
+            self.hermes.hotword_detected(sat, session)
+
+    def session_started(self, sat: Satellite, session: Session) -> None:
+        self.utterances += 1
+        self.speech_out.remember_session(session.id, sat.id)
+        if sat.protocol is SatelliteProtocol.HERMES:
+            self.hermes.session_started(sat)
+
+    def listening_ended(self, sat: Satellite, session: Session) -> None:
+        """The bridge has heard enough: a satellite that streams per session may stop now."""
+        if sat.protocol is SatelliteProtocol.HEARTH and sat.on_device_wake:
+            self.outbox.send(self.topics.satellite(sat.id, "command"), Command("stop_streaming", session.id))
+
+    def session_ended(self, sat: Satellite, session: Session, ok: bool) -> None:
+        if sat.protocol is SatelliteProtocol.HERMES and not self.is_muted(sat.id):
+            self.hermes.session_ended(sat)
+        self.outbox.stats_dirty = True
+
+    def keep_audio(self, sat_id: str, session_id: str, pcm: bytes) -> None:
+        self.control.retention.keep(sat_id, session_id, pcm, time.time())
+
+    async def deliver(self, sat: Satellite, session: Session, transcript: Transcript, timings: Timings) -> None:
+        await self.results.deliver(sat, session, transcript, timings)
+
+    # -- housekeeping -----------------------------------------------------------------------------
+
+    def stats(self) -> JsonObject:
+        lags = sorted(self.loop_lags)
+        return {
+            "frames": self.dispatcher.frames + self.hermes.frames, "messages": self.dispatcher.messages,
+            "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
+            "reconnects": self.link.reconnects, "utterances": self.utterances,
+            "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
+            "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started,
+            "loop_lag_ms": round(self.last_loop_lag_ms, 2),
+            "loop_lag_p99_ms": round(lags[int(len(lags) * 0.99)], 2) if lags else 0.0,
+            "loop_lag_max_ms": round(lags[-1], 2) if lags else 0.0,
+            "satellites": {sid: {**s.counters, "state": str(s.state), "queue": len(s.queue), "online": s.online,
+                                 "protocol": str(s.protocol)} for sid, s in self._satellites.items()},
+        }
+
+    async def _housekeeping(self) -> None:
+        saved_counters: dict[str, int] = {}
+        last_stats = 0.0
+        while True:
+            await asyncio.sleep(1.0)
+            self.control.expire(time.time())
+            if self.outbox.stats_dirty and time.monotonic() - last_stats >= STATS_INTERVAL:
+                self.outbox.stats_dirty = False
+                last_stats = time.monotonic()
+                self.outbox.send(self.topics.bridge_stats, self.stats(), retain=True)
+                self.outbox.send(self.topics.audit, self.audit.to_json(), retain=True)
+                counters = self.audit.counters_to_json()
+                if counters != saved_counters:
+                    with contextlib.suppress(OSError):
+                        self.audit_store.save(counters)
+                        saved_counters = dict(counters)
+
+    async def _loop_lag_probe(self) -> None:
+        """Measures how late the event loop wakes up (a stalled loop stalls every satellite)."""
+        interval = 0.05
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(interval)
+            self.last_loop_lag_ms = max(0.0, (time.monotonic() - started - interval) * 1000)
+            self.loop_lags.append(self.last_loop_lag_ms)

@@ -1,0 +1,150 @@
+"""Privacy control: the policy in force, the commands that change it, and what a change does.
+
+The policy (local-only, privacy mode, retention, transcripts, per-microphone mutes) is saved
+before it takes effect or is confirmed, so a crash can never leave Home Assistant believing in a
+policy the bridge does not hold. A mute is told to the satellite (Hearth `command`, Hermes
+`mute_input` and hotword toggles), ends any session it interrupts, and frames from a muted
+microphone are dropped and counted where they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from ..privacy.audit import AuditLog
+from ..privacy.policy import Policy, PolicyError, Retention
+from ..privacy.retention import UtteranceRetention
+from ..privacy.store import PolicyStore
+from ..protocol.hearth import ProtocolError, parse_json_object
+from ..protocol.messages import Command, Json, PolicyResult
+from ..satellite import Protocol as SatelliteProtocol
+from ..satellite import Satellite
+from .hermes import HermesAdapter
+from .outbox import Outbox
+from .results import Reporter
+
+_LOGGER = logging.getLogger("bridge")
+
+
+class PolicyState:
+    """The policy in force and where it is kept; calling it returns the policy (for the gate)."""
+
+    def __init__(self, store: PolicyStore) -> None:
+        self.store = store
+        self.policy: Policy = store.load()
+
+    def __call__(self) -> Policy:
+        return self.policy
+
+    def replace(self, updated: Policy) -> None:
+        """Saves, then puts `updated` in force (a policy that cannot be saved never takes effect)."""
+        self.store.save(updated)
+        self.policy = updated
+
+
+class ControlHost(Protocol):
+    @property
+    def satellites(self) -> Mapping[str, Satellite]: ...
+    def state_changed(self, sat: Satellite) -> None: ...
+
+
+class PrivacyControl:
+    """Applies policy commands, expiries and history purges, and what a change means."""
+
+    def __init__(self, state: PolicyState, outbox: Outbox, reporter: Reporter, audit: AuditLog,
+                 hermes: HermesAdapter, host: ControlHost) -> None:
+        self.state = state
+        self.outbox = outbox
+        self.topics = outbox.topics
+        self.reporter = reporter
+        self.audit = audit
+        self.hermes = hermes
+        self.host = host
+        self.retention = UtteranceRetention(state)
+        self.dropped_muted = 0
+
+    @property
+    def policy(self) -> Policy:
+        return self.state.policy
+
+    def is_muted(self, sat_id: str) -> bool:
+        return self.policy.is_muted(sat_id, time.time())
+
+    def retention_enabled(self) -> bool:
+        return self.policy.retention is Retention.MEMORY
+
+    def drop_muted(self, sat: Satellite) -> None:
+        """A frame from a muted microphone: dropped, counted, and the satellite reminded (1/s)."""
+        self.dropped_muted += 1
+        self.audit.note_muted_frame()
+        self.outbox.stats_dirty = True
+        if self.reporter.errors.report("muted", "frames from a muted satellite dropped", sat.id):
+            self.tell_muted(sat, True)
+
+    def tell_muted(self, sat: Satellite, muted: bool) -> None:
+        if sat.protocol is SatelliteProtocol.HEARTH:
+            self.outbox.send(self.topics.satellite(sat.id, "command"), Command("mute" if muted else "unmute"))
+        else:
+            self.hermes.tell_muted(sat, muted)
+        self.host.state_changed(sat)
+
+    def on_command(self, payload: bytes) -> None:
+        """`<prefix>/bridge/policy/set`: applied, saved, then confirmed on `policy/result`."""
+        request_id: Json = None
+        try:
+            data = parse_json_object(payload, "policy command")
+            request_id = data.get("request_id")
+            before = self.policy
+            self.set_policy(before.apply(data, time.time()), before)
+        except (ProtocolError, PolicyError) as err:
+            message = str(err)
+            self.reporter.report_error("bad_policy_command", message, None, None, self.topics.policy_set)
+            self._result(request_id, False, message)
+            return
+        except OSError as err:
+            self._result(request_id, False, f"could not save the policy: {err}")
+            return
+        self._result(request_id, True, None)
+
+    def _result(self, request_id: Json, ok: bool, error: str | None, purged: int | None = None) -> None:
+        self.outbox.send(self.topics.policy_result, PolicyResult(request_id, ok, error, self.policy.to_json(), purged))
+
+    def set_policy(self, updated: Policy, before: Policy) -> None:
+        if updated == before:
+            return
+        self.state.replace(updated)  # persisted before it takes effect or is confirmed
+        self.retention.enforce()
+        self.outbox.send(self.topics.policy_state, updated.to_json(), retain=True)
+        now = time.time()
+        for sat in self.host.satellites.values():
+            was, now_muted = before.is_muted(sat.id, now), updated.is_muted(sat.id, now)
+            if was != now_muted:
+                self.tell_muted(sat, now_muted)
+                if now_muted and sat.session is not None:
+                    asyncio.create_task(sat.abort("muted", "microphone muted"))
+
+    def expire(self, now: float) -> None:
+        """Timed mutes and modes that ran out (called every second)."""
+        expired = self.policy.expire(now)
+        if expired != self.policy:
+            try:
+                self.set_policy(expired, self.policy)
+            except OSError as err:
+                _LOGGER.error("Could not save the policy: %s", err)
+
+    def on_purge(self, payload: bytes) -> None:
+        """`<prefix>/bridge/history/purge`: forget retained audio and the audit history."""
+        request_id: Json = None
+        try:
+            data = parse_json_object(payload, "purge command")
+            request_id = data.get("request_id")
+        except ProtocolError as err:
+            self.reporter.report_error(err.code, err.message, None, None, self.topics.history_purge)
+        self.retention.purge()
+        removed = self.audit.purge()
+        self.outbox.send(self.topics.audit, self.audit.to_json(), retain=True)
+        self._result(request_id, True, None, purged=removed)

@@ -1,0 +1,191 @@
+"""The dispatcher: every message from the broker, routed to what handles it.
+
+Synchronous and never awaiting, so the incoming queue never backs up: it checks the payload's
+size and topic, parses Hearth's satellite topics (audio, status, event, Home Assistant's
+response/announce, the Assist pipeline leaves), checks the privacy policy before any audio is
+queued, and hands policy, vocabulary and purge commands and Hermes topics to their owners. A
+broken message gives a coded error and the service goes on serving everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Protocol
+
+from ..protocol.hearth import BRIDGE_OUTBOUND, MAX_PIPELINE_PLAY, ProtocolError, decode_frame, parse_json_object
+from ..protocol.messages import SatelliteEvent, SatelliteStatus
+from ..satellite import Protocol as SatelliteProtocol
+from ..satellite import Satellite
+from ..settings import Settings
+from .control import PrivacyControl
+from .hermes import HermesAdapter
+from .results import Reporter
+from .vocabulary import VocabularySwap
+
+_LOGGER = logging.getLogger("bridge")
+
+
+class DispatchHost(Protocol):
+    """What the dispatcher needs from the bridge: its satellites and what to do with requests."""
+
+    @property
+    def satellites(self) -> Mapping[str, Satellite]: ...
+    def add_satellite(self, sat_id: str, protocol: SatelliteProtocol) -> Satellite | None: ...
+    async def remove_satellite(self, sat_id: str) -> None: ...
+    def wake(self, sat: Satellite, wake_word: str | None, source: str, session_id: str | None = None,
+             stream_id: int | None = None) -> None: ...
+    def respond(self, sat_id: str, request: Mapping[str, object]) -> None: ...
+    def play_wav(self, sat_id: str, wav: bytes) -> None: ...
+    def state_changed(self, sat: Satellite) -> None: ...
+
+
+class Dispatcher:
+    """Routes one message; counts messages and audio frames."""
+
+    def __init__(self, settings: Settings, host: DispatchHost, reporter: Reporter, control: PrivacyControl,
+                 vocabulary: VocabularySwap, hermes: HermesAdapter) -> None:
+        self.settings = settings
+        self.topics = reporter.topics
+        self.host = host
+        self.reporter = reporter
+        self.control = control
+        self.vocabulary = vocabulary
+        self.hermes = hermes
+        self.messages = 0
+        self.frames = 0
+        #: Assist pipeline streaming: satellites whose audio Home Assistant recognizes (docs/protocol.md).
+        self.pipeline_modes: dict[str, str] = {}
+
+    def subscriptions(self) -> list[str]:
+        t = self.topics
+        subs = [*t.satellite_wildcards, t.vocabulary_set, t.policy_set, t.history_purge]
+        if self.settings.hermes.enabled:
+            from ..protocol import hermes
+
+            subs += list(hermes.SUBSCRIPTIONS)
+        return subs
+
+    def dispatch(self, topic: str, payload: bytes) -> None:
+        self.messages += 1
+        limits = self.settings.limits
+        limit = limits.max_vocabulary_payload if topic == self.topics.vocabulary_set else limits.max_payload
+        if topic.endswith("/pipeline/play"):
+            limit = MAX_PIPELINE_PLAY
+        if len(payload) > limit:
+            self.reporter.report_error("oversized", f"{len(payload)}-byte message exceeds {limit}", None, None, topic)
+            if topic == self.topics.vocabulary_set:
+                self.vocabulary.rejected(f"vocabulary of {len(payload)} bytes exceeds the {limit}-byte limit")
+            return
+        parsed: tuple[str, str] | None = None
+        try:
+            parsed = self.topics.parse_satellite_topic(topic)
+            if parsed is not None:
+                self._satellite_topic(parsed[0], parsed[1], payload)
+            elif topic == self.topics.policy_set:
+                self.control.on_command(payload)
+            elif topic == self.topics.vocabulary_set:
+                asyncio.create_task(self.vocabulary.apply_payload(payload))
+            elif topic == self.topics.history_purge:
+                self.control.on_purge(payload)
+            elif topic.startswith("hermes/"):
+                self.hermes.dispatch(topic, payload)
+        except ProtocolError as err:
+            self.reporter.report_error(err.code, err.message, parsed[0] if parsed else None, None, topic)
+        except Exception as err:  # noqa: BLE001 - a bug on one message must not stop the service
+            _LOGGER.exception("Unexpected error handling a message on %s", topic)
+            self.reporter.report_error("internal_error", f"{type(err).__name__}: {err}",
+                                       parsed[0] if parsed else None, None, topic)
+
+    def _satellite_topic(self, sat_id: str, leaf: str, payload: bytes) -> None:
+        if leaf in BRIDGE_OUTBOUND:
+            return
+        if leaf == "audio":
+            self._audio(sat_id, payload)
+        elif leaf == "status":
+            self._status(sat_id, payload)
+        elif leaf == "event":
+            self._event(sat_id, SatelliteEvent.from_json(parse_json_object(payload, "satellite event")))
+        elif leaf == "response":
+            self.host.respond(sat_id, parse_json_object(payload, "response"))
+        elif leaf == "announce":
+            self.host.respond(sat_id, {**parse_json_object(payload, "announce"), "announce": True})
+        elif leaf == "pipeline/set":
+            self._pipeline_set(sat_id, payload)
+        elif leaf == "pipeline/play":
+            self.host.play_wav(sat_id, payload)
+        else:
+            raise ProtocolError("bad_topic", f"unknown satellite topic leaf {leaf!r}")
+
+    def _audio(self, sat_id: str, payload: bytes) -> None:
+        sat = self.host.satellites.get(sat_id)
+        if sat is None or sat.protocol is not SatelliteProtocol.HEARTH or not sat.online:
+            raise ProtocolError("unknown_satellite", f"audio from satellite {sat_id!r}, which has not announced itself online")
+        frame = decode_frame(payload)
+        self.frames += 1
+        if self.control.is_muted(sat_id):
+            self.control.drop_muted(sat)
+            return
+        if not sat.admit(len(frame.pcm)):
+            return
+        sat.accept_frame(frame.stream_id, frame.seq, frame.pcm, frame.last)
+
+    def _pipeline_set(self, sat_id: str, payload: bytes) -> None:
+        """Home Assistant's choice for one satellite: `hearth` (default) or `assist`."""
+        if not payload:  # retained choice cleared
+            self.pipeline_modes.pop(sat_id, None)
+            return
+        mode = parse_json_object(payload, "pipeline/set").get("mode")
+        if mode not in ("hearth", "assist"):
+            raise ProtocolError("bad_pipeline_mode", f"pipeline mode must be hearth or assist, got {mode!r}")
+        if mode == "hearth":
+            self.pipeline_modes.pop(sat_id, None)
+        elif sat_id in self.pipeline_modes or len(self.pipeline_modes) < self.settings.limits.max_satellites:
+            self.pipeline_modes[sat_id] = mode
+        else:
+            raise ProtocolError("too_many_satellites", "pipeline modes for more satellites than the limit")
+
+    def _status(self, sat_id: str, payload: bytes) -> None:
+        sat = self.host.satellites.get(sat_id)
+        if not payload:  # retained status cleared: the satellite was removed
+            if sat is not None:
+                asyncio.create_task(self.host.remove_satellite(sat_id))
+            return
+        status = SatelliteStatus.from_json(parse_json_object(payload, "satellite status"))
+        if sat is None:
+            if not status.online:
+                return
+            sat = self.host.add_satellite(sat_id, SatelliteProtocol.HEARTH)
+            if sat is None:
+                return
+        sat.info = dict(status.info)
+        sat.on_device_wake = status.on_device_wake
+        sat.barge_in = status.barge_in
+        if status.wake_word is not None and self.settings.satellite(sat_id).wake_word is None:
+            sat.wake_word = status.wake_word
+        if status.play_rate is not None:
+            sat.play_rate = status.play_rate
+        was_online = sat.online
+        sat.online = status.online
+        if was_online and not sat.online and sat.session is not None:
+            asyncio.create_task(sat.abort("satellite_offline", "satellite went offline mid-utterance"))
+        self.host.state_changed(sat)
+        if sat.online and self.control.is_muted(sat_id):
+            self.control.tell_muted(sat, True)
+
+    def _event(self, sat_id: str, event: SatelliteEvent) -> None:
+        sat = self.host.satellites.get(sat_id)
+        if sat is None:
+            raise ProtocolError("unknown_satellite", f"event from satellite {sat_id!r}, which has not announced itself")
+        if event.type in ("wake", "button"):
+            if self.control.is_muted(sat_id):
+                self.control.drop_muted(sat)
+                return
+            self.host.wake(sat, event.wake_word, "satellite" if event.type == "wake" else "button",
+                           stream_id=event.stream_id)
+        elif event.type == "stop":
+            asyncio.create_task(sat.abort("stopped", "stopped by the satellite"))
+            self.host.respond(sat_id, {"stop": True})
+        elif event.type == "played":
+            self.host.respond(sat_id, {"played": event.play_id})

@@ -1,0 +1,217 @@
+"""The MQTT link: the one place that talks to the broker (and the only import of aiomqtt).
+
+:class:`Connection` is one connection (an async context manager: subscribe, publish, iterate
+messages), used as it is by the command-line satellite. :class:`MqttLink` is the bridge's side:
+it connects and reconnects with jittered backoff, subscribes, hands every message to one
+callback, and sends from a bounded outgoing queue so a broker outage cannot grow memory. It also
+knows where the broker it reached is (the connected socket's peer address, classified by the
+privacy tables), which decides whether audio forwarded through the broker stays on the LAN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+
+from ..privacy.locality import address_class
+from ..settings import MqttSettings
+
+_LOGGER = logging.getLogger("bridge")
+
+OUTGOING_CAP = 2000  # messages waiting while the broker is away; beyond it the oldest go
+
+
+class BrokerError(Exception):
+    """The broker could not be reached, or the connection was lost."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message received from the broker."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LastWill:
+    """What the broker publishes for us if the connection dies."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
+    tls = settings.tls
+    if not tls.enabled:
+        return None
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    if tls.cert_file:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _as_bytes(payload: object) -> bytes:
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
+
+
+class Connection:
+    """One MQTT connection. Not re-entrant; errors surface as :class:`BrokerError`."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, will: LastWill | None = None) -> None:
+        self.settings = settings
+        self._client = aiomqtt.Client(
+            hostname=settings.host, port=settings.port, username=settings.username,
+            password=settings.password, keepalive=settings.keepalive, identifier=client_id,
+            will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=will.retain) if will else None,
+            tls_context=_tls_context(settings),
+        )
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self._client.__aenter__()
+        except aiomqtt.MqttError as err:
+            raise BrokerError(str(err)) from err
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await self._client.__aexit__(exc_type, exc, tb)
+
+    async def subscribe(self, topic: str) -> None:
+        try:
+            await self._client.subscribe(topic, qos=0)
+        except aiomqtt.MqttError as err:
+            raise BrokerError(str(err)) from err
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False, qos: int = 0) -> None:
+        try:
+            await self._client.publish(topic, payload, qos=qos, retain=retain)
+        except aiomqtt.MqttError as err:
+            raise BrokerError(str(err)) from err
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """Every message for our subscriptions, in arrival order, until the connection ends."""
+        try:
+            async for message in self._client.messages:
+                yield Message(str(message.topic), _as_bytes(message.payload), bool(message.retain))
+        except aiomqtt.MqttError as err:
+            raise BrokerError(str(err)) from err
+
+    def peer_address(self) -> str | None:
+        """The IP address the connection actually reached, or None when it cannot be read.
+
+        aiomqtt has no public accessor for its socket: this reads paho's client (aiomqtt's
+        `_client`) through paho's public `socket()`. Isolated here so an upgrade breaks one place.
+        """
+        paho = getattr(self._client, "_client", None)
+        sock = paho.socket() if paho is not None else None
+        if sock is None:
+            return None
+        try:
+            peer = sock.getpeername()
+        except (OSError, AttributeError):
+            return None
+        return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+
+class MqttLink:
+    """The bridge's link to the broker: reconnects forever, queues what it sends (bounded)."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, *, subscriptions: Callable[[], Sequence[str]],
+                 will: LastWill, on_connect: Callable[[Connection], Awaitable[None]],
+                 on_message: Callable[[Message], None]) -> None:
+        self.settings = settings
+        self.client_id = client_id
+        self._subscriptions = subscriptions
+        self._will = will
+        self._on_connect = on_connect
+        self._on_message = on_message
+        self._connection: Connection | None = None
+        self._outgoing: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self.dropped_outgoing = 0
+        self._broker_class = "public"  # until a connection says otherwise: fail closed
+
+    def broker_address_class(self) -> str:
+        """Where the broker we reached is: "loopback", "lan" or "public" (unknown: "public")."""
+        return self._broker_class
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        """Queues a message; the sender task sends it when connected. Bounded: the oldest go."""
+        if self._outgoing.qsize() >= OUTGOING_CAP:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._outgoing.get_nowait()
+            self.dropped_outgoing += 1
+        self._outgoing.put_nowait((topic, payload, retain))
+
+    async def run(self) -> None:
+        """Connects, serves and reconnects until cancelled; sends the queue meanwhile."""
+        sender = asyncio.create_task(self._send_loop(), name="mqtt-publisher")
+        try:
+            await self._connect_loop()
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+
+    async def _connect_loop(self) -> None:
+        delay = 0.5
+        settings = self.settings
+        while True:
+            try:
+                async with Connection(settings, self.client_id, self._will) as connection:
+                    for topic in self._subscriptions():
+                        await connection.subscribe(topic)
+                    peer = connection.peer_address()
+                    self._broker_class = address_class(peer) if peer else "public"
+                    self._connection = connection
+                    await self._on_connect(connection)
+                    self.connected.set()
+                    delay = 0.5
+                    _LOGGER.info("Connected to MQTT broker %s:%s", settings.host, settings.port)
+                    async for message in connection.messages():
+                        self._on_message(message)
+            except BrokerError as err:
+                if self.connected.is_set():
+                    _LOGGER.warning("MQTT connection lost: %s", err)
+                else:
+                    _LOGGER.info("MQTT broker not reachable (%s); retrying in %.1f s", err, delay)
+            finally:
+                self._connection = None
+                self.connected.clear()
+            self.reconnects += 1
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, settings.reconnect_max)
+
+    async def _send_loop(self) -> None:
+        while True:
+            topic, data, retain = await self._outgoing.get()
+            while True:
+                await self.connected.wait()
+                connection = self._connection
+                if connection is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                try:
+                    await connection.publish(topic, data, retain=retain)
+                    break
+                except BrokerError:
+                    await asyncio.sleep(0.2)

@@ -1,0 +1,185 @@
+"""Result publishing: what the bridge says about satellites and utterances.
+
+The one place that turns a finished utterance into the wire payloads (`transcript`, `intent`,
+the Hermes equivalents through :class:`HermesAdapter`), a content-free audit entry and a log line
+without the words; and the one place that publishes errors (rate-limited per cause), retained
+satellite states and wake announcements. It applies the refusal rule for doubtful sensitive or
+broad commands before anyone can act on the text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from ..engines import EngineError, IntentResult, Locality, Transcript
+from ..errors import ErrorReporter
+from ..privacy.audit import AuditEntry, AuditLog, EngineUse
+from ..privacy.policy import Policy
+from ..protocol import hermes
+from ..protocol.hearth import Topics
+from ..protocol.messages import (
+    BridgeError,
+    IntentMessage,
+    JsonObject,
+    SatelliteError,
+    SatelliteState,
+    TranscriptMessage,
+    WakeMessage,
+)
+from ..recognition.intents import refusal
+from ..satellite import Protocol, Satellite, Session, Timings
+from ..settings import RecognitionSettings
+from ..stt.pool import DecoderPool
+from .hermes import HermesAdapter
+from .outbox import Outbox
+
+_LOGGER = logging.getLogger("bridge")
+
+_LISTENING_ENGINES = (EngineUse("wake", "pymicro-wakeword", Locality.IN_PROCESS),
+                      EngineUse("vad", "pymicro-vad", Locality.IN_PROCESS))
+
+
+class Reporter:
+    """Publishes errors: non-fatal ones rate-limited per cause, fatal ones ending a session."""
+
+    def __init__(self, outbox: Outbox, errors: ErrorReporter, satellites: Mapping[str, Satellite]) -> None:
+        self.outbox = outbox
+        self.topics: Topics = outbox.topics
+        self.errors = errors
+        self._satellites = satellites
+
+    def report_error(self, code: str, message: str, sat_id: str | None = None, session_id: str | None = None,
+                     topic: str | None = None) -> None:
+        """A non-fatal error: counted always, logged once per cause, published at most once a second."""
+        self.outbox.stats_dirty = True
+        if not self.errors.report(code, message, sat_id):
+            return
+        self.outbox.send(self.topics.bridge_error, BridgeError(code, message, topic, sat_id, session_id))
+        sat = self._satellites.get(sat_id) if sat_id else None
+        if sat is not None and sat.protocol is Protocol.HEARTH:
+            self.outbox.send(self.topics.satellite(sat.id, "error"),
+                             SatelliteError(session_id, sat.id, code, message, fatal=False))
+        # Hermes has no non-fatal errors: hermes/error/asr ends a dialogue session, so it is only
+        # sent when the session really ended (session_failed); bad Hermes frames of no session
+        # still get one so a tool can see why.
+        elif sat is not None and session_id is None and code not in ("muted", "rate_limited"):
+            self.outbox.send(hermes.ERROR_ASR, hermes.error(sat.id, None, message, code))
+
+    def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
+        """A fatal error: the session named is over."""
+        self.errors.report(code, message, sat.id)
+        self.outbox.send(self.topics.satellite(sat.id, "error"),
+                         SatelliteError(session_id, sat.id, code, message, fatal=True))
+        if sat.protocol is Protocol.HERMES:
+            self.outbox.send(hermes.ERROR_ASR, hermes.error(sat.id, session_id, message, code))
+
+
+class ResultPublisher:
+    """Publishes results, states and wake announcements; records the audit."""
+
+    def __init__(self, outbox: Outbox, reporter: Reporter, audit: AuditLog, hermes_adapter: HermesAdapter,
+                 pool: DecoderPool, recognition: RecognitionSettings, policy: Callable[[], Policy],
+                 is_muted: Callable[[str], bool]) -> None:
+        self.outbox = outbox
+        self.topics: Topics = outbox.topics
+        self.reporter = reporter
+        self.audit = audit
+        self.hermes = hermes_adapter
+        self.pool = pool
+        self.recognition = recognition
+        self._policy = policy
+        self._is_muted = is_muted
+
+    def satellite_state(self, sat: Satellite) -> None:
+        self.outbox.send(self.topics.satellite(sat.id, "state"), SatelliteState(
+            state=str(sat.state), session_id=sat.session.id if sat.session else None,
+            muted=self._is_muted(sat.id), protocol=str(sat.protocol), online=sat.online,
+            last=dict(sat.last_result)), retain=True)
+
+    def wake(self, sat: Satellite, session: Session) -> None:
+        self.outbox.send(self.topics.satellite(sat.id, "wake"),
+                         WakeMessage(session.id, sat.id, session.wake_word, str(session.source)))
+
+    # -- utterances -------------------------------------------------------------------------------
+
+    async def deliver(self, sat: Satellite, session: Session, transcript: Transcript, timings: Timings) -> None:
+        """Publishes one finished utterance (or, for a forwarded one, only audits it)."""
+        if transcript.forwarded:
+            self._audit(sat, session, transcript)
+            _LOGGER.info("%s: %.1f s of audio forwarded to Home Assistant's Assist pipeline", sat.id,
+                         transcript.audio_seconds)
+            return
+        private = not self._policy().publish_transcripts
+        intent, intent_used, waited_ms, intent_ms = await self._intent(sat, session, transcript)
+        refused = None if intent is None else refusal(
+            intent, transcript.confidence, self.recognition.sensitive_confidence,
+            self.recognition.broad_confidence)
+        if refused is not None:
+            assert intent is not None
+            code, what, minimum = refused
+            self.reporter.report_error(code, f"{intent.name} {what} heard with confidence "
+                              f"{transcript.confidence:.2f} < {minimum}; not acted on", sat.id, session.id)
+            transcript = dataclasses.replace(transcript, rejected=True)
+            intent = None
+        timings = dataclasses.replace(timings, intent_ms=round(intent_ms, 1))
+        wire_timings: JsonObject = dict(timings.to_json())
+        latency = round(timings.end_of_speech_to_text_ms + waited_ms, 1)
+        text = "" if transcript.rejected else transcript.text
+        self.outbox.send(self.topics.satellite(sat.id, "transcript"), TranscriptMessage(
+            session_id=session.id, satellite=sat.id, text=text, rejected=transcript.rejected,
+            confidence=transcript.confidence, audio_seconds=session.audio_bytes / 32000, latency_ms=latency,
+            engine=transcript.engine, locality=str(transcript.locality), private=private,
+            timings=wire_timings, cpu_seconds=transcript.cpu_seconds))
+        if sat.protocol is Protocol.HERMES and not private:
+            self.hermes.transcript(sat, session, transcript)
+        self.outbox.send(self.topics.satellite(sat.id, "intent"), IntentMessage(
+            session_id=session.id, satellite=sat.id, text=text,
+            intent=dict(intent.to_json()) if intent is not None else None,
+            confidence=transcript.confidence, rejected=transcript.rejected, private=private,
+            timings=wire_timings))
+        if sat.protocol is Protocol.HERMES and not private and not transcript.rejected:
+            self.hermes.intent(sat.id, session.id, session.id, transcript.text, intent)
+        self._audit(sat, session, transcript, intent_used=intent_used)
+        # Never the words: the log goes to the journal, i.e. to disk (privacy promise: nothing on disk).
+        _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
+                     "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
+                     intent.name if intent else "no intent", latency)
+
+    async def _intent(self, sat: Satellite, session: Session,
+                      transcript: Transcript) -> tuple[IntentResult | None, bool, float, float]:
+        """(intent, recognized, ms waited for it after the transcript, ms it took).
+
+        The local engine answers with the intent in the same worker round trip as the text, so
+        nothing is waited for; other engines' text is matched on a worker afterwards."""
+        if transcript.rejected or not transcript.text:
+            return None, False, 0.0, 0.0
+        if transcript.intent_checked:
+            return transcript.intent, True, 0.0, transcript.intent_cpu_seconds * 1000
+        started = time.monotonic()
+        try:
+            intent, _cpu = await self.pool.recognize_intent(transcript.text, sat.area)
+        except EngineError as err:
+            self.reporter.report_error(err.code, err.message, sat.id, session.id)
+            waited = (time.monotonic() - started) * 1000
+            return None, False, waited, waited
+        waited = (time.monotonic() - started) * 1000
+        return intent, True, waited, waited
+
+    def _audit(self, sat: Satellite, session: Session, transcript: Transcript, intent_used: bool = False) -> None:
+        engines = [*_LISTENING_ENGINES, EngineUse("stt", transcript.engine or "unknown", transcript.locality)]
+        if intent_used:
+            engines.append(EngineUse("intent", "hassil", Locality.IN_PROCESS))
+        try:
+            self.audit.record(AuditEntry(
+                time=time.time(), satellite=sat.id, session_id=session.id, engines=tuple(engines),
+                bytes_off_process=transcript.bytes_sent,
+                address_class=transcript.address_class if transcript.bytes_sent else "none",
+            ))
+        except ValueError as err:
+            _LOGGER.error("Audit entry rejected: %s", err)
+        self.outbox.stats_dirty = True
+        sat.last_result = {"session_id": session.id, "engine": transcript.engine,
+                           "locality": str(transcript.locality)}

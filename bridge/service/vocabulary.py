@@ -1,0 +1,111 @@
+"""The vocabulary swap: the home's names in, a compiled grammar in every decoder worker out.
+
+The first vocabulary comes from the configuration (a file, an inline mapping, or the demo home);
+later ones arrive retained on `<prefix>/bridge/vocabulary/set` from Home Assistant. Each is
+compiled in a one-shot child process (the event loop never stalls) and swapped into every worker
+between utterances; a broken one is rejected with a clear error on `vocabulary/state` and the old
+one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import yaml
+
+from ..protocol.messages import JsonObject
+from ..recognition import CompiledGrammar, Vocabulary, VocabularyError, parse_vocabulary
+from ..resources import load_demo_vocabulary
+from ..stt.compiler import compile_in_subprocess
+from ..stt.pool import DecoderPool
+from .outbox import Outbox
+
+_LOGGER = logging.getLogger("bridge")
+
+type ReportError = Callable[[str, str, str | None, str | None, str | None], None]
+
+
+def initial_vocabulary(source: str | Mapping[str, object] | None) -> Vocabulary:
+    """The configured vocabulary: None = the demo home, a path, or the vocabulary itself."""
+    if source is None:
+        return load_demo_vocabulary()
+    if isinstance(source, str):
+        path = Path(source)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as err:
+            raise VocabularyError(f"vocabulary file {path}: {err}") from None
+        return parse_vocabulary(data)
+    return parse_vocabulary(dict(source))
+
+
+class VocabularySwap:
+    """Owns the vocabulary in service and its published state."""
+
+    def __init__(self, pool: DecoderPool, outbox: Outbox, report_error: ReportError) -> None:
+        self.pool = pool
+        self.outbox = outbox
+        self._report_error = report_error
+        self.vocabulary: Vocabulary | None = None
+        self.grammar: CompiledGrammar | None = None
+        self.state: JsonObject = {}
+        self._lock = asyncio.Lock()
+
+    async def start(self, source: str | Mapping[str, object] | None) -> None:
+        """Compiles the configured vocabulary and starts the decoder workers with it."""
+        vocab = initial_vocabulary(source)
+        grammar, seconds = await compile_in_subprocess(vocab)
+        self.vocabulary, self.grammar = vocab, grammar
+        self._set_state(vocab, grammar, seconds)
+        await self.pool.start(vocab, grammar)
+
+    async def apply_payload(self, payload: bytes) -> bool:
+        try:
+            data = json.loads(payload.decode("utf-8"))
+            vocab = parse_vocabulary(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            self.rejected(f"vocabulary is not valid JSON: {err}")
+            return False
+        except VocabularyError as err:
+            self.rejected(str(err))
+            return False
+        return await self.apply(vocab)
+
+    async def apply(self, vocab: Vocabulary) -> bool:
+        """Compiles in the background, then swaps atomically; in-flight utterances finish on the old one."""
+        async with self._lock:
+            if self.vocabulary is not None and vocab.hash() == self.vocabulary.hash():
+                return True
+            try:
+                grammar, seconds = await compile_in_subprocess(vocab)
+                await self.pool.set_grammar(vocab, grammar)
+            except Exception as err:  # noqa: BLE001 - keep the old grammar in service
+                self.rejected(f"vocabulary could not be compiled: {type(err).__name__}: {err}")
+                return False
+            self.vocabulary, self.grammar = vocab, grammar
+            self._set_state(vocab, grammar, seconds)
+            _LOGGER.info("Vocabulary %s in service: %d entities, %d areas (compiled in %.2f s)",
+                         vocab.hash()[:8], len(vocab.entities), len(vocab.areas), seconds)
+            return True
+
+    def rejected(self, message: str) -> None:
+        self._report_error("bad_vocabulary", message, None, None, self.outbox.topics.vocabulary_set)
+        self.state = {**self.state, "status": "error", "error": message}
+        self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
+
+    def republish(self) -> None:
+        if self.state:
+            self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
+
+    def _set_state(self, vocab: Vocabulary, grammar: CompiledGrammar, seconds: float) -> None:
+        self.state = {
+            "status": "ok", "hash": vocab.hash(), "error": None, "entities": len(vocab.entities),
+            "areas": len(vocab.areas), "floors": len(vocab.floors), "sentences": len(vocab.sentences),
+            "compile_seconds": round(seconds, 3),
+            "grammar": {k: v for k, v in grammar.stats.items() if isinstance(v, (int, float, str))},
+        }
+        self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
