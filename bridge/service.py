@@ -51,7 +51,8 @@ from .recognition import (
     parse_vocabulary,
 )
 from .recognition.intents import refusal
-from .satellite import Protocol, Satellite, Session
+from .pipeline.endpoint import EndpointSettings
+from .satellite import Protocol, Satellite, SatelliteSettings, Session, SessionSource, Timings
 from .stt.fallback import FallbackSttStream
 from .stt.forward import ForwardStt, broker_address_class
 from .stt.local import PocketsphinxStt
@@ -87,6 +88,65 @@ async def compile_in_subprocess(vocab: Vocabulary, timeout: float = 300.0) -> tu
     return message[1], message[2]
 
 
+def satellite_settings(config: dict[str, Any], sat_id: str) -> SatelliteSettings:
+    """One satellite's settings from the configuration."""
+    own = config["satellites"].get(sat_id, {})
+    e = config["endpoint"]
+    return SatelliteSettings(
+        wake_word=own.get("wake_word") or config["wake"]["model"], play_rate=own.get("play_rate"),
+        area=own.get("area"), queue_frames=config["limits"]["queue_frames"],
+        endpoint=EndpointSettings(
+            silence_tail=e["silence_tail"], complete_tail=e["complete_tail"], vad_tail=e["vad_tail"],
+            max_utterance=e["max_utterance"], no_speech_timeout=e["no_speech_timeout"]))
+
+
+class SatelliteHostAdapter:
+    """The bridge as its satellites see it (bridge.satellite.SatelliteHost)."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self.bridge = bridge
+
+    def is_muted(self, sat_id: str) -> bool:
+        return self.bridge.is_muted(sat_id)
+
+    def retention_enabled(self) -> bool:
+        return self.bridge.retention_enabled()
+
+    def is_playing(self, sat_id: str) -> bool:
+        speech_out = self.bridge.speech_out
+        return speech_out is not None and bool(speech_out.is_playing(sat_id))
+
+    async def open_stream(self, sat: Satellite, session_id: str, wake_word: str | None) -> SttStream:
+        return await self.bridge.open_stt(sat.id, session_id, wake_word=wake_word)
+
+    def state_changed(self, sat: Satellite) -> None:
+        self.bridge.publish_satellite_state(sat)
+
+    def report_error(self, code: str, message: str, sat_id: str | None, session_id: str | None = None) -> None:
+        self.bridge.report_error(code, message, sat_id, session_id)
+
+    def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
+        self.bridge.publish_session_error(sat, session_id, code, message)
+
+    def wake_started(self, sat: Satellite, session: Session) -> None:
+        self.bridge.on_wake_started(sat, session)
+
+    def session_started(self, sat: Satellite, session: Session) -> None:
+        self.bridge.on_session_started(sat, session)
+
+    def listening_ended(self, sat: Satellite, session: Session) -> None:
+        self.bridge.on_listening_ended(sat, session)
+
+    def session_ended(self, sat: Satellite, session: Session, ok: bool) -> None:
+        self.bridge.on_session_ended(sat, session, ok)
+
+    def keep_audio(self, sat_id: str, session_id: str, pcm: bytes) -> None:
+        self.bridge.retention.keep(sat_id, session_id, pcm, time.time())
+
+    async def deliver(self, sat: Satellite, session: Session, transcript: Transcript, timings: Timings) -> None:
+        await self.bridge.on_transcript(sat, session, transcript, timings)
+
+
 class Bridge:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -95,6 +155,7 @@ class Bridge:
         self.data_dir = Path(config["data_dir"])
         self.errors = ErrorReporter()
         self.satellites: dict[str, Satellite] = {}
+        self.satellite_host = SatelliteHostAdapter(self)
         self.hermes_enabled: bool = config["hermes"]["enabled"]
         self.hermes_sites: set[str] = set(config["hermes"]["sites"])
         self.policy_store = PolicyStore(self.data_dir)
@@ -411,7 +472,7 @@ class Bridge:
         if len(self.satellites) >= self.config["limits"]["max_satellites"]:
             self.report_error("too_many_satellites", f"satellite limit {self.config['limits']['max_satellites']} reached", sat_id)
             return None
-        sat = Satellite(self, sat_id, protocol, self.config["satellites"].get(sat_id, {}))
+        sat = Satellite(self.satellite_host, sat_id, protocol, satellite_settings(self.config, sat_id))
         self.satellites[sat_id] = sat
         _LOGGER.info("Satellite %s (%s) joined", sat_id, protocol)
         self._stats_dirty = True
@@ -435,7 +496,8 @@ class Bridge:
                 return
             wake_word = data.get("wake_word") if isinstance(data.get("wake_word"), str) else None
             stream_id = data.get("stream_id") if isinstance(data.get("stream_id"), int) else None
-            self.on_wake(sat, wake_word, "satellite" if kind == "wake" else "button", stream_id=stream_id)
+            self.on_wake(sat, wake_word, SessionSource.SATELLITE if kind == "wake" else SessionSource.BUTTON,
+                         stream_id=stream_id)
         elif kind == "stop":
             asyncio.create_task(sat.abort("stopped", "stopped by the satellite"))
             if self.response_handler is not None:
@@ -498,14 +560,14 @@ class Bridge:
             if self.is_muted(site_id):
                 self._drop_muted(sat)
                 return
-            self.on_wake(sat, hermes.wakeword_from_detected(topic), "hermes", session_id=session_id)
+            self.on_wake(sat, hermes.wakeword_from_detected(topic), SessionSource.HERMES, session_id=session_id)
         elif topic == hermes.START_LISTENING:
             sat = self._hermes_site(site_id, create=True)
             if sat is None or self.is_muted(site_id):
                 return
             lang = data.get("lang") if isinstance(data.get("lang"), str) else None
             wakeword = data.get("wakewordId") if isinstance(data.get("wakewordId"), str) else None
-            sat.request_session("command", wakeword, session_id=session_id, lang=lang)
+            sat.request_session(SessionSource.COMMAND, wakeword, session_id=session_id, lang=lang)
         elif topic == hermes.STOP_LISTENING:
             sat = self._hermes_site(site_id, create=False)
             if sat is not None and sat.session is not None and (session_id is None or sat.session.id == session_id):
@@ -646,7 +708,7 @@ class Bridge:
 
     # -- satellite callbacks ---------------------------------------------------------------------
 
-    def on_wake(self, sat: Satellite, wake_word: str | None, source: str, session_id: str | None = None,
+    def on_wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
                 stream_id: int | None = None) -> None:
         sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)
 
@@ -681,7 +743,7 @@ class Bridge:
         self._stats_dirty = True
 
     async def on_transcript(self, sat: Satellite, session: Session, transcript: Transcript,
-                            timings: dict[str, Any]) -> None:
+                            timings: Timings) -> None:
         if getattr(transcript, "forwarded", False):
             self._audit_forwarded(sat, session, transcript)
             return
@@ -711,14 +773,14 @@ class Bridge:
                               f"{transcript.confidence:.2f} < {minimum}; not acted on", sat.id, session.id)
             transcript = dataclasses.replace(transcript, rejected=True)
             intent = None
-        timings["intent_ms"] = round(intent_ms, 1)
-        latency = round(timings["end_of_speech_to_text_ms"] + intent_ms, 1)
+        timings = dataclasses.replace(timings, intent_ms=intent_ms)
+        latency = round(timings.end_of_speech_to_text_ms + intent_ms, 1)
         self.publish(self.topics.satellite(sat.id, "transcript"), {
             "session_id": session.id, "satellite": sat.id, "text": "" if transcript.rejected else transcript.text,
             "rejected": transcript.rejected, "confidence": round(transcript.confidence, 4),
             "audio_seconds": round(session.audio_bytes / 32000, 3), "latency_ms": latency,
             "engine": transcript.engine, "locality": str(transcript.locality), "private": private,
-            "timings": timings, "cpu_seconds": round(transcript.cpu_seconds, 4),
+            "timings": timings.to_json(), "cpu_seconds": round(transcript.cpu_seconds, 4),
         })
         if sat.protocol is Protocol.HERMES and not private:
             if transcript.rejected:
@@ -730,7 +792,7 @@ class Bridge:
         self.publish(self.topics.satellite(sat.id, "intent"), {
             "session_id": session.id, "satellite": sat.id, "text": "" if transcript.rejected else transcript.text,
             "intent": intent, "confidence": round(transcript.confidence, 4), "rejected": transcript.rejected,
-            "private": private, "timings": timings,
+            "private": private, "timings": timings.to_json(),
         })
         if sat.protocol is Protocol.HERMES and not private and not transcript.rejected:
             self._publish_hermes_intent(sat.id, session.id, session.id, transcript.text, intent)

@@ -23,7 +23,7 @@ from .engines import EngineError, Locality, SttStream, TextToSpeech
 from .privacy.audit import AuditEntry, EngineUse
 from .protocol import hermes
 from .protocol.hearth import encode_frame
-from .satellite import Protocol, Satellite, State
+from .satellite import Protocol, Satellite, SessionSource, State
 
 if TYPE_CHECKING:
     from .service import Bridge
@@ -91,7 +91,7 @@ class SpeechOut:
         try:
             audio = await self.tts.synthesize(text, sat.play_rate)
         except EngineError as err:
-            sat.bridge.publish_session_error(sat, session_id, err.code, err.message)
+            self.bridge.publish_session_error(sat, session_id, err.code, err.message)
             sat.set_state(State.IDLE)
             return False
         self.bridge.audit.record(AuditEntry(
@@ -153,7 +153,7 @@ class SpeechOut:
         if sat.state is State.RESPONDING:
             sat.set_state(State.IDLE)
         if listen_after:
-            sat.request_session("command")
+            sat.request_session(SessionSource.COMMAND)
 
     async def _send_chunks(self, sat: Satellite, play_id: str, pcm: bytes, rate: int) -> None:
         stream_id = zlib.crc32(play_id.encode())
