@@ -29,6 +29,7 @@ from . import PROTOCOL_VERSION, __version__
 from .audio.wav import WavError, wav_to_pcm16k
 from .engines import EngineError, Locality, SpeechToText, SttStream, Transcript
 from .errors import ErrorReporter
+from .pipeline.endpoint import EndpointSettings
 from .privacy.audit import AuditEntry, AuditLog, EngineUse
 from .privacy.policy import Policy, PolicyError, Retention
 from .privacy.retention import UtteranceRetention
@@ -51,7 +52,6 @@ from .recognition import (
     parse_vocabulary,
 )
 from .recognition.intents import refusal
-from .pipeline.endpoint import EndpointSettings
 from .satellite import Protocol, Satellite, SatelliteSettings, Session, SessionSource, Timings
 from .stt.fallback import FallbackSttStream
 from .stt.forward import ForwardStt, broker_address_class

@@ -215,7 +215,8 @@ class Satellite:
                     session = await self._open_session(request)
                 except Exception as err:  # noqa: BLE001 - a failed start must not kill the satellite
                     _LOGGER.exception("Satellite %s: opening a session failed", self.id)
-                    self.host.session_failed(self, request.session_id, "internal_error", f"{type(err).__name__}: {err}")
+                    self.host.session_failed(self, request.session_id, "internal_error",
+                                             f"{type(err).__name__}: {err}")
                     session = None
                 finally:
                     self.pending_start = None
@@ -224,12 +225,12 @@ class Satellite:
                 continue
             if not self.queue:
                 self._wakeup.clear()
-                timeout = self.settings.audio_timeout if self.session is not None else None
+                limit = self.settings.audio_timeout
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                    await asyncio.wait_for(self._wakeup.wait(), limit if self.session is not None else None)
                 except TimeoutError:
-                    if self.session is not None and time.monotonic() - self.session.last_audio_at >= self.settings.audio_timeout:
-                        await self.abort("audio_timeout", f"no audio for {self.settings.audio_timeout:g} s while listening")
+                    if self.session is not None and time.monotonic() - self.session.last_audio_at >= limit:
+                        await self.abort("audio_timeout", f"no audio for {limit:g} s while listening")
                 continue
             arrived, pcm = self.queue.popleft()
             try:

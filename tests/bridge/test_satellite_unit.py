@@ -379,6 +379,20 @@ async def test_engine_refused_when_opening(make) -> None:
     assert sat.session is None and host.states == [] and "session_started" not in host.calls
 
 
+async def test_unexpected_failure_when_opening_keeps_the_satellite_alive(make) -> None:
+    host, sat = make()
+
+    def broken() -> FakeStream:
+        raise RuntimeError("bug")
+
+    host.make_stream = broken
+    assert sat.request_session(SessionSource.BUTTON, session_id="s1")
+    await until(lambda: bool(host.failures))
+    assert host.failures == [("s1", "internal_error")] and sat.session is None and sat.pending_start is None
+    host.make_stream = FakeStream
+    await listening(sat)
+
+
 async def test_prime_failure_closes_the_stream(make, command_pcm) -> None:
     host, sat = make()
     stream = FakeStream()
