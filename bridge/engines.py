@@ -52,6 +52,11 @@ class SttStream(abc.ABC):
     async def prime(self, pcm: bytes) -> None:  # noqa: B027 - optional hook
         """Audio from just before the utterance, for calibration only (never transcribed)."""
 
+    @property
+    def complete(self) -> bool:
+        """The partial hypothesis is already a whole command (lets the endpointer end sooner)."""
+        return False
+
     @abc.abstractmethod
     async def feed(self, pcm: bytes) -> None: ...
 

@@ -24,9 +24,14 @@ from .audio.wav import WavError, make_wav, parse_wav
 from .engines import EngineError, TextToSpeech
 from .privacy.audit import AuditEntry, AuditLog, EngineUse
 from .protocol import hermes
+<<<<<<< HEAD
 from .protocol.hearth import Topics, encode_frame
 from .protocol.messages import Command
 from .satellite import Protocol, Satellite, State
+=======
+from .protocol.hearth import encode_frame
+from .satellite import Protocol, Satellite, SessionSource, State
+>>>>>>> satellite
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -176,7 +181,7 @@ class SpeechOut:
         if sat.state is State.RESPONDING:
             sat.set_state(State.IDLE)
         if listen_after:
-            sat.request_session("command")
+            sat.request_session(SessionSource.COMMAND)
 
     async def _send_chunks(self, sat: Satellite, play_id: str, pcm: bytes, rate: int) -> None:
         stream_id = zlib.crc32(play_id.encode())

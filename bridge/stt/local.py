@@ -20,7 +20,7 @@ class PocketsphinxStream(SttStream):
     def __init__(self, pool: DecoderPool, utterance: str) -> None:
         self._pool = pool
         self.utterance = utterance
-        self.complete = False  # partial hypothesis is already a whole command
+        self._complete = False  # partial hypothesis is already a whole command
         self._worker: DecoderWorker | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -28,8 +28,12 @@ class PocketsphinxStream(SttStream):
         self._acquire = asyncio.create_task(self._get_worker())
         self._closed = False
 
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
     def _on_partial(self, complete: bool) -> None:
-        self.complete = complete
+        self._complete = complete
 
     async def _get_worker(self) -> DecoderWorker:
         worker = await self._pool.acquire(self.utterance, self._on_partial)

@@ -6,30 +6,27 @@
 
 Audio arrives from the MQTT dispatcher into a bounded queue (overflow is dropped and counted, so a
 flooding satellite cannot grow memory or slow the others); one task per satellite drains it.
+Everything outside the satellite (policy, engines, publishing, results) is reached through its
+`SatelliteHost`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from .engines import EngineError, SttStream, Transcript
-from .pipeline.endpoint import Endpointer, EndpointSettings, EndReason
-from .pipeline.vad import FrameSplitter, Vad
-from .pipeline.wake import GatedWakeWordDetector
-
-if TYPE_CHECKING:
-    from .service import Bridge
+from ..engines import EngineError, Transcript
+from ..pipeline.endpoint import Endpointer, EndReason
+from ..pipeline.vad import FrameSplitter, Vad
+from ..pipeline.wake import GatedWakeWordDetector
+from .host import SatelliteHost, SatelliteSettings
+from .session import Protocol, Session, SessionRequest, SessionSource, State, Timings
 
 _LOGGER = logging.getLogger(__name__)
 
-AUDIO_TIMEOUT = 2.0  # no audio for this long while listening: the satellite vanished
 MAX_GAP_FILL_BYTES = 8000  # fill at most 250 ms of missing audio with silence
 BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit mono
 PRIME_BYTES = BYTES_PER_SECOND  # audio before a bridge-detected wake word that calibrates the recognizer
@@ -37,53 +34,24 @@ RATE_FACTOR = 1.5  # satellites may catch up after a network hiccup, but not flo
 BURST_BYTES = BYTES_PER_SECOND * 3
 
 
-class State(enum.StrEnum):
-    IDLE = "idle"
-    LISTENING = "listening"
-    TRANSCRIBING = "transcribing"
-    PROCESSING = "processing"
-    RESPONDING = "responding"
-    ERROR = "error"
-
-
-class Protocol(enum.StrEnum):
-    HEARTH = "hearth"
-    HERMES = "hermes"
-
-
-@dataclass
-class Session:
-    id: str
-    source: str  # bridge | satellite | button | command | hermes
-    wake_word: str | None
-    stream: SttStream
-    endpointer: Endpointer
-    started: float = field(default_factory=time.monotonic)
-    stream_id: int | None = None
-    audio_bytes: int = 0
-    last_voiced_at: float = 0.0  # arrival time of the last audio with speech energy
-    last_audio_at: float = field(default_factory=time.monotonic)
-    hermes_lang: str | None = None
-    ended: bool = False
-    kept: list[bytes] | None = None  # the utterance's audio, only while retention is "memory"
-
-
 class Satellite:
-    def __init__(self, bridge: Bridge, sat_id: str, protocol: Protocol, settings: dict[str, Any]) -> None:
-        self.bridge = bridge
+    def __init__(self, host: SatelliteHost, sat_id: str, protocol: Protocol, settings: SatelliteSettings) -> None:
+        self.host = host
         self.id = sat_id
         self.protocol = protocol
+        self.settings = settings
         self.online = True
-        self.info: dict[str, Any] = {}
+        self.info: dict[str, object] = {}  # the satellite's last announced status
         self.state = State.IDLE
         self.session: Session | None = None
-        self.wake_word = settings.get("wake_word") or bridge.config["wake"]["model"]
-        self.play_rate = settings.get("play_rate") or (22050 if protocol is Protocol.HERMES else 16000)
+        self.wake_word = settings.wake_word
+        self.play_rate = settings.play_rate if settings.play_rate is not None else (
+            22050 if protocol is Protocol.HERMES else 16000)
         self.on_device_wake = False
-        self.configured_area: str | None = settings.get("area")
+        self.configured_area = settings.area
         self.barge_in = False  # the satellite cancels echo, so a wake word may interrupt playback
         self.queue: deque[tuple[float, bytes]] = deque()
-        self.queue_cap = bridge.config["limits"]["queue_frames"]
+        self.queue_cap = settings.queue_frames
         self._wakeup = asyncio.Event()
         self._wake: GatedWakeWordDetector | None = None
         self._vad = Vad()
@@ -99,10 +67,8 @@ class Satellite:
         self.closed_streams: deque[int] = deque(maxlen=8)
         self._tokens = float(BURST_BYTES)
         self._refilled = time.monotonic()
-        self.last_result: dict[str, Any] = {}
-        # A session asked for (wake event, button, startListening) but not yet opened: frames that
-        # arrive meanwhile queue up behind it, in order.
-        self.pending_start: tuple[str, str | None, str | None, int | None, str | None] | None = None
+        self.last_result: dict[str, str] = {}  # the last result's session id, engine and locality
+        self.pending_start: SessionRequest | None = None
         self._task = asyncio.create_task(self._run(), name=f"satellite-{sat_id}")
 
     @property
@@ -122,7 +88,7 @@ class Satellite:
         self._refilled = now
         if nbytes > self._tokens:
             self.counters["rate_limited"] += 1
-            self.bridge.report_error("rate_limited", "audio arrives faster than real time; frames dropped", self.id)
+            self.host.report_error("rate_limited", "audio arrives faster than real time; frames dropped", self.id)
             return False
         self._tokens -= nbytes
         return True
@@ -131,8 +97,8 @@ class Satellite:
         self.counters["frames"] += 1
         if len(self.queue) >= self.queue_cap:
             self.counters["dropped_queue_full"] += 1
-            self.bridge.report_error("queue_full", f"audio queue full ({self.queue_cap} frames); frame dropped",
-                                     self.id, self.session.id if self.session else None)
+            self.host.report_error("queue_full", f"audio queue full ({self.queue_cap} frames); frame dropped",
+                                   self.id, self._session_id())
             return
         self.queue.append((time.monotonic(), pcm))
         self._wakeup.set()
@@ -144,14 +110,13 @@ class Satellite:
             self.expected_seq = seq
         if seq < self.expected_seq:
             self.counters["late"] += 1
-            self.bridge.report_error("late_frame", f"frame {seq} arrived after {self.expected_seq - 1}; dropped",
-                                     self.id, self.session.id if self.session else None)
+            self.host.report_error("late_frame", f"frame {seq} arrived after {self.expected_seq - 1}; dropped",
+                                   self.id, self._session_id())
             return
         if seq > self.expected_seq:
             missing = seq - self.expected_seq
             self.counters["gaps"] += missing
-            self.bridge.report_error("gap", f"{missing} frame(s) missing before {seq}", self.id,
-                                     self.session.id if self.session else None)
+            self.host.report_error("gap", f"{missing} frame(s) missing before {seq}", self.id, self._session_id())
             self.enqueue(bytes(min(missing * len(pcm), MAX_GAP_FILL_BYTES)))
         self.expected_seq = seq + 1
         if self.session is not None and self.session.stream_id is None:
@@ -160,57 +125,62 @@ class Satellite:
             if stream_id in self.closed_streams:
                 self.counters["after_session"] += 1  # in flight when the session ended: expected
                 return
-            self.bridge.report_error("no_session", "audio for a session that never started (no wake event); dropped", self.id)
+            self.host.report_error("no_session", "audio for a session that never started (no wake event); dropped",
+                                   self.id)
             return
         self.enqueue(pcm)
         if last and self.session is not None:
             self.queue.append((time.monotonic(), b""))  # marker: the satellite ended the stream
             self._wakeup.set()
 
+    def _session_id(self) -> str | None:
+        return self.session.id if self.session else None
+
     # -- session control ------------------------------------------------------------------------
 
-    def request_session(self, source: str, wake_word: str | None = None, session_id: str | None = None,
+    def request_session(self, source: SessionSource, wake_word: str | None = None, session_id: str | None = None,
                         stream_id: int | None = None, lang: str | None = None) -> bool:
-        """Asks the satellite's task to open a session before it handles any later frame."""
+        """Asks the satellite's task to open a session before it handles any later frame; False
+        when a session is already open or asked for."""
         if self.session is not None or self.pending_start is not None:
             return False
-        self.pending_start = (source, wake_word, session_id, stream_id, lang)
+        self.pending_start = SessionRequest(source, wake_word, session_id, stream_id, lang)
         self._wakeup.set()
         return True
 
-    async def start_session(self, source: str, wake_word: str | None = None, session_id: str | None = None,
-                            stream_id: int | None = None, lang: str | None = None) -> Session | None:
+    async def _open_session(self, request: SessionRequest) -> Session | None:
         if self.session is not None:
             return None  # already listening; a second trigger changes nothing
-        if self.bridge.is_muted(self.id):
+        if self.host.is_muted(self.id):
             return None
-        session_id = session_id or uuid.uuid4().hex  # known before the engine opens (forwarding names it)
+        session_id = request.session_id or uuid.uuid4().hex  # known before the engine opens (forwarding names it)
         try:
-            stream = await self.bridge.open_stt(self.id, session_id, wake_word=wake_word)
+            stream = await self.host.open_stream(self, session_id, request.wake_word)
         except EngineError as err:
-            self._publish_error(session_id, err.code, err.message)
+            self.host.session_failed(self, session_id, err.code, err.message)
             return None
-        s = self.bridge.config["endpoint"]
         session = Session(
-            id=session_id or uuid.uuid4().hex, source=source, wake_word=wake_word, stream=stream,
-            endpointer=Endpointer(EndpointSettings(
-                silence_tail=s["silence_tail"], complete_tail=s["complete_tail"], vad_tail=s["vad_tail"],
-                max_utterance=s["max_utterance"], no_speech_timeout=s["no_speech_timeout"])),
-            stream_id=stream_id, hermes_lang=lang,
-            kept=[] if self.bridge.retention_enabled() else None,
+            id=session_id, source=request.source, wake_word=request.wake_word, stream=stream,
+            endpointer=Endpointer(self.settings.endpoint), stream_id=request.stream_id,
+            hermes_lang=request.lang, kept=[] if self.host.retention_enabled() else None,
         )
-        if source == "bridge" and self._recent:
-            await stream.prime(b"".join(self._recent))
+        if request.source is SessionSource.BRIDGE and self._recent:
+            try:
+                await stream.prime(b"".join(self._recent))
+            except EngineError as err:
+                await stream.cancel()
+                self.host.session_failed(self, session_id, err.code, err.message)
+                return None
         self._recent.clear()
         self._recent_bytes = 0
         self.session = session
         self._vad.reset()
         self._splitter.reset()
         self.counters["utterances"] += 1
-        if source in ("bridge", "satellite", "button"):
+        if request.source.is_wake:
             self.counters["wakes"] += 1
         self.set_state(State.LISTENING)
-        self.bridge.on_session_started(self, session)
+        self.host.session_started(self, session)
         self._wakeup.set()
         return session
 
@@ -220,8 +190,8 @@ class Satellite:
             return
         self._close_session(session)
         await session.stream.cancel()
-        self._publish_error(session.id, code, message)
-        self.bridge.on_session_ended(self, session, ok=False)
+        self.host.session_failed(self, session.id, code, message)
+        self.host.session_ended(self, session, ok=False)
         self.set_state(State.IDLE)
 
     def stop_listening(self) -> None:
@@ -233,33 +203,34 @@ class Satellite:
     def set_state(self, state: State) -> None:
         if state is not self.state:
             self.state = state
-            self.bridge.publish_satellite_state(self)
-
-    def _publish_error(self, session_id: str | None, code: str, message: str) -> None:
-        self.bridge.publish_session_error(self, session_id, code, message)
+            self.host.state_changed(self)
 
     # -- the audio task -----------------------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
-            if self.pending_start is not None:
-                source, wake_word, session_id, stream_id, lang = self.pending_start
+            request = self.pending_start
+            if request is not None:
                 try:
-                    session = await self.start_session(source, wake_word, session_id, stream_id, lang)
+                    session = await self._open_session(request)
+                except Exception as err:  # noqa: BLE001 - a failed start must not kill the satellite
+                    _LOGGER.exception("Satellite %s: opening a session failed", self.id)
+                    self.host.session_failed(self, request.session_id, "internal_error",
+                                             f"{type(err).__name__}: {err}")
+                    session = None
                 finally:
                     self.pending_start = None
                 if session is not None:
-                    self.bridge.on_wake_started(self, session)
+                    self.host.wake_started(self, session)
                 continue
             if not self.queue:
                 self._wakeup.clear()
-                timeout = AUDIO_TIMEOUT if self.session is not None else None
+                limit = self.settings.audio_timeout
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                    await asyncio.wait_for(self._wakeup.wait(), limit if self.session is not None else None)
                 except TimeoutError:
-                    if self.session is not None and time.monotonic() - self.session.last_audio_at >= AUDIO_TIMEOUT:
-                        await self.abort("audio_timeout", f"no audio for {AUDIO_TIMEOUT:.0f} s while listening")
-                    continue
+                    if self.session is not None and time.monotonic() - self.session.last_audio_at >= limit:
+                        await self.abort("audio_timeout", f"no audio for {limit:g} s while listening")
                 continue
             arrived, pcm = self.queue.popleft()
             try:
@@ -273,15 +244,14 @@ class Satellite:
 
     async def _process(self, arrived: float, pcm: bytes) -> None:
         # Muting is checked again here: frames queued before a mute are dropped, not decoded.
-        if self.bridge.is_muted(self.id):
+        if self.host.is_muted(self.id):
             if self.session is not None:
                 await self.abort("muted", "microphone muted during the session")
             return
         session = self.session
         if session is None:
             self._remember(pcm)
-            speech_out = self.bridge.speech_out
-            if speech_out is not None and speech_out.is_playing(self.id) and not self.barge_in:
+            if self.host.is_playing(self.id) and not self.barge_in:
                 return  # our own answer coming back through the microphone is not a command
             if not self.on_device_wake and pcm:
                 self._detect_wake(pcm)
@@ -293,11 +263,17 @@ class Satellite:
         session.audio_bytes += len(pcm)
         if session.kept is not None:
             session.kept.append(pcm)
-        await session.stream.feed(pcm)
+        try:
+            await session.stream.feed(pcm)
+        except EngineError as err:
+            _LOGGER.warning("Satellite %s: the recognizer failed: %s", self.id, err.message)
+            if not session.ended:
+                await self.abort(err.code, err.message)
+            return
         if session.ended:
             return  # aborted (muted, stopped, vanished) while we were feeding
         self.counters["decoded_chunks"] += 1
-        complete = bool(getattr(session.stream, "complete", False))
+        complete = session.stream.complete
         for frame in self._splitter.split(pcm):
             reason = session.endpointer.process(frame, self._vad.process(frame), complete)
             if session.endpointer.last_voiced_ms == session.endpointer.elapsed_ms:
@@ -318,14 +294,14 @@ class Satellite:
             self._wake = GatedWakeWordDetector(self.wake_word)
         if self._wake.process(pcm):
             self._wake.reset()
-            self.request_session("bridge", self.wake_word)
+            self.request_session(SessionSource.BRIDGE, self.wake_word)
 
     def _close_session(self, session: Session) -> None:
         self.session = None
         session.ended = True
         if session.stream_id is not None:
             self.closed_streams.append(session.stream_id)
-        self.bridge.on_listening_ended(self, session)
+        self.host.listening_ended(self, session)
 
     async def _finish(self, session: Session, reason: EndReason, stream_end: bool = False) -> None:
         if session.ended:
@@ -334,33 +310,34 @@ class Satellite:
         ended_at = time.monotonic()
         if reason is EndReason.NO_SPEECH:
             await session.stream.cancel()
-            self._publish_error(session.id, "no_speech", "no speech heard after the wake word")
-            self.bridge.on_session_ended(self, session, ok=False)
+            self.host.session_failed(self, session.id, "no_speech", "no speech heard after the wake word")
+            self.host.session_ended(self, session, ok=False)
             self.set_state(State.IDLE)
             return
         self.set_state(State.TRANSCRIBING)
         try:
             transcript: Transcript = await session.stream.finish()
         except (EngineError, TimeoutError) as err:
-            code, message = (err.code, err.message) if isinstance(err, EngineError) else ("stt_timeout", "the recognizer did not answer in time")
-            self._publish_error(session.id, code, message)
-            self.bridge.on_session_ended(self, session, ok=False)
+            code, message = (err.code, err.message) if isinstance(err, EngineError) else (
+                "stt_timeout", "the recognizer did not answer in time")
+            self.host.session_failed(self, session.id, code, message)
+            self.host.session_ended(self, session, ok=False)
             self.set_state(State.IDLE)
             return
         done = time.monotonic()
         end_of_speech = session.last_voiced_at or ended_at
-        timings = {
-            "end_of_speech_to_text_ms": round((done - end_of_speech) * 1000, 1),
-            "endpoint_ms": round((ended_at - end_of_speech) * 1000, 1),
-            "decode_finish_ms": round((done - ended_at) * 1000, 1),
-            "end_reason": str(reason) if not stream_end else "stream_end",
-        }
+        timings = Timings(
+            end_of_speech_to_text_ms=round((done - end_of_speech) * 1000, 1),
+            endpoint_ms=round((ended_at - end_of_speech) * 1000, 1),
+            decode_finish_ms=round((done - ended_at) * 1000, 1),
+            end_reason="stream_end" if stream_end else str(reason),
+        )
         if session.kept is not None:
-            self.bridge.retention.keep(self.id, session.id, b"".join(session.kept), time.time())
+            self.host.keep_audio(self.id, session.id, b"".join(session.kept))
             session.kept = None
         self.set_state(State.PROCESSING)
-        await self.bridge.on_transcript(self, session, transcript, timings)
-        self.bridge.on_session_ended(self, session, ok=True)
+        await self.host.deliver(self, session, transcript, timings)
+        self.host.session_ended(self, session, ok=True)
         if self.state is State.PROCESSING:
             self.set_state(State.IDLE)
 
