@@ -24,14 +24,9 @@ from .audio.wav import WavError, make_wav, parse_wav
 from .engines import EngineError, TextToSpeech
 from .privacy.audit import AuditEntry, AuditLog, EngineUse
 from .protocol import hermes
-<<<<<<< HEAD
 from .protocol.hearth import Topics, encode_frame
 from .protocol.messages import Command
-from .satellite import Protocol, Satellite, State
-=======
-from .protocol.hearth import encode_frame
 from .satellite import Protocol, Satellite, SessionSource, State
->>>>>>> satellite
 
 _LOGGER = logging.getLogger(__name__)
 
