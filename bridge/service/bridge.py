@@ -32,7 +32,7 @@ from ..privacy.store import AuditStore
 from ..protocol.hearth import Topics
 from ..protocol.messages import BridgeStatus, Command, JsonObject
 from ..satellite import Protocol as SatelliteProtocol
-from ..satellite import Satellite, SatelliteSettings, Session, Timings
+from ..satellite import Satellite, SatelliteSettings, Session, SessionSource, Timings
 from ..settings import Settings
 from ..speech_out import SpeechOut
 from ..stt.fallback import FallbackSttStream
@@ -280,9 +280,9 @@ class Bridge:
             await sat.close()
             self.outbox.send(self.topics.satellite(sat_id, "state"), b"", retain=True)
 
-    def wake(self, sat: Satellite, wake_word: str | None, source: str, session_id: str | None = None,
+    def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
              stream_id: int | None = None) -> None:
-        sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)  # type: ignore[arg-type]
+        sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)
 
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None:
         """Home Assistant's answer, an announcement, stop/played, Hermes say/endSession: speech out."""
@@ -326,11 +326,11 @@ class Bridge:
         if self.speech_out.is_playing(sat.id):
             self.speech_out.stop_playback(sat.id)  # barge-in
         self.results.wake(sat, session)
-        if session.source == "command" and sat.protocol is SatelliteProtocol.HEARTH and sat.on_device_wake:
+        if session.source is SessionSource.COMMAND and sat.protocol is SatelliteProtocol.HEARTH and sat.on_device_wake:
             # The bridge opened the session (e.g. to hear the answer to a question): the satellite
             # only streams after its own wake word, so ask it to stream now.
             self.outbox.send(self.topics.satellite(sat.id, "command"), Command("start_streaming", session.id))
-        if sat.protocol is SatelliteProtocol.HERMES and session.source == "bridge":
+        if sat.protocol is SatelliteProtocol.HERMES and session.source is SessionSource.BRIDGE:
             self.hermes.hotword_detected(sat, session)
 
     def session_started(self, sat: Satellite, session: Session) -> None:

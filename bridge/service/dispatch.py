@@ -17,7 +17,7 @@ from typing import Protocol
 from ..protocol.hearth import BRIDGE_OUTBOUND, MAX_PIPELINE_PLAY, ProtocolError, decode_frame, parse_json_object
 from ..protocol.messages import SatelliteEvent, SatelliteStatus
 from ..satellite import Protocol as SatelliteProtocol
-from ..satellite import Satellite
+from ..satellite import Satellite, SessionSource
 from ..settings import Settings
 from .control import PrivacyControl
 from .hermes import HermesAdapter
@@ -34,7 +34,7 @@ class DispatchHost(Protocol):
     def satellites(self) -> Mapping[str, Satellite]: ...
     def add_satellite(self, sat_id: str, protocol: SatelliteProtocol) -> Satellite | None: ...
     async def remove_satellite(self, sat_id: str) -> None: ...
-    def wake(self, sat: Satellite, wake_word: str | None, source: str, session_id: str | None = None,
+    def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
              stream_id: int | None = None) -> None: ...
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None: ...
     def play_wav(self, sat_id: str, wav: bytes) -> None: ...
@@ -182,7 +182,7 @@ class Dispatcher:
             if self.control.is_muted(sat_id):
                 self.control.drop_muted(sat)
                 return
-            self.host.wake(sat, event.wake_word, "satellite" if event.type == "wake" else "button",
+            self.host.wake(sat, event.wake_word, SessionSource.SATELLITE if event.type == "wake" else SessionSource.BUTTON,
                            stream_id=event.stream_id)
         elif event.type == "stop":
             asyncio.create_task(sat.abort("stopped", "stopped by the satellite"))

@@ -19,7 +19,7 @@ from ..engines import EngineError, IntentResult, Transcript
 from ..protocol import hermes
 from ..protocol.hearth import ProtocolError, parse_json_object
 from ..satellite import Protocol as SatelliteProtocol
-from ..satellite import Satellite, Session
+from ..satellite import Satellite, Session, SessionSource
 from ..settings import HermesSettings
 from ..stt.pool import DecoderPool
 from .outbox import Outbox
@@ -36,7 +36,7 @@ class HermesHost(Protocol):
                      topic: str | None = None) -> None: ...
     def is_muted(self, sat_id: str) -> bool: ...
     def drop_muted(self, sat: Satellite) -> None: ...
-    def wake(self, sat: Satellite, wake_word: str | None, source: str, session_id: str | None = None) -> None: ...
+    def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None) -> None: ...
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None: ...
 
 
@@ -91,14 +91,14 @@ class HermesAdapter:
             if self.host.is_muted(site_id):
                 self.host.drop_muted(sat)
                 return
-            self.host.wake(sat, wakeword, "hermes", session_id)
+            self.host.wake(sat, wakeword, SessionSource.HERMES, session_id)
         elif topic == hermes.START_LISTENING:
             sat = self.site(site_id, create=True)
             if sat is None or self.host.is_muted(site_id):
                 return
             lang = data.get("lang") if isinstance(data.get("lang"), str) else None
             wake_word = data.get("wakewordId") if isinstance(data.get("wakewordId"), str) else None
-            sat.request_session("command", wake_word, session_id=session_id, lang=lang)  # type: ignore[arg-type]
+            sat.request_session(SessionSource.COMMAND, wake_word, session_id=session_id, lang=lang)
         elif topic == hermes.STOP_LISTENING:
             sat = self.site(site_id, create=False)
             if sat is not None and sat.session is not None and (session_id is None or sat.session.id == session_id):
