@@ -11,11 +11,9 @@ import contextlib
 import dataclasses
 import json
 import logging
-import pickle
 import random
 import re
 import ssl
-import sys
 import time
 import uuid
 from collections import deque
@@ -52,39 +50,17 @@ from .recognition import (
 )
 from .recognition.intents import refusal
 from .satellite import Protocol, Satellite, Session
+from .stt.compiler import compile_in_subprocess
 from .stt.fallback import FallbackSttStream
 from .stt.forward import ForwardStt, broker_address_class
 from .stt.local import PocketsphinxStt
 from .stt.pool import DecoderPool
-from .stt.worker import HEADER as WORKER_HEADER
 
 _LOGGER = logging.getLogger("bridge")
 
 HERMES_SITE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
 OUTGOING_CAP = 2000  # messages waiting while the broker is away; beyond it the oldest go
 STATS_INTERVAL = 5.0
-
-
-async def compile_in_subprocess(vocab: Vocabulary, timeout: float = 300.0) -> tuple[CompiledGrammar, float]:
-    """Compiles a grammar in a one-shot child process: the event loop never stalls on it, and
-    nothing is left running if the bridge is killed."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bridge.stt.worker", "--compile",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    data = pickle.dumps(vocab, protocol=pickle.HIGHEST_PROTOCOL)
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(WORKER_HEADER.pack(len(data)) + data), timeout)
-    except (TimeoutError, asyncio.CancelledError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
-    if len(out) < WORKER_HEADER.size:
-        raise RuntimeError(f"grammar compiler exited with {proc.returncode}")
-    message = pickle.loads(out[WORKER_HEADER.size :])
-    if message[0] == "error":
-        raise RuntimeError(message[1])
-    return message[1], message[2]
 
 
 class Bridge:
@@ -523,7 +499,8 @@ class Bridge:
     async def _answer_nlu_query(self, site_id: str, session_id: str | None, request_id: str | None, text: str) -> None:
         try:
             sat = self.satellites.get(site_id)
-            intent, _cpu = await self.pool.recognize_intent(text, sat.area if sat else None)
+            found, _cpu = await self.pool.recognize_intent(text, sat.area if sat else None)
+            intent = None if found is None else found.to_json()
         except EngineError as err:
             self.publish(hermes.ERROR_NLU, hermes.error(site_id, session_id, err.message, "nlu"))
             return
@@ -627,9 +604,11 @@ class Bridge:
         session_id = session_id or uuid.uuid4().hex
         if self.pipeline_modes.get(sat_id) == "assist":
             return await self.forward_stt.open(session_id, sat_id, wake_word)
+        sat = self.satellites.get(sat_id)
+        area = sat.area if sat else None
         engine = self.stt
         if engine is self.local_stt:
-            return await engine.open(session_id)
+            return await engine.open(session_id, area=area)
 
         def fell_back(err: EngineError) -> None:
             if err.code == "cloud_refused":
@@ -638,11 +617,11 @@ class Bridge:
                               sat_id, session_id)
 
         try:
-            primary = await engine.open(session_id)
+            primary = await engine.open(session_id, area=area)
         except EngineError as err:
             fell_back(err)
-            return await self.local_stt.open(session_id)
-        return FallbackSttStream(primary, self.local_stt, session_id, fell_back)
+            return await self.local_stt.open(session_id, area=area)
+        return FallbackSttStream(primary, self.local_stt, session_id, fell_back, area=area)
 
     # -- satellite callbacks ---------------------------------------------------------------------
 
@@ -682,7 +661,7 @@ class Bridge:
 
     async def on_transcript(self, sat: Satellite, session: Session, transcript: Transcript,
                             timings: dict[str, Any]) -> None:
-        if getattr(transcript, "forwarded", False):
+        if transcript.forwarded:
             self._audit_forwarded(sat, session, transcript)
             return
         private = not self.policy.publish_transcripts
@@ -691,11 +670,16 @@ class Bridge:
         # The intent comes first: a doubtful recognition of a sensitive command (unlock, open the
         # garage) is refused before anyone can act on its text.
         intent: dict[str, Any] | None = None
-        intent_ms = 0.0
-        if not transcript.rejected and transcript.text:
+        intent_ms = 0.0  # waiting for a separate intent answer, after the text
+        if not transcript.rejected and transcript.text and transcript.intent_checked:
+            # The local engine recognized the intent in the same answer as the text.
+            intent = None if transcript.intent is None else transcript.intent.to_json()
+            engines.append(EngineUse("intent", "hassil", Locality.IN_PROCESS))
+        elif not transcript.rejected and transcript.text:
             started = time.monotonic()
             try:
-                intent, _cpu = await self.pool.recognize_intent(transcript.text, sat.area)
+                found, _cpu = await self.pool.recognize_intent(transcript.text, sat.area)
+                intent = None if found is None else found.to_json()
                 engines.append(EngineUse("intent", "hassil", Locality.IN_PROCESS))
             except EngineError as err:
                 self.report_error(err.code, err.message, sat.id, session.id)
@@ -711,7 +695,8 @@ class Bridge:
                               f"{transcript.confidence:.2f} < {minimum}; not acted on", sat.id, session.id)
             transcript = dataclasses.replace(transcript, rejected=True)
             intent = None
-        timings["intent_ms"] = round(intent_ms, 1)
+        # Recognized with the text, the intent's time is inside end_of_speech_to_text_ms already.
+        timings["intent_ms"] = round(intent_ms or transcript.intent_cpu_seconds * 1000, 1)
         latency = round(timings["end_of_speech_to_text_ms"] + intent_ms, 1)
         self.publish(self.topics.satellite(sat.id, "transcript"), {
             "session_id": session.id, "satellite": sat.id, "text": "" if transcript.rejected else transcript.text,
