@@ -213,13 +213,29 @@ _FROM_WORKER = _specs(FROM_WORKER)
 _NAMES = {cls: spec for table in (_TO_WORKER, _FROM_WORKER) for cls, spec in table.values()}
 
 
+def _check(kind: str, spec: _Spec, values: tuple[object, ...]) -> str | None:
+    """What is wrong with `values` as the fields of a `kind` message, or None."""
+    if len(values) != len(spec):
+        return f"{kind!r} message with {len(values)} fields, expected {len(spec)}"
+    for (name, allowed), value in zip(spec, values, strict=True):
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            return (f"{kind!r} message: {name} is {type(value).__name__}, expected "
+                    + " | ".join(t.__name__ for t in allowed))
+    return None
+
+
 def encode(message: Message) -> bytes:
-    """One framed message: the 4-byte length, then the pickled ``(kind, *fields)``."""
+    """One framed message: the 4-byte length, then the pickled ``(kind, *fields)``.
+
+    TypeError if `message` is not a worker message or a field has the wrong type."""
     spec = _NAMES.get(type(message))
     if spec is None:
         raise TypeError(f"not a worker message: {type(message).__name__}")
-    body = pickle.dumps((message.KIND, *(getattr(message, name) for name, _ in spec)),
-                        protocol=pickle.HIGHEST_PROTOCOL)
+    values = tuple(getattr(message, name) for name, _ in spec)
+    problem = _check(message.KIND, spec, values)
+    if problem is not None:
+        raise TypeError(problem)
+    body = pickle.dumps((message.KIND, *values), protocol=pickle.HIGHEST_PROTOCOL)
     return HEADER.pack(len(body)) + body
 
 
@@ -245,12 +261,9 @@ def _decode(body: bytes, table: dict[str, tuple[type[Message], _Spec]], directio
     if entry is None:
         raise MessageError(f"unknown message kind {kind!r} {direction}")
     cls, spec = entry
-    if len(values) != len(spec):
-        raise MessageError(f"{kind!r} message with {len(values)} fields, expected {len(spec)}")
-    for (name, allowed), value in zip(spec, values, strict=True):
-        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
-            raise MessageError(f"{kind!r} message: {name} is {type(value).__name__}, expected "
-                               + " | ".join(t.__name__ for t in allowed))
+    problem = _check(kind, spec, values)
+    if problem is not None:
+        raise MessageError(problem)
     return cls(*values)
 
 

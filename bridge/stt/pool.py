@@ -42,6 +42,8 @@ _LOGGER = logging.getLogger(__name__)
 class DecoderWorker:
     """One `bridge.stt.worker` child process."""
 
+    command: tuple[str, ...] = (sys.executable, "-m", "bridge.stt.worker")
+
     def __init__(self, index: int, on_partial: Callable[[str, bool], None]) -> None:
         self.index = index
         self.proc: asyncio.subprocess.Process | None = None
@@ -57,7 +59,7 @@ class DecoderWorker:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bridge.stt.worker",
+            *self.command,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
         )
         self._ready = asyncio.get_running_loop().create_future()
