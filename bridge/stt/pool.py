@@ -55,6 +55,7 @@ class DecoderWorker:
         self._on_partial = on_partial
         self._ready: asyncio.Future[None] | None = None
         self._grammar_waiters: list[asyncio.Future[str]] = []
+        self._listening = False  # the reader is reading this worker's answers
         self.pending_intents = 0
 
     async def start(self) -> None:
@@ -63,12 +64,15 @@ class DecoderWorker:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
         )
         self._ready = asyncio.get_running_loop().create_future()
+        self._listening = True
         self._reader_task = asyncio.create_task(self._read_loop(), name=f"decoder-worker-{self.index}")
         await asyncio.wait_for(asyncio.shield(self._ready), 60)
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        """Running, and its answers are read (a worker that sent nonsense is dead to the pool,
+        even before its process is reaped)."""
+        return self._listening and self.proc is not None and self.proc.returncode is None
 
     def send(self, message: ToWorker) -> None:
         if not self.alive or self.proc is None or self.proc.stdin is None:
@@ -91,10 +95,11 @@ class DecoderWorker:
             error = EngineError("stt_worker_failed", f"speech recognizer worker sent a malformed message: {err}")
             self.kill()
         finally:
+            self._listening = False
             self._fail_all(error)
 
     def kill(self) -> None:
-        if self.alive and self.proc is not None:
+        if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
 
@@ -169,8 +174,11 @@ class DecoderWorker:
                 self.proc.stdin.close()
                 await asyncio.wait_for(self.proc.wait(), 3)
             except (EngineError, TimeoutError, ConnectionError):
-                self.proc.kill()
+                self.kill()
                 await self.proc.wait()
+        elif self.proc.returncode is None:
+            self.kill()
+            await self.proc.wait()
         if self._reader_task:
             await asyncio.gather(self._reader_task, return_exceptions=True)
 

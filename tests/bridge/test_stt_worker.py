@@ -155,11 +155,11 @@ async def test_a_malformed_frame_from_the_worker_fails_the_waiting_utterance(var
                 await asyncio.wait_for(future, 10)
             assert caught.value.code == "stt_worker_failed"
             assert detail in caught.value.message
+        assert not worker.alive  # at once: the pool will not hand it another utterance
         assert worker._reader_task is not None
         await asyncio.wait_for(worker._reader_task, 10)  # ended, without raising
         assert worker.proc is not None
-        await asyncio.wait_for(worker.proc.wait(), 10)  # killed: the pool replaces a dead worker
-        assert not worker.alive
+        await asyncio.wait_for(worker.proc.wait(), 10)  # killed, nothing left running
         with pytest.raises(EngineError, match="not running"):
             worker.send(m.StartUtterance("v"))
     finally:
