@@ -1,4 +1,5 @@
-"""The engine interfaces every speech-to-text and text-to-speech engine implements.
+"""The engine interfaces every speech-to-text and text-to-speech engine implements, and what
+they return (:class:`Transcript`, with the :class:`IntentResult` when the engine recognized it).
 
 An engine declares where the data it is given goes (its :class:`Locality`); the privacy policy
 decides from that whether it may be used. Engines that talk to a server resolve and check the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -34,6 +36,71 @@ class EngineError(CodedError):
 
 
 @dataclass(frozen=True, slots=True)
+class SlotValue:
+    """One slot of a recognized intent, as published (`value` is whatever the grammar gives)."""
+
+    name: str
+    value: object
+    text: str
+    entity_ids: tuple[str, ...] = ()
+
+
+def _field[T](data: Mapping[str, object], key: str, kind: type[T]) -> T:
+    value = data.get(key)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ValueError(f"intent: {key!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class IntentResult:
+    """A recognized intent: what the bridge publishes as `intent` and judges before acting on.
+
+    `sensitive`: the action opens the home; `broad`: an action on devices none of which was named.
+    """
+
+    name: str
+    confidence: float
+    sensitive: bool = False
+    broad: bool = False
+    slots: tuple[SlotValue, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """The published form: {"name", "confidence", "sensitive", "broad", "slots": {name:
+        {"value", "text", "entity_ids": [...]}}}."""
+        return {
+            "name": self.name,
+            "confidence": self.confidence,
+            "sensitive": self.sensitive,
+            "broad": self.broad,
+            "slots": {slot.name: {"value": slot.value, "text": slot.text, "entity_ids": list(slot.entity_ids)}
+                      for slot in self.slots},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> IntentResult:
+        """The inverse of :meth:`to_json`; raises ValueError on anything else."""
+        confidence = data.get("confidence")
+        if not isinstance(confidence, (int, float)) or isinstance(confidence, bool):
+            raise ValueError("intent: 'confidence' must be a number")
+        slots_data = data.get("slots", {})
+        if not isinstance(slots_data, Mapping):
+            raise ValueError("intent: 'slots' must be an object")
+        slots = []
+        for name, slot in slots_data.items():
+            if not isinstance(name, str) or not isinstance(slot, Mapping):
+                raise ValueError("intent: each slot must be an object under a string name")
+            entity_ids = slot.get("entity_ids", [])
+            if not isinstance(entity_ids, (list, tuple)) or not all(isinstance(e, str) for e in entity_ids):
+                raise ValueError(f"intent: slot {name!r}: 'entity_ids' must be a list of strings")
+            slots.append(SlotValue(name, slot.get("value"), _field(slot, "text", str), tuple(entity_ids)))
+        return cls(
+            name=_field(data, "name", str), confidence=float(confidence),
+            sensitive=_field(data, "sensitive", bool), broad=_field(data, "broad", bool), slots=tuple(slots),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     text: str
     confidence: float
@@ -44,18 +111,25 @@ class Transcript:
     cpu_seconds: float = 0.0
     bytes_sent: int = 0  # bytes that left the bridge's processes for this utterance
     address_class: str = "none"  # "none" | "loopback" | "lan" | "public"
+    intent: IntentResult | None = None
+    # The engine already ran intent recognition on `text` (`intent` is its answer, None for no
+    # match): the bridge must not ask again.
+    intent_checked: bool = False
+    intent_cpu_seconds: float = 0.0
+    # Home Assistant recognizes this utterance (Assist pipeline): nothing to publish, only to audit.
+    forwarded: bool = False
 
 
 class SttStream(abc.ABC):
     """One utterance being transcribed. Audio: 16 kHz, 16-bit signed little-endian, mono."""
 
-    async def prime(self, pcm: bytes) -> None:  # noqa: B027 - optional hook
-        """Audio from just before the utterance, for calibration only (never transcribed)."""
-
     @property
     def complete(self) -> bool:
         """The partial hypothesis is already a whole command (lets the endpointer end sooner)."""
         return False
+
+    async def prime(self, pcm: bytes) -> None:  # noqa: B027 - optional hook
+        """Audio from just before the utterance, for calibration only (never transcribed)."""
 
     @abc.abstractmethod
     async def feed(self, pcm: bytes) -> None: ...
@@ -72,7 +146,9 @@ class SpeechToText(abc.ABC):
     locality: Locality
 
     @abc.abstractmethod
-    async def open(self, session_id: str) -> SttStream: ...
+    async def open(self, session_id: str, *, area: str | None = None) -> SttStream:
+        """Start one utterance. `area` is the speaking satellite's area: the local engine uses it
+        for intent recognition ("turn on the lights"); other engines ignore it."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

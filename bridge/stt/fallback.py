@@ -18,10 +18,11 @@ MAX_KEPT = 16000 * 2 * 30
 
 class FallbackSttStream(SttStream):
     def __init__(self, primary: SttStream, local: SpeechToText, session_id: str,
-                 on_fallback: Callable[[EngineError], None]) -> None:
+                 on_fallback: Callable[[EngineError], None], *, area: str | None = None) -> None:
         self.primary = primary
         self.local = local
         self.session_id = session_id
+        self.area = area
         self.on_fallback = on_fallback
         self._kept: list[bytes] = []
         self._size = 0
@@ -30,7 +31,8 @@ class FallbackSttStream(SttStream):
 
     @property
     def complete(self) -> bool:
-        return bool(getattr(self.primary, "complete", False))
+        """The partial hypothesis is already a whole command (lets the endpointer end sooner)."""
+        return self.primary.complete
 
     async def prime(self, pcm: bytes) -> None:
         self._prime = pcm
@@ -59,7 +61,7 @@ class FallbackSttStream(SttStream):
         else:
             await self.primary.cancel()
         self.on_fallback(self._failed)
-        stream = await self.local.open(self.session_id)
+        stream = await self.local.open(self.session_id, area=self.area)
         await stream.prime(self._prime)
         for chunk in self._kept:
             await stream.feed(chunk)

@@ -105,7 +105,8 @@ class ForwardStt(SpeechToText):
         self._topic = topic
         self.address_class = address_class
 
-    async def open(self, session_id: str, sat_id: str = "", wake_word: str | None = None) -> ForwardStream:
+    async def open(self, session_id: str, sat_id: str = "", wake_word: str | None = None, *,
+                   area: str | None = None) -> ForwardStream:
         return ForwardStream(self._publish, self._topic(sat_id, "pipeline/start"),
                              self._topic(sat_id, "pipeline/audio"), session_id, wake_word, self.address_class)
 

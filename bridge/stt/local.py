@@ -1,14 +1,18 @@
-"""The local speech-to-text engine: pocketsphinx against the home's grammar, in worker processes."""
+"""The local speech-to-text engine: pocketsphinx against the home's grammar, in worker processes.
+
+Its transcripts carry their intent: the worker recognizes it (in the satellite's area) right after
+decoding, in the same answer (`Transcript.intent_checked`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import logging
-from typing import Any
 
 from ..engines import EngineError, Locality, SpeechToText, SttStream, Transcript
 from ..recognition.decoder import PATCHED_BUILD_MARK, pocketsphinx_build
+from .messages import Audio, CancelUtterance, EndUtterance, Prime, StartUtterance
 from .pool import DecoderPool, DecoderWorker
 
 _LOGGER = logging.getLogger(__name__)
@@ -17,10 +21,11 @@ MAX_WAIT_BUFFER = 16000 * 2 * 30  # audio kept while waiting for a free worker (
 
 
 class PocketsphinxStream(SttStream):
-    def __init__(self, pool: DecoderPool, utterance: str) -> None:
+    def __init__(self, pool: DecoderPool, utterance: str, area: str | None = None) -> None:
         self._pool = pool
         self.utterance = utterance
-        self._complete = False  # partial hypothesis is already a whole command
+        self.area = area
+        self._complete = False
         self._worker: DecoderWorker | None = None
         self._buffer: list[bytes] = []
         self._buffered = 0
@@ -30,6 +35,7 @@ class PocketsphinxStream(SttStream):
 
     @property
     def complete(self) -> bool:
+        """The partial hypothesis is already a whole command (lets the endpointer end sooner)."""
         return self._complete
 
     def _on_partial(self, complete: bool) -> None:
@@ -38,11 +44,11 @@ class PocketsphinxStream(SttStream):
     async def _get_worker(self) -> DecoderWorker:
         worker = await self._pool.acquire(self.utterance, self._on_partial)
         try:
-            worker.send(("start", self.utterance))
+            worker.send(StartUtterance(self.utterance))
             if self._prime:
-                worker.send(("prime", self.utterance, self._prime))
+                worker.send(Prime(self.utterance, self._prime))
             for chunk in self._buffer:
-                worker.send(("audio", self.utterance, chunk))
+                worker.send(Audio(self.utterance, chunk))
         except EngineError:
             self._pool.release(worker)
             raise
@@ -54,7 +60,7 @@ class PocketsphinxStream(SttStream):
         if self._closed or not pcm:
             return
         if self._worker is not None:
-            self._worker.send(("prime", self.utterance, pcm))
+            self._worker.send(Prime(self.utterance, pcm))
         else:
             self._prime = pcm
 
@@ -62,7 +68,7 @@ class PocketsphinxStream(SttStream):
         if self._closed:
             return
         if self._worker is not None:
-            self._worker.send(("audio", self.utterance, pcm))
+            self._worker.send(Audio(self.utterance, pcm))
         elif self._buffered + len(pcm) <= MAX_WAIT_BUFFER:
             self._buffer.append(pcm)
             self._buffered += len(pcm)
@@ -72,16 +78,18 @@ class PocketsphinxStream(SttStream):
             raise EngineError("stt_cancelled", "the utterance was cancelled")
         self._closed = True
         worker = await self._acquire
-        future = worker.expect(self.utterance)
+        future = worker.expect_result(self.utterance)
         try:
-            worker.send(("end", self.utterance))
-            (result,) = await asyncio.wait_for(future, 30)
+            worker.send(EndUtterance(self.utterance, self.area))
+            result = await asyncio.wait_for(future, 30)
         finally:
             self._pool.release(worker)
         return Transcript(
-            text=result["text"], confidence=result["confidence"], rejected=result["rejected"],
+            text=result.text, confidence=result.confidence, rejected=result.rejected,
             engine="pocketsphinx", locality=Locality.IN_PROCESS,
-            audio_seconds=result["audio_seconds"], cpu_seconds=result["cpu_seconds"],
+            audio_seconds=result.audio_seconds, cpu_seconds=result.cpu_seconds,
+            intent=result.intent, intent_checked=result.intent_error is None,
+            intent_cpu_seconds=result.intent_cpu_seconds,
         )
 
     async def cancel(self) -> None:
@@ -97,7 +105,7 @@ class PocketsphinxStream(SttStream):
         else:
             worker = self._worker
         try:
-            worker.send(("cancel", self.utterance))
+            worker.send(CancelUtterance(self.utterance))
         except EngineError:
             pass
         self._pool.release(worker)
@@ -117,9 +125,9 @@ class PocketsphinxStt(SpeechToText):
                             "cepstral scaling); scripts/_env.sh builds it (docs/recognition.md)",
                             self.build)
 
-    async def open(self, session_id: str) -> PocketsphinxStream:
-        return PocketsphinxStream(self.pool, f"{session_id}#{next(self._ids)}")
+    async def open(self, session_id: str, *, area: str | None = None) -> PocketsphinxStream:
+        return PocketsphinxStream(self.pool, f"{session_id}#{next(self._ids)}", area)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, object]:
         return {"name": self.name, "locality": str(self.locality), "workers": self.pool.size,
                 "model": "en-us", "grammar": "home", "pocketsphinx": self.build}

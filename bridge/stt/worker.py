@@ -3,69 +3,80 @@
 pocketsphinx holds the GIL while it decodes, so decoding in a thread would stall the event loop
 and every other satellite with it. Each worker is a separate process that owns one decoder, gets
 audio as it arrives (so almost nothing is left to do at end of speech), and also runs intent
-recognition so hassil's matching never runs on the event loop either.
+recognition, right after decoding, so the transcript and its intent come back in one answer and
+hassil's matching never runs on the event loop either.
 
-Messages are length-prefixed pickles over stdin/stdout (a private pipe between the bridge and its
-own child; nothing else can write to it).
+The messages (bridge.stt.messages) are framed over stdin/stdout, a private pipe between the bridge
+and its own child (nothing else can write to it).
 """
 
 from __future__ import annotations
 
 import os
-import pickle
-import struct
 import sys
 import time
 import traceback
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-HEADER = struct.Struct("<I")
+from ..engines import IntentResult, SlotValue
+from .messages import (
+    Audio,
+    CancelUtterance,
+    Compile,
+    Compiled,
+    EndUtterance,
+    Exit,
+    Failed,
+    GrammarLoaded,
+    IntentRecognized,
+    LoadGrammar,
+    MessageError,
+    Partial,
+    Prime,
+    Ready,
+    RecognizeIntent,
+    StartUtterance,
+    ToWorker,
+    UtteranceResult,
+    decode_to_worker,
+    read_body,
+    write_message,
+)
+
+if TYPE_CHECKING:
+    from ..recognition import IntentMatch, IntentRecognizer
 
 
-def write_message(stream: BinaryIO, message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def read_message(stream: BinaryIO) -> Any:
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
-        raise EOFError
-    (size,) = HEADER.unpack(header)
-    data = stream.read(size)
-    if len(data) < size:
-        raise EOFError
-    return pickle.loads(data)
-
-
-def _intent_to_dict(match: Any) -> dict[str, Any] | None:
+def intent_result(match: IntentMatch | None) -> IntentResult | None:
+    """A hassil match as the bridge publishes it."""
     if match is None:
         return None
-    return {
-        "name": match.name,
-        "confidence": match.confidence,
-        "sensitive": bool(getattr(match, "sensitive", False)),
-        "broad": bool(getattr(match, "broad", False)),
-        "slots": {
-            name: {"value": slot.value, "text": slot.text, "entity_ids": list(slot.entity_ids)}
-            for name, slot in match.slots.items()
-        },
-    }
+    return IntentResult(
+        name=match.name, confidence=match.confidence, sensitive=match.sensitive, broad=match.broad,
+        slots=tuple(SlotValue(name, slot.value, slot.text, tuple(slot.entity_ids))
+                    for name, slot in match.slots.items()),
+    )
+
+
+def _recognize(intents: IntentRecognizer | None, text: str, area: str | None) -> tuple[IntentResult | None, float]:
+    """The intent of `text` and the CPU seconds it took."""
+    started = time.process_time()
+    match = intents.recognize(text, area_id=area) if intents is not None else None
+    return intent_result(match), time.process_time() - started
 
 
 def serve(inp: BinaryIO, out: BinaryIO) -> None:
-    from bridge.recognition import GrammarDecoder, IntentRecognizer
+    from bridge.recognition import CompiledGrammar, GrammarDecoder, IntentRecognizer, Vocabulary
     from bridge.recognition.intents import accept_harmless
 
     decoder: GrammarDecoder | None = None
     intents: IntentRecognizer | None = None
-    pending: tuple[Any, Any] | None = None
+    pending: LoadGrammar | None = None
     active: str | None = None
     complete = False
-    write_message(out, ("ready", {"pid": os.getpid()}))
+    write_message(out, Ready(os.getpid()))
 
-    def apply(vocab: Any, grammar: Any) -> None:
+    def apply(vocab: Vocabulary, grammar: CompiledGrammar) -> None:
         nonlocal decoder, intents
         started = time.monotonic()
         if decoder is None:
@@ -74,81 +85,102 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             decoder.set_grammar(grammar)
         intents = IntentRecognizer(vocab)
         intents.recognize("what time is it")  # warm up: hassil's first match builds its caches
-        write_message(out, ("grammar_ok", grammar.hash, time.monotonic() - started))
+        write_message(out, GrammarLoaded(grammar.hash, time.monotonic() - started))
+
+    def end(message: EndUtterance, decoder: GrammarDecoder) -> None:
+        result = decoder.finish()
+        # "never mind" / "what time is it" need less certainty than an action
+        rejected = result.rejected and not accept_harmless(
+            result.text, result.confidence, result.reject_reason, intents)
+        intent: IntentResult | None = None
+        intent_cpu = 0.0
+        intent_error: str | None = None
+        if not rejected and result.text:
+            try:
+                intent, intent_cpu = _recognize(intents, result.text, message.area)
+            except Exception as err:  # noqa: BLE001 - the transcript stands without its intent
+                traceback.print_exc(file=sys.stderr)
+                intent_error = f"{type(err).__name__}: {err}"
+        write_message(out, UtteranceResult(
+            message.utterance, result.text, result.confidence, rejected, result.audio_seconds,
+            result.cpu_seconds, intent, intent_cpu, intent_error))
 
     while True:
         try:
-            message = read_message(inp)
+            message: ToWorker = decode_to_worker(read_body(inp))
         except EOFError:
             return
-        kind = message[0]
+        except MessageError as err:
+            write_message(out, Failed(None, f"malformed message: {err}"))
+            continue
         try:
-            if kind == "grammar":
-                if active is None:
-                    apply(message[1], message[2])
-                else:
-                    pending = (message[1], message[2])
-            elif kind == "start":
-                if decoder is None:
-                    write_message(out, ("error", message[1], "no grammar loaded"))
-                    continue
-                active = message[1]
-                complete = False
-                decoder.start()
-            elif kind == "prime":
-                if message[1] == active and decoder is not None:
-                    decoder.prime(message[2])
-            elif kind == "audio":
-                if message[1] == active and decoder is not None:
-                    decoder.feed(message[2])
-                    now_complete = decoder.is_complete()
-                    if now_complete != complete:
-                        complete = now_complete
-                        write_message(out, ("partial", active, complete))
-            elif kind in ("end", "cancel"):
-                if message[1] == active and decoder is not None:
-                    result = decoder.finish()
-                    active = None
-                    if kind == "end":
-                        # "never mind" / "what time is it" need less certainty than an action
-                        rejected = result.rejected and not accept_harmless(
-                            result.text, result.confidence, result.reject_reason, intents)
-                        write_message(out, ("result", message[1], {
-                            "text": result.text, "confidence": result.confidence,
-                            "rejected": rejected, "audio_seconds": result.audio_seconds,
-                            "cpu_seconds": result.cpu_seconds,
-                        }))
-                    if pending is not None:
-                        vocab, grammar = pending
-                        pending = None
+            match message:
+                case LoadGrammar(vocab, grammar):
+                    if active is None:
                         apply(vocab, grammar)
-            elif kind == "intent":
-                started = time.process_time()
-                area = message[3] if len(message) > 3 else None
-                match = intents.recognize(message[2], area_id=area) if intents is not None else None
-                write_message(out, ("intent", message[1], _intent_to_dict(match), time.process_time() - started))
-            elif kind == "exit":
-                return
+                    else:
+                        pending = message
+                case StartUtterance(utterance):
+                    if decoder is None:
+                        write_message(out, Failed(utterance, "no grammar loaded"))
+                        continue
+                    active = utterance
+                    complete = False
+                    decoder.start()
+                case Prime(utterance, pcm):
+                    if utterance == active and decoder is not None:
+                        decoder.prime(pcm)
+                case Audio(utterance, pcm):
+                    if utterance == active and decoder is not None:
+                        decoder.feed(pcm)
+                        now_complete = decoder.is_complete()
+                        if now_complete != complete:
+                            complete = now_complete
+                            write_message(out, Partial(utterance, complete))
+                case EndUtterance(utterance) | CancelUtterance(utterance):
+                    if utterance == active and decoder is not None:
+                        active = None
+                        if isinstance(message, EndUtterance):
+                            end(message, decoder)
+                        else:
+                            decoder.finish()
+                        if pending is not None:
+                            load, pending = pending, None
+                            apply(load.vocabulary, load.grammar)
+                case RecognizeIntent(request, text, area):
+                    intent, cpu = _recognize(intents, text, area)
+                    write_message(out, IntentRecognized(request, intent, cpu))
+                case Exit():
+                    return
+                case Compile():
+                    write_message(out, Failed(None, "compile requests go to a --compile worker"))
         except Exception as err:  # noqa: BLE001 - report, keep serving
             traceback.print_exc(file=sys.stderr)
-            ident = message[1] if len(message) > 1 and isinstance(message[1], str) else None
-            if kind in ("start", "audio", "end"):
+            ident = getattr(message, "utterance", None) or getattr(message, "request", None)
+            if isinstance(message, (StartUtterance, Audio, EndUtterance)):
                 active = None
-            write_message(out, ("error", ident, f"{type(err).__name__}: {err}"))
+            write_message(out, Failed(ident, f"{type(err).__name__}: {err}"))
 
 
 def compile_once(inp: BinaryIO, out: BinaryIO) -> None:
     """`--compile`: one vocabulary in, its compiled grammar out, then exit (nothing lingers)."""
     from bridge.recognition import compile_grammar
 
-    vocab = read_message(inp)
+    try:
+        message = decode_to_worker(read_body(inp))
+    except (EOFError, MessageError) as err:
+        write_message(out, Failed(None, f"no vocabulary to compile: {err or 'end of input'}"))
+        return
+    if not isinstance(message, Compile):
+        write_message(out, Failed(None, f"expected a vocabulary to compile, got {message.KIND!r}"))
+        return
     started = time.monotonic()
     try:
-        grammar = compile_grammar(vocab)
+        grammar = compile_grammar(message.vocabulary)
     except Exception as err:  # noqa: BLE001 - reported to the bridge, which keeps its old grammar
-        write_message(out, ("error", f"{type(err).__name__}: {err}"))
+        write_message(out, Failed(None, f"{type(err).__name__}: {err}"))
         return
-    write_message(out, ("grammar", grammar, time.monotonic() - started))
+    write_message(out, Compiled(grammar, time.monotonic() - started))
 
 
 def main() -> None:

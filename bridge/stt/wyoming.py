@@ -280,7 +280,7 @@ class WyomingStt(SpeechToText):
         self.locality = endpoint.locality
         self.address_class = endpoint.address_class
 
-    async def open(self, session_id: str) -> SttStream:
+    async def open(self, session_id: str, *, area: str | None = None) -> SttStream:
         """Check the endpoint, connect and start an utterance.
 
         Raises EngineError ``cloud_refused`` (before any connection), ``stt_unreachable`` or
