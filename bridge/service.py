@@ -47,10 +47,10 @@ from .recognition import (
     CompiledGrammar,
     Vocabulary,
     VocabularyError,
-    load_demo_vocabulary,
     parse_vocabulary,
 )
 from .recognition.intents import refusal
+from .resources import load_demo_vocabulary
 from .satellite import Protocol, Satellite, Session
 from .stt.fallback import FallbackSttStream
 from .stt.forward import ForwardStt, broker_address_class

@@ -21,7 +21,7 @@ from typing import Any
 from hassil import Intents, recognize_best
 from hassil.intents import Intent, SlotList, TextSlotList
 
-from .grammar import (
+from .templates import (
     CUSTOM_INTENT,
     CUSTOM_METADATA,
     INTENT_DOMAINS,

@@ -69,7 +69,8 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         nonlocal decoder, intents
         started = time.monotonic()
         if decoder is None:
-            decoder = GrammarDecoder(grammar)
+            from bridge.resources import decoder_inputs  # the model, word list and temp files
+            decoder = GrammarDecoder(grammar, decoder_inputs())
         else:
             decoder.set_grammar(grammar)
         intents = IntentRecognizer(vocab)
@@ -140,11 +141,12 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 def compile_once(inp: BinaryIO, out: BinaryIO) -> None:
     """`--compile`: one vocabulary in, its compiled grammar out, then exit (nothing lingers)."""
     from bridge.recognition import compile_grammar
+    from bridge.resources import cmudict
 
     vocab = read_message(inp)
     started = time.monotonic()
     try:
-        grammar = compile_grammar(vocab)
+        grammar = compile_grammar(vocab, cmudict())
     except Exception as err:  # noqa: BLE001 - reported to the bridge, which keeps its old grammar
         write_message(out, ("error", f"{type(err).__name__}: {err}"))
         return
