@@ -156,8 +156,9 @@ class GrammarDecoder:
 
     def _config(self, dict_path: str, fsg_path: str) -> Config:
         s = self.settings
+        # (pocketsphinx's own remove_noise is whatever the model's feat.params says: on)
         return Config(hmm=self._inputs.acoustic_model, lm=None, cmninit=s.cmn_init,
-                      remove_noise=s.remove_noise, loglevel="FATAL",
+                      loglevel="FATAL",
                       dict=dict_path, fsg=fsg_path, beam=s.beam, wbeam=s.wbeam, pbeam=s.pbeam,
                       maxhmmpf=s.maxhmmpf, lw=s.lw, wip=s.wip, topn=s.topn, ds=s.ds,
                       bestpath=False, compallsen=s.compallsen)

@@ -36,9 +36,6 @@ class DecoderSettings:
     compallsen: bool = False
     """Score every senone in every frame (``-compallsen``), so the per-frame best that the
     rejection score is measured against does not depend on what the search has active."""
-    remove_noise: bool = False
-    """pocketsphinx's own adaptive noise removal (``-remove_noise``); off: its estimate would
-    carry over between utterances."""
 
     # rejection ------------------------------------------------------------------------------
     reject_score_per_frame: float = 0.0505
