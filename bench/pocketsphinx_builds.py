@@ -35,12 +35,13 @@ def worker(batch: Path, repeat: int) -> None:
     """Decode every utterance of `batch` with whichever pocketsphinx is importable; print JSON."""
     import grammar_bench
 
-    from bridge.recognition import GrammarDecoder, compile_grammar
+    from bridge.recognition import compile_grammar
     from bridge.recognition.decoder import pocketsphinx_build
+    from bridge.resources import cmudict, new_decoder
     from tests.support.decode_pcm import decode_one
 
     utterances: list[bytes] = pickle.loads(batch.read_bytes())
-    decoder = GrammarDecoder(compile_grammar(grammar_bench.bench_home()))
+    decoder = new_decoder(compile_grammar(grammar_bench.bench_home(), cmudict()))
     cpu = audio = 0.0
     outputs = []
     for pcm in utterances:

@@ -11,8 +11,9 @@ values as the reference sentence"), so a setting is never judged on one home onl
 
 Each file is cut where the bridge's endpointer would end it (end of speech + 0.25 s), fed to
 GrammarDecoder in 960-byte chunks, then IntentRecognizer; commands of the accuracy home are scored
-exactly like accuracy_bench's `understood()`. `--set NAME=VALUE` overrides a module constant of
-bridge/recognition/decoder.py in the workers (e.g. `--set MAXHMMPF=30000`). Raw per-sample results
+exactly like accuracy_bench's `understood()`. `--set NAME=VALUE` replaces a field of the decoder's
+DecoderSettings (bridge/recognition/settings.py; upper or lower case, e.g. `--set MAXHMMPF=30000`,
+`--set cmvn=False`, `--set "PITCH_WARPS=((160.0, 1.1),)"`). Raw per-sample results
 go to bench/out/tune/<tag>.json for threshold sweeps without decoding again (`--sweep`).
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from accuracy_bench import COMMANDS, HOME, NON_COMMANDS, SATELLITE_AREA, add_noise, synthesize, understood  # noqa: E402
 
+from bridge.recognition import DecoderSettings  # noqa: E402
 from bridge.recognition.intents import accept_harmless, refusal  # noqa: E402
 from bridge.tools.satellite import end_of_speech_offset, load_wav_pcm16k  # noqa: E402
 
@@ -70,7 +73,8 @@ def bench_commands() -> list[str]:
 
 
 def home_vocab(home: str) -> Any:
-    from bridge.recognition import load_demo_vocabulary, parse_vocabulary
+    from bridge.recognition import parse_vocabulary
+    from bridge.resources import load_demo_vocabulary
     if home == "acc":
         return parse_vocabulary(HOME)
     if home == "demo":
@@ -117,24 +121,47 @@ def build_samples(homes: list[str], voices: list[tuple[str, int]], conditions: l
 _STATE: dict[str, Any] = {}
 
 
-def _init(overrides: dict[str, Any]) -> None:
-    import importlib
-    for key, value in overrides.items():
-        # NAME (a constant of decoder.py) or module.NAME (e.g. grammar.WEIGHTING)
-        module, _, name = key.rpartition(".")
-        setattr(importlib.import_module(f"bridge.recognition.{module or 'decoder'}"), name, value)
-    _STATE["overrides"] = overrides
+def _value(text: str) -> Any:
+    """A --set value: JSON, else a Python literal (False, None, (165.0, 1.2)), else the text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+
+    def tuples(v: Any) -> Any:  # JSON lists -> the tuples the settings hold
+        return tuple(tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+    return tuples(value)
+
+
+def settings_from(items: list[str]) -> DecoderSettings:
+    """DecoderSettings with each NAME=VALUE of `items` replaced (NAME: a field, any case)."""
+    fields = {f.name: f for f in dataclasses.fields(DecoderSettings)}
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        name = key.strip().lower()
+        if name not in fields:
+            raise SystemExit(f"--set {key}: not a DecoderSettings field "
+                             f"(one of: {', '.join(sorted(fields))})")
+        default = getattr(DecoderSettings(), name)
+        changes[name] = raw if isinstance(default, str) else _value(raw)
+    return dataclasses.replace(DecoderSettings(), **changes)
+
+
+def _init(settings: DecoderSettings) -> None:
+    _STATE["settings"] = settings
 
 
 def _get(home: str) -> tuple[Any, Any, Any]:
     if home not in _STATE:
-        from bridge.recognition import GrammarDecoder, IntentRecognizer, compile_grammar
+        from bridge.recognition import IntentRecognizer, compile_grammar
+        from bridge.resources import cmudict, new_decoder
         vocab = home_vocab(home)
-        decoder, recognizer = GrammarDecoder(compile_grammar(vocab)), IntentRecognizer(vocab)
-        if _STATE["overrides"].get("MEANING_HOOK"):
-            # what the bridge worker can do: compare the two readings by intent, entities, values
-            decoder.meaning_key = lambda text: repr(_meaning(recognizer.recognize(text)))
-        _STATE[home] = (decoder, recognizer, vocab)
+        decoder = new_decoder(compile_grammar(vocab, cmudict()), _STATE["settings"])
+        _STATE[home] = (decoder, IntentRecognizer(vocab), vocab)
     return _STATE[home]
 
 
@@ -176,7 +203,7 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     out.update(heard=res.text, rejected=rejected, confidence=res.confidence,
                per_frame=score.per_frame, speech_frames=score.speech_frames,
                worst_word=score.worst_word, words=score.words,
-               cpu=res.cpu_seconds, audio=res.audio_seconds, verify=decoder.last_verify,
+               cpu=res.cpu_seconds, audio=res.audio_seconds,
                f0=decoder.last_f0, warp=decoder.last_warp, snr=decoder.last_snr,
                scale=decoder.last_scale,
                intent=_intent_dict(match), meaning=_meaning(match),
@@ -274,20 +301,13 @@ def main() -> None:
         return
     voices_arg = GENERAL_VOICES if args.voices == "general" else args.voices
     voices = [(v.split(":")[0], int(v.split(":")[1])) for v in voices_arg.split(",")]
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        try:
-            overrides[key] = json.loads(value)
-        except ValueError:
-            try:  # Python spellings too: False, None, (165.0, 1.2)
-                overrides[key] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                overrides[key] = value
+    settings = settings_from(args.set)
+    overrides = {k: v for k, v in dataclasses.asdict(settings).items()
+                 if v != getattr(DecoderSettings(), k)}
     samples = build_samples(args.homes.split(","), voices, args.conditions.split(","),
                             noisy_non=args.noisy_non)
     started = time.monotonic()
-    with multiprocessing.get_context("fork").Pool(args.procs, _init, (overrides,)) as pool:
+    with multiprocessing.get_context("fork").Pool(args.procs, _init, (settings,)) as pool:
         results = pool.map(run_one, samples, chunksize=4)
     out.write_text(json.dumps(results, indent=0, default=str))
     print(f"{len(samples)} samples in {time.monotonic() - started:.0f} s; overrides {overrides}\n")

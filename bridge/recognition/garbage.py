@@ -5,37 +5,30 @@ bent into a command and is rejected only if it fits badly (the per-frame acousti
 loop of ordinary English words beside the grammar gives such speech a better place to go:
 when the best path runs through the loop, the utterance is rejected ("garbage"), whatever its
 acoustic score. The loop is entered from the grammar's start with a small probability
-(:data:`bridge.recognition.decoder.GARBAGE_ENTER`), so commands, which the grammar predicts
-far better, stay on the grammar's side.
+(``DecoderSettings.garbage_enter``), so commands, which the grammar predicts far better, stay on
+the grammar's side.
 
 The words are the most frequent words of the general English language model that ships with
 pocketsphinx (``en-us.lm.bin``, unigram probabilities), stored with their pronunciations from
-the bundled dictionary in ``bridge/data/frequent_words.txt``, so that the decoder workers load
-neither the language model nor the 130,000-word dictionary. Regenerate that file with::
-
-    .venv/bin/python -m bridge.recognition.garbage
+the bundled dictionary in ``bridge/data/frequent_words.txt`` (read by :mod:`bridge.resources`,
+made by ``python -m bridge.tools.frequent_words``), so that the decoder workers load neither the
+language model nor the 130,000-word dictionary. This module only parses and uses that list.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping
 
-from .pronounce import cmudict
+FrequentWords = Mapping[str, tuple[str, ...]]
+"""word -> pronunciations, most frequent word first."""
 
 PREFIX = "garbage__"
 """Dictionary names of loop words (never a word of a grammar: normalisation drops "_")."""
-WORDS_FILE = "frequent_words.txt"
-STORED_WORDS = 1000
 
 
-@functools.cache
-def _stored() -> dict[str, tuple[str, ...]]:
-    """word -> pronunciations, most frequent word first (one line each: word, tab-separated
-    pronunciations)."""
-    text = resources.files("bridge.data").joinpath(WORDS_FILE).read_text(encoding="utf-8")
+def parse_frequent_words(text: str) -> dict[str, tuple[str, ...]]:
+    """The stored list's text -> word -> pronunciations, most frequent word first (one line
+    each: word, tab-separated pronunciations; ``#`` comments)."""
     out: dict[str, tuple[str, ...]] = {}
     for line in text.splitlines():
         if line.strip() and not line.startswith("#"):
@@ -44,14 +37,10 @@ def _stored() -> dict[str, tuple[str, ...]]:
     return out
 
 
-def frequent_words() -> tuple[str, ...]:
-    """The stored frequent words, most frequent first."""
-    return tuple(_stored())
-
-
-def loop_words(count: int, exclude: frozenset[str] = frozenset()) -> list[str]:
-    """The `count` most frequent words that are not in `exclude`."""
-    return [w for w in _stored() if w not in exclude][:count]
+def loop_words(stored: FrequentWords, count: int,
+               exclude: frozenset[str] = frozenset()) -> list[str]:
+    """The `count` most frequent words of `stored` that are not in `exclude`."""
+    return [w for w in stored if w not in exclude][:count]
 
 
 def add_garbage_loop(fsg: str, enter: float, words: list[str]) -> str:
@@ -83,12 +72,11 @@ def add_garbage_loop(fsg: str, enter: float, words: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def dictionary_lines(words: list[str]) -> list[str]:
+def dictionary_lines(stored: FrequentWords, words: list[str]) -> list[str]:
     """Dictionary lines (pocketsphinx format) for the loop words, every pronunciation."""
-    prons = _stored()
     lines: list[str] = []
     for word in words:
-        for i, pron in enumerate(prons[word]):
+        for i, pron in enumerate(stored[word]):
             name = f"{PREFIX}{word}" if i == 0 else f"{PREFIX}{word}({i + 1})"
             lines.append(f"{name} {pron}")
     return lines
@@ -97,36 +85,3 @@ def dictionary_lines(words: list[str]) -> list[str]:
 def is_garbage(hypstr: str) -> bool:
     """True if a decoder hypothesis went through the loop."""
     return PREFIX in hypstr
-
-
-def rank_words(count: int = STORED_WORDS) -> list[str]:
-    """The `count` most frequent words of pocketsphinx's en-us language model (unigram
-    probability) that are plain lower-case words with a dictionary pronunciation."""
-    import pocketsphinx
-    from pocketsphinx import NGramModel
-
-    lm = NGramModel.readfile(str(Path(pocketsphinx.get_model_path()) / "en-us" / "en-us.lm.bin"))
-    scored = []
-    for word in cmudict():
-        if re.fullmatch(r"[a-z]+", word):
-            prob = lm.prob([word])
-            scored.append((prob[0] if isinstance(prob, tuple) else prob, word))
-    scored.sort(key=lambda item: (-item[0], item[1]))
-    return [word for _, word in scored[:count]]
-
-
-def main() -> None:
-    """Rewrite ``bridge/data/frequent_words.txt`` from the bundled language model."""
-    path = Path(__file__).resolve().parents[1] / "data" / WORDS_FILE
-    words = rank_words()
-    prons = cmudict()
-    header = ("# The most frequent words of pocketsphinx's en-us language model (unigram\n"
-              "# probability), most frequent first, with their pronunciations in the bundled\n"
-              "# dictionary (tab-separated). Made by: python -m bridge.recognition.garbage\n")
-    lines = ["\t".join((word, *prons[word])) for word in words]
-    path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
-    print(f"{len(words)} words -> {path}")
-
-
-if __name__ == "__main__":
-    main()

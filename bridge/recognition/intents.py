@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from hassil import Intents, recognize_best
 from hassil.intents import Intent, SlotList, TextSlotList
 
-from .grammar import (
+from .templates import (
     CUSTOM_INTENT,
     CUSTOM_METADATA,
     INTENT_DOMAINS,
@@ -59,13 +59,13 @@ time is it" less — they are short, so their per-frame fit is noisier, and a fa
 only a spoken answer. Measured in docs/recognition.md."""
 
 
-def refusal(intent: IntentMatch | dict[str, Any], confidence: float,
+def refusal(intent: IntentMatch | Mapping[str, object], confidence: float,
             sensitive_min: float = SENSITIVE_MIN_CONFIDENCE,
             broad_min: float = BROAD_MIN_CONFIDENCE) -> tuple[str, str, float] | None:
     """(error code, what, minimum) if `intent` (a match, or its dict form from a worker) asks for
     more confidence than it was heard with; None if it may be acted on."""
     def flag(name: str) -> bool:
-        return bool(intent.get(name) if isinstance(intent, dict) else getattr(intent, name))
+        return bool(intent.get(name) if isinstance(intent, Mapping) else getattr(intent, name))
 
     if flag("sensitive") and confidence < sensitive_min:
         return "sensitive_unsure", "on a sensitive device", sensitive_min
@@ -163,9 +163,9 @@ class IntentRecognizer:
                                 slot_lists=base.slot_lists,
                                 expansion_rules=base.expansion_rules,
                                 skip_words=base.skip_words, settings=base.settings)
-        name_values: list[tuple[str, Any, dict[str, Any]]] = []
+        name_values: list[tuple[str, str, dict[str, str]]] = []
         for entity in vocab.entities:
-            context: dict[str, Any] = {"domain": entity.domain}
+            context: dict[str, str] = {"domain": entity.domain}
             if entity.device_class:
                 context["device_class"] = entity.device_class
             for text in (entity.name, *entity.aliases):
@@ -192,7 +192,7 @@ class IntentRecognizer:
         spoken = normalize_text(text)
         if not spoken:
             return None
-        context: dict[str, Any] | None = None
+        context: dict[str, str] | None = None
         if area_id is not None and self.vocab.area_by_id(area_id) is not None:
             context = {"area": area_id}
         try:
@@ -226,7 +226,7 @@ class IntentRecognizer:
                 and str(dc.value) in SENSITIVE_COVER_CLASSES)
 
     # resolution ------------------------------------------------------------
-    def _resolve(self, intent_name: str, raw: dict[str, tuple[Any, str]]
+    def _resolve(self, intent_name: str, raw: dict[str, tuple[object, str]]
                  ) -> dict[str, SlotValue]:
         domain = raw.get("domain", (None, ""))[0]
         device_class = raw.get("device_class", (None, ""))[0]

@@ -1,4 +1,5 @@
-"""Pronunciations for grammar words, from the CMU dictionary bundled with pocketsphinx.
+"""Pronunciations for grammar words, from the CMU dictionary bundled with pocketsphinx (the
+caller supplies it, loaded once per process by :mod:`bridge.resources`).
 
 A word missing from the dictionary is pronounced by the first method that works:
 
@@ -17,9 +18,8 @@ drops the name that uses it and reports it. Digits never reach here (see :mod:`.
 
 from __future__ import annotations
 
-import functools
 import unicodedata
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 
 from .text import NUMBER_WORDS
 
@@ -40,25 +40,20 @@ _VOICELESS = {"P", "T", "K", "F", "TH"}
 _SIBILANT = {"S", "Z", "SH", "ZH", "CH", "JH"}
 
 
-def dictionary_path() -> Path:
-    """The bundled en-us pronunciation dictionary."""
-    import pocketsphinx
-
-    return Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+Pronunciations = Mapping[str, tuple[str, ...]]
+"""word → pronunciations (the CMU dictionary, loaded by :func:`bridge.resources.cmudict`)."""
 
 
-@functools.cache
-def cmudict() -> dict[str, tuple[str, ...]]:
-    """word → pronunciations, read once per process from the bundled dictionary."""
+def parse_dictionary(lines: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """word → pronunciations from pocketsphinx dictionary lines (``word(2) P H O N E S``)."""
     entries: dict[str, list[str]] = {}
-    with dictionary_path().open(encoding="utf-8") as handle:
-        for line in handle:
-            word, _, phones = line.strip().partition(" ")
-            if not phones:
-                continue
-            if word.endswith(")") and "(" in word:
-                word = word[: word.index("(")]
-            entries.setdefault(word, []).append(phones.strip())
+    for line in lines:
+        word, _, phones = line.strip().partition(" ")
+        if not phones:
+            continue
+        if word.endswith(")") and "(" in word:
+            word = word[: word.index("(")]
+        entries.setdefault(word, []).append(phones.strip())
     return {word: tuple(prons) for word, prons in entries.items()}
 
 
@@ -103,8 +98,8 @@ def non_rhotic(phones: str) -> str:
 class Pronouncer:
     """Looks up (and if needed invents) pronunciations; remembers how each word was done."""
 
-    def __init__(self, dictionary: dict[str, tuple[str, ...]] | None = None) -> None:
-        self._dict = cmudict() if dictionary is None else dictionary
+    def __init__(self, dictionary: Pronunciations) -> None:
+        self._dict = dictionary
         self.methods: dict[str, str] = {}
         self._cache: dict[str, tuple[str, ...] | None] = {}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from importlib import resources
 
 SUPPORTED_LANGUAGES = ("en",)
 MAX_ENTITIES = 2000
@@ -226,10 +225,3 @@ def parse_vocabulary(data: object) -> Vocabulary:
     return Vocabulary(language=base_language, areas=tuple(areas), floors=tuple(floors),
                       entities=tuple(entities), sentences=tuple(sentences), polite=polite)
 
-
-def load_demo_vocabulary() -> Vocabulary:
-    """The demo home shipped in ``bridge/data/demo_home.yaml`` (validated like any other)."""
-    import yaml  # local import: only the demo needs YAML
-
-    text = resources.files("bridge").joinpath("data/demo_home.yaml").read_text("utf-8")
-    return parse_vocabulary(yaml.safe_load(text))

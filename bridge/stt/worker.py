@@ -80,7 +80,8 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         nonlocal decoder, intents
         started = time.monotonic()
         if decoder is None:
-            decoder = GrammarDecoder(grammar)
+            from bridge.resources import decoder_inputs  # the model, word list and temp files
+            decoder = GrammarDecoder(grammar, decoder_inputs())
         else:
             decoder.set_grammar(grammar)
         intents = IntentRecognizer(vocab)
@@ -165,6 +166,7 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 def compile_once(inp: BinaryIO, out: BinaryIO) -> None:
     """`--compile`: one vocabulary in, its compiled grammar out, then exit (nothing lingers)."""
     from bridge.recognition import compile_grammar
+    from bridge.resources import cmudict
 
     try:
         message = decode_to_worker(read_body(inp))
@@ -176,7 +178,7 @@ def compile_once(inp: BinaryIO, out: BinaryIO) -> None:
         return
     started = time.monotonic()
     try:
-        grammar = compile_grammar(message.vocabulary)
+        grammar = compile_grammar(message.vocabulary, cmudict())
     except Exception as err:  # noqa: BLE001 - reported to the bridge, which keeps its old grammar
         write_message(out, Failed(None, f"{type(err).__name__}: {err}"))
         return

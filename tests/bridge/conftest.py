@@ -57,8 +57,9 @@ def live(tmp_path_factory: pytest.TempPathFactory):
 def demo_decoder():
     """A grammar decoder for the demo home (one per test module; decoding is deterministic and
     every utterance starts from a fresh feature pipeline)."""
-    from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
+    from bridge.recognition import compile_grammar
+    from bridge.resources import cmudict, load_demo_vocabulary, new_decoder
 
-    decoder = GrammarDecoder(compile_grammar(load_demo_vocabulary()))
+    decoder = new_decoder(compile_grammar(load_demo_vocabulary(), cmudict()))
     yield decoder
     decoder.close()

@@ -10,6 +10,7 @@ chatter and noisy speech.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge.recognition import decoder as decoder_module
+from bridge.recognition import DecoderSettings
 from bridge.recognition.decoder import PATCHED_BUILD_MARK, pocketsphinx_build
 from tests.support import decode_pcm
 from tests.support.speech import have_espeak, read_pcm
@@ -49,8 +50,7 @@ def _noisy(pcm: bytes, snr_db: float, seed: int) -> bytes:
 
 @pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
 @pytest.mark.skipif(OPTED_OUT, reason="HEARTH_STOCK_POCKETSPHINX: the PyPI wheel was chosen")
-def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path) -> None:
     assert (STOCK / "pocketsphinx").is_dir(), f"{STOCK} is missing: run scripts/test"
     utterances = [read_pcm(say(text, voice=voice, speed=speed)) for text, voice, speed in [
         ("turn on the kitchen light", "en-us", 160),
@@ -73,8 +73,8 @@ def test_patched_and_stock_pocketsphinx_decode_alike(say: Say, tmp_path: Path,
     assert Path(answer["pocketsphinx"]).is_relative_to(STOCK)  # the subprocess had PyPI's wheel
 
     # the stock wheel cannot scale the cepstra (patch 0003); everything else must match exactly
-    monkeypatch.setattr(decoder_module, "CMVN", False)
-    patched = json.loads(json.dumps(decode_pcm.decode_all(utterances)))  # tuples -> lists
+    unscaled = dataclasses.replace(DecoderSettings(), cmvn=False)
+    patched = json.loads(json.dumps(decode_pcm.decode_all(utterances, unscaled)))  # tuples -> lists
     assert patched[0]["text"] == "turn on the kitchen light"
     assert any(r["rejected"] for r in patched)  # the chatter: both paths are exercised
     assert patched == answer["results"]

@@ -2,30 +2,32 @@
 
 Noise compresses the spread of the cepstra; the decoder measures it on the audio it holds back
 anyway and, when the estimated SNR says the audio is noisy, stretches c0..c2 back towards the
-spread of clean speech (``decoder.CMVN``, docs/recognition.md).
+spread of clean speech (``DecoderSettings.cmvn``, docs/recognition.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
 import pytest
 from pocketsphinx import Config, Decoder
 
+from bridge.recognition import DecoderSettings
 from bridge.recognition import decoder as decoder_module
-from bridge.recognition.decoder import (
-    CMVN_MAX_SCALE,
-    CMVN_REFERENCE,
-    CMVN_SNR_FROM_DB,
-    CMVN_SNR_FULL_DB,
-    variance_scale,
-)
+from bridge.recognition.conditioning import variance_scale
+from bridge.resources import new_decoder
 from tests.support.audio import decode_text as decode
 from tests.support.audio import pcm16, samples, with_pink_noise
 from tests.support.speech import read_pcm
 
 RATE = 16000
+DEFAULTS = DecoderSettings()
+CMVN_MAX_SCALE = DEFAULTS.cmvn_max_scale
+CMVN_REFERENCE = DEFAULTS.cmvn_reference
+CMVN_SNR_FROM_DB = DEFAULTS.cmvn_snr_from_db
+CMVN_SNR_FULL_DB = DEFAULTS.cmvn_snr_full_db
 patched_only = pytest.mark.skipif(
     bool(os.environ.get("HEARTH_STOCK_POCKETSPHINX")),
     reason="HEARTH_STOCK_POCKETSPHINX: PyPI's wheel has no cepstral statistics or scale")
@@ -57,9 +59,8 @@ def test_factors_stay_within_bounds() -> None:
     assert variance_scale([0.0] * 13, 10.0) == [1.0] * len(CMVN_REFERENCE)
 
 
-def test_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decoder_module, "CMVN", False)
-    assert variance_scale([1.0] * 13, 5.0) is None
+def test_switched_off() -> None:
+    assert variance_scale([1.0] * 13, 5.0, dataclasses.replace(DEFAULTS, cmvn=False)) is None
 
 
 # pocketsphinx: statistics and scale (patch 0003) ------------------------------
@@ -161,7 +162,7 @@ def test_without_the_patched_build_nothing_is_scaled(demo_decoder, say, monkeypa
 
 
 @patched_only
-def test_scaling_understands_more_noisy_commands(demo_decoder, say, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scaling_understands_more_noisy_commands(demo_decoder, say) -> None:
     """Commands of the demo home in two voices at 10 dB pink noise: scaled, no fewer are heard
     right than unscaled."""
     commands = ["turn off the kitchen light", "set the bedroom light to fifty percent",
@@ -171,11 +172,14 @@ def test_scaling_understands_more_noisy_commands(demo_decoder, say, monkeypatch:
              for n, (text, voice) in enumerate((t, v) for t in commands for v in ("en-us", "en-us+f3"))]
     expected = [t for t in commands for _ in range(2)]
 
-    def heard(on: bool) -> list[str]:
-        monkeypatch.setattr(decoder_module, "CMVN", on)
-        return [decode(demo_decoder, pcm) for pcm in clips]
+    assert demo_decoder.settings.cmvn
+    unscaled = new_decoder(demo_decoder.grammar, dataclasses.replace(DEFAULTS, cmvn=False))
 
-    scaled, plain = heard(True), heard(False)
+    def heard(decoder) -> list[str]:
+        return [decode(decoder, pcm) for pcm in clips]
+
+    scaled, plain = heard(demo_decoder), heard(unscaled)
+    unscaled.close()
     right = sum(h == e for h, e in zip(scaled, expected, strict=True))
     assert right >= sum(h == e for h, e in zip(plain, expected, strict=True))
     assert right >= len(expected) // 2

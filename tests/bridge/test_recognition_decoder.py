@@ -13,9 +13,9 @@ from bridge.recognition import (
     GrammarDecoder,
     IntentRecognizer,
     compile_grammar,
-    load_demo_vocabulary,
     parse_vocabulary,
 )
+from bridge.resources import cmudict, load_demo_vocabulary, new_decoder
 from tests.support.speech import have_espeak, read_pcm
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is not installed")
@@ -24,12 +24,12 @@ Say = Callable[..., Path]
 
 @pytest.fixture(scope="module")
 def grammar() -> CompiledGrammar:
-    return compile_grammar(load_demo_vocabulary())
+    return compile_grammar(load_demo_vocabulary(), cmudict())
 
 
 @pytest.fixture(scope="module")
 def decoder(grammar: CompiledGrammar) -> Iterator[GrammarDecoder]:
-    dec = GrammarDecoder(grammar)
+    dec = new_decoder(grammar)
     yield dec
     dec.close()
 
@@ -129,7 +129,7 @@ def test_set_grammar_switches_homes(decoder: GrammarDecoder, grammar: CompiledGr
     other = compile_grammar(parse_vocabulary({
         "language": "en", "areas": [{"id": "barn", "name": "Barn"}],
         "entities": [{"id": "light.hay", "name": "Hayloft lamp", "domain": "light",
-                      "area": "barn"}]}))
+                      "area": "barn"}]}), cmudict())
     try:
         decoder.set_grammar(other)
         result = decode(decoder, say("turn on the hayloft lamp"))
@@ -148,7 +148,7 @@ def test_decoded_text_resolves_to_entities(decoder: GrammarDecoder, say: Say) ->
 
 
 def test_misuse_is_an_error(grammar: CompiledGrammar) -> None:
-    dec = GrammarDecoder(grammar)
+    dec = new_decoder(grammar)
     with pytest.raises(RuntimeError):
         dec.feed(b"\0\0")
     dec.start()
@@ -156,26 +156,3 @@ def test_misuse_is_an_error(grammar: CompiledGrammar) -> None:
         dec.set_grammar(grammar)
     dec.finish()
     dec.close()
-
-
-
-def test_wide_retry_scores_the_path_it_recovers(grammar: CompiledGrammar, say: Say,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """FALLBACK_WIDE (off by default, an experiment): when the narrow search ends without a path,
-    the wide search's sentence is judged by the wide search's own segments (it was once rejected
-    as "no_path" for want of a score)."""
-    from bridge.recognition import decoder as decoder_module
-
-    monkeypatch.setattr(decoder_module, "WBEAM", 1e-5)  # a word-exit beam that loses the path
-    wav = say("turn on the kitchen light")
-    for fallback in (False, True):
-        monkeypatch.setattr(decoder_module, "FALLBACK_WIDE", fallback)
-        dec = GrammarDecoder(grammar)
-        try:
-            result = decode(dec, wav)
-        finally:
-            dec.close()
-        if not fallback:
-            assert result.reject_reason == "no_path"
-    assert result.text == "turn on the kitchen light"
-    assert dec.last_score.per_frame is not None and not result.rejected

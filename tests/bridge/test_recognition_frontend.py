@@ -7,15 +7,16 @@ import os
 import numpy as np
 import pytest
 
-from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
-from bridge.recognition import decoder as decoder_module
+from bridge.recognition import DecoderSettings, compile_grammar
 from bridge.recognition.denoise import Denoiser, estimate_noise
 from bridge.recognition.pitch import median_f0, warp_for_f0
+from bridge.resources import cmudict, load_demo_vocabulary, new_decoder
 from tests.support.audio import decode_text as decode
 from tests.support.audio import pcm16, pink_noise, samples, with_pink_noise
 from tests.support.speech import read_pcm
 
 RATE = 16000
+DEFAULTS = DecoderSettings()
 
 
 # pitch ---------------------------------------------------------------------
@@ -99,7 +100,7 @@ def test_decoder_warps_only_high_voices(demo_decoder, say) -> None:
     assert demo_decoder.last_warp is None and demo_decoder.last_f0 is not None and demo_decoder.last_f0 < 150
     text = decode(demo_decoder, read_pcm(say("turn off the kitchen light", voice="en-us+f3")))
     assert demo_decoder.last_f0 is not None and demo_decoder.last_f0 > 170
-    assert demo_decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
+    assert demo_decoder.last_warp == DEFAULTS.pitch_warps[0][1]
     assert text == "turn off the kitchen light"
     # the warp is per utterance: the next low voice is decoded unwarped again
     decode(demo_decoder, read_pcm(say("what time is it")))
@@ -115,7 +116,7 @@ def test_decoder_understands_speech_in_noise(demo_decoder, say) -> None:
 def test_short_utterance_is_decoded_whole(demo_decoder, say) -> None:
     """Shorter than the held-back buffer: everything (incl. the suppressor's delay) is decoded."""
     pcm = read_pcm(say("what time is it"))
-    speech = pcm[int(0.45 * 2 * RATE):]  # no lead-in, well under CMN_BUFFER_S
+    speech = pcm[int(0.45 * 2 * RATE):]  # no lead-in, well under cmn_buffer_s
     demo_decoder.start()
     demo_decoder.feed(speech)
     result = demo_decoder.finish()
@@ -143,7 +144,7 @@ def test_polite_speech_with_a_polite_vocabulary(say) -> None:
     from bridge.recognition import IntentRecognizer
 
     vocab = dataclasses.replace(load_demo_vocabulary(), polite=True)
-    polite = GrammarDecoder(compile_grammar(vocab))
+    polite = new_decoder(compile_grammar(vocab, cmudict()))
     text = decode(polite, read_pcm(say("please turn on the kitchen light")))
     assert text == "please turn on the kitchen light"
     match = IntentRecognizer(vocab).recognize(text)
@@ -159,7 +160,7 @@ def test_a_quiet_room_is_left_alone() -> None:
 
 # rejection in noise ---------------------------------------------------------------
 def test_snr_estimate_follows_the_noise(say) -> None:
-    from bridge.recognition.decoder import estimate_snr
+    from bridge.recognition.conditioning import estimate_snr
 
     clean = samples(read_pcm(say("turn on the kitchen light")))
     speech_rms = np.sqrt(np.mean(clean[np.abs(clean) > 100] ** 2))
@@ -173,11 +174,11 @@ def test_snr_estimate_follows_the_noise(say) -> None:
 
 
 def test_threshold_tightens_only_in_noise() -> None:
-    from bridge.recognition.decoder import reject_threshold
+    from bridge.recognition.conditioning import reject_threshold
 
-    base = decoder_module.REJECT_SCORE_PER_FRAME
+    base = DEFAULTS.reject_score_per_frame
     assert reject_threshold(None) == base
-    assert reject_threshold(decoder_module.NOISY_REF_SNR_DB + 10) == base
+    assert reject_threshold(DEFAULTS.noisy_ref_snr_db + 10) == base
     assert reject_threshold(20.0) < base
     assert reject_threshold(10.0) < reject_threshold(20.0)
 
@@ -195,7 +196,7 @@ def test_chatter_in_noise_is_rejected(demo_decoder, say, text: str) -> None:
         demo_decoder.feed(noisy[i:i + 960])
     result = demo_decoder.finish()
     assert result.rejected, result
-    assert result.threshold < decoder_module.REJECT_SCORE_PER_FRAME
+    assert result.threshold < DEFAULTS.reject_score_per_frame
 
 
 @pytest.mark.skipif(bool(os.environ.get("HEARTH_STOCK_POCKETSPHINX")),
@@ -212,7 +213,7 @@ def test_a_warp_chosen_again_is_applied_again(demo_decoder, say) -> None:
         return text, demo_decoder.last_score
 
     first = scored(high)
-    assert demo_decoder.last_warp == decoder_module.PITCH_WARPS[0][1]
+    assert demo_decoder.last_warp == DEFAULTS.pitch_warps[0][1]
     scored(low)
     assert demo_decoder.last_warp is None
     assert scored(high) == first

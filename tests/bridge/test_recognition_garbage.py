@@ -1,20 +1,24 @@
-"""The garbage word loop beside the grammar (bridge/recognition/garbage.py)."""
+"""The garbage word loop beside the grammar (bridge/recognition/garbage.py), its stored word list
+(bridge/resources.py) and the tool that makes it (bridge/tools/frequent_words.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from bridge.recognition import GrammarDecoder, compile_grammar, garbage, load_demo_vocabulary
-from bridge.recognition import decoder as decoder_module
-from bridge.recognition.decoder import sentence_checker
-from bridge.recognition.grammar import JOIN
-from bridge.recognition.pronounce import cmudict
+from bridge.recognition import DecoderSettings, GrammarDecoder, compile_grammar, garbage
+from bridge.recognition.decoder import garbage_words
+from bridge.recognition.fsg import JOIN
+from bridge.recognition.scoring import sentence_checker
+from bridge.resources import cmudict, frequent_words, load_demo_vocabulary, new_decoder
+from bridge.tools.frequent_words import STORED_WORDS, rank_words
 from tests.support.speech import read_pcm
 
 
 @pytest.fixture(scope="module")
 def grammar():
-    return compile_grammar(load_demo_vocabulary())
+    return compile_grammar(load_demo_vocabulary(), cmudict())
 
 
 def _transitions(fsg: str) -> list[tuple[str, ...]]:
@@ -23,22 +27,23 @@ def _transitions(fsg: str) -> list[tuple[str, ...]]:
 
 def test_stored_words_are_the_language_models_most_frequent() -> None:
     """The shipped list is what the bundled language model says (regenerable, not hand-picked)."""
-    stored = garbage.frequent_words()
-    assert len(stored) == garbage.STORED_WORDS
-    assert list(stored[:200]) == garbage.rank_words(200)
+    stored = tuple(frequent_words())
+    assert len(stored) == STORED_WORDS
+    assert list(stored[:200]) == rank_words(200)
     assert stored[:3] == ("the", "to", "i")
     prons = cmudict()
-    assert all(garbage._stored()[w] == prons[w] for w in stored)  # the dictionary's, every variant
+    assert all(frequent_words()[w] == prons[w] for w in stored)  # the dictionary's, every variant
 
 
 def test_loop_words_leave_out_the_grammars_words(grammar) -> None:
     used = {w for token in grammar.dictionary for w in token.split(JOIN)}
-    words = decoder_module._garbage_words(grammar)
-    assert len(words) == decoder_module.GARBAGE_WORDS
+    words = garbage_words(grammar, frequent_words(), DecoderSettings().garbage_words)
+    assert len(words) == DecoderSettings().garbage_words
     assert not used & set(words)
     assert {"think", "because", "people"} <= set(words)
     assert all(w in cmudict() for w in words)
-    assert garbage.loop_words(5, frozenset({"the", "to"})) == ["i", "and", "a", "of", "you"]
+    assert garbage.loop_words(frequent_words(), 5, frozenset({"the", "to"})) == [
+        "i", "and", "a", "of", "you"]
 
 
 def test_loop_is_a_side_branch_that_leaves_the_grammar_as_it_was(grammar) -> None:
@@ -62,7 +67,7 @@ def test_loop_is_a_side_branch_that_leaves_the_grammar_as_it_was(grammar) -> Non
     # off: unchanged
     assert garbage.add_garbage_loop(grammar.fsg, 0.0, words) == grammar.fsg
     assert garbage.add_garbage_loop(grammar.fsg, 1e-5, []) == grammar.fsg
-    lines = garbage.dictionary_lines(["people"])
+    lines = garbage.dictionary_lines(frequent_words(), ["people"])
     assert lines[0] == f"{garbage.PREFIX}people {cmudict()['people'][0]}"
 
 
@@ -73,8 +78,8 @@ def _decode(decoder: GrammarDecoder, pcm: bytes):
     return decoder.finish()
 
 
-def test_chatter_goes_to_the_loop_and_commands_do_not(grammar, say, monkeypatch) -> None:
-    decoder = GrammarDecoder(grammar)
+def test_chatter_goes_to_the_loop_and_commands_do_not(grammar, say) -> None:
+    decoder = new_decoder(grammar)
     try:
         for voice in ("en-us", "en-gb"):
             chatter = _decode(decoder, read_pcm(say("we need more eggs and bread", voice=voice)))
@@ -85,8 +90,7 @@ def test_chatter_goes_to_the_loop_and_commands_do_not(grammar, say, monkeypatch)
     finally:
         decoder.close()
     # without the loop the same chatter is forced into the grammar (and only the score says no)
-    monkeypatch.setattr(decoder_module, "GARBAGE_ENTER", 0.0)
-    plain = GrammarDecoder(grammar)
+    plain = new_decoder(grammar, dataclasses.replace(DecoderSettings(), garbage_enter=0.0))
     try:
         chatter = _decode(plain, read_pcm(say("we need more eggs and bread")))
         assert chatter.reject_reason != "garbage"

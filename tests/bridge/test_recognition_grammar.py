@@ -11,12 +11,12 @@ import pytest
 from bridge.recognition import (
     CompiledGrammar,
     compile_grammar,
-    load_demo_vocabulary,
     parse_vocabulary,
 )
-from bridge.recognition.decoder import sentence_checker
 from bridge.recognition.pronounce import Pronouncer
+from bridge.recognition.scoring import sentence_checker
 from bridge.recognition.text import normalize_text
+from bridge.resources import cmudict, load_demo_vocabulary
 
 REQUIRED_INTENTS = {
     "HassTurnOn", "HassTurnOff", "HassLightSet", "HassGetState", "HassClimateGetTemperature",
@@ -28,7 +28,7 @@ REQUIRED_INTENTS = {
 
 @pytest.fixture(scope="module")
 def demo() -> CompiledGrammar:
-    return compile_grammar(load_demo_vocabulary())
+    return compile_grammar(load_demo_vocabulary(), cmudict())
 
 
 def _home(entities: list[dict[str, object]], **extra: object) -> CompiledGrammar:
@@ -36,7 +36,7 @@ def _home(entities: list[dict[str, object]], **extra: object) -> CompiledGrammar
             "areas": [{"id": "kitchen", "name": "Kitchen", "floor": "g"},
                       {"id": "bedroom", "name": "Bedroom", "floor": "g"}],
             "entities": entities, **extra}
-    return compile_grammar(parse_vocabulary(data))
+    return compile_grammar(parse_vocabulary(data), cmudict())
 
 
 def test_required_intents_are_compiled(demo: CompiledGrammar) -> None:
@@ -144,7 +144,7 @@ def test_out_of_dictionary_names_get_pronunciations() -> None:
 
 
 def test_pronouncer_methods() -> None:
-    p = Pronouncer()
+    p = Pronouncer(cmudict())
     assert p.pronounce("kitchen") == ("K IH CH AH N",)
     assert p.pronounce("unpause") == ("AH N P AO Z",)  # un + pause
     assert p.pronounce("hows") == ("HH AW Z",)  # how's
@@ -172,7 +172,7 @@ POLITE = ["please turn on the kitchen light", "can you turn on the kitchen light
 def polite() -> CompiledGrammar:
     import dataclasses
 
-    return compile_grammar(dataclasses.replace(load_demo_vocabulary(), polite=True))
+    return compile_grammar(dataclasses.replace(load_demo_vocabulary(), polite=True), cmudict())
 
 
 @pytest.mark.parametrize("sentence", POLITE)
@@ -257,7 +257,7 @@ def test_non_rhotic_pronunciations() -> None:
 
 
 def test_pronouncer_adds_non_rhotic_variants_but_not_for_numbers_or_bare_vowels() -> None:
-    pronouncer = Pronouncer()
+    pronouncer = Pronouncer(cmudict())
     porch = pronouncer.pronounce("porch")
     assert porch is not None and "P AO CH" in porch and "P AO R CH" in porch
     for number in ("forty", "four", "fourteen", "thirty"):

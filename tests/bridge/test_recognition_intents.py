@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.recognition import IntentRecognizer, load_demo_vocabulary, parse_vocabulary
+from bridge.recognition import IntentRecognizer, parse_vocabulary
+from bridge.resources import load_demo_vocabulary
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +94,8 @@ def test_spoken_forms_of_names_and_duplicates() -> None:
 
 
 def test_sensitive_intents_are_flagged() -> None:
-    from bridge.recognition import IntentRecognizer, load_demo_vocabulary
+    from bridge.recognition import IntentRecognizer
+    from bridge.resources import load_demo_vocabulary
 
     recognizer = IntentRecognizer(load_demo_vocabulary())
     flags = {text: recognizer.recognize(text).sensitive for text in (

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.recognition import GrammarDecoder, compile_grammar, load_demo_vocabulary
+from bridge.recognition import GrammarDecoder, compile_grammar
+from bridge.resources import cmudict, load_demo_vocabulary, new_decoder
 from tests.support.speech import read_pcm
 
 
 @pytest.fixture(scope="module")
 def decoder() -> GrammarDecoder:
-    return GrammarDecoder(compile_grammar(load_demo_vocabulary()))
+    return new_decoder(compile_grammar(load_demo_vocabulary(), cmudict()))
 
 
 def decode(decoder: GrammarDecoder, pcm: bytes, prime: bytes = b"") -> str:

@@ -7,7 +7,8 @@ import pickle
 
 import pytest
 
-from bridge.recognition import Vocabulary, VocabularyError, load_demo_vocabulary, parse_vocabulary
+from bridge.recognition import Vocabulary, VocabularyError, parse_vocabulary
+from bridge.resources import load_demo_vocabulary
 
 GOOD = {
     "language": "en",

@@ -18,10 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bridge.recognition import (
     DecodeResult,
+    DecoderSettings,
     GrammarDecoder,
     compile_grammar,
-    load_demo_vocabulary,
 )
+from bridge.resources import cmudict, load_demo_vocabulary, new_decoder
 from tests.support.audio import stream
 
 
@@ -34,9 +35,10 @@ def decode_one(decoder: GrammarDecoder, pcm: bytes, chunk: int = 1920) -> tuple[
                     "score": dataclasses.asdict(decoder.last_score)}
 
 
-def decode_all(utterances: list[bytes]) -> list[dict[str, Any]]:
-    """Each utterance through one decoder for the demo home, in order."""
-    decoder = GrammarDecoder(compile_grammar(load_demo_vocabulary()))
+def decode_all(utterances: list[bytes],
+               settings: DecoderSettings = DecoderSettings()) -> list[dict[str, Any]]:
+    """Each utterance through one decoder for the demo home (with `settings`), in order."""
+    decoder = new_decoder(compile_grammar(load_demo_vocabulary(), cmudict()), settings)
     try:
         return [decode_one(decoder, pcm)[1] for pcm in utterances]
     finally:
