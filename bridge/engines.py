@@ -44,6 +44,7 @@ class Transcript:
     cpu_seconds: float = 0.0
     bytes_sent: int = 0  # bytes that left the bridge's processes for this utterance
     address_class: str = "none"  # "none" | "loopback" | "lan" | "public"
+    forwarded: bool = False  # Home Assistant recognizes it (stt/forward.py): audit only, no text
 
 
 class SttStream(abc.ABC):

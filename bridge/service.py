@@ -30,6 +30,8 @@ from .audio.wav import WavError, wav_to_pcm16k
 from .engines import EngineError, Locality, SpeechToText, SttStream, Transcript
 from .errors import ErrorReporter
 from .privacy.audit import AuditEntry, AuditLog, EngineUse
+from .privacy.gate import LocalityGate
+from .privacy.locality import resolve_address_class
 from .privacy.policy import Policy, PolicyError, Retention
 from .privacy.retention import UtteranceRetention
 from .privacy.store import AuditStore, PolicyStore
@@ -53,7 +55,7 @@ from .recognition import (
 from .recognition.intents import refusal
 from .satellite import Protocol, Satellite, Session
 from .stt.fallback import FallbackSttStream
-from .stt.forward import ForwardStt, broker_address_class
+from .stt.forward import ForwardStt
 from .stt.local import PocketsphinxStt
 from .stt.pool import DecoderPool
 from .stt.worker import HEADER as WORKER_HEADER
@@ -102,6 +104,7 @@ class Bridge:
         self.policy: Policy = self.policy_store.load()
         self.audit = AuditLog()
         self.audit.restore_counters(self.audit_store.load())
+        self.gate = LocalityGate(lambda: self.policy, self.audit)
         self.retention = UtteranceRetention(lambda: self.policy)
         self.pool = DecoderPool(config["stt"]["workers"])
         self.local_stt = PocketsphinxStt(self.pool)
@@ -109,7 +112,7 @@ class Bridge:
         if config["stt"]["engine"] == "wyoming":
             from .stt.wyoming import WyomingStt
 
-            self.stt = WyomingStt(config["stt"]["host"], config["stt"]["port"], lambda: self.policy,
+            self.stt = WyomingStt(config["stt"]["host"], config["stt"]["port"], self.gate,
                                   timeout=config["stt"]["timeout"])
         self.tts: Any = None  # wired by speech-out (bridge.tts)
         self.vocabulary: Vocabulary | None = None
@@ -133,7 +136,8 @@ class Bridge:
         self.wyoming_port: int | None = None
         # Assist pipeline streaming: satellites whose audio Home Assistant recognizes (docs/protocol.md).
         self.pipeline_modes: dict[str, str] = {}
-        self.forward_stt = ForwardStt(self.publish, self.topics.satellite, broker_address_class(config["mqtt"]["host"]))
+        self.forward_stt = ForwardStt(self.publish, self.topics.satellite, self.gate,
+                                      lambda: resolve_address_class(config["mqtt"]["host"], config["mqtt"]["port"]))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -632,8 +636,6 @@ class Bridge:
             return await engine.open(session_id)
 
         def fell_back(err: EngineError) -> None:
-            if err.code == "cloud_refused":
-                self.audit.count_blocked(engine.name, "local_only")
             self.report_error(err.code, f"{engine.name}: {err.message}; the local recognizer answered instead",
                               sat_id, session_id)
 

@@ -218,11 +218,9 @@ async def attach_speech_out(bridge: Bridge, config: dict[str, Any]) -> list[Call
             spec["fallback"] = {"engine": "espeak"}
 
         def fell_back(name: str, err: EngineError) -> None:
-            if err.code == "cloud_refused":
-                bridge.audit.count_blocked(name, "local_only")
             bridge.report_error(err.code, f"{name}: {err.message}; espeak-ng answered instead")
 
-        tts = build_tts(spec, lambda: bridge.policy, on_fallback=fell_back)
+        tts = build_tts(spec, bridge.gate, on_fallback=fell_back)
         stops.append(tts.close)
     speech = SpeechOut(bridge, tts)
     bridge.tts = tts
