@@ -1,4 +1,5 @@
-"""Privacy: the owner's policy, its durable store, address locality checks, audit and retention.
+"""Privacy: the owner's policy, its durable store, address locality checks, the locality gate,
+audit and retention.
 
 Everything here is small and testable on its own; the MQTT service wires it together.
 """
@@ -6,11 +7,13 @@ Everything here is small and testable on its own; the MQTT service wires it toge
 from __future__ import annotations
 
 from .audit import AuditEntry, AuditLog, EngineUse
+from .gate import LocalityGate
 from .locality import (
     CheckedEndpoint,
     CloudRefused,
     classify_address,
     open_connection_checked,
+    resolve_address_class,
     resolve_endpoint,
 )
 from .policy import MicrophoneMute, Policy, PolicyError, Retention
@@ -24,6 +27,7 @@ __all__ = [
     "CheckedEndpoint",
     "CloudRefused",
     "EngineUse",
+    "LocalityGate",
     "MicrophoneMute",
     "Policy",
     "PolicyError",
@@ -33,5 +37,6 @@ __all__ = [
     "UtteranceRetention",
     "classify_address",
     "open_connection_checked",
+    "resolve_address_class",
     "resolve_endpoint",
 ]

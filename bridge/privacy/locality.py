@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..engines import Locality
@@ -59,6 +60,16 @@ def address_class(ip: str) -> str:
     return "public"
 
 
+def locality_of_class(address_class_name: str) -> Locality:
+    """The engine locality an address class means: ``"none"`` IN_PROCESS, ``"loopback"`` and
+    ``"lan"`` LAN, anything else (``"public"``, unknown names) CLOUD."""
+    if address_class_name == "none":
+        return Locality.IN_PROCESS
+    if address_class_name in ("loopback", "lan"):
+        return Locality.LAN
+    return Locality.CLOUD
+
+
 def classify_address(ip: str) -> Locality:
     """LAN for loopback, private, link-local and unique-local addresses; CLOUD otherwise.
 
@@ -100,8 +111,9 @@ class CloudRefused(Exception):
     """A connection was refused because it would leave the home network under local-only."""
 
     def __init__(self, engine: str, host: str, reason: str = "local_only") -> None:
+        target = repr(host) if host else "a public address"
         super().__init__(
-            f"engine {engine!r}: refused to connect to {host!r} ({reason}): the address is not on"
+            f"engine {engine!r}: refused to connect to {target} ({reason}): the address is not on"
             " the home network and local-only mode is on"
         )
         self.engine = engine
@@ -109,16 +121,17 @@ class CloudRefused(Exception):
         self.reason = reason
 
 
-async def resolve_endpoint(host: str, port: int) -> CheckedEndpoint:
-    """Resolve `host` once (off the event loop) and classify every address it has.
+#: One getaddrinfo answer: (family, type, proto, canonname, sockaddr).
+type _AddrInfo = tuple[int, int, int, str, tuple[object, ...]]
 
-    If ANY address is non-local the endpoint is CLOUD. Resolution errors (``socket.gaierror``,
-    an OSError) are raised unchanged.
-    """
+
+def _check_port(port: int) -> None:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ValueError(f"port must be 1-65535, got {port!r}")
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+
+
+def _ip_addresses(host: str, infos: Sequence[_AddrInfo]) -> tuple[str, ...]:
+    """The distinct IPv4/IPv6 literals of a getaddrinfo answer, in order (OSError if none)."""
     addresses: list[str] = []
     for family, _type, _proto, _canon, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
@@ -128,18 +141,52 @@ async def resolve_endpoint(host: str, port: int) -> CheckedEndpoint:
             addresses.append(ip)
     if not addresses:
         raise OSError(f"{host!r} has no IPv4 or IPv6 address")
-    return CheckedEndpoint.from_addresses(host, port, tuple(addresses))
+    return tuple(addresses)
+
+
+async def resolve_endpoint(host: str, port: int) -> CheckedEndpoint:
+    """Resolve `host` once (off the event loop) and classify every address it has.
+
+    If ANY address is non-local the endpoint is CLOUD. Resolution errors (``socket.gaierror``,
+    an OSError) are raised unchanged.
+    """
+    _check_port(port)
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return CheckedEndpoint.from_addresses(host, port, _ip_addresses(host, infos))
+
+
+def resolve_address_class(host: str, port: int) -> str:
+    """The address class of `host` resolved now, the way :func:`resolve_endpoint` does
+    (every address it has, the most exposed wins), but synchronously and never raising:
+    anything that cannot be resolved or checked is ``"public"`` (fail closed).
+
+    This blocks for the lookup; an IP literal or a name in the hosts file answers at once.
+    """
+    try:
+        _check_port(port)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        addresses = _ip_addresses(host, infos)
+    except (OSError, ValueError, UnicodeError):
+        return "public"
+    return CheckedEndpoint.from_addresses(host, port, addresses).address_class
+
+
+def effective_address_class(endpoint: CheckedEndpoint) -> str:
+    """The endpoint's address class re-checked against its declared locality and every one
+    of its addresses (the most exposed wins; no address, or a declared locality other than
+    LAN/IN_PROCESS, is ``"public"``)."""
+    if not endpoint.addresses:
+        return "public"
+    if endpoint.locality != Locality.LAN and endpoint.locality != Locality.IN_PROCESS:
+        return "public"
+    classes = (address_class(a) for a in endpoint.addresses)
+    return worst_address_class("loopback", endpoint.address_class, *classes)
 
 
 def _effective_locality(endpoint: CheckedEndpoint) -> Locality:
     """The endpoint's declared locality, re-checked against its addresses (worst wins)."""
-    if not endpoint.addresses:
-        return Locality.CLOUD
-    if endpoint.locality != Locality.LAN and endpoint.locality != Locality.IN_PROCESS:
-        return Locality.CLOUD
-    if any(classify_address(a) == Locality.CLOUD for a in endpoint.addresses):
-        return Locality.CLOUD
-    return Locality.LAN
+    return locality_of_class(effective_address_class(endpoint))
 
 
 async def open_connection_checked(

@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
 
 from ..engines import Locality
 
@@ -142,12 +141,15 @@ class Policy:
             if not isinstance(key, str) or key not in _COMMAND_FIELDS:
                 allowed = ", ".join(sorted(_COMMAND_FIELDS))
                 raise PolicyError(str(key), f"unknown field; expected one of {allowed}")
-        changes: dict[str, Any] = {}
-        for name in ("local_only", "privacy_mode", "publish_transcripts"):
-            if name in command:
-                changes[name] = _bool(command[name], name)
-        if "retention" in command:
-            changes["retention"] = _retention(command["retention"], "retention")
+        def flag(name: str, current: bool) -> bool:
+            return _bool(command[name], name) if name in command else current
+
+        local_only = flag("local_only", self.local_only)
+        privacy_mode = flag("privacy_mode", self.privacy_mode)
+        publish_transcripts = flag("publish_transcripts", self.publish_transcripts)
+        retention = (
+            _retention(command["retention"], "retention") if "retention" in command else self.retention
+        )
         microphones = {sat: m for sat, m in self.microphones.items() if m.active(now)}
         if "microphones" in command:
             for sat, mute in _microphone_updates(command["microphones"], now):
@@ -157,7 +159,15 @@ class Policy:
                     microphones[sat] = mute
             if len(microphones) > MAX_MICROPHONES:
                 raise PolicyError("microphones", f"at most {MAX_MICROPHONES} entries")
-        return replace(self, **changes, microphones=microphones, revision=self.revision + 1)
+        return replace(
+            self,
+            local_only=local_only,
+            privacy_mode=privacy_mode,
+            publish_transcripts=publish_transcripts,
+            retention=retention,
+            microphones=microphones,
+            revision=self.revision + 1,
+        )
 
     # -- JSON ----------------------------------------------------------------------------
 

@@ -9,32 +9,32 @@ conversation and text-to-speech itself (docs/protocol.md, "Assist pipeline strea
 - then `<prefix>/satellite/<sat>/pipeline/audio`: Hearth's 12-byte frame header + 30 ms of PCM,
   the last frame (possibly empty) flagged at the end of speech.
 
-The stream's `finish()` returns a :class:`ForwardedTranscript` with no text: the bridge publishes
-no transcript or intent for it, only a content-free audit entry (engine `home_assistant`,
-locality `lan`, the bytes that left the bridge).
+The audio leaves the bridge through the MQTT broker, so where it goes is the broker's checked
+address (the IP the MQTT connection reached), not a host name. Every :meth:`ForwardStt.open`
+asks the locality gate with that address class first: under local-only a public broker is
+refused (EngineError ``cloud_refused``, counted by the gate) before anything is published. The
+stream's `finish()` returns a :class:`Transcript` with ``forwarded=True`` and no text: the bridge
+publishes no transcript or intent for it, only a content-free audit entry (engine
+`home_assistant`, the broker's locality and address class, the bytes that left the bridge).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from ..engines import EngineError, Locality, SpeechToText, SttStream, Transcript
+from ..privacy.gate import LocalityGate
+from ..privacy.locality import ADDRESS_CLASSES, CloudRefused, locality_of_class
 from ..protocol.hearth import RECOMMENDED_FRAME_BYTES, encode_frame
+
+_LOGGER = logging.getLogger(__name__)
 
 ENGINE = "home_assistant"
 
-type Publish = Callable[[str, bytes | dict[str, Any]], None]
-
-
-@dataclass(frozen=True, slots=True)
-class ForwardedTranscript(Transcript):
-    """Home Assistant recognizes this utterance: nothing to publish, only to audit."""
-
-    forwarded: bool = True
+type Publish = Callable[[str, bytes | dict[str, object]], None]
+type AddressClassGetter = Callable[[], str]
 
 
 def stream_id_for(session_id: str) -> int:
@@ -43,7 +43,10 @@ def stream_id_for(session_id: str) -> int:
 
 
 class ForwardStream(SttStream):
-    """One session's audio, re-framed in 30 ms chunks and published for Home Assistant."""
+    """One session's audio, re-framed in 30 ms chunks and published for Home Assistant.
+
+    Only :meth:`ForwardStt.open` creates one, after the gate allowed the broker's address.
+    """
 
     def __init__(self, publish: Publish, start_topic: str, audio_topic: str, session_id: str,
                  wake_word: str | None, address_class: str) -> None:
@@ -52,6 +55,7 @@ class ForwardStream(SttStream):
         self.session_id = session_id
         self.stream_id = stream_id_for(session_id)
         self._address_class = address_class
+        self._locality = locality_of_class(address_class)
         self._buffer = bytearray()
         self._seq = 0
         self._closed = False
@@ -81,10 +85,10 @@ class ForwardStream(SttStream):
         self._closed = True
         self._send(bytes(self._buffer), last=True)  # the rest (maybe empty), flagged last
         self._buffer.clear()
-        return ForwardedTranscript(
-            text="", confidence=0.0, engine=ENGINE, locality=Locality.LAN,
+        return Transcript(
+            text="", confidence=0.0, engine=ENGINE, locality=self._locality,
             audio_seconds=self.audio_bytes / 32000, bytes_sent=self.bytes_sent,
-            address_class=self._address_class,
+            address_class=self._address_class, forwarded=True,
         )
 
     async def cancel(self) -> None:
@@ -95,31 +99,57 @@ class ForwardStream(SttStream):
 
 
 class ForwardStt(SpeechToText):
-    """Opens forwarding streams; `address_class` describes the MQTT broker the audio goes to."""
+    """Opens forwarding streams through the locality gate.
+
+    Args:
+        publish: queues an MQTT message (topic, bytes or a JSON object).
+        topic: ``topic(sat_id, leaf)`` -> ``<prefix>/satellite/<sat_id>/<leaf>``.
+        gate: the locality gate; asked on every ``open()`` with the broker's address class.
+        broker_address_class: returns the address class (``"loopback"``, ``"lan"`` or
+            ``"public"``) of the broker's checked address, the IP the MQTT connection reached.
+            Anything else, or an exception, counts as ``"public"`` (fail closed).
+    """
 
     name = ENGINE
-    locality = Locality.LAN
 
-    def __init__(self, publish: Publish, topic: Callable[[str, str], str], address_class: str = "lan") -> None:
+    def __init__(self, publish: Publish, topic: Callable[[str, str], str], gate: LocalityGate,
+                 broker_address_class: AddressClassGetter) -> None:
         self._publish = publish
         self._topic = topic
-        self.address_class = address_class
+        self._gate = gate
+        self._broker_address_class = broker_address_class
+        # Unknown until the first open() checks the broker: assume the worst.
+        self.address_class = "public"
+        self.locality = Locality.CLOUD
+
+    def _checked_class(self) -> str:
+        try:
+            found = self._broker_address_class()
+        except Exception:  # noqa: BLE001 - an unknown address is a public one
+            _LOGGER.warning("Cannot tell where the MQTT broker is; treating it as public", exc_info=True)
+            return "public"
+        return found if found in ADDRESS_CLASSES and found != "none" else "public"
 
     async def open(self, session_id: str, sat_id: str = "", wake_word: str | None = None, *,
                    area: str | None = None) -> ForwardStream:
+        """Start forwarding one session (`area` is not used: Home Assistant knows the satellite).
+
+        Raises EngineError ``cloud_refused`` when the policy is local-only and the broker's
+        address is public; nothing is published then (not even ``pipeline/start``).
+        """
+        address_class = self._checked_class()
+        try:
+            self._gate.check(ENGINE, address_class, host="MQTT broker")
+        except CloudRefused as err:
+            raise EngineError(
+                "cloud_refused",
+                f"{ENGINE}: not forwarding audio to Home Assistant's Assist pipeline: the MQTT"
+                " broker is at a public address and the policy is local-only",
+            ) from err
+        self.address_class = address_class
+        self.locality = locality_of_class(address_class)
         return ForwardStream(self._publish, self._topic(sat_id, "pipeline/start"),
-                             self._topic(sat_id, "pipeline/audio"), session_id, wake_word, self.address_class)
+                             self._topic(sat_id, "pipeline/audio"), session_id, wake_word, address_class)
 
-
-def broker_address_class(host: str) -> str:
-    """Where forwarded audio goes: the MQTT broker's address class (a host name counts as LAN)."""
-    from ..privacy.locality import address_class
-
-    text = host.strip().strip("[]")
-    if text == "localhost":
-        return "loopback"
-    try:
-        ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return "lan"
-    return address_class(host)
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "address_class": self.address_class}

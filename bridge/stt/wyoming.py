@@ -13,8 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from wyoming.asr import Transcribe
 from wyoming.asr import Transcript as WyTranscript
@@ -24,14 +23,13 @@ from wyoming.event import Event
 from wyoming.version import __version__ as WYOMING_VERSION
 
 from bridge.engines import EngineError, Locality, SpeechToText, SttStream, Transcript
+from bridge.privacy.gate import LocalityGate
 from bridge.privacy.locality import (
     CheckedEndpoint,
     CloudRefused,
     classify_address,
-    open_connection_checked,
     resolve_endpoint,
 )
-from bridge.privacy.policy import Policy
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ def encode_event(event: Event) -> bytes:
     Same framing as ``wyoming.event.async_write_event``; returning the bytes lets callers count
     exactly what they send.
     """
-    header: dict[str, Any] = {"type": event.type, "version": WYOMING_VERSION}
+    header: dict[str, object] = {"type": event.type, "version": WYOMING_VERSION}
     data_bytes = b""
     if event.data:
         data_bytes = json.dumps(event.data, ensure_ascii=False).encode("utf-8")
@@ -114,7 +112,7 @@ async def read_event(
     return Event(type=header["type"], data=data, payload=payload)
 
 
-def _length(header: dict[str, Any], key: str, limit: int) -> int:
+def _length(header: Mapping[str, object], key: str, limit: int) -> int:
     value = header.get(key)
     if value is None:
         return 0
@@ -148,7 +146,7 @@ class EventWriter:
                 await self.writer.wait_closed()
 
 
-def audio_format(data: dict[str, Any]) -> tuple[int, int, int]:
+def audio_format(data: Mapping[str, object]) -> tuple[int, int, int]:
     """``(rate, width, channels)`` from an audio event's data; WyomingProtocolError if absurd."""
     rate, width, channels = data.get("rate"), data.get("width"), data.get("channels")
     if not (isinstance(rate, int) and 4000 <= rate <= 192000):
@@ -184,14 +182,15 @@ def guess_locality(host: str) -> Locality:
 async def connect_checked(
     host: str,
     port: int,
-    policy_getter: Callable[[], Policy],
+    gate: LocalityGate,
     engine: str,
     timeout: float,
     code_prefix: str,
     on_resolved: Callable[[CheckedEndpoint], None] | None = None,
 ) -> tuple[CheckedEndpoint, asyncio.StreamReader, asyncio.StreamWriter]:
-    """Resolve and classify ``host``, refuse CLOUD under local-only, then connect to the
-    checked address. ``on_resolved`` sees the endpoint before the policy decides.
+    """Resolve and classify ``host``, then connect to the checked address through ``gate``
+    (which refuses CLOUD under local-only and counts the refusal). ``on_resolved`` sees the
+    endpoint before the gate decides.
 
     Raises EngineError ``cloud_refused`` (nothing was connected), ``<prefix>_unreachable`` or
     ``<prefix>_timeout``.
@@ -209,16 +208,13 @@ async def connect_checked(
         ) from err
     if on_resolved is not None:
         on_resolved(endpoint)
-    policy = policy_getter()
-    if not policy.allows(endpoint.locality):
+    try:
+        reader, writer = await gate.connect(endpoint, engine, timeout)
+    except CloudRefused as err:
         raise EngineError(
             "cloud_refused",
             f"{engine}: {host} is a {endpoint.locality} address and the policy is local-only",
-        )
-    try:
-        reader, writer = await open_connection_checked(endpoint, policy, engine, timeout)
-    except CloudRefused as err:
-        raise EngineError("cloud_refused", f"{engine}: {err}") from err
+        ) from err
     except TimeoutError:
         raise EngineError(
             f"{code_prefix}_timeout",
@@ -240,7 +236,8 @@ class WyomingStt(SpeechToText):
     Args:
         host: server name or address.
         port: server TCP port (10300 is the usual one for Wyoming ASR).
-        policy_getter: returns the current privacy policy; asked on every ``open()``.
+        gate: the locality gate every connection goes through (it reads the policy on every
+            ``open()`` and counts refusals).
         language: sent in the ``transcribe`` event, e.g. ``"en"``.
         timeout: seconds allowed to connect, and again to wait for the transcript after the
             last audio was sent.
@@ -251,14 +248,14 @@ class WyomingStt(SpeechToText):
         self,
         host: str,
         port: int,
-        policy_getter: Callable[[], Policy],
+        gate: LocalityGate,
         language: str = "en",
         timeout: float = 10.0,
         model: str | None = None,
     ) -> None:
         self.port = check_server_args(host, port, timeout)
         self.host = host
-        self.policy_getter = policy_getter
+        self.gate = gate
         self.language = language
         self.timeout = timeout
         self.model = model
@@ -281,13 +278,13 @@ class WyomingStt(SpeechToText):
         self.address_class = endpoint.address_class
 
     async def open(self, session_id: str, *, area: str | None = None) -> SttStream:
-        """Check the endpoint, connect and start an utterance.
+        """Check the endpoint, connect and start an utterance (`area` is not used).
 
         Raises EngineError ``cloud_refused`` (before any connection), ``stt_unreachable`` or
         ``stt_timeout``.
         """
         endpoint, reader, writer = await connect_checked(
-            self.host, self.port, self.policy_getter, self.name, self.timeout, "stt",
+            self.host, self.port, self.gate, self.name, self.timeout, "stt",
             self._resolved,
         )
         stream = _WyomingSttStream(self, endpoint, reader, EventWriter(writer), session_id)

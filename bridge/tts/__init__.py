@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TypedDict
 
 from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
-from bridge.privacy.policy import Policy
+from bridge.privacy.gate import LocalityGate
 from bridge.tts.espeak import EspeakTts
 from bridge.tts.wyoming import WyomingTts
 
@@ -101,9 +101,68 @@ class FallbackTts(TextToSpeech):
         await self.fallback.close()
 
 
+class _EspeakOptions(TypedDict, total=False):
+    voice: str
+    speed: int
+    executable: str
+    timeout: float
+
+
+class _WyomingOptions(TypedDict, total=False):
+    voice: str | None
+    speaker: str | None
+    timeout: float
+
+
+def _text(config: Mapping[str, object], key: str) -> str:
+    value = config[key]
+    if not isinstance(value, str):
+        raise ValueError(f"tts {key}: expected text, got {value!r}")
+    return value
+
+
+def _integer(config: Mapping[str, object], key: str) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"tts {key}: expected an integer, got {value!r}")
+    return int(value)
+
+
+def _seconds(config: Mapping[str, object], key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"tts {key}: expected a number of seconds, got {value!r}")
+    return float(value)
+
+
+def _espeak(config: Mapping[str, object]) -> EspeakTts:
+    options: _EspeakOptions = {}
+    if "voice" in config:
+        options["voice"] = _text(config, "voice")
+    if "speed" in config:
+        options["speed"] = _integer(config, "speed")
+    if "executable" in config:
+        options["executable"] = _text(config, "executable")
+    if "timeout" in config:
+        options["timeout"] = _seconds(config, "timeout")
+    return EspeakTts(**options)
+
+
+def _wyoming(config: Mapping[str, object], gate: LocalityGate) -> WyomingTts:
+    if "host" not in config or "port" not in config:
+        raise ValueError("wyoming tts needs host and port")
+    options: _WyomingOptions = {}
+    for key in ("voice", "speaker"):
+        if key in config:
+            options[key] = None if config[key] is None else _text(config, key)
+    if "timeout" in config:
+        options["timeout"] = _seconds(config, "timeout")
+    return WyomingTts(str(config["host"]), _integer(config, "port"), gate, **options)
+
+
 def build_tts(
-    config: Mapping[str, Any],
-    policy_getter: Callable[[], Policy],
+    config: Mapping[str, object],
+    gate: LocalityGate,
     on_fallback: OnFallback | None = None,
 ) -> TextToSpeech:
     """Build the TTS engine a configuration describes.
@@ -111,7 +170,8 @@ def build_tts(
     ``{"engine": "espeak", "voice": "en-us", "speed": 165}`` (optional ``executable``,
     ``timeout``) or ``{"engine": "wyoming", "host": "piper.lan", "port": 10200, "voice": ...}``
     (optional ``speaker``, ``timeout``). Either may carry ``"fallback": {<another config>}``;
-    the result is then a :class:`FallbackTts` reporting through `on_fallback`.
+    the result is then a :class:`FallbackTts` reporting through `on_fallback`. A Wyoming
+    engine connects only through `gate`.
 
     Raises ValueError for an unknown engine or a missing/invalid setting.
     """
@@ -122,16 +182,10 @@ def build_tts(
     tts: TextToSpeech
     if engine == "espeak":
         known |= {"voice", "speed", "executable", "timeout"}
-        kwargs: dict[str, Any] = {
-            k: config[k] for k in ("voice", "speed", "executable", "timeout") if k in config
-        }
-        tts = EspeakTts(**kwargs)
+        tts = _espeak(config)
     elif engine == "wyoming":
         known |= {"host", "port", "voice", "speaker", "timeout"}
-        if "host" not in config or "port" not in config:
-            raise ValueError("wyoming tts needs host and port")
-        kwargs = {k: config[k] for k in ("voice", "speaker", "timeout") if k in config}
-        tts = WyomingTts(str(config["host"]), int(config["port"]), policy_getter, **kwargs)
+        tts = _wyoming(config, gate)
     else:
         raise ValueError(f"unknown tts engine {engine!r} (expected 'espeak' or 'wyoming')")
     unknown = set(config) - known
@@ -139,8 +193,10 @@ def build_tts(
         raise ValueError(f"unknown tts settings for {engine}: {sorted(unknown)}")
     fallback_config = config.get("fallback")
     if fallback_config is not None:
-        if isinstance(fallback_config, Mapping) and "fallback" in fallback_config:
+        if not isinstance(fallback_config, Mapping):
+            raise ValueError("tts fallback must be a mapping")
+        if "fallback" in fallback_config:
             raise ValueError("a tts fallback cannot have a fallback of its own")
-        fallback = build_tts(fallback_config, policy_getter)
+        fallback = build_tts(fallback_config, gate)
         return FallbackTts(tts, fallback, on_fallback)
     return tts

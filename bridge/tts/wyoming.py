@@ -1,14 +1,14 @@
 """Text to speech on a Wyoming TTS server (Piper and friends).
 
-The server's address is resolved and classified before anything connects; under local-only a
-server that resolves to a public address is refused without a socket being created.
+The server's address is resolved and classified before anything connects, and the connection
+goes through the locality gate (``bridge.privacy.gate``): under local-only a server that resolves
+to a public address is refused (and counted) without a socket being created.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.error import Error as WyError
@@ -16,8 +16,8 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 
 from bridge.audio.resample import convert
 from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
+from bridge.privacy.gate import LocalityGate
 from bridge.privacy.locality import CheckedEndpoint
-from bridge.privacy.policy import Policy
 from bridge.stt.wyoming import (
     EventWriter,
     WyomingProtocolError,
@@ -40,7 +40,8 @@ class WyomingTts(TextToSpeech):
     Args:
         host: server name or address.
         port: server TCP port (10200 is the usual one for Piper).
-        policy_getter: returns the current privacy policy; asked on every synthesis.
+        gate: the locality gate every connection goes through (it reads the policy on every
+            synthesis and counts refusals).
         voice: voice name to request (None lets the server choose).
         speaker: speaker within a multi-speaker voice.
         timeout: seconds allowed to connect, and again for the whole answer to arrive.
@@ -50,14 +51,14 @@ class WyomingTts(TextToSpeech):
         self,
         host: str,
         port: int,
-        policy_getter: Callable[[], Policy],
+        gate: LocalityGate,
         voice: str | None = None,
         speaker: str | None = None,
         timeout: float = 15.0,
     ) -> None:
         self.port = check_server_args(host, port, timeout)
         self.host = host
-        self.policy_getter = policy_getter
+        self.gate = gate
         self.voice = voice
         self.speaker = speaker
         self.timeout = timeout
@@ -93,7 +94,7 @@ class WyomingTts(TextToSpeech):
             )
         check_rate(rate)
         endpoint, reader, raw_writer = await connect_checked(
-            self.host, self.port, self.policy_getter, self.name, self.timeout, "tts",
+            self.host, self.port, self.gate, self.name, self.timeout, "tts",
             self._resolved,
         )
         writer = EventWriter(raw_writer)

@@ -20,7 +20,8 @@ from homeassistant.components import mqtt
 from homeassistant.components.mqtt import ReceiveMessage
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 
-from .models import SATELLITE_ID, parse_json
+from .const import FLAG_LAST, FRAME_HEADER, PROTOCOL_VERSION, SATELLITE_ID
+from .models import parse_json
 from .wav import build_wav, wav_parts
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger(__name__)
 
-FRAME_HEADER = struct.Struct("<BBHII")
-FLAG_LAST = 0x01
 # No audio for this long: the bridge or the satellite went away, end the stream.
 AUDIO_TIMEOUT = 3.0
 # At most this much audio per session is buffered (60 s); more is dropped.
@@ -193,13 +192,8 @@ class PipelineStreams:
         payload = msg.payload
         if isinstance(payload, str):
             payload = payload.encode("latin-1")
-        if len(payload) < FRAME_HEADER.size:
-            return
-        version, flags, _, stream_id, seq = FRAME_HEADER.unpack_from(payload)
-        pcm = bytes(payload[FRAME_HEADER.size :])
-        if version != 1 or len(pcm) % 2:
-            return
-        stream.put_frame(stream_id, seq, pcm, bool(flags & FLAG_LAST))
+        if (frame := decode_frame(payload)) is not None:
+            stream.put_frame(*frame)
 
     @callback
     def async_session_failed(self, satellite_id: str, session_id: str | None) -> bool:
@@ -215,6 +209,21 @@ class PipelineStreams:
         """A session's run is over."""
         if self.sessions.get(stream.satellite_id) is stream:
             del self.sessions[stream.satellite_id]
+
+
+def decode_frame(payload: bytes | bytearray) -> tuple[int, int, bytes, bool] | None:
+    """Return (stream id, seq, PCM, last) of one of Hearth's audio frames, else None.
+
+    The frame is the bridge's (docs/protocol.md): a 12-byte header whose first byte is the
+    protocol version, then 16-bit PCM.
+    """
+    if len(payload) < FRAME_HEADER.size:
+        return None
+    version, flags, _, stream_id, seq = FRAME_HEADER.unpack_from(payload)
+    pcm = bytes(payload[FRAME_HEADER.size :])
+    if version != PROTOCOL_VERSION or len(pcm) % 2:
+        return None
+    return stream_id, seq, pcm, bool(flags & FLAG_LAST)
 
 
 def wav_for_bridge(extension: str, data: bytes) -> bytes | None:

@@ -1,7 +1,15 @@
-"""Constants for the Hearth integration."""
+"""Constants for the Hearth integration, including its copy of the bridge's contract.
+
+The integration never imports the bridge, so what both sides must agree on (the protocol
+version, the audio frame header, the wake word names, the satellite id pattern) is copied
+here, once; tests/bridge/test_contract.py asserts each copy equals the bridge's. The address
+table is copied in locality.py and the WAV helpers in wav.py, compared by the same test.
+"""
 
 from __future__ import annotations
 
+import re
+import struct
 from typing import Final
 
 DOMAIN: Final = "hearth"
@@ -20,7 +28,20 @@ CONF_POLITE: Final = "polite_commands"
 HEARTH_PIPELINE: Final = "hearth"
 
 DEFAULT_PREFIX: Final = "hearth"
+
+# -- the bridge's contract (docs/protocol.md); tests/bridge/test_contract.py compares these
+# The protocol version this integration speaks (bridge `bridge/status` "protocol").
 PROTOCOL_VERSION: Final = 1
+# Every version the integration can talk to; another one raises a repair issue.
+SUPPORTED_PROTOCOL_VERSIONS: Final = frozenset({PROTOCOL_VERSION})
+# An audio frame's 12-byte header: version, flags, reserved, stream id, sequence number.
+FRAME_HEADER: Final = struct.Struct("<BBHII")
+FLAG_LAST: Final = 0x01
+# A satellite id: 1-64 characters from [A-Za-z0-9_-] (a topic level, a device identifier).
+SATELLITE_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
+SATELLITE_ID: Final = re.compile(SATELLITE_ID_PATTERN)
+# The wake words the bridge can listen for (docs/protocol.md, satellite status).
+WAKE_WORDS: Final = ["okay_nabu", "hey_jarvis", "hey_mycroft", "alexa"]
 
 # How long the manual config flow waits for a retained bridge status.
 DISCOVERY_TIMEOUT: Final = 3.0
@@ -34,9 +55,6 @@ CONVERSATION_TIMEOUT: Final = 300.0
 # Announcements: how long the bridge may take to start speaking, then to finish.
 ANNOUNCE_START_TIMEOUT: Final = 15.0
 ANNOUNCE_TIMEOUT: Final = 120.0
-# The wake words the bridge can listen for (docs/protocol.md, satellite status).
-WAKE_WORDS: Final = ["okay_nabu", "hey_jarvis", "hey_mycroft", "alexa"]
-
 RETENTION_OPTIONS: Final = ["none", "memory"]
 SATELLITE_STATES: Final = [
     "idle",
@@ -57,6 +75,9 @@ MAX_AREAS: Final = 500
 MAX_FLOORS: Final = 100
 MAX_ALIASES: Final = 20
 MAX_NAME_LENGTH: Final = 100
+
+# Repair issue raised while the bridge advertises a protocol version the integration lacks.
+ISSUE_UNSUPPORTED_PROTOCOL: Final = "unsupported_protocol"
 
 SERVICE_MUTE: Final = "mute"
 SERVICE_PURGE_HISTORY: Final = "purge_history"

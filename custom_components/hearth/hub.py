@@ -13,11 +13,21 @@ from homeassistant.components import mqtt
 from homeassistant.components.mqtt import ReceiveMessage
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import area_registry as ar, device_registry as dr
+from homeassistant.helpers import (
+    area_registry as ar,
+    device_registry as dr,
+    issue_registry as ir,
+)
 
-from .const import DOMAIN, MANUFACTURER, REQUEST_TIMEOUT
-from .models import (
+from .const import (
+    DOMAIN,
+    ISSUE_UNSUPPORTED_PROTOCOL,
+    MANUFACTURER,
+    REQUEST_TIMEOUT,
     SATELLITE_ID,
+    SUPPORTED_PROTOCOL_VERSIONS,
+)
+from .models import (
     Audit,
     BridgeStatus,
     Policy,
@@ -63,6 +73,8 @@ class HearthHub:
         self.bridge_device_id: str | None = None
         self._online_callbacks: list[CALLBACK_TYPE] = []
         self._policy_callbacks: list[CALLBACK_TYPE] = []
+        self.unsupported_protocol: str | None = None
+        """The protocol version the bridge advertises ("none": none) if it is not spoken here."""
 
     # ------------------------------------------------------------------ topics
 
@@ -100,6 +112,7 @@ class HearthHub:
         for topic, handler in subscriptions.items():
             self.entry.async_on_unload(await mqtt.async_subscribe(self.hass, topic, handler))
         self.entry.async_on_unload(self._async_cancel_pending)
+        self.entry.async_on_unload(self._async_delete_protocol_issue)
 
     @callback
     def _async_cancel_pending(self) -> None:
@@ -213,6 +226,8 @@ class HearthHub:
         data = parse_json(msg.payload)
         was_online = self.status.online
         self.status = BridgeStatus.from_payload(data) if data else BridgeStatus()
+        if data:
+            self._async_check_protocol(self.status.protocol)
         if self.status.online and self.bridge_device_id:
             dr.async_get(self.hass).async_update_device(
                 self.bridge_device_id,
@@ -226,6 +241,42 @@ class HearthHub:
             for online in list(self._online_callbacks):
                 online()
         self._async_update_all()
+
+    @callback
+    def _async_check_protocol(self, protocol: int | None) -> None:
+        """Raise a repair issue while the bridge advertises a protocol version the integration
+        does not speak (none counts as unknown); withdraw it once a supported one is seen."""
+        if protocol in SUPPORTED_PROTOCOL_VERSIONS:
+            self._async_delete_protocol_issue()
+            return
+        advertised = "none" if protocol is None else str(protocol)
+        if self.unsupported_protocol != advertised:
+            _LOGGER.warning(
+                "Hearth bridge %s speaks protocol version %s; this integration speaks %s",
+                self.bridge_id,
+                advertised,
+                _versions(),
+            )
+        self.unsupported_protocol = advertised
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            protocol_issue_id(self.entry.entry_id),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=ISSUE_UNSUPPORTED_PROTOCOL,
+            translation_placeholders={
+                "bridge": self.bridge_id,
+                "protocol": advertised,
+                "supported": _versions(),
+            },
+        )
+
+    @callback
+    def _async_delete_protocol_issue(self) -> None:
+        self.unsupported_protocol = None
+        ir.async_delete_issue(self.hass, DOMAIN, protocol_issue_id(self.entry.entry_id))
 
     @callback
     def _handle_policy(self, msg: ReceiveMessage) -> None:
@@ -458,6 +509,15 @@ class HearthHub:
     def async_satellite_updated(self, satellite_id: str) -> None:
         """Tell a satellite's entities that the hub changed it from outside."""
         self._async_update(satellite_id)
+
+
+def protocol_issue_id(entry_id: str) -> str:
+    """Return the repair issue id for a bridge speaking an unsupported protocol version."""
+    return f"{ISSUE_UNSUPPORTED_PROTOCOL}_{entry_id}"
+
+
+def _versions() -> str:
+    return ", ".join(str(v) for v in sorted(SUPPORTED_PROTOCOL_VERSIONS))
 
 
 def _add[T](callbacks: list[T], item: T) -> CALLBACK_TYPE:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import json
-import re
 import time
 from typing import Any
-
-SATELLITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def parse_json(payload: str | bytes | bytearray) -> dict[str, Any] | None:
@@ -27,6 +24,11 @@ def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
     return max(int(value), 0)
+
+
+def _protocol(value: Any) -> int | None:
+    """Return an advertised protocol version (an integer, not a boolean), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(slots=True)
@@ -48,7 +50,7 @@ class BridgeStatus:
             online=data.get("state") == "online",
             bridge_id=str(data["bridge_id"]) if data.get("bridge_id") else None,
             version=str(data["version"]) if data.get("version") else None,
-            protocol=data.get("protocol") if isinstance(data.get("protocol"), int) else None,
+            protocol=_protocol(data.get("protocol")),
             engines=engines if isinstance(engines, dict) else {},
             status_api=data.get("status_api") if isinstance(data.get("status_api"), str) else None,
         )

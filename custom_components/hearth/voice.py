@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-import ipaddress
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from .const import (
     DOMAIN,
     HEARTH_PIPELINE,
 )
+from .locality import address_class, is_ip_literal
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -60,16 +60,19 @@ def address_is_public(address: str) -> bool:
     """Return whether a configured URL or host is a literal public IP address.
 
     Host names are not resolved (that would itself be a network request); only literal
-    addresses outside private, loopback and link-local ranges count as public.
+    addresses count, judged by the same table as the bridge's (`locality.address_class`:
+    loopback, RFC 1918, link-local and unique-local are local; documentation, carrier-grade
+    NAT and everything else are public).
     """
-    host = urlsplit(address).hostname if "://" in address else address.split(":")[0]
-    if not host:
+    if is_ip_literal(address):
+        host: str | None = address
+    elif "://" in address:
+        host = urlsplit(address).hostname
+    else:
+        host = address.split(":")[0]
+    if not host or not is_ip_literal(host):
         return False
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not (ip.is_private or ip.is_loopback or ip.is_link_local)
+    return address_class(host) == "public"
 
 
 async def async_agent_locality(hass: HomeAssistant, agent_id: str) -> AgentLocality:

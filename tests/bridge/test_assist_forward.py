@@ -3,6 +3,8 @@ forwarded to Home Assistant (pipeline/start + pipeline/audio) instead of being r
 Home Assistant's spoken answer (pipeline/play, a WAV) is played on the satellite.
 
 Real Mosquitto, real bridge process; the satellite is driven frame by frame with a Probe.
+The locality gate's part (a broker at a public address is refused under local-only, counted,
+and nothing is published) is driven on ForwardStt itself, recording what it would publish.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import pytest
 
 from bridge.audio.resample import resample_pcm16
 from bridge.audio.wav import make_wav
+from bridge.engines import EngineError, Locality
+from bridge.privacy.audit import AuditLog
+from bridge.privacy.gate import LocalityGate
+from bridge.privacy.locality import resolve_address_class
+from bridge.privacy.policy import Policy
 from bridge.protocol.hearth import Topics, decode_frame, encode_frame
+from bridge.stt.forward import ForwardStt
 from bridge.tools.satellite import load_wav_pcm16k
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
@@ -176,3 +184,114 @@ def test_pipeline_topics_parse() -> None:
         topics.parse_satellite_topic("hearth/satellite/k/pipeline/set/x")
     with pytest.raises(ValueError):
         topics.parse_satellite_topic("hearth/satellite/k/other/set")
+
+
+# -- the locality gate: the forward leaves through the broker, so the broker's address decides --
+
+
+class _Published:
+    """Records what ForwardStt publishes, in order (what the bridge would queue for MQTT)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes | dict[str, object]]] = []
+
+    def __call__(self, topic: str, payload: bytes | dict[str, object]) -> None:
+        self.messages.append((topic, payload))
+
+    def topics(self) -> list[str]:
+        return [t for t, _ in self.messages]
+
+
+def _forward_stt(published: _Published, policy: Policy, broker: str) -> tuple[ForwardStt, LocalityGate]:
+    gate = LocalityGate(lambda: policy, AuditLog())
+    return ForwardStt(published, Topics("hearth").satellite, gate,
+                      lambda: resolve_address_class(broker, 1883)), gate
+
+
+async def test_public_broker_is_refused_under_local_only_and_nothing_is_published() -> None:
+    published = _Published()
+    stt, gate = _forward_stt(published, Policy(local_only=True), "198.51.100.7")
+    with pytest.raises(EngineError) as info:
+        await stt.open("s-public", "kitchen", "okay_nabu")
+    assert info.value.code == "cloud_refused"
+    assert "local-only" in info.value.message and "public" in info.value.message
+    assert gate.audit.counters["blocked_cloud_requests"] == 1
+    assert gate.audit.blocked_by() == {("home_assistant", "local_only"): 1}
+    assert published.messages == []  # not even pipeline/start, and no audio frame
+    # Every later attempt is refused and counted again; still nothing published.
+    with pytest.raises(EngineError):
+        await stt.open("s-public-2", "kitchen", "okay_nabu", area="kitchen")
+    assert gate.audit.blocked_by() == {("home_assistant", "local_only"): 2}
+    assert published.messages == []
+
+
+@pytest.mark.parametrize(("broker", "address_class"), [
+    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("192.168.1.4", "lan"), ("fd00::4", "lan"),
+])
+async def test_home_broker_forwards_under_local_only(broker: str, address_class: str) -> None:
+    published = _Published()
+    stt, gate = _forward_stt(published, Policy(local_only=True), broker)
+    stream = await stt.open("s-home", "kitchen", "okay_nabu", area="kitchen")
+    await stream.feed(bytes(960 * 2 + 100))
+    transcript = await stream.finish()
+    assert published.topics() == ["hearth/satellite/kitchen/pipeline/start"] + [
+        "hearth/satellite/kitchen/pipeline/audio"] * 3
+    frames = [decode_frame(p) for t, p in published.messages[1:] if isinstance(p, bytes)]
+    assert [(f.seq, f.last, len(f.pcm)) for f in frames] == [(0, False, 960), (1, False, 960), (2, True, 100)]
+    assert transcript.forwarded and transcript.text == ""
+    assert (transcript.engine, transcript.locality, transcript.address_class) == (
+        "home_assistant", Locality.LAN, address_class)
+    assert transcript.bytes_sent == sum(12 + len(f.pcm) for f in frames)
+    assert gate.audit.counters["blocked_cloud_requests"] == 0
+    assert stt.describe()["address_class"] == address_class
+
+
+async def test_public_broker_forwards_as_cloud_when_the_owner_allows_it() -> None:
+    published = _Published()
+    policy = {"now": Policy(local_only=False)}
+    gate = LocalityGate(lambda: policy["now"], AuditLog())
+    stt = ForwardStt(published, Topics("hearth").satellite, gate, lambda: "public")
+    stream = await stt.open("s-cloud", "kitchen", None)
+    transcript = await stream.finish()
+    assert (transcript.locality, transcript.address_class, transcript.forwarded) == (
+        Locality.CLOUD, "public", True)
+    assert stt.locality is Locality.CLOUD
+    assert published.topics()[0] == "hearth/satellite/kitchen/pipeline/start"
+    # The policy is read on every open.
+    policy["now"] = Policy(local_only=True)
+    before = len(published.messages)
+    with pytest.raises(EngineError):
+        await stt.open("s-cloud-2", "kitchen", None)
+    assert len(published.messages) == before
+
+
+@pytest.mark.parametrize("answer", ["", "none", "LAN", "elsewhere", None])
+async def test_unknown_broker_address_fails_closed(answer: str | None) -> None:
+    published = _Published()
+    gate = LocalityGate(lambda: Policy(local_only=True), AuditLog())
+
+    def broker_class() -> str:
+        if answer is None:
+            raise OSError("not connected")
+        return answer
+
+    stt = ForwardStt(published, Topics("hearth").satellite, gate, broker_class)
+    with pytest.raises(EngineError) as info:
+        await stt.open("s-unknown", "kitchen", None)
+    assert info.value.code == "cloud_refused"
+    assert published.messages == []
+    assert gate.audit.counters["blocked_cloud_requests"] == 1
+
+
+def test_a_broker_host_name_is_not_lan_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old shortcut called every host name LAN; now a name is what it resolves to."""
+    import socket
+
+    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
+        if host != "mqtt.example":
+            raise socket.gaierror(socket.EAI_NONAME, "unknown")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.9", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    assert resolve_address_class("mqtt.example", 1883) == "public"
+    assert resolve_address_class("mqtt.unknown", 1883) == "public"

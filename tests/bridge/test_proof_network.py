@@ -126,3 +126,43 @@ def test_the_hook_and_the_namespace_would_have_caught_an_attempt(netns_session: 
     assert canary["connected"] is False and canary["enetunreach"], canary
     caught = violations(netns_session["canary_guard"])
     assert [(r["event"], r["host"]) for r in caught] == [("socket.connect", CLOUD)], describe(netns_session["canary_guard"])
+
+
+# -- forwarding to Home Assistant's pipeline leaves through the broker: its address decides --
+
+
+@pytest.fixture(scope="module")
+def public_broker_forward(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """tests/support/netns_forward.py in a fresh namespace whose broker is at 198.51.100.7."""
+    unshare = require_unshare()
+    out = tmp_path_factory.mktemp("netns-forward") / "result.json"
+    command = [unshare, "-n", "--", sys.executable, str(ROOT / "tests" / "support" / "netns_forward.py"),
+               "--out", str(out), "--host-netns", os.readlink("/proc/self/ns/net")]
+    run = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=150)
+    if run.returncode != 0 or not out.exists():
+        pytest.fail(f"netns forward failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    report: dict[str, Any] = json.loads(out.read_text())
+    if not report.get("ok"):
+        pytest.fail(f"netns forward failed:\n{report.get('exception')}\nbridge log:\n{report.get('bridge_log_tail')}")
+    return report
+
+
+def test_forward_through_a_public_broker_is_refused_under_local_only(public_broker_forward: dict[str, Any]) -> None:
+    """Under local-only, forwarding to a pipeline through a broker whose address classifies as
+    public is refused and counted, and no audio frame (not even pipeline/start) is published."""
+    report = public_broker_forward
+    assert report["fresh_netns"]
+    assert report["policy_before"] is True
+    error = report["refused_error"]
+    assert error["code"] == "cloud_refused" and "local-only" in error["message"], error
+    assert report["refused_forwarded"] == [0, 0], report["refused_forwarded"]  # no start, no frame
+    # Exactly the one refusal was counted (the allowed forward afterwards was not).
+    assert report["audit_counters"]["blocked_cloud_requests"] == 1, report["audit_counters"]
+
+
+def test_forward_through_a_public_broker_when_the_owner_allows_it(public_broker_forward: dict[str, Any]) -> None:
+    """The same path forwards once local-only is off: the refusal above was the gate's doing."""
+    report = public_broker_forward
+    starts, frames = report["allowed_forwarded"]
+    assert starts == 1 and frames > 0, report["allowed_forwarded"]
+    assert report["allowed_start"]["wake_word"] == "okay_nabu"

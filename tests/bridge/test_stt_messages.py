@@ -9,7 +9,8 @@ import pickle
 import pytest
 
 from bridge.engines import IntentResult, SlotValue
-from bridge.recognition import CompiledGrammar, IntentRecognizer, load_demo_vocabulary
+from bridge.recognition import CompiledGrammar, IntentRecognizer
+from bridge.resources import load_demo_vocabulary
 from bridge.stt import messages as m
 
 VOCAB = load_demo_vocabulary()

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from bridge.engines import EngineError, Transcript
-from bridge.recognition import CompiledGrammar, Vocabulary, load_demo_vocabulary
+from bridge.recognition import CompiledGrammar, Vocabulary
+from bridge.resources import load_demo_vocabulary
 from bridge.stt import messages as m
 from bridge.stt.compiler import compile_in_subprocess
 from bridge.stt.local import PocketsphinxStt

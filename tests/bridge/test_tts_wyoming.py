@@ -16,7 +16,7 @@ from wyoming.tts import Synthesize
 
 from bridge.engines import EngineError, Locality, SynthesizedAudio, TextToSpeech
 from bridge.tts import EspeakTts, FallbackTts, WyomingTts, build_tts
-from tests.bridge.test_wyoming_stt import connects, local_only  # noqa: F401 - fixture
+from tests.bridge.test_wyoming_stt import connects, gate_for, local_only  # noqa: F401 - fixture
 from tests.support.speech import have_espeak
 
 SERVER_RATE = 22050
@@ -65,7 +65,7 @@ async def piper_port() -> AsyncIterator[int]:
 
 @pytest.mark.parametrize("rate", [16000, 22050])
 async def test_wyoming_tts_converts_to_requested_rate(piper_port: int, rate: int) -> None:
-    tts = WyomingTts("127.0.0.1", piper_port, local_only, voice="en_US-lessac-medium")
+    tts = WyomingTts("127.0.0.1", piper_port, gate_for(local_only), voice="en_US-lessac-medium")
     audio = await tts.synthesize("hello kitchen", rate)
     assert audio.rate == rate
     expected_samples = 1000 * len("hello kitchen") * rate / SERVER_RATE
@@ -80,26 +80,28 @@ async def test_wyoming_tts_converts_to_requested_rate(piper_port: int, rate: int
 
 
 async def test_wyoming_tts_cloud_refused_without_connecting(connects: list[Any]) -> None:
-    tts = WyomingTts("198.51.100.7", 10200, local_only)
+    gate = gate_for(local_only)
+    tts = WyomingTts("198.51.100.7", 10200, gate)
     with pytest.raises(EngineError) as info:
         await tts.synthesize("hello", 16000)
     assert info.value.code == "cloud_refused"
     assert connects == []
+    assert gate.audit.blocked_by() == {("wyoming:198.51.100.7", "local_only"): 1}
 
 
 async def test_wyoming_tts_server_error_and_truncation(piper_port: int) -> None:
     with pytest.raises(EngineError) as info:
-        await WyomingTts("127.0.0.1", piper_port, local_only, voice="broken").synthesize("x", 16000)
+        await WyomingTts("127.0.0.1", piper_port, gate_for(local_only), voice="broken").synthesize("x", 16000)
     assert info.value.code == "tts_failed" and "model not loaded" in info.value.message
     with pytest.raises(EngineError) as info:
-        await WyomingTts("127.0.0.1", piper_port, local_only, voice="truncated").synthesize(
+        await WyomingTts("127.0.0.1", piper_port, gate_for(local_only), voice="truncated").synthesize(
             "hi", 16000
         )
     assert info.value.code == "tts_failed" and "audio-stop" in info.value.message
 
 
 async def test_wyoming_tts_timeout(piper_port: int) -> None:
-    tts = WyomingTts("127.0.0.1", piper_port, local_only, voice="slow", timeout=0.3)
+    tts = WyomingTts("127.0.0.1", piper_port, gate_for(local_only), voice="slow", timeout=0.3)
     with pytest.raises(EngineError) as info:
         await tts.synthesize("hello", 16000)
     assert info.value.code == "tts_timeout"
@@ -107,7 +109,7 @@ async def test_wyoming_tts_timeout(piper_port: int) -> None:
 
 async def test_wyoming_tts_empty_text() -> None:
     with pytest.raises(EngineError) as info:
-        await WyomingTts("127.0.0.1", 1, local_only).synthesize("  ", 16000)
+        await WyomingTts("127.0.0.1", 1, gate_for(local_only)).synthesize("  ", 16000)
     assert info.value.code == "tts_empty_text"
 
 
@@ -153,10 +155,11 @@ async def test_cloud_wyoming_falls_back_to_espeak_without_connecting(
     connects: list[Any],
 ) -> None:
     seen: list[tuple[str, str]] = []
+    gate = gate_for(local_only)
     tts = build_tts(
         {"engine": "wyoming", "host": "198.51.100.7", "port": 10200, "voice": "x",
          "fallback": {"engine": "espeak", "voice": "en-us", "speed": 170}},
-        local_only,
+        gate,
         on_fallback=lambda name, err: seen.append((name, err.code)),
     )
     assert isinstance(tts, FallbackTts)
@@ -165,16 +168,17 @@ async def test_cloud_wyoming_falls_back_to_espeak_without_connecting(
     assert audio.seconds > 0.5
     assert seen == [("wyoming:198.51.100.7", "cloud_refused")]
     assert connects == []
+    assert gate.audit.blocked_by() == {("wyoming:198.51.100.7", "local_only"): 1}
 
 
 def test_build_tts_configs() -> None:
-    espeak = build_tts({"engine": "espeak", "voice": "en-gb", "speed": 150}, local_only)
+    espeak = build_tts({"engine": "espeak", "voice": "en-gb", "speed": 150}, gate_for(local_only))
     assert isinstance(espeak, EspeakTts) and espeak.voice == "en-gb" and espeak.speed == 150
     wy = build_tts({"engine": "wyoming", "host": "piper.lan", "port": 10200, "voice": "v"},
-                   local_only)
+                   gate_for(local_only))
     assert isinstance(wy, WyomingTts) and wy.port == 10200 and wy.voice == "v"
     assert wy.describe()["locality"] == "cloud"  # a name is not trusted until resolved
-    lan = build_tts({"engine": "wyoming", "host": "192.168.1.5", "port": 10200}, local_only)
+    lan = build_tts({"engine": "wyoming", "host": "192.168.1.5", "port": 10200}, gate_for(local_only))
     assert lan.locality == Locality.LAN
     for bad in (
         {"engine": "festival"},
@@ -183,4 +187,4 @@ def test_build_tts_configs() -> None:
         {"engine": "espeak", "fallback": {"engine": "espeak", "fallback": {}}},
     ):
         with pytest.raises(ValueError):
-            build_tts(bad, local_only)
+            build_tts(bad, gate_for(local_only))

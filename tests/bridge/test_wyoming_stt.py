@@ -16,6 +16,8 @@ from wyoming.event import Event
 from wyoming.server import AsyncEventHandler, AsyncServer, AsyncTcpServer
 
 from bridge.engines import EngineError, Locality
+from bridge.privacy.audit import AuditLog
+from bridge.privacy.gate import LocalityGate
 from bridge.privacy.policy import Policy
 from bridge.stt.wyoming import WyomingStt, encode_event, read_event
 from tests.support.speech import have_espeak, read_pcm
@@ -49,6 +51,11 @@ def local_only() -> Policy:
 
 def cloud_allowed() -> Policy:
     return Policy(local_only=False)
+
+
+def gate_for(policy: Callable[[], Policy]) -> LocalityGate:
+    """A locality gate reading `policy`, counting into a fresh audit log."""
+    return LocalityGate(policy, AuditLog())
 
 
 # -- a real Wyoming ASR server whose transcript depends on the audio it received -------------
@@ -123,7 +130,7 @@ def speech_pcm(say: Callable[..., Path]) -> bytes:
 async def test_streams_audio_and_returns_server_transcript(asr_server: Any, say: Any) -> None:
     pcm = speech_pcm(say)
     port = await asr_server()
-    stt = WyomingStt("127.0.0.1", port, local_only, language="en", timeout=5)
+    stt = WyomingStt("127.0.0.1", port, gate_for(local_only), language="en", timeout=5)
     stream = await stt.open("s1")
     for i in range(0, len(pcm), 960):  # as a satellite would feed it: 30 ms at a time
         await stream.feed(pcm[i : i + 960])
@@ -149,7 +156,7 @@ async def test_audio_is_sent_as_fed_not_at_the_end(say: Any) -> None:
 
     server, port = await start_server(lambda r, w: Watcher(r, w))
     try:
-        stream = await WyomingStt("127.0.0.1", port, local_only).open("s")
+        stream = await WyomingStt("127.0.0.1", port, gate_for(local_only)).open("s")
         await stream.feed(b"\x01\x00" * 800)
         await asyncio.wait_for(seen.wait(), 2)
         result = await stream.finish()
@@ -160,7 +167,7 @@ async def test_audio_is_sent_as_fed_not_at_the_end(say: Any) -> None:
 
 async def test_bytes_sent_counts_the_wire_exactly(asr_server: Any) -> None:
     port = await asr_server()
-    stream = await WyomingStt("127.0.0.1", port, local_only, language="en").open("s")
+    stream = await WyomingStt("127.0.0.1", port, gate_for(local_only), language="en").open("s")
     pcm = b"\x00\x01" * 5000
     await stream.feed(pcm)
     result = await stream.finish()
@@ -177,19 +184,24 @@ async def test_bytes_sent_counts_the_wire_exactly(asr_server: Any) -> None:
 
 
 async def test_cloud_server_refused_before_any_connect(connects: list[Any]) -> None:
-    stt = WyomingStt("198.51.100.7", 10300, local_only, timeout=2)
+    gate = gate_for(local_only)
+    stt = WyomingStt("198.51.100.7", 10300, gate, timeout=2)
     with pytest.raises(EngineError) as info:
         await stt.open("s")
     assert info.value.code == "cloud_refused"
     assert "198.51.100.7" in info.value.message and "local-only" in info.value.message
     assert connects == []
+    # The gate refused it and counted it, once.
+    assert gate.audit.blocked_by() == {("wyoming:198.51.100.7", "local_only"): 1}
+    assert gate.audit.counters["blocked_cloud_requests"] == 1
     assert stt.locality == Locality.CLOUD and stt.address_class == "public"
 
 
 async def test_policy_is_read_on_every_open(asr_server: Any, connects: list[Any]) -> None:
     port = await asr_server()
     policy = {"now": cloud_allowed()}
-    stt = WyomingStt("127.0.0.1", port, lambda: policy["now"])
+    gate = gate_for(lambda: policy["now"])
+    stt = WyomingStt("127.0.0.1", port, gate)
     stream = await stt.open("a")
     await stream.cancel()
     assert len(connects) == 1
@@ -197,15 +209,16 @@ async def test_policy_is_read_on_every_open(asr_server: Any, connects: list[Any]
     policy["now"] = local_only()
     stream = await stt.open("b")
     await stream.cancel()
-    cloud = WyomingStt("198.51.100.7", port, lambda: policy["now"])
+    cloud = WyomingStt("198.51.100.7", port, gate)
     with pytest.raises(EngineError):
         await cloud.open("c")
     assert len(connects) == 2
+    assert gate.audit.blocked_by() == {("wyoming:198.51.100.7", "local_only"): 1}
 
 
 async def test_server_closing_without_transcript_is_an_error(asr_server: Any) -> None:
     port = await asr_server("close")
-    stream = await WyomingStt("127.0.0.1", port, local_only).open("s")
+    stream = await WyomingStt("127.0.0.1", port, gate_for(local_only)).open("s")
     await stream.feed(b"\x00\x00" * 100)
     with pytest.raises(EngineError) as info:
         await stream.finish()
@@ -214,7 +227,7 @@ async def test_server_closing_without_transcript_is_an_error(asr_server: Any) ->
 
 async def test_server_that_never_answers_times_out(asr_server: Any) -> None:
     port = await asr_server("hang")
-    stream = await WyomingStt("127.0.0.1", port, local_only, timeout=0.3).open("s")
+    stream = await WyomingStt("127.0.0.1", port, gate_for(local_only), timeout=0.3).open("s")
     await stream.feed(b"\x00\x00" * 100)
     with pytest.raises(EngineError) as info:
         await stream.finish()
@@ -226,13 +239,13 @@ async def test_nothing_listening_is_unreachable() -> None:
     await server.stop()
     await asyncio.sleep(0.05)
     with pytest.raises(EngineError) as info:
-        await WyomingStt("127.0.0.1", port, local_only, timeout=1).open("s")
+        await WyomingStt("127.0.0.1", port, gate_for(local_only), timeout=1).open("s")
     assert info.value.code == "stt_unreachable"
 
 
 async def test_cancel_closes_the_connection(asr_server: Any) -> None:
     port = await asr_server()
-    stream = await WyomingStt("127.0.0.1", port, local_only).open("s")
+    stream = await WyomingStt("127.0.0.1", port, gate_for(local_only)).open("s")
     await stream.cancel()
     await stream.cancel()  # twice is fine
     with pytest.raises(EngineError):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import device_registry as dr, issue_registry as ir
+from homeassistant.helpers.translation import async_get_translations
 
 from custom_components.hearth import async_remove_config_entry_device
-from custom_components.hearth.const import DOMAIN
+from custom_components.hearth.const import DOMAIN, PROTOCOL_VERSION
+from custom_components.hearth.hub import protocol_issue_id
 from custom_components.hearth.diagnostics import async_get_config_entry_diagnostics
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
@@ -98,3 +101,60 @@ async def test_diagnostics(hass: HomeAssistant, bridge: HassBridge, loaded: Mock
     assert diagnostics["satellites"]["kitchen"]["last_utterance"] == "**REDACTED**"
     assert diagnostics["policy"]["local_only"] is False
     assert diagnostics["vocabulary_published"] is True
+
+
+async def test_unsupported_protocol_raises_a_repair_issue(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    """A bridge advertising a protocol version the integration does not speak is a repair;
+    a supported version withdraws it."""
+    issues = ir.async_get(hass)
+    issue_id = protocol_issue_id(loaded.entry_id)
+    assert issues.async_get_issue(DOMAIN, issue_id) is None  # the fake bridge speaks 1
+
+    await bridge.send("bridge/status", {**bridge.status_payload(), "protocol": 2}, retain=True)
+    await hass.async_block_till_done()
+    issue = issues.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_key == "unsupported_protocol"
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_placeholders == {
+        "bridge": BRIDGE_ID,
+        "protocol": "2",
+        "supported": str(PROTOCOL_VERSION),
+    }
+    # Translated, with exactly these placeholders.
+    translations = await async_get_translations(hass, "en", "issues", {DOMAIN})
+    key = f"component.{DOMAIN}.issues.unsupported_protocol"
+    assert translations[f"{key}.title"]
+    placeholders = set(re.findall(r"{(\w+)}", translations[f"{key}.description"]))
+    assert placeholders == set(issue.translation_placeholders)
+    # The last will says the same thing: the issue stays.
+    await bridge.send("bridge/status", {**bridge.status_payload(online=False), "protocol": 2})
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is not None
+
+    await bridge.announce()  # protocol 1 again
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+    # No version, or one that is not a number, is not one the integration speaks either.
+    for protocol, shown in ((None, "none"), ("1", "none"), (True, "none"), (0, "0")):
+        payload = bridge.status_payload()
+        payload.pop("protocol")
+        if protocol is not None:
+            payload["protocol"] = protocol
+        await bridge.send("bridge/status", payload, retain=True)
+        await hass.async_block_till_done()
+        issue = issues.async_get_issue(DOMAIN, issue_id)
+        assert issue is not None, protocol
+        assert issue.translation_placeholders["protocol"] == shown
+
+    # An empty retained status (the bridge was removed) leaves the issue as it is; unloading
+    # the entry withdraws it.
+    await bridge.send("bridge/status", "", retain=True)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is not None
+    assert await hass.config_entries.async_unload(loaded.entry_id)
+    await hass.async_block_till_done()
+    assert issues.async_get_issue(DOMAIN, issue_id) is None

@@ -91,6 +91,19 @@ def test_address_is_public() -> None:
     assert not address_is_public("http://[fe80::1]/")
     assert not address_is_public("")
     assert not address_is_public("http://")
+    # The same table as the bridge's (tests/bridge/test_contract.py): documentation ranges and
+    # carrier-grade NAT are public, whatever `ipaddress.is_private` says.
+    assert address_is_public("http://198.51.100.7:10300")
+    assert address_is_public("192.0.2.1")
+    assert address_is_public("http://[2001:db8::1]/")
+    assert address_is_public("100.64.0.1:11434")
+    assert address_is_public("http://[::ffff:203.0.113.9]/")
+    assert not address_is_public("http://[::ffff:10.0.0.2]/")
+    assert not address_is_public("http://[fd00::2]:8080")
+    assert not address_is_public("172.31.255.255")
+    assert address_is_public("172.32.0.1")
+    assert not address_is_public("fe80::1")  # a bare IPv6 literal
+    assert address_is_public("2606:4700::1111")
 
 
 async def test_voice_command_turns_on_light(
