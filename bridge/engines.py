@@ -111,7 +111,6 @@ class Transcript:
     cpu_seconds: float = 0.0
     bytes_sent: int = 0  # bytes that left the bridge's processes for this utterance
     address_class: str = "none"  # "none" | "loopback" | "lan" | "public"
-<<<<<<< HEAD
     intent: IntentResult | None = None
     # The engine already ran intent recognition on `text` (`intent` is its answer, None for no
     # match): the bridge must not ask again.
@@ -119,9 +118,6 @@ class Transcript:
     intent_cpu_seconds: float = 0.0
     # Home Assistant recognizes this utterance (Assist pipeline): nothing to publish, only to audit.
     forwarded: bool = False
-=======
-    forwarded: bool = False  # Home Assistant recognizes it (stt/forward.py): audit only, no text
->>>>>>> privacy
 
 
 class SttStream(abc.ABC):

@@ -91,7 +91,8 @@ class SpeechOut:
                     if data.get("announce") and data.get("media_url"):
                         self.bridge.report_error("unsupported", "announcing media URLs is not supported; send text", sat_id)
                     return
-                session_id = data.get("session_id") if isinstance(data.get("session_id"), str) else None
+                raw_session = data.get("session_id")
+                session_id = raw_session if isinstance(raw_session, str) else None
                 listen_after = bool(data.get("continue") or data.get("start_conversation"))
                 await self.speak(sat_id, text, session_id=session_id, listen_after=listen_after,
                                  request_id=data.get("request_id"))

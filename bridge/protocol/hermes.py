@@ -5,6 +5,8 @@ Pure: topic parsing and payload builders only; `bridge.service.hermes` decides w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 AUDIO_FRAME = "hermes/audioServer/+/audioFrame"
 HOTWORD_DETECTED = "hermes/hotword/+/detected"
 START_LISTENING = "hermes/asr/startListening"
@@ -100,7 +102,7 @@ def _slot(name: str, value: object, raw: str, entity: str) -> dict[str, object]:
 
 
 def intent_parsed(site_id: str, session_id: str | None, request_id: str | None, text: str,
-                  intent_name: str, confidence: float, slots: list[tuple[str, object, str, str]]) -> dict[str, object]:
+                  intent_name: str, confidence: float, slots: Sequence[tuple[str, object, str, str]]) -> dict[str, object]:
     """slots: (slotName, value, rawValue, entity)."""
     return {
         "input": text, "id": request_id, "siteId": site_id, "sessionId": session_id,

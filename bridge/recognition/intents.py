@@ -17,6 +17,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hassil import Intents, recognize_best
 from hassil.intents import Intent, SlotList, TextSlotList
@@ -59,7 +60,16 @@ time is it" less — they are short, so their per-frame fit is noisier, and a fa
 only a spoken answer. Measured in docs/recognition.md."""
 
 
-def refusal(intent: IntentMatch | Mapping[str, object], confidence: float,
+class Flagged(Protocol):
+    """Anything that says whether it acts on a sensitive device or on unnamed ones."""
+
+    @property
+    def sensitive(self) -> bool: ...
+    @property
+    def broad(self) -> bool: ...
+
+
+def refusal(intent: Flagged | Mapping[str, object], confidence: float,
             sensitive_min: float = SENSITIVE_MIN_CONFIDENCE,
             broad_min: float = BROAD_MIN_CONFIDENCE) -> tuple[str, str, float] | None:
     """(error code, what, minimum) if `intent` (a match, or its dict form from a worker) asks for

@@ -227,12 +227,12 @@ class Bridge:
         if not online:
             return BridgeStatus("offline", self.bridge_id)
         engines: JsonObject = {
-            "stt": dict(self.stt.describe()),  # type: ignore[dict-item]
+            "stt": dict(self.stt.describe()),
             "wake": {"name": "pymicro-wakeword", "locality": str(Locality.IN_PROCESS),
                      "default_model": self.settings.wake_model},
             "vad": {"name": "pymicro-vad", "locality": str(Locality.IN_PROCESS)},
             "intent": {"name": "hassil", "locality": str(Locality.IN_PROCESS)},
-            "tts": dict(self.tts.describe()) if self.tts is not None else None,  # type: ignore[dict-item]
+            "tts": dict(self.tts.describe()) if self.tts is not None else None,
         }
         return BridgeStatus("online", self.bridge_id, PROTOCOL_VERSION, __version__, self.topics.prefix, engines,
                             self.status_api_url, self.wyoming_port)

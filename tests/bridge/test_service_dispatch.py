@@ -155,7 +155,7 @@ async def test_a_result_is_published_once_with_the_engines_intent(bridge: Bridge
     (parsed,) = on(out, hermes.INTENT_PARSED)
     assert parsed["slots"][0]["entity"] == "light.porch"  # type: ignore[index]
     assert on(out, hermes.TEXT_CAPTURED)[0]["text"] == "turn on the porch light"
-    assert bridge.audit.to_json()["entries"][-1]["engines"][-1]["name"] == "hassil"  # type: ignore[index]
+    assert bridge.audit.to_json()["recent"][-1]["engines"][-1]["name"] == "hassil"  # type: ignore[index]
 
 
 async def test_a_doubtful_sensitive_command_is_refused(bridge: Bridge) -> None:
