@@ -13,7 +13,6 @@ from .locality import (
     CloudRefused,
     classify_address,
     open_connection_checked,
-    resolve_address_class,
     resolve_endpoint,
 )
 from .policy import MicrophoneMute, Policy, PolicyError, Retention
@@ -37,6 +36,5 @@ __all__ = [
     "UtteranceRetention",
     "classify_address",
     "open_connection_checked",
-    "resolve_address_class",
     "resolve_endpoint",
 ]

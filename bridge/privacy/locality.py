@@ -156,22 +156,6 @@ async def resolve_endpoint(host: str, port: int) -> CheckedEndpoint:
     return CheckedEndpoint.from_addresses(host, port, _ip_addresses(host, infos))
 
 
-def resolve_address_class(host: str, port: int) -> str:
-    """The address class of `host` resolved now, the way :func:`resolve_endpoint` does
-    (every address it has, the most exposed wins), but synchronously and never raising:
-    anything that cannot be resolved or checked is ``"public"`` (fail closed).
-
-    This blocks for the lookup; an IP literal or a name in the hosts file answers at once.
-    """
-    try:
-        _check_port(port)
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-        addresses = _ip_addresses(host, infos)
-    except (OSError, ValueError, UnicodeError):
-        return "public"
-    return CheckedEndpoint.from_addresses(host, port, addresses).address_class
-
-
 def effective_address_class(endpoint: CheckedEndpoint) -> str:
     """The endpoint's address class re-checked against its declared locality and every one
     of its addresses (the most exposed wins; no address, or a declared locality other than

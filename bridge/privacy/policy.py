@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..engines import Locality
+from ..protocol.hearth import SATELLITE_ID
 
 #: A satellite id, as in docs/protocol.md: 1-64 characters from [A-Za-z0-9_-].
-SATELLITE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SATELLITE_ID_RE = SATELLITE_ID  # the one Hearth satellite id rule (bridge.protocol.hearth)
 #: Longest mute accepted from a command (one year); longer means "until unmuted": omit duration.
 MAX_MUTE_SECONDS = 366 * 24 * 3600.0
 #: Most microphone entries one policy may hold.

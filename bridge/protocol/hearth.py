@@ -21,7 +21,8 @@ MAX_FRAME_PAYLOAD = 8000
 RECOMMENDED_FRAME_BYTES = 960  # 30 ms at 16 kHz, 16-bit mono
 #: the wake words the bridge can listen for (pymicro-wakeword's bundled models)
 WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
-SATELLITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: a Hearth satellite id (topic level, policy key), matched whole with `fullmatch`
+SATELLITE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SATELLITE_INBOUND = ("status", "audio", "event")
 HOME_ASSISTANT_INBOUND = ("response", "announce")
 BRIDGE_OUTBOUND = frozenset({"state", "command", "play", "wake", "transcript", "intent", "error",
@@ -98,7 +99,7 @@ class Topics:
         if len(rest) != 2:
             raise ProtocolError("bad_topic", f"cannot parse satellite topic {topic!r}")
         sat, leaf = rest
-        if not SATELLITE_ID.match(sat):
+        if not SATELLITE_ID.fullmatch(sat):
             raise ProtocolError("bad_satellite_id", f"satellite id {sat!r} must match [A-Za-z0-9_-]{{1,64}}")
         return sat, leaf
 

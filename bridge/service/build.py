@@ -41,6 +41,18 @@ def tts_spec(tts: TtsSettings) -> dict[str, object] | None:
     return spec
 
 
+class _FallbackNotice:
+    """Tells the bridge that a LAN voice could not answer and espeak-ng did (refusals by the
+    locality gate are counted by the gate). The voice is built before the bridge it reports to."""
+
+    def __init__(self) -> None:
+        self.bridge: Bridge | None = None
+
+    def __call__(self, name: str, err: EngineError) -> None:
+        if self.bridge is not None:
+            self.bridge.report_error(err.code, f"{name}: {err.message}; espeak-ng answered instead")
+
+
 def build_bridge(settings: Settings) -> Bridge:
     """The whole bridge for these settings (nothing started yet: see `Bridge.run`)."""
     from ..tts import build_tts
@@ -58,12 +70,7 @@ def build_bridge(settings: Settings) -> Bridge:
 
         assert settings.stt.host is not None  # the schema requires it
         stt = WyomingStt(settings.stt.host, settings.stt.port, gate, timeout=settings.stt.timeout)
-    reporter: list[Bridge] = []
-
-    def fell_back(name: str, err: EngineError) -> None:
-        if reporter:
-            reporter[0].report_error(err.code, f"{name}: {err.message}; espeak-ng answered instead")
-
+    fell_back = _FallbackNotice()
     spec = tts_spec(settings.tts)
     tts: TextToSpeech | None = build_tts(spec, gate, on_fallback=fell_back) if spec is not None else None
     ready = asyncio.Event()
@@ -79,5 +86,5 @@ def build_bridge(settings: Settings) -> Bridge:
                                              open_stream, tts)
     bridge = Bridge(settings, Engines(pool, local_stt, stt, tts, gate, audit, policy, audit_store),
                     ready=ready, wyoming_server=wyoming_server)
-    reporter.append(bridge)
+    fell_back.bridge = bridge
     return bridge

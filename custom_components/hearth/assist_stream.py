@@ -154,7 +154,7 @@ class PipelineStreams:
 
     def _satellite_id(self, topic: str) -> str | None:
         satellite_id = topic[len(self.hub.prefix) + 1 :].split("/")[1]
-        return satellite_id if SATELLITE_ID.match(satellite_id) else None
+        return satellite_id if SATELLITE_ID.fullmatch(satellite_id) else None
 
     @callback
     def _handle_start(self, msg: ReceiveMessage) -> None:

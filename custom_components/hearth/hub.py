@@ -317,7 +317,7 @@ class HearthHub:
 
     def _satellite_id(self, topic: str) -> str | None:
         satellite_id = topic[len(self.prefix) + 1 :].split("/")[1]
-        return satellite_id if SATELLITE_ID.match(satellite_id) else None
+        return satellite_id if SATELLITE_ID.fullmatch(satellite_id) else None
 
     @callback
     def _async_satellite(

@@ -177,6 +177,7 @@ SATELLITE_IDS = [
     "a*",
     "a@b",
     "a:b",
+    "kitchen\n",
 ]
 
 
@@ -198,12 +199,12 @@ def _policy_accepts(sat: str) -> bool:
 
 def test_satellite_id_pattern() -> None:
     assert ha_const.SATELLITE_ID_PATTERN == bridge_protocol.SATELLITE_ID.pattern
-    assert f"^{POLICY_SATELLITE_ID.pattern}$" == ha_const.SATELLITE_ID_PATTERN
+    assert POLICY_SATELLITE_ID.pattern == ha_const.SATELLITE_ID_PATTERN
 
 
 @pytest.mark.parametrize("sat", SATELLITE_IDS)
 def test_satellite_ids_accepted_alike(sat: str) -> None:
-    integration = ha_const.SATELLITE_ID.match(sat) is not None
+    integration = ha_const.SATELLITE_ID.fullmatch(sat) is not None
     assert _topic_accepts(sat) == integration
     assert _policy_accepts(sat) == integration
 
@@ -224,7 +225,7 @@ def _config_accepts(sat: str) -> bool:
 )
 def test_bridge_config_accepts_the_same_satellite_ids() -> None:
     for sat in SATELLITE_IDS:
-        assert _config_accepts(sat) == (ha_const.SATELLITE_ID.match(sat) is not None), sat
+        assert _config_accepts(sat) == (ha_const.SATELLITE_ID.fullmatch(sat) is not None), sat
 
 
 # -- WAV: what one side writes, the other reads ----------------------------------------------

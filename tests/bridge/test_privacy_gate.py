@@ -19,7 +19,6 @@ from bridge.privacy.locality import (
     CloudRefused,
     effective_address_class,
     locality_of_class,
-    resolve_address_class,
 )
 from bridge.privacy.policy import Policy
 from tests.bridge.test_privacy_locality import (  # noqa: F401 - fixtures
@@ -157,52 +156,3 @@ async def test_connect_errors_propagate_and_are_not_counted() -> None:
     assert gate.audit.counters["blocked_cloud_requests"] == 0
 
 
-# -- resolve_address_class: where the broker is, synchronously, failing closed ---------------
-
-
-def fake_sync_getaddrinfo(answers: dict[str, list[str]]) -> Any:
-    def getaddrinfo(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
-        if host not in answers:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        result = []
-        for ip in answers[host]:
-            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-            sockaddr = (ip, port, 0, 0) if family == socket.AF_INET6 else (ip, port)
-            result.append((family, socket.SOCK_STREAM, 6, "", sockaddr))
-        return result
-
-    return getaddrinfo
-
-
-@pytest.mark.parametrize(
-    ("host", "expected"),
-    [
-        ("127.0.0.1", "loopback"),
-        ("::1", "loopback"),
-        ("10.1.2.3", "lan"),
-        ("192.168.1.10", "lan"),
-        ("fd00::10", "lan"),
-        (PUBLIC, "public"),
-        ("100.64.0.1", "public"),  # carrier-grade NAT: not the home
-        ("::ffff:198.51.100.7", "public"),
-    ],
-)
-def test_resolve_address_class_of_literals(host: str, expected: str) -> None:
-    assert resolve_address_class(host, 1883) == expected
-
-
-def test_resolve_address_class_of_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = {
-        "mqtt.home": ["192.168.1.2", "fd00::2"],
-        "mixed.home": ["192.168.1.2", PUBLIC],  # any public answer makes it public
-        "loop.home": ["127.0.0.1", "::1"],
-        "unix.home": [],  # no IPv4/IPv6 address
-    }
-    monkeypatch.setattr(socket, "getaddrinfo", fake_sync_getaddrinfo(answers))
-    assert resolve_address_class("mqtt.home", 1883) == "lan"
-    assert resolve_address_class("mixed.home", 1883) == "public"
-    assert resolve_address_class("loop.home", 8883) == "loopback"
-    # A name is never LAN just for being a name: unresolvable or empty is public (fail closed).
-    assert resolve_address_class("unix.home", 1883) == "public"
-    assert resolve_address_class("nowhere.invalid", 1883) == "public"
-    assert resolve_address_class("mqtt.home", 0) == "public"
