@@ -133,27 +133,33 @@ class Sample:
     path: Path = field(default=Path())
 
 
+SOX = ["sox"]  # ["sox", "-R"] with --repeatable-noise: no random dither or noise between runs
+
+
 def synthesize(text: str, voice: str, speed: int, path: Path) -> None:
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
-    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path), "pad", "0.5", "0.8"], check=True)
+    subprocess.run([*SOX, str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path), "pad", "0.5", "0.8"], check=True)
     raw.unlink()
 
 
 def add_noise(clean: Path, snr_db: float, out: Path) -> None:
-    """Pink noise at `snr_db` below the speech (RMS over voiced frames), mixed with sox."""
+    """Pink noise at `snr_db` below the speech (RMS over voiced frames), mixed with sox.
+
+    With --repeatable-noise (sox's `-R`) the same noise in every run, so that two builds can be
+    compared transcript for transcript; otherwise fresh noise each time."""
     pcm = np.frombuffer(load_wav_pcm16k(clean), dtype="<i2").astype(np.float64)
     frames = pcm[: len(pcm) // 160 * 160].reshape(-1, 160)
     energy = np.sqrt((frames**2).mean(axis=1))
     speech_rms = float(np.sqrt(np.mean(energy[energy > energy.max() * 0.1] ** 2)))
     seconds = len(pcm) / 16000
     noise = out.with_suffix(".noise.wav")
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", f"{seconds:.3f}",
+    subprocess.run([*SOX, "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", f"{seconds:.3f}",
                     "pinknoise", "vol", "0.5"], check=True)
     n = np.frombuffer(load_wav_pcm16k(noise), dtype="<i2").astype(np.float64)
     noise_rms = float(np.sqrt(np.mean(n**2))) or 1.0
     factor = speech_rms / noise_rms / (10 ** (snr_db / 20))
-    subprocess.run(["sox", "-m", "-v", "1", str(clean), "-v", f"{factor:.5f}", str(noise), str(out)], check=True)
+    subprocess.run([*SOX, "-m", "-v", "1", str(clean), "-v", f"{factor:.5f}", str(noise), str(out)], check=True)
     noise.unlink()
 
 
@@ -193,7 +199,11 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/out/accuracy.json")
     parser.add_argument("--clean-non-commands", action="store_true",
                         help="non-commands only clean (by default also at 20 and 10 dB)")
+    parser.add_argument("--repeatable-noise", action="store_true",
+                        help="the same noise in every run (sox -R), to compare two builds sample by sample")
     args = parser.parse_args()
+    if args.repeatable_noise:
+        SOX.append("-R")
     tmp = Path(tempfile.mkdtemp(prefix="hearth-accuracy-"))
     samples: list[Sample] = []
     non_conditions = CONDITIONS[:1] if args.clean_non_commands else CONDITIONS
@@ -261,6 +271,9 @@ async def main() -> None:
         report["conditions"][condition] = {"understood": ok, "total": len(rows), "wer": errors / max(1, words)}
         report["failures"] += [{"said": s.text, "heard": r.get("transcript"), "voice": s.voice, "condition": condition,
                                 "intent": r.get("intent")} for s, r in rows if s.command and not understood(r, s.command)]
+    report["samples"] = [{"said": s.text, "voice": s.voice, "condition": s.condition, "heard": r.get("transcript"),
+                          "rejected": r.get("rejected"), "intent": r.get("intent")}
+                         for s, r in sorted(results, key=lambda sr: (sr[0].voice, sr[0].condition, sr[0].text))]
     report["non_commands"] = {}
     for condition, _ in CONDITIONS:
         non = [(s, r) for s, r in results if s.command is None and s.condition == condition]

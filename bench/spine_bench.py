@@ -95,6 +95,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--utterances", type=int, default=24)
     parser.add_argument("--stream-seconds", type=float, default=30.0)
+    parser.add_argument("--transcripts", type=Path, default=None,
+                        help="write what each utterance was heard as (JSON), to compare two builds")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hearth-bench-"))
     broker = Mosquitto().start()
@@ -108,6 +110,7 @@ async def main() -> None:
             wavs.append((text, synthesize(text, tmp / f"u{i}.wav", voice=voice)))
         # 1 + 2: latency and recognizer CPU, one utterance at a time, real-time streaming
         latencies, bridge_latencies, correct = [], [], 0
+        heard: list[dict[str, object]] = []
         cpu, audio = 0.0, 0.0
         async with Probe(broker.host, broker.port, ["hearth/satellite/+/transcript"]) as probe:
             for i, (text, wav) in enumerate(wavs):
@@ -117,6 +120,10 @@ async def main() -> None:
                 latencies.append(result["latency_ms"])
                 bridge_latencies.append(result["bridge_latency_ms"])
                 correct += result["transcript"] == text
+                heard.append({"said": text, "heard": result["transcript"], "rejected": result.get("rejected"),
+                              "confidence": result.get("confidence"), "intent": result.get("intent")})
+        if args.transcripts is not None:
+            args.transcripts.write_text(json.dumps(heard, indent=1))
             for t in probe.json("/transcript"):
                 cpu += t.get("cpu_seconds", 0.0)
                 audio += t.get("audio_seconds", 0.0)

@@ -35,10 +35,14 @@ PLAY_LEAD_SECONDS = 0.5  # how far ahead of real time chunks are sent
 PLAYED_GRACE = 2.0  # after the audio's length, give up waiting for `played`
 
 
+class WireMessage(TypingProtocol):
+    def to_json(self) -> Mapping[str, object]: ...
+
+
 class Outbox(TypingProtocol):
     topics: Topics
 
-    def send(self, topic: str, payload: bytes | Command | Mapping[str, object], retain: bool = False) -> None: ...
+    def send(self, topic: str, payload: bytes | WireMessage | Mapping[str, object], retain: bool = False) -> None: ...
 
 
 class SpeechOutHost(TypingProtocol):
@@ -221,4 +225,5 @@ class SpeechOut:
             if self.bridge.satellites.get(site_id) is None:
                 self.bridge.hermes_site(site_id)  # a say may precede any audio
             await self.speak(site_id, text, session_id=session_id if isinstance(session_id, str) else None)
-        self.bridge.outbox.send(hermes.SAY_FINISHED, {"siteId": site_id, "id": request_id, "sessionId": session_id})
+        self.bridge.outbox.send(hermes.SAY_FINISHED, hermes.PlayFinished(
+            site_id, request_id, session_id if isinstance(session_id, str) else None))

@@ -1,11 +1,16 @@
 """Hermes (Snips / Rhasspy 2.5) topics and payloads, so existing satellites work unchanged.
 
-Pure: topic parsing and payload builders only; `bridge.service.hermes` decides what to do.
+Pure: topic parsing, and every payload as a frozen dataclass with `to_json`/`from_json` (the
+wire keys are Hermes' camelCase); `bridge.service.hermes` decides what to do with them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Self
+
+from .hearth import ProtocolError
 
 AUDIO_FRAME = "hermes/audioServer/+/audioFrame"
 HOTWORD_DETECTED = "hermes/hotword/+/detected"
@@ -67,55 +72,263 @@ def esp32_audio_topic(site_id: str) -> str:
     return f"{site_id}/audio"
 
 
-def toggle(site_id: str, reason: str = "dialogueSession") -> dict[str, object]:
-    return {"siteId": site_id, "reason": reason}
+def _str(data: Mapping[str, object], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
 
 
-def hotword_detected(site_id: str, model_id: str, session_id: str | None, sensitivity: float = 0.5) -> dict[str, object]:
-    return {
-        "modelId": model_id, "modelVersion": "", "modelType": "personal",
-        "currentSensitivity": sensitivity, "siteId": site_id, "sessionId": session_id,
-        "sendAudioCaptured": None, "lang": None, "customEntities": None,
-    }
+def _site(data: Mapping[str, object], topic: str) -> str:
+    site = data.get("siteId", "default")
+    if not isinstance(site, str):
+        raise ProtocolError("invalid_json", f"{topic}: siteId must be a string")
+    return site
 
 
-def text_captured(site_id: str, session_id: str | None, text: str, likelihood: float, seconds: float,
-                  wakeword_id: str | None, lang: str | None = "en") -> dict[str, object]:
-    return {
-        "text": text, "likelihood": likelihood, "seconds": seconds, "siteId": site_id,
-        "sessionId": session_id, "wakewordId": wakeword_id, "lang": lang,
-        "asrTokens": [[{"value": word, "confidence": likelihood, "rangeStart": 0, "rangeEnd": 0}
-                       for word in text.split()]] if text else [],
-    }
+# -- Hermes clients → bridge -------------------------------------------------------------------
 
 
-def error(site_id: str, session_id: str | None, message: str, context: str | None = None) -> dict[str, object]:
-    return {"error": message, "siteId": site_id, "context": context, "sessionId": session_id}
+@dataclass(frozen=True, slots=True)
+class SiteRequest:
+    """What every inbound Hermes request names: the site and, maybe, the dialogue session."""
+
+    site_id: str
+    session_id: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object], topic: str) -> Self:
+        return cls(site_id=_site(data, topic), session_id=_str(data, "sessionId"))
+
+    def to_json(self) -> dict[str, object]:
+        return {"siteId": self.site_id, "sessionId": self.session_id}
 
 
-def _slot(name: str, value: object, raw: str, entity: str) -> dict[str, object]:
-    return {
-        "entity": entity, "slotName": name, "rawValue": raw,
-        "value": {"kind": "Unknown", "value": value}, "confidence": 1.0,
-        "range": None,
-    }
+@dataclass(frozen=True, slots=True)
+class StartListening:
+    """`hermes/asr/startListening`: open a session on the site now."""
+
+    site_id: str
+    session_id: str | None = None
+    lang: str | None = None
+    wakeword_id: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(site_id=_site(data, START_LISTENING), session_id=_str(data, "sessionId"),
+                   lang=_str(data, "lang"), wakeword_id=_str(data, "wakewordId"))
+
+    def to_json(self) -> dict[str, object]:
+        return {"siteId": self.site_id, "sessionId": self.session_id, "lang": self.lang,
+                "wakewordId": self.wakeword_id, "stopOnSilence": True}
 
 
-def intent_parsed(site_id: str, session_id: str | None, request_id: str | None, text: str,
-                  intent_name: str, confidence: float, slots: Sequence[tuple[str, object, str, str]]) -> dict[str, object]:
-    """slots: (slotName, value, rawValue, entity)."""
-    return {
-        "input": text, "id": request_id, "siteId": site_id, "sessionId": session_id,
-        "intent": {"intentName": intent_name, "confidenceScore": confidence},
-        "slots": [_slot(*slot) for slot in slots], "asrTokens": [], "asrConfidence": None,
-        "rawInput": text, "wakewordId": None, "lang": "en", "customData": None,
-    }
+@dataclass(frozen=True, slots=True)
+class NluQuery:
+    """`hermes/nlu/query`: what does this text mean?"""
+
+    site_id: str
+    text: str
+    request_id: str | None = None
+    session_id: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        text = data.get("input")
+        if not isinstance(text, str):
+            raise ProtocolError("invalid_json", "hermes/nlu/query: 'input' must be a string")
+        return cls(site_id=_site(data, NLU_QUERY), text=text, request_id=_str(data, "id"),
+                   session_id=_str(data, "sessionId"))
+
+    def to_json(self) -> dict[str, object]:
+        return {"input": self.text, "siteId": self.site_id, "id": self.request_id, "sessionId": self.session_id}
 
 
-def intent_not_recognized(site_id: str, session_id: str | None, request_id: str | None, text: str) -> dict[str, object]:
-    return {"input": text, "id": request_id, "siteId": site_id, "sessionId": session_id,
-            "customData": None, "lang": "en"}
+# -- bridge → Hermes clients -------------------------------------------------------------------
 
 
-def play_finished(site_id: str, request_id: str, session_id: str | None) -> dict[str, object]:
-    return {"id": request_id, "siteId": site_id, "sessionId": session_id}
+@dataclass(frozen=True, slots=True)
+class Toggle:
+    """`hermes/hotword/toggleOff` / `toggleOn` (the ESP32 firmware listens, or idles, on these)."""
+
+    site_id: str
+    reason: str = "dialogueSession"
+
+    def to_json(self) -> dict[str, object]:
+        return {"siteId": self.site_id, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(site_id=_site(data, "toggle"), reason=_str(data, "reason") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class HotwordDetected:
+    """`hermes/hotword/<wakewordId>/detected`: the bridge heard the wake word on the site."""
+
+    site_id: str
+    model_id: str
+    session_id: str | None
+    sensitivity: float = 0.5
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "modelId": self.model_id, "modelVersion": "", "modelType": "personal",
+            "currentSensitivity": self.sensitivity, "siteId": self.site_id, "sessionId": self.session_id,
+            "sendAudioCaptured": None, "lang": None, "customEntities": None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        sensitivity = data.get("currentSensitivity")
+        return cls(site_id=_site(data, HOTWORD_DETECTED), model_id=_str(data, "modelId") or "",
+                   session_id=_str(data, "sessionId"),
+                   sensitivity=float(sensitivity) if isinstance(sensitivity, (int, float)) else 0.5)
+
+
+@dataclass(frozen=True, slots=True)
+class TextCaptured:
+    """`hermes/asr/textCaptured`."""
+
+    site_id: str
+    session_id: str | None
+    text: str
+    likelihood: float
+    seconds: float
+    wakeword_id: str | None
+    lang: str | None = "en"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "text": self.text, "likelihood": self.likelihood, "seconds": self.seconds, "siteId": self.site_id,
+            "sessionId": self.session_id, "wakewordId": self.wakeword_id, "lang": self.lang,
+            "asrTokens": [[{"value": word, "confidence": self.likelihood, "rangeStart": 0, "rangeEnd": 0}
+                           for word in self.text.split()]] if self.text else [],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        likelihood, seconds = data.get("likelihood"), data.get("seconds")
+        return cls(site_id=_site(data, TEXT_CAPTURED), session_id=_str(data, "sessionId"),
+                   text=_str(data, "text") or "",
+                   likelihood=float(likelihood) if isinstance(likelihood, (int, float)) else 0.0,
+                   seconds=float(seconds) if isinstance(seconds, (int, float)) else 0.0,
+                   wakeword_id=_str(data, "wakewordId"), lang=_str(data, "lang"))
+
+
+@dataclass(frozen=True, slots=True)
+class HermesError:
+    """`hermes/error/asr`, `hermes/error/nlu`: ends the dialogue session it names."""
+
+    site_id: str
+    session_id: str | None
+    error: str
+    context: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"error": self.error, "siteId": self.site_id, "context": self.context, "sessionId": self.session_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(site_id=_site(data, "error"), session_id=_str(data, "sessionId"),
+                   error=_str(data, "error") or "", context=_str(data, "context"))
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One slot of a parsed intent (`entity` is the Home Assistant entity id when known)."""
+
+    name: str
+    value: object
+    raw: str
+    entity: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"entity": self.entity, "slotName": self.name, "rawValue": self.raw,
+                "value": {"kind": "Unknown", "value": self.value}, "confidence": 1.0, "range": None}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        value = data.get("value")
+        return cls(name=_str(data, "slotName") or "", value=value.get("value") if isinstance(value, dict) else None,
+                   raw=_str(data, "rawValue") or "", entity=_str(data, "entity") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class IntentParsed:
+    """`hermes/nlu/intentParsed` and `hermes/intent/<intentName>`."""
+
+    site_id: str
+    session_id: str | None
+    request_id: str | None
+    text: str
+    intent_name: str
+    confidence: float
+    slots: tuple[Slot, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "input": self.text, "id": self.request_id, "siteId": self.site_id, "sessionId": self.session_id,
+            "intent": {"intentName": self.intent_name, "confidenceScore": self.confidence},
+            "slots": [slot.to_json() for slot in self.slots], "asrTokens": [], "asrConfidence": None,
+            "rawInput": self.text, "wakewordId": None, "lang": "en", "customData": None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        intent = data.get("intent")
+        if not isinstance(intent, dict) or not isinstance(intent.get("intentName"), str):
+            raise ProtocolError("invalid_json", "intentParsed: 'intent.intentName' must be a string")
+        confidence = intent.get("confidenceScore")
+        slots = data.get("slots")
+        return cls(site_id=_site(data, INTENT_PARSED), session_id=_str(data, "sessionId"),
+                   request_id=_str(data, "id"), text=_str(data, "input") or "", intent_name=intent["intentName"],
+                   confidence=float(confidence) if isinstance(confidence, (int, float)) else 0.0,
+                   slots=tuple(Slot.from_json(s) for s in slots if isinstance(s, dict)) if isinstance(slots, list) else ())
+
+
+@dataclass(frozen=True, slots=True)
+class IntentNotRecognized:
+    """`hermes/nlu/intentNotRecognized`."""
+
+    site_id: str
+    session_id: str | None
+    request_id: str | None
+    text: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"input": self.text, "id": self.request_id, "siteId": self.site_id, "sessionId": self.session_id,
+                "customData": None, "lang": "en"}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(site_id=_site(data, INTENT_NOT_RECOGNIZED), session_id=_str(data, "sessionId"),
+                   request_id=_str(data, "id"), text=_str(data, "input") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class PlayFinished:
+    """`hermes/audioServer/<siteId>/playFinished` (from a satellite) or `hermes/tts/sayFinished`."""
+
+    site_id: str
+    request_id: object  #: whatever id the request carried, echoed back unchanged
+    session_id: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.request_id, "siteId": self.site_id, "sessionId": self.session_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(site_id=_site(data, PLAY_FINISHED), request_id=data.get("id"), session_id=_str(data, "sessionId"))
+
+
+@dataclass(frozen=True, slots=True)
+class Esp32Mute:
+    """`<siteId>/audio` for the ESP32 Rhasspy satellite firmware: its microphone on or off."""
+
+    muted: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"mute_input": "true" if self.muted else "false"}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(muted=data.get("mute_input") == "true")

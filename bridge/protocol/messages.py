@@ -341,3 +341,51 @@ class SatelliteEvent:
         if self.play_id is not None:
             data["play_id"] = self.play_id
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class VocabularyState:
+    """`<prefix>/bridge/vocabulary/state` (retained): the vocabulary in service, or why the last
+    one offered was refused (`status` "error"; the counts then still describe the one in service)."""
+
+    status: Literal["ok", "error"]
+    hash: str | None = None
+    error: str | None = None
+    entities: int = 0
+    areas: int = 0
+    floors: int = 0
+    sentences: int = 0
+    compile_seconds: float = 0.0
+    grammar: JsonObject = field(default_factory=dict)  #: the compiled grammar's size figures
+
+    def to_json(self) -> JsonObject:
+        return {"status": self.status, "hash": self.hash, "error": self.error, "entities": self.entities,
+                "areas": self.areas, "floors": self.floors, "sentences": self.sentences,
+                "compile_seconds": round(self.compile_seconds, 3), "grammar": self.grammar}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(status="ok" if data.get("status") == "ok" else "error", hash=_str(data, "hash"),
+                   error=_str(data, "error"), entities=_int(data, "entities") or 0, areas=_int(data, "areas") or 0,
+                   floors=_int(data, "floors") or 0, sentences=_int(data, "sentences") or 0,
+                   compile_seconds=_float(data, "compile_seconds"), grammar=_object(data, "grammar"))
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStart:
+    """`<prefix>/satellite/<id>/pipeline/start`: a session's audio is about to be forwarded to
+    Home Assistant's Assist pipeline, in frames of `stream_id` on `pipeline/audio`."""
+
+    session_id: str
+    wake_word: str | None
+    stream_id: int
+
+    def to_json(self) -> JsonObject:
+        return {"session_id": self.session_id, "wake_word": self.wake_word, "stream_id": self.stream_id}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        stream_id = _int(data, "stream_id")
+        if stream_id is None or not _str(data, "session_id"):
+            raise ProtocolError("bad_pipeline_start", "pipeline/start needs a session_id and an integer stream_id")
+        return cls(session_id=_str(data, "session_id") or "", wake_word=_str(data, "wake_word"), stream_id=stream_id)

@@ -142,7 +142,9 @@ class Bridge:
 
     @property
     def vocabulary_state(self) -> JsonObject:
-        return self.vocabulary.state
+        """The vocabulary state as published (empty before the first compile)."""
+        state = self.vocabulary.state
+        return state.to_json() if state is not None else {}
 
     @property
     def wyoming_port(self) -> int | None:

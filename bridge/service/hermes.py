@@ -24,7 +24,7 @@ from ..settings import HermesSettings
 from ..stt.pool import DecoderPool
 from .outbox import Outbox
 
-HERMES_SITE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
+HERMES_SITE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")  # matched whole
 
 class HermesHost(Protocol):
     """What the adapter needs from the bridge."""
@@ -61,7 +61,7 @@ class HermesAdapter:
             return None
         if self.settings.sites and site_id not in self.settings.sites:
             raise ProtocolError("unknown_satellite", f"Hermes site {site_id!r} is not in hermes.sites")
-        if not HERMES_SITE.match(site_id):
+        if not HERMES_SITE.fullmatch(site_id):
             raise ProtocolError("bad_satellite_id", f"Hermes siteId {site_id!r} is not usable")
         return self.host.add_satellite(site_id, SatelliteProtocol.HERMES)
 
@@ -74,43 +74,36 @@ class HermesAdapter:
             return
         if topic.endswith("/playFinished"):
             played_site = hermes.site_from_play_finished(topic)
-            data = parse_json_object(payload, "playFinished")
+            played = hermes.PlayFinished.from_json({**parse_json_object(payload, "playFinished"), "siteId": played_site or ""})
             if played_site:
-                self.host.respond(played_site, {"played": data.get("id")})
+                self.host.respond(played_site, {"played": played.request_id})
             return
         data = parse_json_object(payload, topic)
-        site_id = data.get("siteId", "default")
-        if not isinstance(site_id, str):
-            raise ProtocolError("invalid_json", f"{topic}: siteId must be a string")
-        session_id = data.get("sessionId") if isinstance(data.get("sessionId"), str) else None
         wakeword = hermes.wakeword_from_detected(topic)
         if wakeword is not None:
-            sat = self.site(site_id, create=True)
+            detected = hermes.SiteRequest.from_json(data, topic)
+            sat = self.site(detected.site_id, create=True)
             if sat is None or sat.session is not None:
                 return  # our own detection echoed back, or already listening
-            if self.host.is_muted(site_id):
+            if self.host.is_muted(detected.site_id):
                 self.host.drop_muted(sat)
                 return
-            self.host.wake(sat, wakeword, SessionSource.HERMES, session_id)
+            self.host.wake(sat, wakeword, SessionSource.HERMES, detected.session_id)
         elif topic == hermes.START_LISTENING:
-            sat = self.site(site_id, create=True)
-            if sat is None or self.host.is_muted(site_id):
+            start = hermes.StartListening.from_json(data)
+            sat = self.site(start.site_id, create=True)
+            if sat is None or self.host.is_muted(start.site_id):
                 return
-            lang = data.get("lang") if isinstance(data.get("lang"), str) else None
-            wake_word = data.get("wakewordId") if isinstance(data.get("wakewordId"), str) else None
-            sat.request_session(SessionSource.COMMAND, wake_word, session_id=session_id, lang=lang)
+            sat.request_session(SessionSource.COMMAND, start.wakeword_id, session_id=start.session_id, lang=start.lang)
         elif topic == hermes.STOP_LISTENING:
-            sat = self.site(site_id, create=False)
-            if sat is not None and sat.session is not None and (session_id is None or sat.session.id == session_id):
+            stop = hermes.SiteRequest.from_json(data, topic)
+            sat = self.site(stop.site_id, create=False)
+            if sat is not None and sat.session is not None and stop.session_id in (None, sat.session.id):
                 sat.stop_listening()
         elif topic == hermes.NLU_QUERY:
-            text = data.get("input")
-            if not isinstance(text, str):
-                raise ProtocolError("invalid_json", "hermes/nlu/query: 'input' must be a string")
-            request_id = data.get("id") if isinstance(data.get("id"), str) else None
-            asyncio.create_task(self._answer_nlu_query(site_id, session_id, request_id, text))
+            asyncio.create_task(self._answer_nlu_query(hermes.NluQuery.from_json(data)))
         elif topic in (hermes.TTS_SAY, hermes.END_SESSION):
-            self.host.respond(site_id, {"hermes": topic, **data})
+            self.host.respond(hermes.SiteRequest.from_json(data, topic).site_id, {"hermes": topic, **data})
 
     def _audio(self, topic: str, site: str, payload: bytes) -> None:
         sat = self.site(site, create=True)
@@ -128,50 +121,50 @@ class HermesAdapter:
         if sat.admit(len(pcm)):
             sat.enqueue(pcm)
 
-    async def _answer_nlu_query(self, site_id: str, session_id: str | None, request_id: str | None,
-                                text: str) -> None:
+    async def _answer_nlu_query(self, query: hermes.NluQuery) -> None:
         try:
-            sat = self.host.satellites.get(site_id)
-            intent, _cpu = await self._pool.recognize_intent(text, sat.area if sat else None)
+            sat = self.host.satellites.get(query.site_id)
+            intent, _cpu = await self._pool.recognize_intent(query.text, sat.area if sat else None)
         except EngineError as err:
-            self.outbox.send(hermes.ERROR_NLU, hermes.error(site_id, session_id, err.message, "nlu"))
+            self.outbox.send(hermes.ERROR_NLU, hermes.HermesError(query.site_id, query.session_id, err.message, "nlu"))
             return
-        self.intent(site_id, session_id, request_id, text, intent)
+        self.intent(query.site_id, query.session_id, query.request_id, query.text, intent)
 
     # -- outbound ---------------------------------------------------------------------------------
 
     def transcript(self, sat: Satellite, session: Session, transcript: Transcript) -> None:
         if transcript.rejected:
-            self.outbox.send(hermes.ERROR_ASR, hermes.error(sat.id, session.id, "speech was not recognized as a command", "asr"))
+            self.outbox.send(hermes.ERROR_ASR, hermes.HermesError(
+                sat.id, session.id, "speech was not recognized as a command", "asr"))
         else:
-            self.outbox.send(hermes.TEXT_CAPTURED, hermes.text_captured(
+            self.outbox.send(hermes.TEXT_CAPTURED, hermes.TextCaptured(
                 sat.id, session.id, transcript.text, transcript.confidence,
                 session.audio_bytes / 32000, session.wake_word, session.hermes_lang or "en"))
 
     def intent(self, site_id: str, session_id: str | None, request_id: str | None, text: str,
                intent: IntentResult | None) -> None:
         if intent is None:
-            self.outbox.send(hermes.INTENT_NOT_RECOGNIZED, hermes.intent_not_recognized(site_id, session_id, request_id, text))
+            self.outbox.send(hermes.INTENT_NOT_RECOGNIZED, hermes.IntentNotRecognized(site_id, session_id, request_id, text))
             return
         slots = []
         for slot in intent.slots:
             entity = slot.entity_ids[0] if slot.entity_ids else slot.name
             value = slot.value if isinstance(slot.value, (str, int, float, bool)) or slot.value is None else str(slot.value)
-            slots.append((slot.name, value, slot.text or str(value), entity))
-        payload = hermes.intent_parsed(site_id, session_id, request_id, text, intent.name, intent.confidence, slots)
-        self.outbox.send(hermes.INTENT_PARSED, payload)
-        self.outbox.send(hermes.intent_topic(intent.name), payload)
+            slots.append(hermes.Slot(slot.name, value, slot.text or str(value), entity))
+        parsed = hermes.IntentParsed(site_id, session_id, request_id, text, intent.name, intent.confidence, tuple(slots))
+        self.outbox.send(hermes.INTENT_PARSED, parsed)
+        self.outbox.send(hermes.intent_topic(intent.name), parsed)
 
     def session_started(self, sat: Satellite) -> None:
-        self.outbox.send(hermes.TOGGLE_OFF, hermes.toggle(sat.id, "dialogueSession"))
+        self.outbox.send(hermes.TOGGLE_OFF, hermes.Toggle(sat.id, "dialogueSession"))
 
     def session_ended(self, sat: Satellite) -> None:
-        self.outbox.send(hermes.TOGGLE_ON, hermes.toggle(sat.id, "dialogueSession"))
+        self.outbox.send(hermes.TOGGLE_ON, hermes.Toggle(sat.id, "dialogueSession"))
 
     def hotword_detected(self, sat: Satellite, session: Session) -> None:
         model = session.wake_word or "default"
-        self.outbox.send(hermes.hotword_detected_topic(model), hermes.hotword_detected(sat.id, model, session.id))
+        self.outbox.send(hermes.hotword_detected_topic(model), hermes.HotwordDetected(sat.id, model, session.id))
 
     def tell_muted(self, sat: Satellite, muted: bool) -> None:
-        self.outbox.send(hermes.esp32_audio_topic(sat.id), {"mute_input": "true" if muted else "false"})
-        self.outbox.send(hermes.TOGGLE_OFF if muted else hermes.TOGGLE_ON, hermes.toggle(sat.id, ""))
+        self.outbox.send(hermes.esp32_audio_topic(sat.id), hermes.Esp32Mute(muted))
+        self.outbox.send(hermes.TOGGLE_OFF if muted else hermes.TOGGLE_ON, hermes.Toggle(sat.id, ""))

@@ -66,7 +66,7 @@ class Reporter:
         # sent when the session really ended (session_failed); bad Hermes frames of no session
         # still get one so a tool can see why.
         elif sat is not None and session_id is None and code not in ("muted", "rate_limited"):
-            self.outbox.send(hermes.ERROR_ASR, hermes.error(sat.id, None, message, code))
+            self.outbox.send(hermes.ERROR_ASR, hermes.HermesError(sat.id, None, message, code))
 
     def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
         """A fatal error: the session named is over."""
@@ -74,7 +74,7 @@ class Reporter:
         self.outbox.send(self.topics.satellite(sat.id, "error"),
                          SatelliteError(session_id, sat.id, code, message, fatal=True))
         if sat.protocol is Protocol.HERMES:
-            self.outbox.send(hermes.ERROR_ASR, hermes.error(sat.id, session_id, message, code))
+            self.outbox.send(hermes.ERROR_ASR, hermes.HermesError(sat.id, session_id, message, code))
 
 
 class ResultPublisher:

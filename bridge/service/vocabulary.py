@@ -10,6 +10,7 @@ one keeps serving.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from ..protocol.messages import JsonObject
+from ..protocol.messages import VocabularyState
 from ..recognition import CompiledGrammar, Vocabulary, VocabularyError, parse_vocabulary
 from ..resources import load_demo_vocabulary
 from ..stt.compiler import compile_in_subprocess
@@ -52,7 +53,7 @@ class VocabularySwap:
         self._report_error = report_error
         self.vocabulary: Vocabulary | None = None
         self.grammar: CompiledGrammar | None = None
-        self.state: JsonObject = {}
+        self.state: VocabularyState | None = None
         self._lock = asyncio.Lock()
 
     async def start(self, source: str | Mapping[str, object] | None) -> None:
@@ -94,18 +95,16 @@ class VocabularySwap:
 
     def rejected(self, message: str) -> None:
         self._report_error("bad_vocabulary", message, None, None, self.outbox.topics.vocabulary_set)
-        self.state = {**self.state, "status": "error", "error": message}
+        self.state = dataclasses.replace(self.state or VocabularyState("error"), status="error", error=message)
         self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
 
     def republish(self) -> None:
-        if self.state:
+        if self.state is not None:
             self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
 
     def _set_state(self, vocab: Vocabulary, grammar: CompiledGrammar, seconds: float) -> None:
-        self.state = {
-            "status": "ok", "hash": vocab.hash(), "error": None, "entities": len(vocab.entities),
-            "areas": len(vocab.areas), "floors": len(vocab.floors), "sentences": len(vocab.sentences),
-            "compile_seconds": round(seconds, 3),
-            "grammar": {k: v for k, v in grammar.stats.items() if isinstance(v, (int, float, str))},
-        }
+        self.state = VocabularyState(
+            status="ok", hash=vocab.hash(), error=None, entities=len(vocab.entities), areas=len(vocab.areas),
+            floors=len(vocab.floors), sentences=len(vocab.sentences), compile_seconds=seconds,
+            grammar={k: v for k, v in grammar.stats.items() if isinstance(v, (int, float, str))})
         self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)

@@ -28,12 +28,13 @@ from ..engines import EngineError, Locality, SpeechToText, SttStream, Transcript
 from ..privacy.gate import LocalityGate
 from ..privacy.locality import ADDRESS_CLASSES, CloudRefused, locality_of_class
 from ..protocol.hearth import RECOMMENDED_FRAME_BYTES, encode_frame
+from ..protocol.messages import PipelineStart
 
 _LOGGER = logging.getLogger(__name__)
 
 ENGINE = "home_assistant"
 
-type Publish = Callable[[str, bytes | dict[str, object]], None]
+type Publish = Callable[[str, bytes | PipelineStart], None]
 type AddressClassGetter = Callable[[], str]
 
 
@@ -61,7 +62,7 @@ class ForwardStream(SttStream):
         self._closed = False
         self.bytes_sent = 0
         self.audio_bytes = 0
-        publish(start_topic, {"session_id": session_id, "wake_word": wake_word, "stream_id": self.stream_id})
+        publish(start_topic, PipelineStart(session_id, wake_word, self.stream_id))
 
     def _send(self, pcm: bytes, last: bool) -> None:
         frame = encode_frame(self.stream_id, self._seq, pcm, last)

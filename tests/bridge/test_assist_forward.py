@@ -20,7 +20,7 @@ from bridge.audio.wav import make_wav
 from bridge.engines import EngineError, Locality
 from bridge.privacy.audit import AuditLog
 from bridge.privacy.gate import LocalityGate
-from bridge.privacy.locality import resolve_address_class
+from bridge.privacy.locality import address_class as classify
 from bridge.privacy.policy import Policy
 from bridge.protocol.hearth import Topics, decode_frame, encode_frame
 from bridge.stt.forward import ForwardStt
@@ -205,7 +205,7 @@ class _Published:
 def _forward_stt(published: _Published, policy: Policy, broker: str) -> tuple[ForwardStt, LocalityGate]:
     gate = LocalityGate(lambda: policy, AuditLog())
     return ForwardStt(published, Topics("hearth").satellite, gate,
-                      lambda: resolve_address_class(broker, 1883)), gate
+                      lambda: classify(broker)), gate
 
 
 async def test_public_broker_is_refused_under_local_only_and_nothing_is_published() -> None:
@@ -281,17 +281,3 @@ async def test_unknown_broker_address_fails_closed(answer: str | None) -> None:
     assert info.value.code == "cloud_refused"
     assert published.messages == []
     assert gate.audit.counters["blocked_cloud_requests"] == 1
-
-
-def test_a_broker_host_name_is_not_lan_by_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The old shortcut called every host name LAN; now a name is what it resolves to."""
-    import socket
-
-    def getaddrinfo(host: str, port: int, *args: object, **kwargs: object) -> list[object]:
-        if host != "mqtt.example":
-            raise socket.gaierror(socket.EAI_NONAME, "unknown")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("203.0.113.9", port))]
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    assert resolve_address_class("mqtt.example", 1883) == "public"
-    assert resolve_address_class("mqtt.unknown", 1883) == "public"

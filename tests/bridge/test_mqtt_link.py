@@ -61,6 +61,20 @@ async def test_messages_in_and_out_and_the_broker_is_loopback(mosquitto: Mosquit
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def test_the_broker_is_where_the_connection_went_not_what_it_is_called(mosquitto: Mosquitto) -> None:
+    """A host name is not LAN for being a name: the class is the connected socket's peer address."""
+    link = MqttLink(MqttSettings(host="localhost", port=mosquitto.port), "named", subscriptions=lambda: [],
+                    will=LastWill("test/status", b"offline"), on_connect=lambda _c: asyncio.sleep(0),
+                    on_message=lambda _m: None)
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        assert link.broker_address_class() == "loopback"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_outgoing_queue_is_bounded_while_the_broker_is_away() -> None:
     link = _link(free_port(), [], [])  # nobody listens there
     for index in range(OUTGOING_CAP + 25):

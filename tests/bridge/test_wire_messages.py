@@ -8,6 +8,7 @@ import json
 import pytest
 
 from bridge import PROTOCOL_VERSION
+from bridge.protocol import hermes
 from bridge.protocol.hearth import ProtocolError
 from bridge.protocol.messages import (
     BridgeError,
@@ -101,3 +102,53 @@ def test_wrongly_typed_fields_are_ignored_not_trusted() -> None:
     event = SatelliteEvent.from_json({"type": "wake", "wake_word": 5, "stream_id": "7"})
     assert event.wake_word is None and event.stream_id is None
     assert SatelliteEvent.from_json({"type": "wake", "stream_id": True}).stream_id is None
+
+
+# -- Hermes ------------------------------------------------------------------------------------
+
+HERMES_MESSAGES = [
+    hermes.Toggle("esp32", "dialogueSession"),
+    hermes.HotwordDetected("esp32", "okay_nabu", "s1", 0.5),
+    hermes.TextCaptured("esp32", "s1", "turn on the light", 0.8, 1.2, "okay_nabu", "en"),
+    hermes.HermesError("esp32", None, "speech was not recognized as a command", "asr"),
+    hermes.IntentParsed("esp32", "s1", "r1", "turn on the light", "HassTurnOn", 1.0,
+                        (hermes.Slot("name", "Light", "light", "light.kitchen"),)),
+    hermes.IntentNotRecognized("esp32", "s1", None, "make me a sandwich"),
+    hermes.PlayFinished("esp32", "req-7", "s1"),
+    hermes.Esp32Mute(True),
+    hermes.StartListening("esp32", "s1", "en", "okay_nabu"),
+    hermes.NluQuery("esp32", "turn on the light", "r2", None),
+    hermes.SiteRequest("esp32", "s1"),
+]
+
+
+@pytest.mark.parametrize("message", HERMES_MESSAGES, ids=lambda m: type(m).__name__)
+def test_hermes_round_trip_through_json(message: object) -> None:
+    wire = json.loads(json.dumps(message.to_json()))  # type: ignore[attr-defined]
+    cls = type(message)
+    again = cls.from_json(wire, "hermes/x") if cls is hermes.SiteRequest else cls.from_json(wire)  # type: ignore[attr-defined]
+    assert again == message
+
+
+def test_hermes_wire_keys_are_camel_case() -> None:
+    parsed = HERMES_MESSAGES[4].to_json()
+    assert parsed["intent"] == {"intentName": "HassTurnOn", "confidenceScore": 1.0}
+    assert parsed["slots"][0]["slotName"] == "name" and parsed["slots"][0]["value"] == {"kind": "Unknown", "value": "Light"}  # type: ignore[index]
+    assert HERMES_MESSAGES[7].to_json() == {"mute_input": "true"}
+    assert HERMES_MESSAGES[2].to_json()["asrTokens"][0][1]["value"] == "on"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("cls", "data"), [
+    (hermes.StartListening, {"siteId": 5}),
+    (hermes.NluQuery, {"siteId": "a"}),
+    (hermes.NluQuery, {"siteId": "a", "input": 3}),
+    (hermes.IntentParsed, {"siteId": "a", "intent": {}}),
+])
+def test_hermes_malformed_requests_are_refused(cls: type, data: dict) -> None:
+    with pytest.raises(ProtocolError) as err:
+        cls.from_json(data)
+    assert err.value.code == "invalid_json"
+
+
+def test_a_hermes_site_defaults_like_rhasspy() -> None:
+    assert hermes.StartListening.from_json({}).site_id == "default"
