@@ -1,3 +1,5 @@
+"""`python -m bridge`: the same as the `hearth-bridge` command."""
+
 from .cli import main
 
 main()
