@@ -248,7 +248,8 @@ async def main() -> None:
     elapsed = time.monotonic() - started
 
     print("## Recognition accuracy through the bridge\n")
-    print(f"Command: `.venv/bin/python bench/accuracy_bench.py --voices {args.voices} --parallel {args.parallel}` — "
+    print(f"Command: `.venv/bin/python bench/accuracy_bench.py --voices {args.voices} --parallel {args.parallel}"
+          f"{' --repeatable-noise' if args.repeatable_noise else ''}` — "
           f"{len(HOME['entities'])} entities in {len(HOME['areas'])} areas (not the demo home), "
           f"{len(COMMANDS)} command sentences × voices {', '.join(v for v, _ in VOICES[: args.voices])} × clean/20 dB/10 dB pink noise, "
           f"plus {len(NON_COMMANDS)} non-commands per voice"
