@@ -165,7 +165,6 @@ class Dispatcher:
             sat = self.host.add_satellite(sat_id, SatelliteProtocol.HEARTH) if sat is None else self.host.take_over(sat_id)
             if sat is None:
                 return
-        self.host.seen(sat_id)
         sat.info = dict(status.info)
         sat.on_device_wake = status.on_device_wake
         sat.barge_in = status.barge_in
@@ -175,6 +174,8 @@ class Dispatcher:
             sat.play_rate = status.play_rate
         was_online = sat.online
         sat.online = status.online
+        if was_online or sat.online:  # its offline time counts from when it went offline
+            self.host.seen(sat_id)
         if was_online and not sat.online and sat.session is not None:
             asyncio.create_task(sat.abort("satellite_offline", "satellite went offline mid-utterance"))
         self.host.state_changed(sat)

@@ -36,6 +36,7 @@ SESSION_MEMORY = 256
 SITE_CONFLICT = "hermes_site_conflict"  # a Hermes message for a Hearth satellite's id
 SESSION_CONTROL = "hermes_session_control"  # startListening/stopListening/detected not allowed
 
+
 class HermesHost(Protocol):
     """What the adapter needs from the bridge."""
 
