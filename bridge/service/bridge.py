@@ -276,7 +276,9 @@ class Bridge:
             self.expire_satellites()  # make room from what is gone before refusing anyone
         if len(self._satellites) >= limit:
             message = f"satellite limit {limit} reached (limits.max_satellites); {sat_id!r} is not served"
-            self.reporter.report_error("too_many_satellites", message, sat_id)
+            # No satellite field: a flood of made-up ids must not make one log line or one
+            # published error per id (the refused satellite is told on its own topic, bounded).
+            self.reporter.report_error("too_many_satellites", message)
             self.tell_refused(sat_id, protocol, "too_many_satellites", message)
             return None
         configured = self.settings.satellite(sat_id)

@@ -155,43 +155,49 @@ class HermesAdapter:
                 return
             self.host.respond(request.site_id, {"hermes": topic, **data})
 
+    def _no_session_control(self, what: str, site_id: str, session_id: str | None, topic: str) -> bool:
+        """`hermes.session_control: none`: refused (counted, told), before any site is looked up or made."""
+        if self.settings.session_control != "none":
+            return False
+        self.refuse(SESSION_CONTROL, f"{what} from clients is not accepted (hermes.session_control: none)",
+                    site_id, session_id, topic)
+        return True
+
     def _detected(self, topic: str, wakeword: str, detected: hermes.SiteRequest) -> None:
         if detected.session_id is not None and detected.session_id in self._own_detections:
             return  # the bridge's own detection, come back to it
+        if self._no_session_control("a hotword detection", detected.site_id, detected.session_id, topic):
+            return
         sat = self.site(detected.site_id, create=True, topic=topic)
         if sat is None or sat.session is not None:
             return  # refused, or already listening
         if self.host.is_muted(detected.site_id):
             self.host.drop_muted(sat)
             return
-        if self.settings.session_control == "none":
-            self.refuse(SESSION_CONTROL, "hotword detections from clients open no session "
-                        "(hermes.session_control: none)", sat.id, detected.session_id, topic)
-            return
         session_id = detected.session_id or uuid.uuid4().hex
         self._remember(self._client_sessions, session_id)
         self.host.wake(sat, wakeword, SessionSource.HERMES, session_id)
 
     def _start_listening(self, start: hermes.StartListening) -> None:
+        if self._no_session_control("startListening", start.site_id, start.session_id, hermes.START_LISTENING):
+            return
         sat = self.site(start.site_id, create=True, topic=hermes.START_LISTENING)
         if sat is None or self.host.is_muted(start.site_id):
-            return
-        if self.settings.session_control == "none":
-            self.refuse(SESSION_CONTROL, "startListening from clients opens no session (hermes.session_control: "
-                        "none)", sat.id, start.session_id, hermes.START_LISTENING)
             return
         session_id = start.session_id or uuid.uuid4().hex
         if sat.request_session(SessionSource.COMMAND, start.wakeword_id, session_id=session_id, lang=start.lang):
             self._remember(self._client_sessions, session_id)
 
     def _stop_listening(self, stop: hermes.SiteRequest) -> None:
+        if self._no_session_control("stopListening", stop.site_id, stop.session_id, hermes.STOP_LISTENING):
+            return
         sat = self.site(stop.site_id, create=False, topic=hermes.STOP_LISTENING)
         if sat is None or sat.session is None or stop.session_id not in (None, sat.session.id):
             return
-        control = self.settings.session_control
-        if control == "none" or (control == "own" and sat.session.id not in self._client_sessions):
-            self.refuse(SESSION_CONTROL, f"stopListening for a session no client opened (hermes.session_control: "
-                        f"{control})", sat.id, stop.session_id, hermes.STOP_LISTENING)
+        if self.settings.session_control == "own" and sat.session.id not in self._client_sessions:
+            self.refuse(SESSION_CONTROL, "stopListening for a session no client opened (the bridge's own wake "
+                        "word opened it; hermes.session_control: own)", sat.id, stop.session_id,
+                        hermes.STOP_LISTENING)
             return
         sat.stop_listening()
 
