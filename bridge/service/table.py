@@ -45,7 +45,7 @@ class LastSeen:
     def gone(self, satellites: Iterable[Satellite], busy: Callable[[Satellite], bool]) -> list[str]:
         """Ids of the satellites past their expiry; never one that is `busy` (a session, playback)."""
         now = self.clock()
-        out = []
+        out: list[str] = []
         for sat in satellites:
             last = self._times.setdefault(sat.id, now)
             if sat.session is not None or sat.pending_start is not None or busy(sat):

@@ -97,13 +97,17 @@ async def test_an_offline_hearth_satellite_is_forgotten_and_its_state_cleared(br
 async def test_a_silent_hermes_site_is_forgotten(bridge: Bridge, clock: Clock) -> None:
     frame(bridge, "porch")
     frame(bridge, "living.room")
-    for _ in range(3):  # living.room keeps streaming
-        clock.advance(HERMES_SITE_EXPIRY - 1)
-        frame(bridge, "living.room")
-        assert bridge.expire_satellites() == []
+    clock.advance(HERMES_SITE_EXPIRY - 1)
+    frame(bridge, "living.room")  # living.room keeps streaming, porch is silent
+    assert bridge.expire_satellites() == []
+    clock.advance(1)
     assert bridge.expire_satellites() == ["porch"]
     assert sorted(bridge.satellites) == ["living.room"]
     assert ("hearth/satellite/porch/state", b"", True) in sent(bridge)
+    for _ in range(3):
+        clock.advance(HERMES_SITE_EXPIRY - 1)
+        frame(bridge, "living.room")
+        assert bridge.expire_satellites() == []
 
 
 async def test_a_site_asked_to_listen_is_not_forgotten(bridge: Bridge, clock: Clock) -> None:
