@@ -16,7 +16,7 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
-from .protocol.hearth import WAKE_WORDS
+from .protocol.hearth import SATELLITE_ID_RULE, WAKE_WORDS, is_satellite_id
 from .settings import Settings
 
 __all__ = ["WAKE_WORDS", "ConfigError", "Settings", "load", "parse_set_option", "validate"]
@@ -39,6 +39,22 @@ def _positive(value: object) -> float:
     if number <= 0:
         raise vol.Invalid("expected a number greater than 0")
     return number
+
+
+def _satellite_id(value: object) -> str:
+    """The one satellite id rule (bridge.protocol.hearth), matched whole."""
+    if not is_satellite_id(value):
+        raise vol.Invalid(f"expected a satellite id: {SATELLITE_ID_RULE}")
+    assert isinstance(value, str)
+    return value
+
+
+def _satellite_keys(value: dict[object, object]) -> dict[object, object]:
+    """`satellites`: every key a satellite id, checked before what is configured under it."""
+    for key in value:
+        if not is_satellite_id(key):
+            raise vol.Invalid(f"{key!r} is not a satellite id ({SATELLITE_ID_RULE})")
+    return value
 
 
 PREFIX = vol.All(str, vol.Match(r"^[A-Za-z0-9_][A-Za-z0-9_/-]{0,63}$", msg="expected an MQTT topic prefix without wildcards"))
@@ -115,12 +131,17 @@ CONFIG_SCHEMA = vol.Schema({
     vol.Optional("mqtt", default={}): MQTT_SCHEMA,
     vol.Optional("hermes", default={}): vol.Schema({
         vol.Optional("enabled", default=True): bool,
-        vol.Optional("sites", default=[]): [vol.Match(r"^[A-Za-z0-9_.-]{1,64}$")],
+        vol.Optional("sites", default=[]): [_satellite_id],
+        # Who may open and end listening sessions with startListening, stopListening and
+        # hotword/<id>/detected (docs/security.md, "Hermes"): "any" client (Rhasspy's dialogue
+        # manager), "own" (clients open sessions, but never end one the bridge's own wake word
+        # opened), or "none" (only the bridge's own wake word opens sessions).
+        vol.Optional("session_control", default="any"): vol.In(("any", "own", "none")),
     }),
     vol.Optional("wake", default={}): vol.Schema({
         vol.Optional("model", default="okay_nabu"): vol.In(WAKE_WORDS),
     }),
-    vol.Optional("satellites", default={}): {vol.Match(r"^[A-Za-z0-9_.-]{1,64}$"): SATELLITE_SCHEMA},
+    vol.Optional("satellites", default={}): vol.All(dict, _satellite_keys, {str: SATELLITE_SCHEMA}),
     vol.Optional("endpoint", default={}): ENDPOINT_SCHEMA,
     vol.Optional("stt", default={}): STT_SCHEMA,
     vol.Optional("tts", default={}): TTS_SCHEMA,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from .pipeline.endpoint import EndpointSettings
 
 type LogLevel = Literal["debug", "info", "warning", "error"]
+type SessionControl = Literal["any", "own", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,9 @@ class HermesSettings:
 
     enabled: bool = True
     sites: frozenset[str] = frozenset()  #: when not empty, only these site ids are served
+    #: who may open and end sessions: "any" client, "own" (no client ends a session the bridge's
+    #: own wake word opened), "none" (only the bridge's own wake word opens sessions)
+    session_control: SessionControl = "any"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +154,8 @@ class Settings:
             data_dir=Path(config["data_dir"]),
             log_level=config["log_level"],
             mqtt=MqttSettings(tls=tls, **mqtt),
-            hermes=HermesSettings(enabled=config["hermes"]["enabled"], sites=frozenset(config["hermes"]["sites"])),
+            hermes=HermesSettings(enabled=config["hermes"]["enabled"], sites=frozenset(config["hermes"]["sites"]),
+                                  session_control=config["hermes"]["session_control"]),
             wake_model=config["wake"]["model"],
             satellites=MappingProxyType({sid: SatelliteConfig(**sat) for sid, sat in config["satellites"].items()}),
             endpoint=EndpointSettings(**config["endpoint"]),

@@ -5,7 +5,7 @@ devices, paced just ahead of real time); Hermes satellites get one WAV on
 `hermes/audioServer/<siteId>/playBytes/<requestId>` and answer `playFinished`. Speech out owns
 what is playing where (for barge-in and echo suppression) and which session was heard where (a
 Hermes `endSession` names only the session); it reaches the rest of the bridge through
-:class:`SpeechOutHost`.
+:class:`SpeechOutHost`. A Hermes request never speaks on a Hearth satellite.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class SpeechOut:
                 text = data.get("text")
                 site = self.sessions.get(str(data.get("sessionId")), sat_id)
                 session = data.get("sessionId")
-                if isinstance(text, str) and text.strip():
+                if isinstance(text, str) and text.strip() and self._hermes_may_speak(site, hermes.END_SESSION):
                     await self.speak(site, text, session_id=session if isinstance(session, str) else None)
             else:
                 text = data.get("text")
@@ -217,10 +217,21 @@ class SpeechOut:
     def is_playing(self, sat_id: str) -> bool:
         return sat_id in self._playing
 
+    def _hermes_may_speak(self, site_id: str, topic: str) -> bool:
+        """A Hermes request speaks only on a Hermes site (never on a Hearth satellite); refused and counted."""
+        sat = self.bridge.satellites.get(site_id)
+        if sat is None or sat.protocol is Protocol.HERMES:
+            return True
+        self.bridge.report_error("hermes_site_conflict", f"{topic} would speak on Hearth satellite {site_id!r}; "
+                                 "refused", None, None, topic)
+        return False
+
     async def _hermes_say(self, site_id: str, data: Mapping[str, object]) -> None:
         text = data.get("text")
         request_id = data.get("id")
         session_id = data.get("sessionId")
+        if not self._hermes_may_speak(site_id, hermes.TTS_SAY):
+            return
         if isinstance(text, str) and text.strip():
             if self.bridge.satellites.get(site_id) is None:
                 self.bridge.hermes_site(site_id)  # a say may precede any audio

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from ..engines import Locality
-from ..protocol.hearth import SATELLITE_ID
+from ..protocol.hearth import SATELLITE_ID, SATELLITE_ID_RULE
 
-#: A satellite id, as in docs/protocol.md: 1-64 characters from [A-Za-z0-9_-].
+#: A satellite id, as in docs/protocol.md: 1-64 characters from [A-Za-z0-9_.:@-].
 SATELLITE_ID_RE = SATELLITE_ID  # the one Hearth satellite id rule (bridge.protocol.hearth)
 #: Longest mute accepted from a command (one year); longer means "until unmuted": omit duration.
 MAX_MUTE_SECONDS = 366 * 24 * 3600.0
@@ -264,7 +264,7 @@ def _number(value: object, name: str) -> float:
 
 def _satellite_id(sat: object, where: str) -> str:
     if not isinstance(sat, str) or not SATELLITE_ID_RE.fullmatch(sat):
-        raise PolicyError(where, "satellite id must be 1-64 characters from [A-Za-z0-9_-]")
+        raise PolicyError(where, f"satellite id must be {SATELLITE_ID_RULE}")
     return sat
 
 

@@ -21,8 +21,16 @@ MAX_FRAME_PAYLOAD = 8000
 RECOMMENDED_FRAME_BYTES = 960  # 30 ms at 16 kHz, 16-bit mono
 #: the wake words the bridge can listen for (pymicro-wakeword's bundled models)
 WAKE_WORDS = ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")
-#: a Hearth satellite id (topic level, policy key), matched whole with `fullmatch`
-SATELLITE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The one satellite id rule, for both protocols (a Hearth topic level, a Hermes siteId, a policy
+#: key, a `satellites` key in the configuration, the integration's device ids), matched whole with
+#: `fullmatch`. Rhasspy site ids are free text and `.`, `:` and `@` are used in the wild
+#: (`living.room`, `pi@kitchen`), so they are accepted; never `/`, `+` or `#` (topic levels and
+#: wildcards), spaces or control characters. A Hermes site outside this rule is refused, never
+#: served: what is served must be mutable by the policy.
+SATELLITE_ID_PATTERN = r"[A-Za-z0-9_.:@-]{1,64}"
+SATELLITE_ID = re.compile(SATELLITE_ID_PATTERN)
+#: the rule in words, for error messages
+SATELLITE_ID_RULE = "1-64 characters from A-Z, a-z, 0-9 and _ - . : @"
 SATELLITE_INBOUND = ("status", "audio", "event")
 HOME_ASSISTANT_INBOUND = ("response", "announce")
 BRIDGE_OUTBOUND = frozenset({"state", "command", "play", "wake", "transcript", "intent", "error",
@@ -100,8 +108,13 @@ class Topics:
             raise ProtocolError("bad_topic", f"cannot parse satellite topic {topic!r}")
         sat, leaf = rest
         if not SATELLITE_ID.fullmatch(sat):
-            raise ProtocolError("bad_satellite_id", f"satellite id {sat!r} must match [A-Za-z0-9_-]{{1,64}}")
+            raise ProtocolError("bad_satellite_id", f"satellite id {sat!r}: {SATELLITE_ID_RULE}")
         return sat, leaf
+
+
+def is_satellite_id(value: object) -> bool:
+    """Whether `value` is a usable satellite id (the one rule: :data:`SATELLITE_ID`)."""
+    return isinstance(value, str) and SATELLITE_ID.fullmatch(value) is not None
 
 
 def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:  # noqa: ANN401 - JSON of any shape, checked by its reader

@@ -4,7 +4,10 @@
 written against (`SatelliteHost`, the dispatcher's, the Hermes adapter's): opening a speech
 stream (the configured engine, the local fallback, or forwarding to Home Assistant through the
 locality gate), asking the policy, and routing lifecycle events to result publishing, Hermes and
-speech out. It also runs the lifecycle (start, run, close) and the housekeeping (timed policy
+speech out. The table is bounded (`limits.max_satellites`), keeps Hermes sites and Hearth
+satellites apart (a Hearth satellite takes its id over from a Hermes site), forgets satellites
+that are gone (`bridge.service.table`) and tells a refused satellite why on its own topic. It
+also runs the lifecycle (start, run, close) and the housekeeping (timed policy expiry, satellite
 expiry, statistics, loop-lag probe). It holds no MQTT client and builds no engine: those come
 from `bridge.service.link` and `bridge.service.build`.
 """
@@ -30,7 +33,7 @@ from ..privacy.policy import Policy
 from ..privacy.retention import UtteranceRetention
 from ..privacy.store import AuditStore
 from ..protocol.hearth import Topics
-from ..protocol.messages import BridgeStatus, Command, JsonObject
+from ..protocol.messages import BridgeStatus, Command, JsonObject, SatelliteError
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SatelliteSettings, Session, SessionSource, Timings
 from ..settings import Settings
@@ -44,7 +47,9 @@ from .dispatch import Dispatcher
 from .hermes import HermesAdapter
 from .link import Connection, LastWill, Message, MqttLink
 from .outbox import Outbox
+from .refusals import NoticeLimiter
 from .results import Reporter, ResultPublisher
+from .table import LastSeen
 from .vocabulary import VocabularySwap
 
 if TYPE_CHECKING:
@@ -91,6 +96,9 @@ class Bridge:
         self.wyoming_server = wyoming_server
         self.errors = ErrorReporter()
         self._satellites: dict[str, Satellite] = {}
+        self.last_seen = LastSeen()  #: its `clock` may be replaced (tests)
+        self.notices = NoticeLimiter()
+        self._closing: set[asyncio.Task[None]] = set()
         self.link = MqttLink(
             settings.mqtt, settings.mqtt.client_id or f"{self.bridge_id}-{uuid.uuid4().hex[:6]}",
             subscriptions=lambda: self.dispatcher.subscriptions(),
@@ -210,6 +218,7 @@ class Bridge:
         self._tasks = []
         for sat in list(self._satellites.values()):
             await sat.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self.wyoming_server is not None:
             with contextlib.suppress(Exception):
                 await self.wyoming_server.stop()
@@ -261,9 +270,16 @@ class Bridge:
     # -- the satellite table ----------------------------------------------------------------------
 
     def add_satellite(self, sat_id: str, protocol: SatelliteProtocol) -> Satellite | None:
+        """A new satellite in the table; None (and the satellite told why) when the table is full."""
         limit = self.settings.limits.max_satellites
         if len(self._satellites) >= limit:
-            self.reporter.report_error("too_many_satellites", f"satellite limit {limit} reached", sat_id)
+            self.expire_satellites()  # make room from what is gone before refusing anyone
+        if len(self._satellites) >= limit:
+            message = f"satellite limit {limit} reached (limits.max_satellites); {sat_id!r} is not served"
+            # No satellite field: a flood of made-up ids must not make one log line or one
+            # published error per id (the refused satellite is told on its own topic, bounded).
+            self.reporter.report_error("too_many_satellites", message)
+            self.tell_refused(sat_id, protocol, "too_many_satellites", message)
             return None
         configured = self.settings.satellite(sat_id)
         sat = Satellite(self, sat_id, protocol, SatelliteSettings(
@@ -271,16 +287,63 @@ class Bridge:
             area=configured.area, queue_frames=self.settings.limits.queue_frames,
             endpoint=self.settings.endpoint))
         self._satellites[sat_id] = sat
+        self.last_seen.seen(sat_id)
         _LOGGER.info("Satellite %s (%s) joined", sat_id, protocol)
         self.outbox.stats_dirty = True
         return sat
 
-    async def remove_satellite(self, sat_id: str) -> None:
+    def tell_refused(self, sat_id: str, protocol: SatelliteProtocol, code: str, message: str) -> None:
+        """A satellite the bridge will not serve is told why on its own topic (bounded)."""
+        if protocol is SatelliteProtocol.HERMES:
+            self.hermes.notify(code, message, sat_id)
+        elif self.notices.allow(code, sat_id):
+            self.outbox.send(self.topics.satellite(sat_id, "error"), SatelliteError(None, sat_id, code, message, fatal=True))
+
+    def take_over(self, sat_id: str) -> Satellite | None:
+        """A Hearth satellite announcing itself under an id a Hermes site holds: the site gives way."""
+        held = self._satellites.get(sat_id)
+        if held is not None and held.protocol is SatelliteProtocol.HERMES:
+            message = f"Hermes site {sat_id!r} removed: a Hearth satellite announced itself under its id"
+            self._forget(sat_id, "hermes_site_replaced", message)
+            self.reporter.report_error("hermes_site_replaced", message, sat_id)
+            self.tell_refused(sat_id, SatelliteProtocol.HERMES, "hermes_site_replaced", message)
+        return self.add_satellite(sat_id, SatelliteProtocol.HEARTH)
+
+    def seen(self, sat_id: str) -> None:
+        """The satellite was heard from (its expiry starts again)."""
+        if sat_id in self._satellites:
+            self.last_seen.seen(sat_id)
+
+    def expire_satellites(self) -> list[str]:
+        """Forgets the satellites that are gone (`bridge.service.table`); returns their ids."""
+        gone = self.last_seen.gone(list(self._satellites.values()), lambda sat: self.speech_out.is_playing(sat.id))
+        for sat_id in gone:
+            _LOGGER.info("Satellite %s expired (not heard from)", sat_id)
+            self._forget(sat_id, "satellite_expired", "satellite expired")
+        return gone
+
+    def _forget(self, sat_id: str, code: str, message: str) -> None:
+        """Out of the table now (synchronously), its retained state cleared, closed in the background."""
         sat = self._satellites.pop(sat_id, None)
-        if sat is not None:
-            await sat.abort("satellite_removed", "satellite removed")
-            await sat.close()
-            self.outbox.send(self.topics.satellite(sat_id, "state"), b"", retain=True)
+        self.last_seen.forget(sat_id)
+        if sat is None:
+            return
+        self.speech_out.stop_playback(sat_id)
+        self.outbox.send(self.topics.satellite(sat_id, "state"), b"", retain=True)
+        self.outbox.stats_dirty = True
+        task = asyncio.create_task(self._close_satellite(sat, code, message), name=f"close-{sat_id}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_satellite(sat: Satellite, code: str, message: str) -> None:
+        await sat.abort(code, message)
+        await sat.close()
+
+    async def remove_satellite(self, sat_id: str) -> None:
+        """Its retained status was cleared: out of the table, and closed before this returns."""
+        self._forget(sat_id, "satellite_removed", "satellite removed")
+        await asyncio.gather(*list(self._closing), return_exceptions=True)
 
     def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
              stream_id: int | None = None) -> None:
@@ -319,7 +382,8 @@ class Bridge:
         return FallbackSttStream(primary, self.local_stt, session_id, fell_back)
 
     def state_changed(self, sat: Satellite) -> None:
-        self.results.satellite_state(sat)
+        if self._satellites.get(sat.id) is sat:  # not one removed (closing), whose id may be reused
+            self.results.satellite_state(sat)
 
     def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
         self.reporter.session_failed(sat, session_id, code, message)
@@ -380,6 +444,7 @@ class Bridge:
         while True:
             await asyncio.sleep(1.0)
             self.control.expire(time.time())
+            self.expire_satellites()
             if self.outbox.stats_dirty and time.monotonic() - last_stats >= STATS_INTERVAL:
                 self.outbox.stats_dirty = False
                 last_stats = time.monotonic()

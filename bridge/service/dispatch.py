@@ -4,7 +4,9 @@ Synchronous and never awaiting, so the incoming queue never backs up: it checks 
 size and topic, parses Hearth's satellite topics (audio, status, event, Home Assistant's
 response/announce, the Assist pipeline leaves), checks the privacy policy before any audio is
 queued, and hands policy, vocabulary and purge commands and Hermes topics to their owners. A
-broken message gives a coded error and the service goes on serving everyone else.
+Hearth satellite announcing itself under an id a Hermes site holds takes the id over (a Hermes
+client can never keep a Hearth satellite out). A broken message gives a coded error and the
+service goes on serving everyone else.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class DispatchHost(Protocol):
     @property
     def satellites(self) -> Mapping[str, Satellite]: ...
     def add_satellite(self, sat_id: str, protocol: SatelliteProtocol) -> Satellite | None: ...
+    def take_over(self, sat_id: str) -> Satellite | None: ...
+    def seen(self, sat_id: str) -> None: ...
     async def remove_satellite(self, sat_id: str) -> None: ...
     def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
              stream_id: int | None = None) -> None: ...
@@ -149,14 +153,16 @@ class Dispatcher:
     def _status(self, sat_id: str, payload: bytes) -> None:
         sat = self.host.satellites.get(sat_id)
         if not payload:  # retained status cleared: the satellite was removed
-            if sat is not None:
+            if sat is not None and sat.protocol is SatelliteProtocol.HEARTH:
                 asyncio.create_task(self.host.remove_satellite(sat_id))
             return
         status = SatelliteStatus.from_json(parse_json_object(payload, "satellite status"))
-        if sat is None:
+        if sat is None or sat.protocol is not SatelliteProtocol.HEARTH:
             if not status.online:
                 return
-            sat = self.host.add_satellite(sat_id, SatelliteProtocol.HEARTH)
+            # A Hermes site under this id (a Hermes client spoke first) gives way: the Hearth
+            # satellite's own topics are its proof of identity, a Hermes siteId is only a name.
+            sat = self.host.add_satellite(sat_id, SatelliteProtocol.HEARTH) if sat is None else self.host.take_over(sat_id)
             if sat is None:
                 return
         sat.info = dict(status.info)
@@ -168,6 +174,8 @@ class Dispatcher:
             sat.play_rate = status.play_rate
         was_online = sat.online
         sat.online = status.online
+        if was_online or sat.online:  # its offline time counts from when it went offline
+            self.host.seen(sat_id)
         if was_online and not sat.online and sat.session is not None:
             asyncio.create_task(sat.abort("satellite_offline", "satellite went offline mid-utterance"))
         self.host.state_changed(sat)
@@ -176,7 +184,7 @@ class Dispatcher:
 
     def _event(self, sat_id: str, event: SatelliteEvent) -> None:
         sat = self.host.satellites.get(sat_id)
-        if sat is None:
+        if sat is None or sat.protocol is not SatelliteProtocol.HEARTH:
             raise ProtocolError("unknown_satellite", f"event from satellite {sat_id!r}, which has not announced itself")
         if event.type in ("wake", "button"):
             if self.control.is_muted(sat_id):

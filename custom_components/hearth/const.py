@@ -37,8 +37,9 @@ SUPPORTED_PROTOCOL_VERSIONS: Final = frozenset({PROTOCOL_VERSION})
 # An audio frame's 12-byte header: version, flags, reserved, stream id, sequence number.
 FRAME_HEADER: Final = struct.Struct("<BBHII")
 FLAG_LAST: Final = 0x01
-# A satellite id: 1-64 characters from [A-Za-z0-9_-] (a topic level, a device identifier).
-SATELLITE_ID_PATTERN: Final = r"[A-Za-z0-9_-]{1,64}"  # matched whole (fullmatch)
+# A satellite id: 1-64 characters from [A-Za-z0-9_.:@-] (a topic level, a device identifier;
+# Hermes site ids such as "living.room" or "pi@kitchen" included; never "/", "+", "#").
+SATELLITE_ID_PATTERN: Final = r"[A-Za-z0-9_.:@-]{1,64}"  # matched whole (fullmatch)
 SATELLITE_ID: Final = re.compile(SATELLITE_ID_PATTERN)
 # The wake words the bridge can listen for (docs/protocol.md, satellite status).
 WAKE_WORDS: Final = ["okay_nabu", "hey_jarvis", "hey_mycroft", "alexa"]

@@ -178,6 +178,10 @@ SATELLITE_IDS = [
     "a@b",
     "a:b",
     "kitchen\n",
+    "living.room",
+    "pi@kitchen",
+    "a/b",
+    "$SYS",
 ]
 
 
@@ -198,14 +202,21 @@ def _policy_accepts(sat: str) -> bool:
 
 
 def test_satellite_id_pattern() -> None:
+    assert ha_const.SATELLITE_ID_PATTERN == bridge_protocol.SATELLITE_ID_PATTERN
     assert ha_const.SATELLITE_ID_PATTERN == bridge_protocol.SATELLITE_ID.pattern
     assert POLICY_SATELLITE_ID.pattern == ha_const.SATELLITE_ID_PATTERN
+    # Hermes site ids seen in the wild are satellite ids; topic wildcards and levels never are.
+    for served in ("living.room", "pi@kitchen", "rhasspy:sat"):
+        assert ha_const.SATELLITE_ID.fullmatch(served), served
+    for refused in ("a/b", "a+b", "a#"):
+        assert not ha_const.SATELLITE_ID.fullmatch(refused), refused
 
 
 @pytest.mark.parametrize("sat", SATELLITE_IDS)
 def test_satellite_ids_accepted_alike(sat: str) -> None:
     integration = ha_const.SATELLITE_ID.fullmatch(sat) is not None
-    assert _topic_accepts(sat) == integration
+    if "/" not in sat:  # a `/` makes another topic level: refused as a malformed topic
+        assert _topic_accepts(sat) == integration
     assert _policy_accepts(sat) == integration
 
 
@@ -217,15 +228,19 @@ def _config_accepts(sat: str) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bridge/config.py still matches satellite ids with its own [A-Za-z0-9_.-]{1,64} "
-    "(a '.' is accepted there, refused by topics, policy and the integration); remove this "
-    "marker when the bridge has one id pattern",
-)
+def _config_accepts_hermes_site(sat: str) -> bool:
+    try:
+        validate({"bridge_id": "contract", "data_dir": "/nonexistent", "hermes": {"sites": [sat]}})
+    except ConfigError:
+        return False
+    return True
+
+
 def test_bridge_config_accepts_the_same_satellite_ids() -> None:
     for sat in SATELLITE_IDS:
-        assert _config_accepts(sat) == (ha_const.SATELLITE_ID.fullmatch(sat) is not None), sat
+        integration = ha_const.SATELLITE_ID.fullmatch(sat) is not None
+        assert _config_accepts(sat) == integration, sat
+        assert _config_accepts_hermes_site(sat) == integration, sat
 
 
 # -- WAV: what one side writes, the other reads ----------------------------------------------

@@ -204,10 +204,10 @@ async def test_hermes_satellite_and_bad_topics(
 ) -> None:
     """A Hermes satellite only appears in the bridge's state; bad ids are ignored."""
     await bridge.satellite_state("porch", "idle")
-    async_fire_mqtt_message(hass, "hearth/satellite/bad.id/state", '{"state": "idle"}')
-    async_fire_mqtt_message(hass, "hearth/satellite/bad.id/status", '{"state": "online"}')
-    async_fire_mqtt_message(hass, "hearth/satellite/bad.id/transcript", '{"text": "hi"}')
-    async_fire_mqtt_message(hass, "hearth/satellite/bad.id/wake", "{}")
+    async_fire_mqtt_message(hass, "hearth/satellite/bad!id/state", '{"state": "idle"}')
+    async_fire_mqtt_message(hass, "hearth/satellite/bad!id/status", '{"state": "online"}')
+    async_fire_mqtt_message(hass, "hearth/satellite/bad!id/transcript", '{"text": "hi"}')
+    async_fire_mqtt_message(hass, "hearth/satellite/bad!id/wake", "{}")
     async_fire_mqtt_message(hass, "hearth/satellite/porch/state", "garbage")
     async_fire_mqtt_message(hass, "hearth/satellite/porch/status", "garbage")
     async_fire_mqtt_message(hass, "hearth/satellite/porch/transcript", "garbage")
