@@ -126,7 +126,7 @@ class Policy:
         return mutes
 
     def silences(self, satellite: str, now: float) -> bool:
-        """Whether this policy keeps a satellite from being heard at `now` (privacy mode or a mute)."""
+        """Whether this policy keeps a satellite from being heard at `now` (privacy mode, mute)."""
         return self.privacy_mode or satellite in self.mutes_until(now)
 
 

@@ -1,4 +1,4 @@
-"""The owner's privacy policy, kept by Home Assistant so that a bridge that lost its own gets it back.
+"""The owner's privacy policy, kept by Home Assistant so that a bridge that lost it gets it back.
 
 The bridge's policy has a `revision` (one more per change) and an `epoch` (a new one whenever the
 bridge had to start from its defaults because its saved policy was missing or unusable). The
@@ -76,9 +76,10 @@ def reapply_command(owner: Policy, now: float) -> dict[str, Any]:
     for satellite, until in sorted(owner.mutes_until(now).items()):
         if not SATELLITE_ID.fullmatch(satellite):
             continue
-        microphones[satellite] = (
-            {"muted": True} if until is None else {"muted": True, "duration": max(1, math.ceil(until - now))}
-        )
+        mute: dict[str, Any] = {"muted": True}
+        if until is not None:
+            mute["duration"] = max(1, math.ceil(until - now))
+        microphones[satellite] = mute
     if microphones:
         command["microphones"] = microphones
     return command
@@ -100,7 +101,9 @@ class PolicyKeeper:
         self.hass = hass
         self.entry = entry
         self.hub = hub
-        self._store: Store[dict[str, Any]] = Store(hass, STORAGE_VERSION, storage_key(entry.entry_id))
+        self._store: Store[dict[str, Any]] = Store(
+            hass, STORAGE_VERSION, storage_key(entry.entry_id)
+        )
         self.owner: Policy | None = None
         """The owner's policy: the last one the bridge confirmed before any reset."""
         self.reset: Policy | None = None
@@ -138,8 +141,8 @@ class PolicyKeeper:
             return
         if self.reset is None:
             _LOGGER.warning(
-                "Hearth bridge %s lost its privacy policy (epoch %s revision %s, was %s revision %s);"
-                " re-applying the policy set in Home Assistant",
+                "Hearth bridge %s lost its privacy policy (epoch %s revision %s, was %s"
+                " revision %s); re-applying the policy set in Home Assistant",
                 self.hub.bridge_id,
                 policy.epoch,
                 policy.revision,
@@ -151,7 +154,7 @@ class PolicyKeeper:
 
     @callback
     def async_bridge_result(self, policy: Policy) -> None:
-        """A policy confirmed in a `policy/result`: kept if it follows the owner's (never a reset)."""
+        """A policy confirmed in a `policy/result`: kept if it follows the owner's (no reset)."""
         if self.reset is None and self.continues(policy):
             self._async_keep(policy)
 
@@ -181,7 +184,8 @@ class PolicyKeeper:
             self._withheld_logged.add(satellite_id)
             _LOGGER.warning(
                 "Ignoring a %s from Hearth satellite %s (and what follows until the policy is"
-                " re-applied): the bridge lost its policy, and the one set in Home Assistant mutes it",
+                " re-applied): the bridge lost its policy, and the one set in Home Assistant"
+                " mutes it",
                 what,
                 satellite_id,
             )
@@ -221,23 +225,26 @@ class PolicyKeeper:
 
         Runs under the lock. Raises HomeAssistantError (after raising the pending issue) when the
         bridge does not confirm."""
+        topic = self.hub.topic("bridge", "policy", "set")
         for _attempt in range(MAX_ATTEMPTS):
             if self.reset is None:
                 if changes is not None:  # re-applied meanwhile: the change alone
-                    await self.hub.async_request(self.hub.topic("bridge", "policy", "set"), changes)
+                    await self.hub.async_request(topic, changes)
                 return
             target = self.hub.policy
             command = reapply_command(self.owner, time.time()) if self.owner else {}
             if changes is not None:
                 command = merge_command(command, changes)
             try:
-                result = await self.hub.async_request(self.hub.topic("bridge", "policy", "set"), command)
+                result = await self.hub.async_request(topic, command)
             except HomeAssistantError as err:
                 self.last_error = str(err)
                 self._async_pending_issue(self.last_error)
                 raise
             payload = result.get("policy")
-            confirmed = Policy.from_payload(payload) if isinstance(payload, dict) else self.hub.policy
+            confirmed = (
+                Policy.from_payload(payload) if isinstance(payload, dict) else self.hub.policy
+            )
             if confirmed is None or target is None or confirmed.epoch != target.epoch:
                 continue  # the bridge reset again meanwhile: once more
             changes = None
