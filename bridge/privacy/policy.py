@@ -3,13 +3,17 @@
 The policy is changed only through :meth:`Policy.apply` (the partial-update command of
 ``<prefix>/bridge/policy/set``, see docs/protocol.md "Policy") and :meth:`Policy.expire`. Both
 return a new policy; a command that breaks any rule raises :class:`PolicyError` and changes
-nothing (all fields are validated before any is applied).
+nothing (all fields are validated before any is applied). A policy carries its `revision` (one
+more for every change) and its `epoch` (which life of the policy this is: a new one is made,
+by the store, whenever the bridge has to start from the defaults), so a reset can never look
+like an old revision.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -23,6 +27,8 @@ SATELLITE_ID_RE = SATELLITE_ID  # the one Hearth satellite id rule (bridge.proto
 MAX_MUTE_SECONDS = 366 * 24 * 3600.0
 #: Most microphone entries one policy may hold.
 MAX_MICROPHONES = 1000
+#: An epoch: 1-64 characters from [A-Za-z0-9_-] (the bridge makes 16 hex digits).
+EPOCH_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _COMMAND_FIELDS = frozenset(
     {"request_id", "local_only", "privacy_mode", "retention", "publish_transcripts", "microphones"}
@@ -30,6 +36,8 @@ _COMMAND_FIELDS = frozenset(
 _STATE_FIELDS = frozenset(
     {"local_only", "privacy_mode", "retention", "publish_transcripts", "microphones", "revision"}
 )
+#: Optional in a stored policy: files saved before epochs existed have none.
+_OPTIONAL_STATE_FIELDS = frozenset({"epoch"})
 
 
 class Retention(enum.StrEnum):
@@ -79,6 +87,8 @@ class Policy:
         default_factory=lambda: MappingProxyType({})
     )
     revision: int = 0
+    #: Which life of the policy this is ("" until the store gives it one); kept by every change.
+    epoch: str = ""
 
     def __post_init__(self) -> None:
         # Always hold a read-only copy so a caller's dict cannot change a "frozen" policy.
@@ -93,6 +103,7 @@ class Policy:
                 self.publish_transcripts,
                 tuple(self.microphones.items()),
                 self.revision,
+                self.epoch,
             )
         )
 
@@ -174,6 +185,7 @@ class Policy:
     def to_json(self) -> dict[str, object]:
         """The ``policy/state`` payload (also the stored form)."""
         return {
+            "epoch": self.epoch,
             "local_only": self.local_only,
             "privacy_mode": self.privacy_mode,
             "retention": str(self.retention),
@@ -184,18 +196,25 @@ class Policy:
 
     @classmethod
     def from_json(cls, data: object) -> Policy:
-        """Parse :meth:`to_json` output strictly: every field present, right types, no extras."""
+        """Parse :meth:`to_json` output strictly: every field present, right types, no extras.
+
+        Only ``epoch`` may be missing (a file saved before epochs existed): the policy then has
+        none (""), and the store gives it one.
+        """
         if not isinstance(data, Mapping):
             raise PolicyError("policy", f"expected a JSON object, got {_kind(data)}")
         missing = sorted(_STATE_FIELDS - set(data))
         if missing:
             raise PolicyError(missing[0], "missing")
-        extra = sorted(str(k) for k in data if k not in _STATE_FIELDS)
+        extra = sorted(str(k) for k in data if k not in _STATE_FIELDS | _OPTIONAL_STATE_FIELDS)
         if extra:
             raise PolicyError(extra[0], "unknown field")
         revision = data["revision"]
         if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
             raise PolicyError("revision", f"expected an integer >= 0, got {revision!r}")
+        epoch = data.get("epoch", "")
+        if not isinstance(epoch, str) or (epoch and not EPOCH_RE.fullmatch(epoch)):
+            raise PolicyError("epoch", "expected 1-64 characters from [A-Za-z0-9_-]")
         mics = data["microphones"]
         if not isinstance(mics, Mapping):
             raise PolicyError("microphones", f"expected a JSON object, got {_kind(mics)}")
@@ -218,6 +237,7 @@ class Policy:
             publish_transcripts=_bool(data["publish_transcripts"], "publish_transcripts"),
             microphones=microphones,
             revision=revision,
+            epoch=epoch,
         )
 
 

@@ -9,16 +9,24 @@ file, never a torn one):
 
 Loading the policy fails closed: anything but a readable, well-formed, private file gives the
 default :class:`Policy` (local only, retention none) and one log line saying why.
+:meth:`PolicyStore.open` is how the bridge starts: it also says how it started
+(:class:`PolicyStart`: the saved policy, a first start, a lost file, an unusable file), gives a
+policy that starts from the defaults a new epoch, sets an unusable file aside
+(``policy.json.unusable-<epoch>``) and saves the new policy at once, so the next start keeps the
+same epoch and a reset is never confused with a restart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import logging
 import os
+import secrets
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .policy import Policy, PolicyError
@@ -30,6 +38,34 @@ POLICY_FILE = "policy.json"
 AUDIT_FILE = "audit-counters.json"
 #: Larger files are refused unread (a policy is a few hundred bytes).
 MAX_FILE_BYTES = 1 << 20
+
+
+class StartKind(enum.StrEnum):
+    """How the bridge came by its policy at start."""
+
+    LOADED = "loaded"  #: the saved policy
+    FIRST_START = "first_start"  #: nothing was ever saved in this data folder: the defaults
+    MISSING = "missing"  #: the policy file is gone but the folder was used before: a reset
+    UNUSABLE = "unusable"  #: the policy file is there but cannot be used: a reset
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyStart:
+    """What :meth:`PolicyStore.open` found; `reason` says why it could not load (None: it did)."""
+
+    kind: StartKind
+    reason: str | None = None
+    saved: bool = True  #: whether the policy started with is on disk (False: saving failed)
+
+    @property
+    def reset(self) -> bool:
+        """True when a policy the owner had set was lost (the file missing or unusable)."""
+        return self.kind in (StartKind.MISSING, StartKind.UNUSABLE)
+
+
+def new_epoch() -> str:
+    """A fresh epoch: 16 random hex digits."""
+    return secrets.token_hex(8)
 
 
 class StoredFileError(Exception):
@@ -137,18 +173,61 @@ class PolicyStore:
 
     def load(self) -> Policy:
         """The saved policy, or the safe default if it is missing, unreadable or malformed."""
+        return self._load()[0]
+
+    def _load(self) -> tuple[Policy, StartKind]:
         try:
             data = _read_document(self.path, "policy")
         except FileNotFoundError:
-            return self._fallback(f"no saved policy at {self.path}", logging.INFO)
+            if self._used_before():
+                reason = f"the saved policy {self.path} is missing (this data folder was used before)"
+                return self._fallback(reason), StartKind.MISSING
+            return self._fallback(f"no saved policy at {self.path}", logging.INFO), StartKind.FIRST_START
         except StoredFileError as err:
-            return self._fallback(str(err))
+            return self._fallback(str(err)), StartKind.UNUSABLE
         try:
             policy = Policy.from_json(data)
         except PolicyError as err:
-            return self._fallback(f"{self.path} holds an invalid policy: {err}")
+            return self._fallback(f"{self.path} holds an invalid policy: {err}"), StartKind.UNUSABLE
         self.last_error = None
-        return policy
+        return policy, StartKind.LOADED
+
+    def _used_before(self) -> bool:
+        """Whether the bridge ran with this data folder before (it saves its audit counters there
+        within seconds of starting), so that a missing policy file was lost, not never written."""
+        try:
+            return (self.data_dir / AUDIT_FILE).exists() or any(
+                self.data_dir.glob(f"{POLICY_FILE}.unusable-*"))
+        except OSError:  # a folder that cannot be listed: say "lost" rather than "first start"
+            return True
+
+    def open(self) -> tuple[Policy, PolicyStart]:
+        """The policy to start with and how it was found; never raises.
+
+        A policy from the defaults gets a new epoch and is saved at once (an unusable file is
+        first renamed to ``policy.json.unusable-<epoch>``, kept for the owner to look at); so is a
+        saved policy from before epochs existed (it keeps its revision). A failed save is logged
+        and the policy still used (in memory only: a command then fails to save and is refused).
+        """
+        policy, kind = self._load()
+        reason = self.last_error if kind is not StartKind.LOADED else None
+        if kind is StartKind.LOADED and policy.epoch:
+            return policy, PolicyStart(kind)
+        policy = replace(policy, epoch=new_epoch())
+        if kind is StartKind.UNUSABLE:
+            aside = self.path.with_name(f"{POLICY_FILE}.unusable-{policy.epoch}")
+            try:
+                os.replace(self.path, aside)
+                _LOGGER.warning("The unusable policy file was kept as %s", aside)
+            except OSError as err:
+                _LOGGER.warning("Could not set the unusable policy file aside: %s", err.strerror or err)
+        try:
+            self.save(policy)
+        except OSError as err:
+            _LOGGER.error("Could not save the policy to %s: %s; it holds in memory only",
+                          self.path, err.strerror or err)
+            return policy, PolicyStart(kind, reason, saved=False)
+        return policy, PolicyStart(kind, reason)
 
     def save(self, policy: Policy) -> None:
         """Persist `policy` atomically (survives ``kill -9``); raises OSError on failure."""

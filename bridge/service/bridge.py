@@ -261,7 +261,7 @@ class Bridge:
 
     def _republish_retained(self) -> None:
         """After (re)connecting: the broker may have lost what we retained."""
-        self.outbox.send(self.topics.policy_state, self.control.policy.to_json(), retain=True)
+        self.control.republish()
         self.vocabulary.republish()
         self.outbox.send(self.topics.audit, self.audit.to_json(), retain=True)
         for sat in self._satellites.values():

@@ -4,7 +4,10 @@ The policy (local-only, privacy mode, retention, transcripts, per-microphone mut
 before it takes effect or is confirmed, so a crash can never leave Home Assistant believing in a
 policy the bridge does not hold. A mute is told to the satellite (Hearth `command`, Hermes
 `mute_input` and hotword toggles), ends any session it interrupts, and frames from a muted
-microphone are dropped and counted where they arrive.
+microphone are dropped and counted where they arrive. A policy that had to start from the
+defaults because the saved one was missing or unusable is a reset: it has a new epoch (in
+`policy/state`), is logged, and is reported once on `bridge/error` as `policy_reset` when the
+bridge first connects, so Home Assistant and the owner can tell it from a restart.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Protocol
 from ..privacy.audit import AuditLog
 from ..privacy.policy import Policy, PolicyError, Retention
 from ..privacy.retention import UtteranceRetention
-from ..privacy.store import PolicyStore
+from ..privacy.store import PolicyStart, PolicyStore
 from ..protocol.hearth import ProtocolError, parse_json_object
 from ..protocol.messages import Command, Json, PolicyResult
 from ..satellite import Protocol as SatelliteProtocol
@@ -35,7 +38,23 @@ class PolicyState:
 
     def __init__(self, store: PolicyStore) -> None:
         self.store = store
-        self.policy: Policy = store.load()
+        self.policy: Policy
+        self.start: PolicyStart
+        self.policy, self.start = store.open()
+        if self.start.reset:
+            _LOGGER.warning("Policy reset: %s; started from the defaults (local only, keep nothing, no "
+                            "microphone muted) as epoch %s", self.start.reason, self.policy.epoch)
+        else:
+            _LOGGER.info("Policy epoch %s, revision %d (%s)", self.policy.epoch, self.policy.revision,
+                         self.start.kind)
+
+    def reset_message(self) -> str | None:
+        """What `bridge/error` says about a reset at start (None: there was none)."""
+        if not self.start.reset:
+            return None
+        return (f"the saved policy was lost ({self.start.reason}); the bridge started from the defaults "
+                f"(local only, keep nothing, no microphone muted) as epoch {self.policy.epoch}, "
+                "revision 0; Home Assistant re-applies the policy it holds")
 
     def __call__(self) -> Policy:
         return self.policy
@@ -66,6 +85,7 @@ class PrivacyControl:
         self.host = host
         self.retention = UtteranceRetention(state)
         self.dropped_muted = 0
+        self._reset_reported = False
 
     @property
     def policy(self) -> Policy:
@@ -91,6 +111,15 @@ class PrivacyControl:
         else:
             self.hermes.tell_muted(sat, muted)
         self.host.state_changed(sat)
+
+    def republish(self) -> None:
+        """After (re)connecting: the retained `policy/state`, and on the first connection after a
+        reset, the `policy_reset` error (counted; its epoch stays in `policy/state`)."""
+        self.outbox.send(self.topics.policy_state, self.policy.to_json(), retain=True)
+        message = self.state.reset_message()
+        if message is not None and not self._reset_reported:
+            self._reset_reported = True
+            self.reporter.report_error("policy_reset", message, None, None, self.topics.policy_state)
 
     def on_command(self, payload: bytes) -> None:
         """`<prefix>/bridge/policy/set`: applied, saved, then confirmed on `policy/result`."""

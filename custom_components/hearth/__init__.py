@@ -16,6 +16,7 @@ from homeassistant.helpers.typing import ConfigType
 from .assist_stream import PipelineStreams
 from .const import CONF_PREFIX, DOMAIN
 from .hub import HearthHub
+from .policy_keeper import async_remove_kept_policy
 from .services import async_setup_services
 from .vocabulary import VocabularyPublisher
 from .voice import VoiceCommands
@@ -76,6 +77,11 @@ async def async_setup_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> bo
 async def async_unload_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> bool:
     """Unload a config entry; subscriptions end through `async_on_unload`."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> None:
+    """Forget the policy kept for a removed bridge."""
+    await async_remove_kept_policy(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

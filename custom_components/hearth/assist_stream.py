@@ -167,6 +167,8 @@ class PipelineStreams:
         wake_word = data.get("wake_word")
         if (previous := self.sessions.pop(satellite_id, None)) is not None:
             previous.end(cancelled=True)
+        if self.hub.keeper.async_withheld(satellite_id, "pipeline stream"):
+            return
         stream = BridgeAudioStream(
             satellite_id,
             session_id,

@@ -79,6 +79,9 @@ MAX_NAME_LENGTH: Final = 100
 
 # Repair issue raised while the bridge advertises a protocol version the integration lacks.
 ISSUE_UNSUPPORTED_PROTOCOL: Final = "unsupported_protocol"
+# Repair issues when the bridge lost its policy: re-applied (a notice), or not yet.
+ISSUE_POLICY_RESET: Final = "policy_reset"
+ISSUE_POLICY_RESET_PENDING: Final = "policy_reset_pending"
 
 SERVICE_MUTE: Final = "mute"
 SERVICE_PURGE_HISTORY: Final = "purge_history"

@@ -36,6 +36,11 @@ async def async_get_config_entry_diagnostics(
             "mqtt_connected": hub.mqtt_connected,
             "bridge": asdict(hub.status),
             "policy": asdict(hub.policy) if hub.policy else None,
+            "kept_policy": {
+                "policy": asdict(hub.keeper.owner) if hub.keeper.owner else None,
+                "reset_pending": hub.keeper.reset is not None,
+                "last_error": hub.keeper.last_error,
+            },
             "audit": asdict(hub.audit) if hub.audit else None,
             "blocked_cloud_agents": hub.blocked_cloud_agents,
             "satellites": {

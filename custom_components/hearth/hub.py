@@ -35,6 +35,7 @@ from .models import (
     Utterance,
     parse_json,
 )
+from .policy_keeper import PolicyKeeper
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -75,6 +76,8 @@ class HearthHub:
         self._policy_callbacks: list[CALLBACK_TYPE] = []
         self.unsupported_protocol: str | None = None
         """The protocol version the bridge advertises ("none": none) if it is not spoken here."""
+        self.keeper = PolicyKeeper(hass, entry, self)
+        """The owner's policy, re-applied when the bridge loses its own."""
 
     # ------------------------------------------------------------------ topics
 
@@ -93,6 +96,8 @@ class HearthHub:
             model="Hearth bridge",
             name="Hearth bridge",
         ).id
+        await self.keeper.async_load()
+        self.entry.async_on_unload(self.async_on_bridge_online(self.keeper.async_reapply_soon))
         self.mqtt_connected = mqtt.is_connected(self.hass)
         self.entry.async_on_unload(
             mqtt.async_subscribe_connection_status(self.hass, self._async_mqtt_connection)
@@ -133,9 +138,13 @@ class HearthHub:
         return self.available and satellite is not None and satellite.online
 
     def microphone_muted(self, satellite_id: str) -> bool:
-        """Whether a satellite's microphone is muted (the policy decides, else its state)."""
-        if self.policy is not None and (muted := self.policy.muted(satellite_id)) is not None:
-            return muted
+        """Whether a satellite's microphone is muted: the bridge's policy decides (privacy mode
+        or a mute; nothing said: not muted), else, before the policy arrives, its state.
+
+        Never the satellite's state once there is a policy: that retained state may be from
+        before the bridge lost its policy and claim a mute the bridge no longer holds."""
+        if self.policy is not None:
+            return self.policy.privacy_mode or bool(self.policy.muted(satellite_id))
         satellite = self.satellites.get(satellite_id)
         return bool(satellite and satellite.muted)
 
@@ -280,15 +289,28 @@ class HearthHub:
 
     @callback
     def _handle_policy(self, msg: ReceiveMessage) -> None:
+        """The bridge's retained state is what it holds, even of a lower revision or another
+        epoch (a reset): shown as it is; the keeper then re-applies the owner's policy."""
         data = parse_json(msg.payload)
         if data is None:
             return
-        self._async_apply_policy(Policy.from_payload(data))
+        policy = Policy.from_payload(data)
+        self._async_show_policy(policy)
+        self.keeper.async_bridge_state(policy)
 
     @callback
-    def _async_apply_policy(self, policy: Policy) -> None:
-        if self.policy is not None and policy.revision < self.policy.revision:
+    def _async_apply_result_policy(self, policy: Policy) -> None:
+        """A policy in a `policy/result`: shown unless a newer state overtook it."""
+        current = self.policy
+        if current is not None and (
+            policy.epoch != current.epoch or policy.revision < current.revision
+        ):
             return
+        self._async_show_policy(policy)
+        self.keeper.async_bridge_result(policy)
+
+    @callback
+    def _async_show_policy(self, policy: Policy) -> None:
         self.policy = policy
         for changed in list(self._policy_callbacks):
             changed()
@@ -420,6 +442,8 @@ class HearthHub:
         if (data := parse_json(msg.payload)) is None:
             return
         satellite = self._async_satellite(satellite_id)
+        if self.keeper.async_withheld(satellite_id, "transcript"):
+            return
         raw_text = data.get("text")
         text = raw_text if isinstance(raw_text, str) else ""
         private = bool(data.get("private", False))
@@ -442,6 +466,8 @@ class HearthHub:
             return
         self._async_satellite(satellite_id)
         event_type = msg.topic.rsplit("/", 1)[1]
+        if event_type != "error" and self.keeper.async_withheld(satellite_id, event_type):
+            return
         for listener in list(self._event_listeners.get(satellite_id, ())):
             listener(event_type, data)
 
@@ -486,12 +512,13 @@ class HearthHub:
                 translation_placeholders={"error": str(result.get("error") or "unknown")},
             )
         if isinstance(policy := result.get("policy"), dict):
-            self._async_apply_policy(Policy.from_payload(policy))
+            self._async_apply_result_policy(Policy.from_payload(policy))
         return result
 
     async def async_set_policy(self, **changes: Any) -> None:
-        """Change the bridge's policy and wait until the bridge confirms it."""
-        await self.async_request(self.topic("bridge", "policy", "set"), changes)
+        """Change the bridge's policy and wait until the bridge confirms it (with the owner's
+        policy re-applied first if the bridge lost it)."""
+        await self.keeper.async_set_policy(changes)
 
     async def async_purge_history(self) -> None:
         """Ask the bridge to drop retained audio and recent audit entries."""

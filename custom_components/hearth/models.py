@@ -58,7 +58,11 @@ class BridgeStatus:
 
 @dataclass(slots=True)
 class Policy:
-    """The confirmed retained `<prefix>/bridge/policy/state`."""
+    """The confirmed retained `<prefix>/bridge/policy/state`.
+
+    `epoch` names the life of the bridge's policy (a new one when the bridge had to start from
+    its defaults); None from a bridge that does not send one.
+    """
 
     local_only: bool = False
     privacy_mode: bool = False
@@ -66,11 +70,13 @@ class Policy:
     publish_transcripts: bool = True
     microphones: dict[str, dict[str, Any]] = field(default_factory=dict)
     revision: int = 0
+    epoch: str | None = None
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Policy:
         """Parse a policy payload."""
         mics = data.get("microphones")
+        epoch = data.get("epoch")
         return cls(
             local_only=bool(data.get("local_only", False)),
             privacy_mode=bool(data.get("privacy_mode", False)),
@@ -82,7 +88,20 @@ class Policy:
                 if isinstance(value, dict)
             },
             revision=_int(data.get("revision")),
+            epoch=epoch if isinstance(epoch, str) and epoch else None,
         )
+
+    def to_payload(self) -> dict[str, Any]:
+        """The payload form (what `from_payload` reads; how Home Assistant stores a policy)."""
+        return {
+            "local_only": self.local_only,
+            "privacy_mode": self.privacy_mode,
+            "retention": self.retention,
+            "publish_transcripts": self.publish_transcripts,
+            "microphones": {sat: dict(mic) for sat, mic in self.microphones.items()},
+            "revision": self.revision,
+            "epoch": self.epoch,
+        }
 
     def muted(self, satellite: str) -> bool | None:
         """Return whether the policy mutes a satellite's microphone, None if it does not say."""
@@ -90,6 +109,25 @@ class Policy:
         if mic is None or "muted" not in mic:
             return None
         return bool(mic["muted"])
+
+    def mutes_until(self, now: float) -> dict[str, float | None]:
+        """The microphones muted at `now`: satellite → when the mute ends (None: until unmuted).
+
+        A mute whose `until` is not a number counts as until unmuted (fail closed)."""
+        mutes: dict[str, float | None] = {}
+        for satellite, mic in self.microphones.items():
+            if not mic.get("muted"):
+                continue
+            until = mic.get("until")
+            if isinstance(until, bool) or not isinstance(until, (int, float)):
+                mutes[satellite] = None
+            elif until > now:
+                mutes[satellite] = float(until)
+        return mutes
+
+    def silences(self, satellite: str, now: float) -> bool:
+        """Whether this policy keeps a satellite from being heard at `now` (privacy mode, mute)."""
+        return self.privacy_mode or satellite in self.mutes_until(now)
 
 
 @dataclass(slots=True)

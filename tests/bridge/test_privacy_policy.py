@@ -49,6 +49,7 @@ def test_apply_the_protocol_example() -> None:
     }
     policy = Policy().apply(command, NOW)
     assert policy.to_json() == {
+        "epoch": "",
         "local_only": True,
         "privacy_mode": False,
         "retention": "none",
@@ -147,6 +148,7 @@ BAD_COMMANDS: list[tuple[object, str, str]] = [
     ("local_only", "command", "JSON object"),
     ({"local_onyl": False}, "local_onyl", "unknown field"),
     ({"revision": 9}, "revision", "unknown field"),
+    ({"epoch": "abc"}, "epoch", "unknown field"),
     ({"local_only": "false"}, "local_only", "true or false"),
     ({"local_only": 0}, "local_only", "true or false"),
     ({"local_only": None}, "local_only", "true or false"),
@@ -210,10 +212,30 @@ def test_json_round_trip() -> None:
         publish_transcripts=False,
         microphones={"b": MicrophoneMute(True, NOW), "a": MicrophoneMute(True)},
         revision=12,
+        epoch="5f0c2a9e81d4b7c3",
     )
     data = json.loads(json.dumps(policy.to_json()))
     assert Policy.from_json(data) == policy
     assert list(data["microphones"]) == ["a", "b"]
+    assert data["epoch"] == "5f0c2a9e81d4b7c3"
+
+
+def test_the_epoch_survives_every_change_and_counts_in_equality() -> None:
+    """Commands and expiries keep the epoch; two policies of different epochs differ, so a
+    reset to revision 0 can never pass for an old state of the same policy."""
+    policy = Policy(epoch="e1").apply({"microphones": {"kitchen": {"muted": True, "duration": 5}}}, NOW)
+    assert (policy.epoch, policy.revision) == ("e1", 1)
+    expired = policy.expire(NOW + 10)
+    assert (expired.epoch, expired.revision) == ("e1", 2)
+    assert Policy(epoch="e1") != Policy(epoch="e2")
+    assert hash(Policy(epoch="e1")) != hash(Policy(epoch="e2"))
+
+
+def test_a_policy_saved_before_epochs_loads_without_one() -> None:
+    data = Policy(privacy_mode=True, revision=4).to_json()
+    del data["epoch"]
+    policy = Policy.from_json(data)
+    assert (policy.privacy_mode, policy.revision, policy.epoch) == (True, 4, "")
 
 
 @pytest.mark.parametrize(
@@ -226,6 +248,10 @@ def test_json_round_trip() -> None:
         (lambda d: d.update(revision=-1), "revision"),
         (lambda d: d.update(revision=1.5), "revision"),
         (lambda d: d.update(revision=True), "revision"),
+        (lambda d: d.update(epoch=7), "epoch"),
+        (lambda d: d.update(epoch=None), "epoch"),
+        (lambda d: d.update(epoch="a b"), "epoch"),
+        (lambda d: d.update(epoch="x" * 65), "epoch"),
         (lambda d: d.update(microphones=[]), "microphones"),
         (lambda d: d.update(microphones={"k": {"muted": True}}), "microphones.k"),
         (lambda d: d.update(microphones={"k": {"muted": 1, "until": None}}), "microphones.k.muted"),

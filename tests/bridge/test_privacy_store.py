@@ -6,10 +6,12 @@ import json
 import logging
 import os
 import random
+import re
 import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from bridge.privacy import store as store_module
 from bridge.privacy.audit import AuditLog
 from bridge.privacy.policy import MicrophoneMute, Policy, Retention
-from bridge.privacy.store import AuditStore, PolicyStore
+from bridge.privacy.store import AuditStore, PolicyStart, PolicyStore, StartKind
 
 RISKY = Policy(
     local_only=False,
@@ -275,3 +277,95 @@ def test_policy_and_audit_files_share_the_folder(tmp_path: Path) -> None:
     AuditStore(tmp_path).save({"utterances": 1})
     assert PolicyStore(tmp_path).load() == RISKY
     assert AuditStore(tmp_path).load() == {"utterances": 1}
+
+
+# -- starting: PolicyStore.open gives an epoch and says how the policy was found ------------------
+
+
+def test_first_start_gets_an_epoch_saved_at_once(tmp_path: Path) -> None:
+    store = PolicyStore(tmp_path / "data")
+    policy, start = store.open()
+    assert start == PolicyStart(StartKind.FIRST_START, start.reason) and not start.reset
+    assert re.fullmatch(r"[0-9a-f]{16}", policy.epoch)
+    assert_default(replace(policy, epoch=""))
+    assert PolicyStore(tmp_path / "data").load() == policy  # on disk before anything else happens
+
+
+def test_a_restart_keeps_the_epoch_and_the_revision(tmp_path: Path) -> None:
+    policy, _ = PolicyStore(tmp_path).open()
+    muted = policy.apply({"microphones": {"kitchen": {"muted": True}}}, time.time())
+    PolicyStore(tmp_path).save(muted)
+    again, start = PolicyStore(tmp_path).open()
+    assert start == PolicyStart(StartKind.LOADED) and not start.reset
+    assert again == muted
+    assert (again.epoch, again.revision) == (policy.epoch, 1)
+
+
+def test_a_lost_file_is_a_reset_with_a_new_epoch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    policy, _ = PolicyStore(tmp_path).open()
+    PolicyStore(tmp_path).save(risky_in(policy.epoch))
+    AuditStore(tmp_path).save({"utterances": 3})  # the bridge ran here
+    (tmp_path / "policy.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="bridge.privacy.store"):
+        fresh, start = PolicyStore(tmp_path).open()
+    assert start.kind is StartKind.MISSING and start.reset and start.saved
+    assert "missing" in (start.reason or "")
+    assert fresh.epoch and fresh.epoch != policy.epoch
+    assert_default(replace(fresh, epoch=""))
+    assert PolicyStore(tmp_path).load() == fresh
+    assert "default policy" in caplog.text
+
+
+def risky_in(epoch: str) -> Policy:
+    return replace(RISKY, epoch=epoch)
+
+
+@pytest.mark.parametrize("raw", [b"{broken", b'{"format": 1, "policy": {"local_only": 0}}', None])
+def test_a_corrupt_file_is_a_reset_and_is_kept_aside(tmp_path: Path, raw: bytes | None) -> None:
+    policy, _ = PolicyStore(tmp_path).open()
+    if raw is None:  # torn in half
+        good = json.dumps({"format": 1, "policy": risky_in(policy.epoch).to_json()}).encode()
+        raw = good[: len(good) // 2]
+    write_raw(tmp_path, raw)
+    fresh, start = PolicyStore(tmp_path).open()
+    assert start.kind is StartKind.UNUSABLE and start.reset
+    assert fresh.epoch and fresh.epoch != policy.epoch
+    assert_default(replace(fresh, epoch=""))
+    aside = tmp_path / f"policy.json.unusable-{fresh.epoch}"
+    assert aside.read_bytes() == raw
+    assert PolicyStore(tmp_path).load() == fresh  # a valid file again
+    # The set-aside file alone also tells a later start that this folder had a policy.
+    (tmp_path / "policy.json").unlink()
+    assert PolicyStore(tmp_path).open()[1].kind is StartKind.MISSING
+
+
+def test_a_directory_in_place_of_the_file_is_set_aside(tmp_path: Path) -> None:
+    (tmp_path / "policy.json").mkdir()
+    fresh, start = PolicyStore(tmp_path).open()
+    assert start.kind is StartKind.UNUSABLE and start.saved
+    assert (tmp_path / f"policy.json.unusable-{fresh.epoch}").is_dir()
+    assert PolicyStore(tmp_path).load() == fresh
+
+
+def test_a_policy_saved_before_epochs_keeps_its_revision_and_gets_an_epoch(tmp_path: Path) -> None:
+    data = RISKY.to_json()
+    del data["epoch"]
+    write_raw(tmp_path, json.dumps({"format": 1, "policy": data}).encode())
+    policy, start = PolicyStore(tmp_path).open()
+    assert start == PolicyStart(StartKind.LOADED) and not start.reset
+    assert policy.epoch and replace(policy, epoch="") == RISKY
+    assert PolicyStore(tmp_path).open() == (policy, PolicyStart(StartKind.LOADED))
+
+
+def test_a_start_that_cannot_save_still_has_an_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def read_only(path: Path, data: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(store_module, "write_json_atomic", read_only)
+    with caplog.at_level(logging.ERROR, logger="bridge.privacy.store"):
+        policy, start = PolicyStore(tmp_path).open()
+    assert start.kind is StartKind.FIRST_START and start.saved is False
+    assert policy.epoch
+    assert "Read-only file system" in caplog.text

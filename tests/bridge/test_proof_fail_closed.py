@@ -181,7 +181,8 @@ def test_local_only_off_then_crash_and_a_corrupt_policy_file_fails_closed(rig: R
     # Control: an intact file is what the bridge restarts with (so the next step tests the file).
     rig.crash_and_forget(bridge)
     bridge = rig.start_bridge()
-    assert rig.retained("hearth/bridge/policy/state")["local_only"] is False
+    intact = rig.retained("hearth/bridge/policy/state")
+    assert intact["local_only"] is False
 
     rig.crash_and_forget(bridge)
     text = policy_file.read_text()
@@ -191,6 +192,9 @@ def test_local_only_off_then_crash_and_a_corrupt_policy_file_fails_closed(rig: R
     state = rig.retained("hearth/bridge/policy/state")
     assert state["local_only"] is True and state["retention"] == "none", state
     assert "corrupt or truncated" in bridge.log()
+    # A reset, not a restart: a new epoch at revision 0, logged as such.
+    assert state["epoch"] != intact["epoch"] and state["revision"] == 0, (intact, state)
+    assert "Policy reset" in bridge.log()
     assert_served_locally_with_the_cloud_refused(rig, "fc-after-corruption")
     assert_nothing_left_the_machine(rig)
     rig.kill(bridge)

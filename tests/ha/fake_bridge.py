@@ -12,6 +12,7 @@ import contextlib
 import copy
 import json
 from typing import Any
+import uuid
 
 import aiomqtt
 
@@ -36,6 +37,7 @@ class FakeBridge:
             "publish_transcripts": True,
             "microphones": {},
             "revision": 1,
+            "epoch": "fake0epoch000001",
         }
         self.answer = True
         """False: ignore commands (Home Assistant must time out)."""
@@ -99,7 +101,10 @@ class FakeBridge:
             if key in command:
                 self.policy[key] = command[key]
         for satellite, mic in command.get("microphones", {}).items():
-            entry = {"muted": mic["muted"]}
+            if not mic["muted"]:  # as the bridge does: an unmute removes the entry
+                self.policy["microphones"].pop(satellite, None)
+                continue
+            entry = {"muted": True, "until": None}
             if "duration" in mic:
                 entry["until"] = 1764100000.0 + mic["duration"]
             self.policy["microphones"][satellite] = entry
@@ -161,6 +166,19 @@ class FakeBridge:
             audit or {"counters": {"blocked_cloud_requests": 2, "bytes_off_lan": 0}, "recent": []},
             retain=True,
         )
+
+    def lose_policy(self) -> None:
+        """The bridge lost its policy file: the defaults at revision 0 under a new epoch (publish
+        them with `announce`, as a restarted bridge does)."""
+        self.policy = {
+            "local_only": True,
+            "privacy_mode": False,
+            "retention": "none",
+            "publish_transcripts": True,
+            "microphones": {},
+            "revision": 0,
+            "epoch": uuid.uuid4().hex[:16],
+        }
 
     async def go_offline(self) -> None:
         await self.send("bridge/status", self.status_payload(online=False), retain=True)

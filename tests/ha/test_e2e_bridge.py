@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+import signal
 
 import pytest
 
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
 from bridge.tools.satellite import SatelliteError, SatelliteOptions, run_satellite
 from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
+from custom_components.hearth.policy_keeper import reset_issue_id
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from tests.support.bridge_proc import BridgeProcess, Probe
@@ -132,3 +135,59 @@ async def test_muted_microphone_hears_nothing(
     assert state_of(hass, LIGHT) == "off"
     assert probe.json("/satellite/kitchen/transcript") == []
     assert probe.json("/satellite/kitchen/response") == []
+
+
+async def test_lost_policy_file_is_reapplied_and_the_microphone_stays_muted(
+    hass: HomeAssistant,
+    home: MockConfigEntry,
+    real_bridge: BridgeProcess,
+    real_mqtt: Mosquitto,
+    probe: Probe,
+    tmp_path: Path,
+) -> None:
+    """The real bridge loses its policy file while it is down: Home Assistant re-applies the mute
+    it holds, shows "muted" only once the bridge confirms it, and raises the repair issue."""
+    await hass.services.async_call("switch", "turn_off", {"entity_id": MICROPHONE}, blocking=True)
+    muted = probe.json("/bridge/policy/state")[-1]
+    assert muted["microphones"]["kitchen"]["muted"] is True
+    hub = home.runtime_data.hub
+    shown: list[tuple[str, str | None, bool]] = []
+
+    @callback
+    def changed(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] == MICROPHONE and (state := event.data["new_state"]):
+            policy = hub.policy
+            shown.append((state.state, policy.epoch if policy else None,
+                          bool(policy and policy.muted("kitchen"))))
+
+    hass.bus.async_listen("state_changed", changed)
+
+    # Down (SIGKILL), the policy file lost, up again on the same data folder.
+    await hass.async_add_executor_job(real_bridge.stop, signal.SIGKILL)
+    (real_bridge.data_dir / "policy.json").unlink()
+    restarted = await start_bridge(hass, real_mqtt, real_bridge.data_dir)
+    try:
+        error = await probe.wait_for("/bridge/error", lambda d: d.get("code") == "policy_reset", timeout=60)
+        lost = await probe.wait_for("/bridge/policy/state", lambda d: d["epoch"] != muted["epoch"])
+        assert lost["revision"] == 0 and lost["microphones"] == {}, lost
+        assert lost["epoch"] in error["message"]
+        # Home Assistant re-applied the mute; the bridge confirmed it under its new epoch.
+        again = await probe.wait_for(
+            "/bridge/policy/state",
+            lambda d: d["epoch"] == lost["epoch"] and "kitchen" in d["microphones"],
+            timeout=20,
+        )
+        assert again["microphones"]["kitchen"]["muted"] is True
+        await until(hass, lambda: state_of(hass, MICROPHONE) == "off", message="mute not shown again")
+        assert all(muted for state, _epoch, muted in shown if state == "off"), shown
+        new = [(state, muted) for state, epoch, muted in shown if epoch == lost["epoch"]]
+        assert new[0] == ("on", False) and new[-1] == ("off", True), shown
+        issue = ir.async_get(hass).async_get_issue(DOMAIN, reset_issue_id(home.entry_id))
+        assert issue is not None and issue.translation_placeholders["muted"] == "kitchen"
+
+        # The mute is real again: the bridge hears nothing from the kitchen.
+        with pytest.raises(SatelliteError, match="no result"):
+            await _say(hass, real_mqtt.port, tmp_path, timeout=5)
+        assert probe.json("/satellite/kitchen/transcript") == []
+    finally:
+        await hass.async_add_executor_job(restarted.stop)

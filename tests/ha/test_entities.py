@@ -8,7 +8,7 @@ import pytest
 
 from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 
 from custom_components.hearth.const import DOMAIN
@@ -231,10 +231,14 @@ async def test_hermes_satellite_and_bad_topics(
 async def test_policy_revisions_do_not_go_back(
     hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
 ) -> None:
+    """A lower revision in the same epoch (e.g. a policy file restored from a backup) is a reset:
+    Home Assistant re-applies the owner's policy, so privacy mode comes back."""
     await bridge.send("bridge/policy/state", {**bridge.policy, "privacy_mode": True, "revision": 9})
     await bridge.send("bridge/policy/state", {**bridge.policy, "privacy_mode": False, "revision": 3})
     await hass.async_block_till_done(wait_background_tasks=True)
     assert hass.states.get("switch.hearth_bridge_privacy_mode").state == STATE_ON
+    assert bridge.messages("/policy/set")[-1]["privacy_mode"] is True
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"policy_reset_{loaded.entry_id}") is not None
 
 
 async def test_unknown_retention(

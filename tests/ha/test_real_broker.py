@@ -9,9 +9,11 @@ from collections.abc import Callable
 from homeassistant.config_entries import SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
 from custom_components.hearth.const import CONF_PREFIX, DOMAIN
+from custom_components.hearth.policy_keeper import reset_issue_id
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
 from tests.support.broker import Mosquitto
@@ -85,5 +87,41 @@ async def test_entities_switch_and_voice_over_broker(
     await broker_bridge.go_offline()
     await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "unavailable")
     assert _state(hass, "binary_sensor.hearth_bridge_connectivity") == "off"
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_bridge_that_lost_its_policy_gets_it_back_over_broker(
+    hass: HomeAssistant,
+    broker_bridge: BrokerBridge,
+    real_mqtt: Mosquitto,
+    config_entry: MockConfigEntry,
+) -> None:
+    """Through the broker: a mute set in Home Assistant, the bridge back at revision 0 under a new
+    epoch, the mute re-applied and shown only once the bridge's retained state holds it."""
+    await broker_bridge.announce()
+    await broker_bridge.satellite("kitchen")
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "on")
+    await hass.services.async_call(
+        "switch", "turn_off", {"entity_id": "switch.kitchen_microphone"}, blocking=True
+    )
+    assert broker_bridge.policy["microphones"]["kitchen"]["muted"] is True
+    sent = len(broker_bridge.messages("/policy/set"))
+
+    await broker_bridge.go_offline()
+    await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "unavailable")
+    broker_bridge.lose_policy()
+    epoch = broker_bridge.policy["epoch"]
+    await broker_bridge.announce()
+    await _until(hass, lambda: broker_bridge.policy["revision"] == 1)
+    await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "off")
+    (command,) = broker_bridge.messages("/policy/set")[sent:]
+    assert command["microphones"] == {"kitchen": {"muted": True}}
+    assert broker_bridge.policy["epoch"] == epoch
+    assert broker_bridge.policy["microphones"]["kitchen"]["muted"] is True
+    hub = config_entry.runtime_data.hub
+    assert hub.policy is not None and hub.policy.epoch == epoch and hub.policy.revision == 1
+    assert ir.async_get(hass).async_get_issue(DOMAIN, reset_issue_id(config_entry.entry_id))
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_block_till_done()
