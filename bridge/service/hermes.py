@@ -9,7 +9,6 @@ toggles). The payload shapes themselves live in `bridge.protocol.hermes`.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from typing import Protocol
@@ -19,9 +18,10 @@ from ..engines import EngineError, IntentResult, Transcript
 from ..protocol import hermes
 from ..protocol.hearth import ProtocolError, parse_json_object
 from ..satellite import Protocol as SatelliteProtocol
-from ..satellite import Satellite, Session, SessionSource
+from ..satellite import Satellite, Session, SessionSource, session_id_from
 from ..settings import HermesSettings
 from ..stt.pool import DecoderPool
+from ..tasks import spawn
 from .outbox import Outbox
 
 HERMES_SITE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")  # matched whole
@@ -98,10 +98,12 @@ class HermesAdapter:
         elif topic == hermes.STOP_LISTENING:
             stop = hermes.SiteRequest.from_json(data, topic)
             sat = self.site(stop.site_id, create=False)
-            if sat is not None and sat.session is not None and stop.session_id in (None, sat.session.id):
+            stopped = session_id_from(stop.session_id)  # the same rule as the session's own id
+            if sat is not None and sat.session is not None and stopped in (None, sat.session.id):
                 sat.stop_listening()
         elif topic == hermes.NLU_QUERY:
-            asyncio.create_task(self._answer_nlu_query(hermes.NluQuery.from_json(data)))
+            spawn(self._answer_nlu_query(hermes.NluQuery.from_json(data)), name="nlu-query",
+                  report=self.host.report_error)
         elif topic in (hermes.TTS_SAY, hermes.END_SESSION):
             self.host.respond(hermes.SiteRequest.from_json(data, topic).site_id, {"hermes": topic, **data})
 
