@@ -227,7 +227,11 @@ async def start_status_api(bridge: Bridge, host: str, port: int,
                            logger=_HttpLog(logging.getLogger("bridge.status_api.http"), {}))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
     server = site._server  # noqa: SLF001 - the real port when 0 was asked
     sockets = list(getattr(server, "sockets", None) or [])
     bound = [str(sock.getsockname()[0]) for sock in sockets]

@@ -54,7 +54,8 @@ class Reporter:
 
     def report_error(self, code: str, message: str, sat_id: str | None = None, session_id: str | None = None,
                      topic: str | None = None) -> None:
-        """A non-fatal error: counted always, logged once per cause, published at most once a second."""
+        """A non-fatal error: counted always; logged and published within bounds per code (the
+        first logged, then summaries; events rate-limited per code and per satellite)."""
         self.outbox.stats_dirty = True
         if not self.errors.report(code, message, sat_id):
             return
