@@ -293,6 +293,21 @@ async def test_gap_silence_is_paid_for_from_the_rate_limit(sat: tuple[FakeHost, 
     assert len(host.stream.audio) == 2 * len(frame) + 1000  # the fill took only what was left
 
 
+async def test_a_changed_wake_word_and_a_closed_satellite_free_their_models(sat: tuple[FakeHost, Satellite]) -> None:
+    _host, satellite = sat
+    satellite.on_device_wake = False
+    satellite._detect_wake(bytes(960))  # noqa: SLF001 - the bridge listens for the wake word
+    old = satellite._wake  # noqa: SLF001
+    assert old is not None
+    satellite.wake_word = "hey_jarvis"
+    satellite._detect_wake(bytes(960))  # noqa: SLF001
+    assert old.detector._model.interpreter is None  # noqa: SLF001 - the old model was freed
+    current = satellite._wake  # noqa: SLF001
+    assert current is not None and current is not old
+    await satellite.close()
+    assert current.detector._model.interpreter is None  # noqa: SLF001
+
+
 # -- control and housekeeping ---------------------------------------------------------------------
 
 
