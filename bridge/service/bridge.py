@@ -35,11 +35,11 @@ from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SatelliteSettings, Session, SessionSource, Timings
 from ..settings import Settings
 from ..speech_out import SpeechOut
-from ..tasks import spawn
 from ..stt.fallback import FallbackSttStream
 from ..stt.forward import ForwardStt
 from ..stt.local import PocketsphinxStt
 from ..stt.pool import DecoderPool
+from ..tasks import spawn
 from .control import PolicyState, PrivacyControl
 from .dispatch import Dispatcher
 from .hermes import HermesAdapter
