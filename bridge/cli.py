@@ -81,18 +81,39 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"hearth-bridge: config error: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    problem = _data_dir_problem(config.data_dir)
+    if problem is not None:
+        print(f"hearth-bridge: {problem}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(_serve(config))
     except KeyboardInterrupt:
         pass
     except Exception as err:  # noqa: BLE001 - one clear line, not a traceback, for start-up errors
         from .recognition import VocabularyError
+        from .runtime import StartupError
 
         if isinstance(err, VocabularyError):
             print(f"hearth-bridge: vocabulary error: {err}", file=sys.stderr)
             return 2
+        if isinstance(err, StartupError):
+            print(f"hearth-bridge: {err}", file=sys.stderr)
+            return 2
         raise
     return 0
+
+
+def _data_dir_problem(data_dir: Path) -> str | None:
+    """Why the data directory cannot be used (made if missing, mode 0700), or None. A directory
+    that exists but is read-only is usable: policy changes that cannot be saved are then refused
+    with their errno, and the policy in force stays."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        return f"cannot create the data directory {data_dir}: {err.strerror or err}"
+    if not data_dir.is_dir():
+        return f"the data directory {data_dir} is not a directory"
+    return None
 
 
 def _cmd_satellite(args: argparse.Namespace) -> int:

@@ -26,7 +26,8 @@ from .privacy.audit import AuditEntry, AuditLog, EngineUse
 from .protocol import hermes
 from .protocol.hearth import Topics, encode_frame
 from .protocol.messages import Command
-from .satellite import Protocol, Satellite, SessionSource, State
+from .satellite import Protocol, Satellite, SessionSource, State, session_id_from
+from .tasks import spawn
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ class SpeechOutHost(TypingProtocol):
     def hermes_site(self, site_id: str) -> Satellite | None: ...
 
 
+def _answer_pcm(wav: bytes, rate: int) -> bytes:
+    """A whole WAV answer as mono 16-bit PCM at `rate`; raises WavError."""
+    chunk = parse_wav(wav)
+    if (chunk.rate, chunk.width, chunk.channels) == (rate, 2, 1):
+        return chunk.data
+    return convert(chunk.data, chunk.rate, chunk.width, chunk.channels, rate)
+
+
 class SpeechOut:
     def __init__(self, bridge: SpeechOutHost, tts: TextToSpeech | None) -> None:
         self.bridge = bridge
@@ -85,7 +94,7 @@ class SpeechOut:
                 await self._hermes_say(sat_id, data)
             elif data.get("hermes") == hermes.END_SESSION:
                 text = data.get("text")
-                site = self.sessions.get(str(data.get("sessionId")), sat_id)
+                site = self.sessions.get(session_id_from(data.get("sessionId")) or "", sat_id)
                 session = data.get("sessionId")
                 if isinstance(text, str) and text.strip() and self._hermes_may_speak(site, hermes.END_SESSION):
                     await self.speak(site, text, session_id=session if isinstance(session, str) else None)
@@ -105,6 +114,7 @@ class SpeechOut:
 
     async def speak(self, sat_id: str, text: str, session_id: str | None = None, listen_after: bool = False,
                     request_id: object = None) -> bool:
+        session_id = session_id_from(session_id)  # an outside id as the audit takes it
         sat = self.bridge.satellites.get(sat_id)
         if sat is None:
             self.bridge.report_error("unknown_satellite", f"cannot speak on unknown satellite {sat_id!r}", None)
@@ -147,13 +157,10 @@ class SpeechOut:
         if self.bridge.is_muted(sat_id):
             return False
         try:
-            chunk = parse_wav(wav)
+            pcm = await asyncio.to_thread(_answer_pcm, wav, sat.play_rate)  # 2 MB: not on the loop
         except WavError as err:
             self.bridge.report_error(err.code, f"pipeline/play: {err}", sat_id)
             return False
-        pcm = chunk.data
-        if (chunk.rate, chunk.width, chunk.channels) != (sat.play_rate, 2, 1):
-            pcm = convert(chunk.data, chunk.rate, chunk.width, chunk.channels, sat.play_rate)
         self.stop_playback(sat_id)
         sat.set_state(State.RESPONDING)
         await self._play(sat, pcm, sat.play_rate, listen_after=False)
@@ -166,7 +173,8 @@ class SpeechOut:
         done = asyncio.Event()
         sender = None
         if sat.protocol is Protocol.HEARTH:
-            sender = asyncio.create_task(self._send_chunks(sat, play_id, pcm, rate))
+            sender = spawn(self._send_chunks(sat, play_id, pcm, rate), name="play-chunks",
+                           report=lambda code, message: self.bridge.report_error(code, message, sat_id))
         else:
             self.bridge.outbox.send(hermes.play_bytes_topic(sat_id, play_id), make_wav(pcm, rate=rate))
         self._playing[sat_id] = (play_id, done, sender)

@@ -1,21 +1,162 @@
 """A small read-only HTTP status API (aiohttp): status, stats, policy, audit — content-free —
 and, only while the owner has chosen retention "memory", the last few utterances for debugging.
-It listens on 127.0.0.1 unless configured otherwise."""
+It listens on 127.0.0.1 unless configured otherwise.
+
+It answers only requests addressed to it by a name it knows (the configured host, localhost, the
+loopback addresses, the address it is bound to; any IP address when bound to all of them), so a
+web page that rebinds its own DNS name to this machine cannot read it (421, counted). Slow
+clients cannot hold it: a connection must send a whole request within `HEADER_TIMEOUT` seconds,
+idle connections close after `KEEPALIVE_TIMEOUT`, a handler gets `HANDLER_TIMEOUT`, and at most
+`MAX_CONNECTIONS` are kept. Malformed requests are the client's problem and are logged at debug
+level in one line; a failing handler is logged as an error with its traceback.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import logging
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import PROTOCOL_VERSION, __version__
 from .audio.wav import make_wav
 
 if TYPE_CHECKING:
+    from aiohttp.web_protocol import RequestHandler
+
     from .service import Bridge
 
+_LOGGER = logging.getLogger(__name__)
 
-def build_app(bridge: Bridge) -> web.Application:
+HEADER_TIMEOUT = 10.0  #: seconds a new connection has to send a whole request
+KEEPALIVE_TIMEOUT = 5.0  #: seconds an idle connection is kept after a response
+HANDLER_TIMEOUT = 10.0  #: seconds one request may take
+MAX_CONNECTIONS = 64  #: open connections kept; the oldest without a request go first
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - names, not a bind
+
+type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, lower case, without port, brackets or a trailing dot."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        name = value[1:end] if end > 0 else value
+    elif value.count(":") == 1:
+        name = value.split(":", 1)[0]
+    else:
+        name = value  # a name, or a bare IPv6 address
+    return name.rstrip(".")
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class HostCheck:
+    """Which Host headers the API answers (DNS rebinding: a page's own name, pointed here)."""
+
+    def __init__(self, configured: str, bound: Iterable[str] = ()) -> None:
+        self.wildcard = host_name(configured) in WILDCARD_HOSTS
+        names = {*LOOPBACK_NAMES, host_name(configured)}
+        if self.wildcard:  # reachable from the network by this machine's own names too
+            own = socket.gethostname().lower()
+            names |= {own, f"{own}.local"}
+        self.names = frozenset(n for n in names if n)
+        self.bind(bound)
+
+    def bind(self, addresses: Iterable[str]) -> None:
+        """Adds the addresses the server is bound to (known once it listens)."""
+        self.names |= {host_name(a) for a in addresses if host_name(a) not in WILDCARD_HOSTS}
+
+    def allows(self, header: str | None) -> bool:
+        if header is None:
+            return True  # no browser leaves it out; a plain client (HTTP/1.0, curl -H 'Host:') may
+        name = host_name(header)
+        return name in self.names or (self.wildcard and _is_ip(name))
+
+
+class _HttpLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log with client faults demoted: a malformed request or a client that
+    went away is logged at debug level in one line, any other failure as an error."""
+
+    def exception(self, msg: object, *args: object, exc_info: object = True, stack_info: bool = False,
+                  stacklevel: int = 1, extra: Mapping[str, object] | None = None, **kwargs: object) -> None:
+        err = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(err, (HttpProcessingError, ConnectionError)):
+            self.logger.debug(f"{msg}: %s", *args, err)
+        else:
+            self.logger.error(msg, *args, exc_info=err if err is not None else True)
+
+
+class _Connections:
+    """Closes connections that hold the server: no whole request in time, or too many."""
+
+    def __init__(self, runner: web.AppRunner, header_timeout: float) -> None:
+        self.runner = runner
+        self.header_timeout = header_timeout
+        self.first_seen: dict[RequestHandler, float] = {}
+        self.served: set[RequestHandler] = set()
+        self.closed = 0
+
+    def request_started(self, request: web.Request) -> None:
+        self.served.add(request.protocol)
+
+    def sweep(self) -> None:
+        server = self.runner.server
+        if server is None:
+            return
+        now = time.monotonic()
+        handlers = list(server.connections)
+        live = set(handlers)
+        self.first_seen = {h: t for h, t in self.first_seen.items() if h in live}
+        self.served &= live
+        waiting: list[tuple[float, RequestHandler]] = []
+        for handler in handlers:
+            seen = self.first_seen.setdefault(handler, now)
+            if handler not in self.served:
+                waiting.append((seen, handler))
+        waiting.sort(key=lambda item: item[0])
+        excess = len(handlers) - MAX_CONNECTIONS
+        for seen, handler in waiting:
+            if now - seen >= self.header_timeout or excess > 0:
+                excess -= 1
+                self.closed += 1
+                handler.force_close()
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(min(1.0, self.header_timeout / 2))
+            self.sweep()
+
+
+def build_app(bridge: Bridge, hosts: HostCheck | None = None,
+              on_request: Callable[[web.Request], None] | None = None) -> web.Application:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if on_request is not None:
+            on_request(request)
+        header = request.headers.get(hdrs.HOST)
+        if hosts is not None and not hosts.allows(header):
+            bridge.report_error("status_api_host", f"status API request for host {header!r} refused "
+                                "(only this machine's own names are answered)")
+            raise web.HTTPMisdirectedRequest(text="this server answers only requests addressed to it by its own name")
+        async with asyncio.timeout(HANDLER_TIMEOUT):
+            return await handler(request)
+
     async def status(_: web.Request) -> web.Response:
         return web.json_response({
             "state": "online" if bridge.connected.is_set() else "disconnected",
@@ -56,20 +197,47 @@ def build_app(bridge: Bridge) -> web.Application:
         return web.Response(body=make_wav(item.pcm), content_type="audio/wav",
                             headers={"Cache-Control": "no-store"})
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     app.add_routes([web.get("/status", status), web.get("/stats", stats), web.get("/policy", policy),
                     web.get("/audit", audit), web.get("/healthz", health), web.get("/retention", retention),
                     web.get("/retention/{index}.wav", retained_wav)])
     return app
 
 
-async def start_status_api(bridge: Bridge, host: str, port: int) -> tuple[web.AppRunner, str]:
+async def start_status_api(bridge: Bridge, host: str, port: int,
+                           header_timeout: float = HEADER_TIMEOUT) -> tuple[web.AppRunner, str]:
     """Serves the API; returns the runner (to stop it) and its URL (the real port when 0 was asked)."""
-    runner = web.AppRunner(build_app(bridge), access_log=None)
+    hosts = HostCheck(host)
+    connections: _Connections | None = None
+
+    def on_request(request: web.Request) -> None:
+        if connections is not None:
+            connections.request_started(request)
+
+    app = build_app(bridge, hosts, on_request)
+    watchdog: asyncio.Task[None] | None = None
+
+    async def stop_watchdog(_: web.Application) -> None:
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+
+    app.on_shutdown.append(stop_watchdog)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT,
+                           logger=_HttpLog(logging.getLogger("bridge.status_api.http"), {}))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
     server = site._server  # noqa: SLF001 - the real port when 0 was asked
-    sockets = getattr(server, "sockets", None) or []
+    sockets = list(getattr(server, "sockets", None) or [])
+    bound = [str(sock.getsockname()[0]) for sock in sockets]
     actual = sockets[0].getsockname()[1] if sockets else port
-    return runner, f"http://{host}:{actual}"
+    hosts.bind(bound)
+    connections = _Connections(runner, header_timeout)
+    watchdog = asyncio.get_running_loop().create_task(connections.run(), name="status-api-connections")
+    url_host = f"[{host}]" if ":" in host else host
+    return runner, f"http://{url_host}:{actual}"

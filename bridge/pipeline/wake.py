@@ -30,6 +30,7 @@ class WakeWordDetector:
         self._features.reset()
 
     def close(self) -> None:
+        """Frees the model's interpreter (the feature frontend frees itself); safe to repeat."""
         self._model.close()
 
 

@@ -277,7 +277,7 @@ def _retention(value: object, name: str) -> Retention:
 
 
 def _number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or abs(value) > 1e300 or not math.isfinite(value):
         raise PolicyError(name, f"expected a finite number, got {_kind(value)}")
     return float(value)
 

@@ -23,6 +23,7 @@ import enum
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Mapping
@@ -141,6 +142,40 @@ def write_json_atomic(path: Path, data: object) -> None:
     _fsync_dir(folder)
 
 
+#: what write_json_atomic leaves behind when it is killed between creating and renaming its file
+_TEMP_FILE = re.compile(r"\.(?:policy\.json|audit-counters\.json)\.(\d{1,10})\.tmp")
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Removes the temporary files of saves that never finished (``kill -9``, power cut); one of
+    another process that is still running is left alone. Returns how many were removed."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        match = _TEMP_FILE.fullmatch(name)
+        if match is None or (int(match.group(1)) != os.getpid() and _running(int(match.group(1)))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(folder / name)
+            removed += 1
+    if removed:
+        _LOGGER.info("Removed %d unfinished temporary file(s) from %s", removed, folder)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # someone else's process
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         dir_fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -176,6 +211,7 @@ class PolicyStore:
         return self._load()[0]
 
     def _load(self) -> tuple[Policy, StartKind]:
+        remove_stale_temp_files(self.data_dir)  # left by a save that was killed
         try:
             data = _read_document(self.path, "policy")
         except FileNotFoundError:

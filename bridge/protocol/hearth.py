@@ -122,6 +122,8 @@ def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:  # noqa: ANN
         data = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ProtocolError("invalid_json", f"{what}: payload is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ProtocolError("invalid_json", f"{what}: payload is nested too deeply") from None
     if not isinstance(data, dict):
         raise ProtocolError("invalid_json", f"{what}: payload must be a JSON object")
     return data

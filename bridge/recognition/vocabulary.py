@@ -90,9 +90,20 @@ def _fail(field: str, expected: str) -> VocabularyError:
     return VocabularyError(f"{field}: {expected}")
 
 
+def _unicode(value: str, field: str) -> str:
+    """`value` if it is text that can be written as UTF-8 (JSON's \\ud800 escapes can make
+    strings with an unpaired surrogate half, which no encoder, hash or recognizer accepts)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(field, "must be valid Unicode text (it holds an unpaired surrogate)") from None
+    return value
+
+
 def _name(value: object, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(field, "must be a non-empty string")
+    _unicode(value, field)
     if len(value) > MAX_NAME_CHARS:
         raise _fail(field, f"must be at most {MAX_NAME_CHARS} characters (got {len(value)})")
     if not any(ch.isalnum() for ch in value):
@@ -105,7 +116,7 @@ def _ident(value: object, field: str) -> str:
         raise _fail(field, "must be a non-empty string")
     if len(value) > MAX_ID_CHARS:
         raise _fail(field, f"must be at most {MAX_ID_CHARS} characters")
-    return value
+    return _unicode(value, field)
 
 
 def _aliases(value: object, field: str) -> tuple[str, ...]:
@@ -123,7 +134,7 @@ def _optional_ref(value: object, field: str) -> str | None:
         return None
     if not isinstance(value, str) or not value:
         raise _fail(field, "must be a non-empty string or null")
-    return value
+    return _unicode(value, field)
 
 
 def _object(value: object, field: str) -> dict[str, object]:
@@ -164,6 +175,7 @@ def parse_vocabulary(data: object) -> Vocabulary:
     language = root.get("language")
     if not isinstance(language, str) or not language:
         raise _fail("language", "is required (a language code such as 'en')")
+    _unicode(language, "language")
     base_language = language.lower().replace("_", "-").split("-")[0]
     if base_language not in SUPPORTED_LANGUAGES:
         raise _fail("language", f"unsupported language {language!r} (supported: "
@@ -200,6 +212,7 @@ def parse_vocabulary(data: object) -> Vocabulary:
             domain = ident.split(".", 1)[0]
         if not isinstance(domain, str) or not domain.strip() or not domain.replace("_", "").isalnum():
             raise _fail(f"entities[{i}].domain", "must be a domain name such as 'light'")
+        _unicode(domain, f"entities[{i}].domain")
         area = _optional_ref(item.get("area"), f"entities[{i}].area")
         if area is not None and area not in area_ids:
             raise _fail(f"entities[{i}].area", f"unknown area id {area!r}")
@@ -216,6 +229,7 @@ def parse_vocabulary(data: object) -> Vocabulary:
             raise _fail(f"sentences[{i}]", "must be a non-empty string")
         if len(raw) > 500:
             raise _fail(f"sentences[{i}]", "must be at most 500 characters")
+        _unicode(raw, f"sentences[{i}]")
         sentences.append(raw.strip())
 
     polite = root.get("polite", False)

@@ -5,10 +5,20 @@
 
 from .host import AUDIO_TIMEOUT, SatelliteHost, SatelliteSettings
 from .machine import Satellite
-from .session import Protocol, Session, SessionRequest, SessionSource, State, Timings
+from .session import (
+    SESSION_ID,
+    Protocol,
+    Session,
+    SessionRequest,
+    SessionSource,
+    State,
+    Timings,
+    session_id_from,
+)
 
 __all__ = [
     "AUDIO_TIMEOUT",
+    "SESSION_ID",
     "Protocol",
     "Satellite",
     "SatelliteHost",
@@ -18,4 +28,5 @@ __all__ = [
     "SessionSource",
     "State",
     "Timings",
+    "session_id_from",
 ]

@@ -17,13 +17,15 @@ import logging
 import time
 import uuid
 from collections import deque
+from typing import Final
 
 from ..engines import EngineError, Transcript
 from ..pipeline.endpoint import Endpointer, EndReason
 from ..pipeline.vad import FrameSplitter, Vad
 from ..pipeline.wake import GatedWakeWordDetector
+from ..tasks import spawn
 from .host import SatelliteHost, SatelliteSettings
-from .session import Protocol, Session, SessionRequest, SessionSource, State, Timings
+from .session import Protocol, Session, SessionRequest, SessionSource, State, Timings, session_id_from
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit mono
 PRIME_BYTES = BYTES_PER_SECOND  # audio before a bridge-detected wake word that calibrates the recognizer
 RATE_FACTOR = 1.5  # satellites may catch up after a network hiccup, but not flood
 BURST_BYTES = BYTES_PER_SECOND * 3
+#: queued in place of audio: the satellite ended the stream (a last frame, Hermes stopListening)
+END_OF_STREAM: Final = None
 
 
 class Satellite:
@@ -50,7 +54,7 @@ class Satellite:
         self.on_device_wake = False
         self.configured_area = settings.area
         self.barge_in = False  # the satellite cancels echo, so a wake word may interrupt playback
-        self.queue: deque[tuple[float, bytes]] = deque()
+        self.queue: deque[tuple[float, bytes | None]] = deque()  # (arrival, PCM or END_OF_STREAM)
         self.queue_cap = settings.queue_frames
         self._wakeup = asyncio.Event()
         self._wake: GatedWakeWordDetector | None = None
@@ -67,9 +71,11 @@ class Satellite:
         self.closed_streams: deque[int] = deque(maxlen=8)
         self._tokens = float(BURST_BYTES)
         self._refilled = time.monotonic()
+        self._rate_dropped = 0  # frames refused by the rate limit since the last accepted one
         self.last_result: dict[str, str] = {}  # the last result's session id, engine and locality
         self.pending_start: SessionRequest | None = None
-        self._task = asyncio.create_task(self._run(), name=f"satellite-{sat_id}")
+        self._task = spawn(self._run(), name="satellite",
+                           report=lambda code, message: host.report_error(code, message, sat_id))
 
     @property
     def area(self) -> str | None:
@@ -88,6 +94,7 @@ class Satellite:
         self._refilled = now
         if nbytes > self._tokens:
             self.counters["rate_limited"] += 1
+            self._rate_dropped += 1
             self.host.report_error("rate_limited", "audio arrives faster than real time; frames dropped", self.id)
             return False
         self._tokens -= nbytes
@@ -95,6 +102,8 @@ class Satellite:
 
     def enqueue(self, pcm: bytes) -> None:
         self.counters["frames"] += 1
+        if not pcm:
+            return  # nothing to hear (the end of a stream is END_OF_STREAM, never an empty frame)
         if len(self.queue) >= self.queue_cap:
             self.counters["dropped_queue_full"] += 1
             self.host.report_error("queue_full", f"audio queue full ({self.queue_cap} frames); frame dropped",
@@ -108,17 +117,23 @@ class Satellite:
         if stream_id != self.stream_id:
             self.stream_id = stream_id
             self.expected_seq = seq
+            self._rate_dropped = 0
         if seq < self.expected_seq:
             self.counters["late"] += 1
             self.host.report_error("late_frame", f"frame {seq} arrived after {self.expected_seq - 1}; dropped",
                                    self.id, self._session_id())
             return
         if seq > self.expected_seq:
-            missing = seq - self.expected_seq
-            self.counters["gaps"] += missing
-            self.host.report_error("gap", f"{missing} frame(s) missing before {seq}", self.id, self._session_id())
-            self.enqueue(bytes(min(missing * len(pcm), MAX_GAP_FILL_BYTES)))
+            # Frames the rate limit dropped are not lost on the way: their silence is not
+            # made up for, or a flooding satellite would get around the limit with silence.
+            missing = seq - self.expected_seq - min(seq - self.expected_seq, self._rate_dropped)
+            if missing:
+                self.counters["gaps"] += missing
+                self.host.report_error("gap", f"{missing} frame(s) missing before {seq}", self.id,
+                                       self._session_id())
+                self._fill_gap(missing * len(pcm))
         self.expected_seq = seq + 1
+        self._rate_dropped = 0
         if self.session is not None and self.session.stream_id is None:
             self.session.stream_id = stream_id
         if self.on_device_wake and self.session is None and self.pending_start is None:
@@ -130,8 +145,17 @@ class Satellite:
             return
         self.enqueue(pcm)
         if last and self.session is not None:
-            self.queue.append((time.monotonic(), b""))  # marker: the satellite ended the stream
+            self.queue.append((time.monotonic(), END_OF_STREAM))
             self._wakeup.set()
+
+    def _fill_gap(self, nbytes: int) -> None:
+        """Silence for frames lost on the way: at most MAX_GAP_FILL_BYTES, and paid for from the
+        rate limit's tokens like any audio (so filling cannot exceed RATE_FACTOR × real time)."""
+        fill = min(nbytes, MAX_GAP_FILL_BYTES, max(0, int(self._tokens)))
+        fill -= fill % 2
+        if fill:
+            self._tokens -= fill
+            self.enqueue(bytes(fill))
 
     def _session_id(self) -> str | None:
         return self.session.id if self.session else None
@@ -153,7 +177,8 @@ class Satellite:
             return None  # already listening; a second trigger changes nothing
         if self.host.is_muted(self.id):
             return None
-        session_id = request.session_id or uuid.uuid4().hex  # known before the engine opens (forwarding names it)
+        # known before the engine opens (forwarding names it); an outside id only as a short token
+        session_id = session_id_from(request.session_id) or uuid.uuid4().hex
         try:
             stream = await self.host.open_stream(self, session_id, request.wake_word)
         except EngineError as err:
@@ -197,7 +222,7 @@ class Satellite:
     def stop_listening(self) -> None:
         """Hermes stopListening / satellite stream end: finish now with what we have."""
         if self.session is not None:
-            self.queue.append((time.monotonic(), b""))
+            self.queue.append((time.monotonic(), END_OF_STREAM))
             self._wakeup.set()
 
     def set_state(self, state: State) -> None:
@@ -242,7 +267,7 @@ class Satellite:
                 await self.abort("internal_error", f"{type(err).__name__}: {err}")
                 self.set_state(State.IDLE)
 
-    async def _process(self, arrived: float, pcm: bytes) -> None:
+    async def _process(self, arrived: float, pcm: bytes | None) -> None:
         # Muting is checked again here: frames queued before a mute are dropped, not decoded.
         if self.host.is_muted(self.id):
             if self.session is not None:
@@ -250,13 +275,15 @@ class Satellite:
             return
         session = self.session
         if session is None:
+            if pcm is None:  # END_OF_STREAM
+                return  # the end of a stream whose session is already over
             self._remember(pcm)
             if self.host.is_playing(self.id) and not self.barge_in:
                 return  # our own answer coming back through the microphone is not a command
-            if not self.on_device_wake and pcm:
+            if not self.on_device_wake:
                 self._detect_wake(pcm)
             return
-        if not pcm:  # end-of-stream marker
+        if pcm is None:  # END_OF_STREAM
             await self._finish(session, EndReason.SILENCE, stream_end=True)
             return
         session.last_audio_at = time.monotonic()
@@ -291,6 +318,8 @@ class Satellite:
     def _detect_wake(self, pcm: bytes) -> None:
         self.counters["wake_chunks"] += 1
         if self._wake is None or self._wake.model_name != self.wake_word:
+            if self._wake is not None:
+                self._wake.close()  # the wake word changed: free the old model
             self._wake = GatedWakeWordDetector(self.wake_word)
         if self._wake.process(pcm):
             self._wake.reset()
@@ -349,3 +378,5 @@ class Satellite:
             self.session = None
         if self._wake is not None:
             self._wake.close()
+            self._wake = None
+        self._vad.close()  # back to the pool: pymicro-vad's native state is never freed

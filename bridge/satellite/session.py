@@ -1,5 +1,6 @@
 """The values one satellite's state machine works with: its states, where a session came from,
-a session asked for and a session open, and the timings handed over with a transcript.
+a session asked for and a session open, the timings handed over with a transcript, and the
+rule that turns session ids from outside into the bridge's own.
 
 Plain data only: nothing here talks to MQTT, engines or the policy.
 """
@@ -7,11 +8,32 @@ Plain data only: nothing here talks to MQTT, engines or the policy.
 from __future__ import annotations
 
 import enum
+import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 
 from ..engines import SttStream
 from ..pipeline.endpoint import Endpointer
+
+
+#: A session id as the bridge uses it (in the audit, on every topic): a short printable token.
+SESSION_ID = re.compile(r"[A-Za-z0-9_.:/@+-]{1,64}")
+
+
+def session_id_from(outside: object) -> str | None:
+    """A session id that came from outside (a Hermes `sessionId`, Home Assistant's `session_id`)
+    as the bridge uses it. A short printable token (`SESSION_ID`) is kept as it is; anything else
+    (too long, spaces, control or non-ASCII characters, not a string) becomes a generated token,
+    the same for the same outside id — so an answer that names the outside id again (a Hermes
+    `endSession`, `stopListening`) still finds its session. None or "" give None.
+    """
+    if outside is None or outside == "":
+        return None
+    if isinstance(outside, str) and SESSION_ID.fullmatch(outside):
+        return outside
+    raw = outside if isinstance(outside, str) else repr(outside)
+    return "x" + hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class State(enum.StrEnum):

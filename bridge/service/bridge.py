@@ -42,6 +42,7 @@ from ..stt.fallback import FallbackSttStream
 from ..stt.forward import ForwardStt
 from ..stt.local import PocketsphinxStt
 from ..stt.pool import DecoderPool
+from ..tasks import spawn
 from .control import PolicyState, PrivacyControl
 from .dispatch import Dispatcher
 from .hermes import HermesAdapter
@@ -229,8 +230,10 @@ class Bridge:
             with contextlib.suppress(Exception):
                 await self.tts.close()
         await self.pool.stop()
-        with contextlib.suppress(OSError):
+        try:
             self.audit_store.save(self.audit.counters_to_json())
+        except OSError as err:
+            self.reporter.report_error("audit_save_failed", f"could not save the audit counters: {err}")
 
     # -- MQTT -------------------------------------------------------------------------------------
 
@@ -351,10 +354,10 @@ class Bridge:
 
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None:
         """Home Assistant's answer, an announcement, stop/played, Hermes say/endSession: speech out."""
-        asyncio.create_task(self.speech_out.handle(sat_id, dict(request)))
+        spawn(self.speech_out.handle(sat_id, dict(request)), name="speech-out", report=self.reporter.report_error)
 
     def play_wav(self, sat_id: str, wav: bytes) -> None:
-        asyncio.create_task(self.speech_out.play_wav(sat_id, wav))
+        spawn(self.speech_out.play_wav(sat_id, wav), name="play-wav", report=self.reporter.report_error)
 
     # -- SatelliteHost ----------------------------------------------------------------------------
 
@@ -445,6 +448,7 @@ class Bridge:
             await asyncio.sleep(1.0)
             self.control.expire(time.time())
             self.expire_satellites()
+            self.errors.flush()  # error summaries due
             if self.outbox.stats_dirty and time.monotonic() - last_stats >= STATS_INTERVAL:
                 self.outbox.stats_dirty = False
                 last_stats = time.monotonic()
@@ -452,9 +456,11 @@ class Bridge:
                 self.outbox.send(self.topics.audit, self.audit.to_json(), retain=True)
                 counters = self.audit.counters_to_json()
                 if counters != saved_counters:
-                    with contextlib.suppress(OSError):
+                    try:
                         self.audit_store.save(counters)
                         saved_counters = dict(counters)
+                    except OSError as err:
+                        self.reporter.report_error("audit_save_failed", f"could not save the audit counters: {err}")
 
     async def _loop_lag_probe(self) -> None:
         """Measures how late the event loop wakes up (a stalled loop stalls every satellite)."""

@@ -12,7 +12,6 @@ bridge first connects, so Home Assistant and the owner can tell it from a restar
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from ..protocol.hearth import ProtocolError, parse_json_object
 from ..protocol.messages import Command, Json, PolicyResult
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite
+from ..tasks import spawn
 from .hermes import HermesAdapter
 from .outbox import Outbox
 from .results import Reporter
@@ -154,7 +154,8 @@ class PrivacyControl:
             if was != now_muted:
                 self.tell_muted(sat, now_muted)
                 if now_muted and sat.session is not None:
-                    asyncio.create_task(sat.abort("muted", "microphone muted"))
+                    spawn(sat.abort("muted", "microphone muted"), name="satellite-abort",
+                          report=self.reporter.report_error)
 
     def expire(self, now: float) -> None:
         """Timed mutes and modes that ran out (called every second)."""
@@ -173,6 +174,8 @@ class PrivacyControl:
             request_id = data.get("request_id")
         except ProtocolError as err:
             self.reporter.report_error(err.code, err.message, None, None, self.topics.history_purge)
+            self._result(request_id, False, err.message)  # refused: nothing is purged
+            return
         self.retention.purge()
         removed = self.audit.purge()
         self.outbox.send(self.topics.audit, self.audit.to_json(), retain=True)

@@ -11,7 +11,6 @@ service goes on serving everyone else.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Protocol
@@ -21,6 +20,7 @@ from ..protocol.messages import SatelliteEvent, SatelliteStatus
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SessionSource
 from ..settings import Settings
+from ..tasks import spawn
 from .control import PrivacyControl
 from .hermes import HermesAdapter
 from .results import Reporter
@@ -90,7 +90,8 @@ class Dispatcher:
             elif topic == self.topics.policy_set:
                 self.control.on_command(payload)
             elif topic == self.topics.vocabulary_set:
-                asyncio.create_task(self.vocabulary.apply_payload(payload))
+                spawn(self.vocabulary.apply_payload(payload), name="vocabulary-apply",
+                      report=self.reporter.report_error)
             elif topic == self.topics.history_purge:
                 self.control.on_purge(payload)
             elif topic.startswith("hermes/"):
@@ -154,7 +155,7 @@ class Dispatcher:
         sat = self.host.satellites.get(sat_id)
         if not payload:  # retained status cleared: the satellite was removed
             if sat is not None and sat.protocol is SatelliteProtocol.HEARTH:
-                asyncio.create_task(self.host.remove_satellite(sat_id))
+                spawn(self.host.remove_satellite(sat_id), name="satellite-remove", report=self.reporter.report_error)
             return
         status = SatelliteStatus.from_json(parse_json_object(payload, "satellite status"))
         if sat is None or sat.protocol is not SatelliteProtocol.HEARTH:
@@ -177,7 +178,8 @@ class Dispatcher:
         if was_online or sat.online:  # its offline time counts from when it went offline
             self.host.seen(sat_id)
         if was_online and not sat.online and sat.session is not None:
-            asyncio.create_task(sat.abort("satellite_offline", "satellite went offline mid-utterance"))
+            spawn(sat.abort("satellite_offline", "satellite went offline mid-utterance"), name="satellite-abort",
+                  report=self.reporter.report_error)
         self.host.state_changed(sat)
         if sat.online and self.control.is_muted(sat_id):
             self.control.tell_muted(sat, True)
@@ -193,7 +195,8 @@ class Dispatcher:
             self.host.wake(sat, event.wake_word, SessionSource.SATELLITE if event.type == "wake" else SessionSource.BUTTON,
                            stream_id=event.stream_id)
         elif event.type == "stop":
-            asyncio.create_task(sat.abort("stopped", "stopped by the satellite"))
+            spawn(sat.abort("stopped", "stopped by the satellite"), name="satellite-abort",
+                  report=self.reporter.report_error)
             self.host.respond(sat_id, {"stop": True})
         elif event.type == "played":
             self.host.respond(sat_id, {"played": event.play_id})

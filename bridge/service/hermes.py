@@ -13,7 +13,6 @@ The payload shapes themselves live in `bridge.protocol.hermes`.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -24,9 +23,10 @@ from ..engines import EngineError, IntentResult, Transcript
 from ..protocol import hermes
 from ..protocol.hearth import SATELLITE_ID_RULE, is_satellite_id, parse_json_object
 from ..satellite import Protocol as SatelliteProtocol
-from ..satellite import Satellite, Session, SessionSource
+from ..satellite import Satellite, Session, SessionSource, session_id_from
 from ..settings import HermesSettings
 from ..stt.pool import DecoderPool
+from ..tasks import spawn
 from .outbox import Outbox
 from .refusals import NoticeLimiter
 
@@ -146,7 +146,7 @@ class HermesAdapter:
                 self.refuse(SITE_CONFLICT, f"nlu/query for Hearth satellite {query.site_id!r}; refused",
                             query.site_id, query.session_id, topic, hermes.ERROR_NLU)
                 return
-            asyncio.create_task(self._answer_nlu_query(query))
+            spawn(self._answer_nlu_query(query), name="nlu-query", report=self.host.report_error)
         elif topic in (hermes.TTS_SAY, hermes.END_SESSION):
             request = hermes.SiteRequest.from_json(data, topic)
             if self.hearth_id(request.site_id):
@@ -174,7 +174,7 @@ class HermesAdapter:
         if self.host.is_muted(detected.site_id):
             self.host.drop_muted(sat)
             return
-        session_id = detected.session_id or uuid.uuid4().hex
+        session_id = session_id_from(detected.session_id) or uuid.uuid4().hex
         self._remember(self._client_sessions, session_id)
         self.host.wake(sat, wakeword, SessionSource.HERMES, session_id)
 
@@ -184,7 +184,7 @@ class HermesAdapter:
         sat = self.site(start.site_id, create=True, topic=hermes.START_LISTENING)
         if sat is None or self.host.is_muted(start.site_id):
             return
-        session_id = start.session_id or uuid.uuid4().hex
+        session_id = session_id_from(start.session_id) or uuid.uuid4().hex
         if sat.request_session(SessionSource.COMMAND, start.wakeword_id, session_id=session_id, lang=start.lang):
             self._remember(self._client_sessions, session_id)
 
@@ -192,7 +192,8 @@ class HermesAdapter:
         if self._no_session_control("stopListening", stop.site_id, stop.session_id, hermes.STOP_LISTENING):
             return
         sat = self.site(stop.site_id, create=False, topic=hermes.STOP_LISTENING)
-        if sat is None or sat.session is None or stop.session_id not in (None, sat.session.id):
+        stopped = session_id_from(stop.session_id)  # the same rule as the session's own id
+        if sat is None or sat.session is None or stopped not in (None, sat.session.id):
             return
         if self.settings.session_control == "own" and sat.session.id not in self._client_sessions:
             self.refuse(SESSION_CONTROL, "stopListening for a session no client opened (the bridge's own wake "

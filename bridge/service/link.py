@@ -15,6 +15,7 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +29,14 @@ from ..settings import MqttSettings
 _LOGGER = logging.getLogger("bridge")
 
 OUTGOING_CAP = 2000  # messages waiting while the broker is away; beyond it the oldest go
+FIRST_RETRY_DELAY = 0.5  #: seconds before the first retry; doubled after each failure up to reconnect_max
+#: A broker that was just there is most likely restarting (an upgrade, a crash and its service
+#: manager's restart): for FAST_RETRY_WINDOW seconds after losing it, retries come at most every
+#: FAST_RETRY_DELAY seconds (one refused connection a second), so the bridge is back within about
+#: a second of the broker. After that the doubling backoff goes on, and a broker that is gone for
+#: good is not hammered.
+FAST_RETRY_DELAY = 1.0
+FAST_RETRY_WINDOW = 60.0
 
 
 class BrokerError(Exception):
@@ -173,7 +182,8 @@ class MqttLink:
             await asyncio.gather(sender, return_exceptions=True)
 
     async def _connect_loop(self) -> None:
-        delay = 0.5
+        delay = FIRST_RETRY_DELAY
+        lost_at: float | None = None  # when the last working connection was lost
         settings = self.settings
         while True:
             try:
@@ -185,7 +195,7 @@ class MqttLink:
                     self._connection = connection
                     await self._on_connect(connection)
                     self.connected.set()
-                    delay = 0.5
+                    delay = FIRST_RETRY_DELAY
                     _LOGGER.info("Connected to MQTT broker %s:%s", settings.host, settings.port)
                     async for message in connection.messages():
                         self._on_message(message)
@@ -195,11 +205,20 @@ class MqttLink:
                 else:
                     _LOGGER.info("MQTT broker not reachable (%s); retrying in %.1f s", err, delay)
             finally:
+                if self.connected.is_set():
+                    lost_at = time.monotonic()
                 self._connection = None
                 self.connected.clear()
             self.reconnects += 1
-            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            await asyncio.sleep(self._retry_delay(delay, lost_at) * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, settings.reconnect_max)
+
+    @staticmethod
+    def _retry_delay(delay: float, lost_at: float | None) -> float:
+        """The pause before the next attempt: the backoff, capped while a broker was just lost."""
+        if lost_at is not None and time.monotonic() - lost_at < FAST_RETRY_WINDOW:
+            return min(delay, FAST_RETRY_DELAY)
+        return delay
 
     async def _send_loop(self) -> None:
         while True:

@@ -3,7 +3,8 @@
 The one place that turns a finished utterance into the wire payloads (`transcript`, `intent`,
 the Hermes equivalents through :class:`HermesAdapter`), a content-free audit entry and a log line
 without the words; and the one place that publishes errors (rate-limited per cause), retained
-satellite states and wake announcements. It applies the refusal rule for doubtful sensitive or
+satellite states and wake announcements (every error counted; publishing and logging bounded per
+code by `bridge.errors.ErrorReporter`). It applies the refusal rule for doubtful sensitive or
 broad commands before anyone can act on the text.
 """
 
@@ -30,7 +31,7 @@ from ..protocol.messages import (
     WakeMessage,
 )
 from ..recognition.intents import refusal
-from ..satellite import Protocol, Satellite, Session, Timings
+from ..satellite import Protocol, Satellite, Session, Timings, session_id_from
 from ..settings import RecognitionSettings
 from ..stt.pool import DecoderPool
 from .hermes import HermesAdapter
@@ -53,7 +54,8 @@ class Reporter:
 
     def report_error(self, code: str, message: str, sat_id: str | None = None, session_id: str | None = None,
                      topic: str | None = None) -> None:
-        """A non-fatal error: counted always, logged once per cause, published at most once a second."""
+        """A non-fatal error: counted always; logged and published within bounds per code (the
+        first logged, then summaries; events rate-limited per code and per satellite)."""
         self.outbox.stats_dirty = True
         if not self.errors.report(code, message, sat_id):
             return
@@ -174,12 +176,13 @@ class ResultPublisher:
             engines.append(EngineUse("intent", "hassil", Locality.IN_PROCESS))
         try:
             self.audit.record(AuditEntry(
-                time=time.time(), satellite=sat.id, session_id=session.id, engines=tuple(engines),
+                time=time.time(), satellite=sat.id, session_id=session_id_from(session.id) or "",
+                engines=tuple(engines),
                 bytes_off_process=transcript.bytes_sent,
                 address_class=transcript.address_class if transcript.bytes_sent else "none",
             ))
-        except ValueError as err:
-            _LOGGER.error("Audit entry rejected: %s", err)
+        except ValueError as err:  # a bug: every field is checked or made a token above
+            self.reporter.report_error("audit_rejected", f"audit entry rejected: {err}", sat.id, session.id)
         self.outbox.stats_dirty = True
         sat.last_result = {"session_id": session.id, "engine": transcript.engine,
                            "locality": str(transcript.locality)}

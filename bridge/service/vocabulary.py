@@ -68,7 +68,7 @@ class VocabularySwap:
         try:
             data = json.loads(payload.decode("utf-8"))
             vocab = parse_vocabulary(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
             self.rejected(f"vocabulary is not valid JSON: {err}")
             return False
         except VocabularyError as err:
