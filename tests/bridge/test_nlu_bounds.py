@@ -75,7 +75,7 @@ async def test_two_8kb_queries_are_refused_at_once_and_satellites_keep_recogniti
             # A satellite's command right after is recognized promptly.
             result, seconds = await spoken_command(broker, "kitchen-after-big", say)
             assert understood(result), result
-            assert seconds < 15
+            assert seconds < 25  # ~3 s of it is the speech itself, streamed in real time
 
             # An ordinary query is still answered.
             await probe.client.publish("hermes/nlu/query", query("turn on the kitchen light", "ok"))
@@ -90,9 +90,10 @@ async def test_slow_queries_are_cut_off_their_workers_replaced_and_satellites_se
         broker: Mosquitto, tmp_path: Path, say: Any) -> None:
     """With the length limit raised, 8 KB queries are slow: each is cut off at the deadline
     (`limits.intent_timeout`), its worker replaced and the query answered with an error; while they
-    run, satellites are served, and after them everything works as before."""
+    run, satellites are served (the deadline is long enough to tell: before, the two queries took
+    both workers and a satellite waited for the first to end), and after them all works as before."""
     bridge = BridgeProcess(broker.host, broker.port, tmp_path / "data", args=[
-        "--set", "limits.max_intent_text=10000", "--set", "limits.intent_timeout=4"]).start()
+        "--set", "limits.max_intent_text=10000", "--set", "limits.intent_timeout=20"]).start()
     try:
         async with Probe(broker.host, broker.port, ["hermes/nlu/#", "hermes/error/nlu", "hearth/bridge/error",
                                                     "hearth/bridge/stats"]) as probe:
@@ -104,13 +105,14 @@ async def test_slow_queries_are_cut_off_their_workers_replaced_and_satellites_se
             # satellite's command is recognized promptly.
             result, seconds = await spoken_command(broker, "kitchen-during-slow", say)
             assert understood(result), result
-            assert seconds < 15
+            assert seconds < 25  # ~3 s of it is the speech itself, streamed in real time
+            assert not probe.json("hermes/error/nlu")  # served while the queries were still matched
 
             for n in ("slow-1", "slow-2"):
-                error = await probe.wait_for("hermes/error/nlu", lambda d, n=n: d["sessionId"] == f"s-{n}", timeout=90)
+                error = await probe.wait_for("hermes/error/nlu", lambda d, n=n: d["sessionId"] == f"s-{n}", timeout=120)
                 assert error["siteId"] == "rhasspy" and error["context"] == "intent_timeout"
-                assert "longer than 4 s" in error["error"]
-            assert time.monotonic() - sent < 90  # not the minutes each match would take
+                assert "longer than 20 s" in error["error"]
+            assert time.monotonic() - sent < 120  # not the minutes each match would take
             coded = await probe.wait_for("hearth/bridge/error", lambda d: d["code"] == "intent_timeout")
             assert coded["topic"] == "hermes/nlu/query"
             stats = await probe.wait_for("hearth/bridge/stats",
@@ -122,7 +124,7 @@ async def test_slow_queries_are_cut_off_their_workers_replaced_and_satellites_se
             for n in range(2):
                 result, seconds = await spoken_command(broker, f"kitchen-after-slow-{n}", say)
                 assert understood(result), result
-                assert seconds < 15
+                assert seconds < 25  # ~3 s of it is the speech itself, streamed in real time
             for n in range(3):
                 await probe.client.publish("hermes/nlu/query", query("turn on the kitchen light", f"after-{n}"))
                 parsed = await probe.wait_for("hermes/nlu/intentParsed", lambda d, n=n: d["id"] == f"q-after-{n}",

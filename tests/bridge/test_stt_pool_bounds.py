@@ -11,7 +11,8 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -63,8 +64,8 @@ def fake_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(DecoderWorker, "command", (sys.executable, "-c", FAKE_WORKER))
 
 
-async def started(home: tuple[Vocabulary, CompiledGrammar], size: int = 2, **kwargs: float) -> DecoderPool:
-    pool = DecoderPool(size, **kwargs)  # type: ignore[arg-type]
+async def started(home: tuple[Vocabulary, CompiledGrammar], size: int = 2, **kwargs: Any) -> DecoderPool:
+    pool = DecoderPool(size, **kwargs)
     await pool.start(*home)
     return pool
 
@@ -90,9 +91,9 @@ def gone(pid: int) -> bool:
     return False
 
 
-async def until(condition: object, timeout: float = 60) -> None:
+async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
 
