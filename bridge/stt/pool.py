@@ -270,10 +270,18 @@ class DecoderPool:
         return worker
 
     async def set_grammar(self, vocab: Vocabulary, grammar: CompiledGrammar) -> None:
-        """Every worker switches after its current utterance; returns when all have switched."""
+        """Every worker switches after its current utterance; returns when all have switched.
+
+        A worker that dies meanwhile (killed for overrunning a match) is no failure of the grammar,
+        unless none loaded it: its replacement starts with this one."""
         self._grammar = (vocab, grammar)
         waiters = [w.load_grammar(vocab, grammar) for w in self.workers if w.alive]
-        await asyncio.gather(*waiters)
+        outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        for failure in failures:
+            died = isinstance(failure, EngineError) and failure.code in ("stt_worker_died", "stt_worker_failed")
+            if not died or len(failures) == len(outcomes):
+                raise failure
 
     def _put_idle(self, worker: DecoderWorker) -> None:
         self._idle.put_nowait(worker)

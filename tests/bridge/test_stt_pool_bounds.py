@@ -8,6 +8,7 @@ on request, so the timing is the test's; the last ones run the real `bridge.stt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -270,3 +271,18 @@ async def test_the_real_worker_refuses_too_long_text_itself(home: tuple[Vocabula
         assert intent is not None and intent.name == "HassTurnOn"
     finally:
         await pool.stop()
+
+
+async def test_a_grammar_swap_survives_a_worker_killed_meanwhile(pool: DecoderPool,
+                                                                  home: tuple[Vocabulary, CompiledGrammar]) -> None:
+    """The worker matching an overrunning query gets the new grammar after the query: it is killed
+    first, which fails no swap; its replacement starts with the new grammar."""
+    vocab, grammar = home
+    newer = dataclasses.replace(grammar, hash="newer")
+    query = asyncio.create_task(pool.recognize_intent("sleep 600", query=True))
+    await until(lambda: pool.busy == 1)
+    await asyncio.wait_for(pool.set_grammar(vocab, newer), 20)  # no exception
+    with pytest.raises(EngineError):
+        await query
+    await until(lambda: pool.restarts == 1 and pool.busy == 0)
+    assert [w.grammar_hash for w in pool.workers] == ["newer", "newer"]
