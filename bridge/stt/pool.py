@@ -310,7 +310,8 @@ class DecoderPool:
         except BaseException as err:
             self._put_idle(dead)
             if isinstance(err, Exception) and not isinstance(err, EngineError):
-                raise EngineError("stt_worker_died", f"speech recognizer worker could not be restarted: {err!r}") from err
+                raise EngineError("stt_worker_died",
+                                  f"speech recognizer worker could not be restarted: {err!r}") from err
             raise
         self.workers[self.workers.index(dead)] = fresh
         return fresh
@@ -368,7 +369,8 @@ class DecoderPool:
                         self._lane.release()
                         raise
             except TimeoutError:
-                raise EngineError("intent_busy", f"no recognizer worker was free within {self.query_wait:g} s") from None
+                raise EngineError("intent_busy",
+                                  f"no recognizer worker was free within {self.query_wait:g} s") from None
             try:
                 return await self._match(await self._take(), text, area)
             finally:
