@@ -122,6 +122,8 @@ LIMITS_SCHEMA = vol.Schema({
     vol.Optional("max_payload", default=65536): vol.All(vol.Coerce(int), vol.Range(min=1024)),
     vol.Optional("max_vocabulary_payload", default=4_000_000): vol.All(vol.Coerce(int), vol.Range(min=65536)),
     vol.Optional("max_satellites", default=200): vol.All(vol.Coerce(int), vol.Range(min=1)),
+    vol.Optional("max_intent_text", default=300): vol.All(vol.Coerce(int), vol.Range(min=20, max=65536)),
+    vol.Optional("intent_timeout", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=600)),
 })
 
 CONFIG_SCHEMA = vol.Schema({

@@ -99,6 +99,9 @@ class LimitsSettings:
     max_payload: int = 65536  #: bytes, any message but the vocabulary and pipeline answers
     max_vocabulary_payload: int = 4_000_000
     max_satellites: int = 200
+    #: characters of text intent matching takes (Hermes NLU queries, transcripts); longer is refused
+    max_intent_text: int = 300
+    intent_timeout: float = 5.0  #: seconds one intent match may take before its worker is replaced
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,29 @@ time is it" less — they are short, so their per-frame fit is noisier, and a fa
 only a spoken answer. Measured in docs/recognition.md."""
 
 
+MAX_INTENT_TEXT = 300
+"""Characters of text (as written, and spoken out) that intent matching takes at most.
+
+hassil's matching time grows with the square of the text's length (1,000 characters took 1.7 s,
+3,000 characters 13 s), so this bounds the work any one message can cause. The longest command a
+satellite can say is about 8 s (the endpointer's `max_utterance`) at 3-4 words a second of ~6
+characters: some 200 characters; a Hermes NLU query is such a command's transcript. 300 leaves room
+for long names (at most 100 characters each). Measured (docs/recognition.md, "Bounded intent
+matching"): real commands match in 7-60 ms; the slowest 300 characters found ("what's the " over
+and over) took 1.2 s."""
+
+
+def intent_text_problem(text: str, limit: int = MAX_INTENT_TEXT) -> str | None:
+    """Why `text` is too long for intent matching (its written form, or the spoken form numbers
+    and symbols become, over `limit` characters), or None."""
+    if len(text) > limit:
+        return f"text of {len(text)} characters; intents are matched in at most {limit}"
+    spoken = normalize_text(text)
+    if len(spoken) > limit:
+        return f"text of {len(spoken)} characters when spoken out; intents are matched in at most {limit}"
+    return None
+
+
 class Flagged(Protocol):
     """Anything that says whether it acts on a sensitive device or on unnamed ones."""
 

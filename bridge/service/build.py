@@ -62,7 +62,8 @@ def build_bridge(settings: Settings) -> Bridge:
     policy = PolicyState(policy_store)
     audit = AuditLog()
     gate = LocalityGate(policy, audit)
-    pool = DecoderPool(settings.stt.workers)
+    pool = DecoderPool(settings.stt.workers, max_text=settings.limits.max_intent_text,
+                       intent_timeout=settings.limits.intent_timeout)
     local_stt = PocketsphinxStt(pool)
     stt: SpeechToText = local_stt
     if settings.stt.engine == "wyoming":

@@ -228,9 +228,11 @@ class HermesAdapter:
     async def _answer_nlu_query(self, query: hermes.NluQuery) -> None:
         try:
             sat = self.host.satellites.get(query.site_id)
-            intent, _cpu = await self._pool.recognize_intent(query.text, sat.area if sat else None)
-        except EngineError as err:
-            self.outbox.send(hermes.ERROR_NLU, hermes.HermesError(query.site_id, query.session_id, err.message, "nlu"))
+            intent, _cpu = await self._pool.recognize_intent(query.text, sat.area if sat else None, query=True)
+        except EngineError as err:  # too long, too slow (worker replaced), too many waiting, no worker
+            self.host.report_error(err.code, f"hermes/nlu/query: {err.message}", topic=hermes.NLU_QUERY)
+            self.outbox.send(hermes.ERROR_NLU,
+                             hermes.HermesError(query.site_id, query.session_id, err.message, err.code))
             return
         self.intent(query.site_id, query.session_id, query.request_id, query.text, intent)
 

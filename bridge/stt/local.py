@@ -1,7 +1,9 @@
 """The local speech-to-text engine: pocketsphinx against the home's grammar, in worker processes.
 
 Its transcripts carry their intent: the worker recognizes it (in the satellite's area) right after
-decoding, in the same answer (`Transcript.intent_checked`).
+decoding, in the same answer (`Transcript.intent_checked`). A worker that does not answer the end
+of an utterance within `FINISH_TIMEOUT` is killed (the pool replaces it) and the utterance fails
+with ``stt_timeout``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .pool import DecoderPool, DecoderWorker
 _LOGGER = logging.getLogger(__name__)
 
 MAX_WAIT_BUFFER = 16000 * 2 * 30  # audio kept while waiting for a free worker (30 s)
+FINISH_TIMEOUT = 30.0  # seconds from the end of an utterance to its transcript and intent
 
 
 class PocketsphinxStream(SttStream):
@@ -81,7 +84,12 @@ class PocketsphinxStream(SttStream):
         future = worker.expect_result(self.utterance)
         try:
             worker.send(EndUtterance(self.utterance, self.area))
-            result = await asyncio.wait_for(future, 30)
+            try:
+                result = await asyncio.wait_for(future, FINISH_TIMEOUT)
+            except TimeoutError:
+                worker.kill()  # it cannot be trusted with the next utterance: replaced on release
+                raise EngineError("stt_timeout", f"the recognizer did not answer within {FINISH_TIMEOUT:g} s; "
+                                  "its worker was replaced") from None
         finally:
             self._pool.release(worker)
         return Transcript(

@@ -4,7 +4,10 @@ pocketsphinx holds the GIL while it decodes, so decoding in a thread would stall
 and every other satellite with it. Each worker is a separate process that owns one decoder, gets
 audio as it arrives (so almost nothing is left to do at end of speech), and also runs intent
 recognition, right after decoding, so the transcript and its intent come back in one answer and
-hassil's matching never runs on the event loop either.
+hassil's matching never runs on the event loop either. Text longer than `--max-intent-text`
+characters (`limits.max_intent_text`) is not matched: hassil's time grows with the square of the
+length; the bridge refuses such text before it is sent, and a transcript that long stands without
+its intent (`intent_error`).
 
 The messages (bridge.stt.messages) are framed over stdin/stdout, a private pipe between the bridge
 and its own child (nothing else can write to it).
@@ -19,6 +22,7 @@ import traceback
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..engines import IntentResult, SlotValue
+from ..recognition.intents import MAX_INTENT_TEXT, intent_text_problem
 from .messages import (
     Audio,
     CancelUtterance,
@@ -65,7 +69,7 @@ def _recognize(intents: IntentRecognizer | None, text: str, area: str | None) ->
     return intent_result(match), time.process_time() - started
 
 
-def serve(inp: BinaryIO, out: BinaryIO) -> None:
+def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None:
     from bridge.recognition import CompiledGrammar, GrammarDecoder, IntentRecognizer, Vocabulary
     from bridge.recognition.intents import accept_harmless
 
@@ -90,13 +94,13 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
 
     def end(message: EndUtterance, decoder: GrammarDecoder) -> None:
         result = decoder.finish()
+        intent_error = intent_text_problem(result.text, max_text)
         # "never mind" / "what time is it" need less certainty than an action
-        rejected = result.rejected and not accept_harmless(
-            result.text, result.confidence, result.reject_reason, intents)
+        rejected = result.rejected and (intent_error is not None or not accept_harmless(
+            result.text, result.confidence, result.reject_reason, intents))
         intent: IntentResult | None = None
         intent_cpu = 0.0
-        intent_error: str | None = None
-        if not rejected and result.text:
+        if not rejected and result.text and intent_error is None:
             try:
                 intent, intent_cpu = _recognize(intents, result.text, message.area)
             except Exception as err:  # noqa: BLE001 - the transcript stands without its intent
@@ -149,6 +153,10 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
                             load, pending = pending, None
                             apply(load.vocabulary, load.grammar)
                 case RecognizeIntent(request, text, area):
+                    problem = intent_text_problem(text, max_text)
+                    if problem is not None:
+                        write_message(out, Failed(request, problem))
+                        continue
                     intent, cpu = _recognize(intents, text, area)
                     write_message(out, IntentRecognized(request, intent, cpu))
                 case Exit():
@@ -190,10 +198,14 @@ def main() -> None:
     out = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)
     inp = sys.stdin.buffer
-    if "--compile" in sys.argv[1:]:
+    args = sys.argv[1:]
+    if "--compile" in args:
         compile_once(inp, out)
-    else:
-        serve(inp, out)
+        return
+    max_text = MAX_INTENT_TEXT
+    if "--max-intent-text" in args:
+        max_text = int(args[args.index("--max-intent-text") + 1])
+    serve(inp, out, max_text)
 
 
 if __name__ == "__main__":
