@@ -19,7 +19,6 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -47,6 +46,7 @@ from .control import PolicyState, PrivacyControl
 from .dispatch import Dispatcher
 from .hermes import HermesAdapter
 from .link import Connection, LastWill, Message, MqttLink
+from .looplag import LoopLagProbe
 from .outbox import Outbox
 from .refusals import NoticeLimiter
 from .results import Reporter, ResultPublisher
@@ -103,7 +103,7 @@ class Bridge:
         self.link = MqttLink(
             settings.mqtt, settings.mqtt.client_id or f"{self.bridge_id}-{uuid.uuid4().hex[:6]}",
             subscriptions=lambda: self.dispatcher.subscriptions(),
-            will=LastWill(self.topics.bridge_status, self.outbox_payload(self._status(False))),
+            will=LastWill(self.topics.bridge_status, Outbox.encode(self._status(False))),
             on_connect=self._on_connect, on_message=self._on_message)
         self.outbox = Outbox(self.topics, self.link.publish)
         self.reporter = Reporter(self.outbox, self.errors, self._satellites)
@@ -121,14 +121,7 @@ class Bridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self.utterances = 0
-        self.last_loop_lag_ms = 0.0
-        self.loop_lags: deque[float] = deque(maxlen=1200)  # the last minute, sampled every 50 ms
-
-    @staticmethod
-    def outbox_payload(message: BridgeStatus) -> bytes:
-        from ..protocol.hearth import dumps
-
-        return dumps(dict(message.to_json()))
+        self.loop_lag = LoopLagProbe()
 
     # -- state the parts read ---------------------------------------------------------------------
 
@@ -202,7 +195,7 @@ class Bridge:
         if not self.ready.is_set():
             await self.start()
         self._tasks = [asyncio.create_task(self._housekeeping(), name="housekeeping"),
-                       asyncio.create_task(self._loop_lag_probe(), name="loop-lag")]
+                       asyncio.create_task(self.loop_lag.run(), name="loop-lag")]
         try:
             await self.link.run()
         finally:
@@ -252,7 +245,7 @@ class Bridge:
                             self.status_api_url, self.wyoming_port)
 
     async def _on_connect(self, connection: Connection) -> None:
-        await connection.publish(self.topics.bridge_status, self.outbox_payload(self._status(True)), retain=True, qos=1)
+        await connection.publish(self.topics.bridge_status, Outbox.encode(self._status(True)), retain=True, qos=1)
         self._republish_retained()
 
     def _on_message(self, message: Message) -> None:
@@ -427,16 +420,13 @@ class Bridge:
     # -- housekeeping -----------------------------------------------------------------------------
 
     def stats(self) -> JsonObject:
-        lags = sorted(self.loop_lags)
         return {
             "frames": self.dispatcher.frames + self.hermes.frames, "messages": self.dispatcher.messages,
             "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
             "reconnects": self.link.reconnects, "utterances": self.utterances,
             "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
             "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started,
-            "loop_lag_ms": round(self.last_loop_lag_ms, 2),
-            "loop_lag_p99_ms": round(lags[int(len(lags) * 0.99)], 2) if lags else 0.0,
-            "loop_lag_max_ms": round(lags[-1], 2) if lags else 0.0,
+            **self.loop_lag.summary(),
             "satellites": {sid: {**s.counters, "state": str(s.state), "queue": len(s.queue), "online": s.online,
                                  "protocol": str(s.protocol)} for sid, s in self._satellites.items()},
         }
@@ -461,12 +451,3 @@ class Bridge:
                         saved_counters = dict(counters)
                     except OSError as err:
                         self.reporter.report_error("audit_save_failed", f"could not save the audit counters: {err}")
-
-    async def _loop_lag_probe(self) -> None:
-        """Measures how late the event loop wakes up (a stalled loop stalls every satellite)."""
-        interval = 0.05
-        while True:
-            started = time.monotonic()
-            await asyncio.sleep(interval)
-            self.last_loop_lag_ms = max(0.0, (time.monotonic() - started - interval) * 1000)
-            self.loop_lags.append(self.last_loop_lag_ms)

@@ -29,10 +29,13 @@ class Outbox:
         self.stats_dirty = True
 
     def send(self, topic: str, payload: Payload, retain: bool = False) -> None:
+        self._publish(topic, self.encode(payload), retain)
+
+    @staticmethod
+    def encode(payload: Payload) -> bytes:
+        """The bytes that go on the wire for a message."""
         if isinstance(payload, bytes):
-            data = payload
-        elif isinstance(payload, Mapping):
-            data = dumps(dict(payload))
-        else:
-            data = dumps(dict(payload.to_json()))
-        self._publish(topic, data, retain)
+            return payload
+        if isinstance(payload, Mapping):
+            return dumps(dict(payload))
+        return dumps(dict(payload.to_json()))
