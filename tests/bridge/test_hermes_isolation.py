@@ -24,6 +24,7 @@ from bridge.engines import Locality, SynthesizedAudio, TextToSpeech
 from bridge.protocol import hermes
 from bridge.protocol.hearth import encode_frame
 from bridge.satellite import Protocol, Satellite, Session, SessionSource
+from bridge.satellite.machine import END_OF_STREAM
 from bridge.service import Bridge, build_bridge
 
 type Messages = list[tuple[str, bytes | dict[str, object], bool]]
@@ -229,7 +230,7 @@ async def test_session_control_any_is_compatible(make: Callable[..., Bridge]) ->
     site.pending_start = None
     fake_session(site, "own-wake", SessionSource.BRIDGE)
     publish(bridge, hermes.STOP_LISTENING, {"siteId": "porch"})
-    assert site.queue[-1][1] == b""  # the session ends now
+    assert site.queue[-1][1] is END_OF_STREAM  # the session ends now
     assert bridge.errors.counts["hermes_session_control"] == 0
 
 
@@ -273,7 +274,7 @@ async def test_session_control_own_protects_the_bridges_sessions(make: Callable[
     site.pending_start = None
     fake_session(site, "dm-1", SessionSource.COMMAND)  # the client's session, opened
     publish(bridge, hermes.STOP_LISTENING, {"siteId": "porch", "sessionId": "dm-1"})
-    assert site.queue[-1][1] == b""
+    assert site.queue[-1][1] is END_OF_STREAM
     assert bridge.errors.counts["hermes_session_control"] == 2
     site.session = None
     site.queue.clear()
