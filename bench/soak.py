@@ -138,6 +138,8 @@ class Soak:
     policy_answered: set[str] = field(default_factory=set)
     sent: dict[str, int] = field(default_factory=dict)
     samples: list[dict[str, Any]] = field(default_factory=list)
+    #: each satellite's last counters seen (a removed satellite leaves the bridge's table, not this)
+    counters: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def count(self, what: str, n: int = 1) -> None:
         self.sent[what] = self.sent.get(what, 0) + n
@@ -315,7 +317,8 @@ def sample(bridge: BridgeProcess, url: str, soak: Soak, since: float) -> dict[st
     own, children, n_children = memory_mb(bridge.proc.pid)
     stats = fetch_stats(url)
     sats = stats.get("satellites", {})
-    dropped = {reason: sum(int(s.get(reason, 0)) for s in sats.values()) for reason in DROP_REASONS}
+    soak.counters.update(sats)
+    dropped = {reason: sum(int(s.get(reason, 0)) for s in soak.counters.values()) for reason in DROP_REASONS}
     dropped["muted"] = int(stats.get("dropped_muted", 0))
     dropped["outgoing"] = int(stats.get("dropped_outgoing", 0))
     talks = [t for t in soak.talks if t.at >= since]
@@ -443,6 +446,9 @@ async def main() -> None:
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), args.minutes * 60)
+        if not stop.is_set():
+            with contextlib.suppress(OSError):
+                sample(bridge, url, soak, 0.0)  # the satellites' counters before the parts leave
         stop.set()
         done, pending = await asyncio.wait(tasks, timeout=30)
         for task in pending:

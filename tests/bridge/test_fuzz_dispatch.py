@@ -9,7 +9,9 @@ queue. The properties:
 
 - nothing raises out of `dispatch`, no task the bridge started ends in an exception, the event
   loop's exception handler is never called, and no traceback or ERROR line is logged;
-- every error counted is under a known code (`internal_error`, the catch-all for bugs, is not one);
+- every error counted is under a known code (`internal_error`, the catch-all for bugs, is not one),
+  and a message that cannot be served at all (not a JSON object where one is read, a frame or WAV
+  that does not parse) is counted;
 - every policy command and history purge gets exactly one `policy/result`, every vocabulary
   offered gets a `vocabulary/state` (unless it is the one in service);
 - everything published goes to a valid MQTT topic, and every JSON payload is strict JSON;
@@ -34,15 +36,19 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import bridge.service.vocabulary as vocabulary_module
+from bridge.audio.wav import WavError, make_wav, wav_to_pcm16k
 from bridge.config import validate
-from bridge.protocol.hearth import encode_frame
+from bridge.protocol import hermes
+from bridge.protocol.hearth import ProtocolError, decode_frame, encode_frame
 from bridge.recognition import Vocabulary, parse_vocabulary
 from bridge.resources import load_demo_vocabulary
+from bridge.satellite import Protocol
 from bridge.service import Bridge, build_bridge
+from bridge.service.hermes import HERMES_SITE
 from tests.support.fuzz import NORMAL, budget, deep_json, encoded, json_values, junk, long_digits, topic_payloads
 
 #: Every error code the bridge may count for bad input or a refused session. A new refusal adds
@@ -67,7 +73,6 @@ PURGE = f"{PREFIX}/bridge/history/purge"
 VOCABULARY_SET, VOCABULARY_STATE = f"{PREFIX}/bridge/vocabulary/set", f"{PREFIX}/bridge/vocabulary/state"
 BINARY_LEAVES = ("/play", "/pipeline/audio")
 SETTLE_TICKS = 25
-ROOT = Path(tempfile.mkdtemp(prefix="hearth-fuzz-"))  # one data folder per example below it
 DEMO: Vocabulary = load_demo_vocabulary()
 
 
@@ -133,6 +138,44 @@ def check_published(topic: str, data: bytes) -> str | None:
     return None
 
 
+JSON_LEAVES = ("status", "event", "response", "announce", "pipeline/set")
+HERMES_JSON = (hermes.START_LISTENING, hermes.STOP_LISTENING, hermes.NLU_QUERY, hermes.TTS_SAY, hermes.END_SESSION)
+
+
+def must_refuse(made: Bridge, topic: str, payload: bytes) -> bool:
+    """Whether this message cannot be served at all, so its refusal must be counted: a payload
+    that is not a JSON object where one is read, an audio frame or WAV that does not parse."""
+    def not_object() -> bool:
+        try:
+            return not isinstance(json.loads(payload.decode("utf-8")), dict)
+        except (ValueError, RecursionError):
+            return True
+
+    parsed = topic.split("/")
+    if topic.startswith(f"{PREFIX}/satellite/") and len(parsed) >= 4:
+        leaf = "/".join(parsed[3:])
+        if leaf in JSON_LEAVES:
+            return bool(payload) and not_object() if leaf in ("status", "pipeline/set") else not_object()
+        if leaf == "audio":
+            try:
+                decode_frame(payload)
+            except ProtocolError:
+                return True
+        return False
+    if topic in (POLICY_SET, PURGE, VOCABULARY_SET, *HERMES_JSON) or topic.endswith(("/detected", "/playFinished")):
+        return not_object()
+    site = hermes.site_from_audio_topic(topic)
+    if site is not None:
+        existing = made.satellites.get(site)
+        if existing is not None and existing.protocol is not Protocol.HERMES:
+            return False  # a Hermes frame under a Hearth satellite's id: issue 15 item 4 (branch i15-sites)
+        try:
+            wav_to_pcm16k(payload)
+        except WavError:
+            return True
+    return False
+
+
 def offered_hash(payload: bytes) -> str | None:
     try:
         return parse_vocabulary(json.loads(payload)).hash()
@@ -166,12 +209,16 @@ async def scenario(messages: list[tuple[str, bytes]], data_dir: Path) -> Outcome
 
     for topic, payload in messages:
         in_service = made.vocabulary.vocabulary
+        refuse = must_refuse(made, topic, payload)
+        counted = sum(made.errors.counts.values())
         try:
             made.dispatch(topic, payload)
         except BaseException as err:  # noqa: BLE001 - the property: nothing comes out of dispatch
             problems.append(f"dispatch({topic!r}) raised {err!r}")
         await settle()
         new = drain(made, outcome)
+        if refuse and sum(made.errors.counts.values()) == counted:
+            problems.append(f"{topic} refused {payload[:80]!r} without counting an error")
         if topic in (POLICY_SET, PURGE) and len(payload) <= limit:
             answers = [t for t, _ in new if t == POLICY_RESULT]
             if len(answers) != 1:
@@ -187,7 +234,7 @@ async def scenario(messages: list[tuple[str, bytes]], data_dir: Path) -> Outcome
         problems.append(f"a good policy command afterwards was not confirmed: {results}")
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
-            problems.append(f"task {task.get_name()} ended in {task.exception()!r}")
+            problems.append(f"task {getattr(task.get_coro(), '__qualname__', task.get_name())} ended in {task.exception()!r}")
     for sat in list(made.satellites.values()):
         await sat.close()
     pending = [task for task in tasks if not task.done()]
@@ -208,11 +255,12 @@ async def scenario(messages: list[tuple[str, bytes]], data_dir: Path) -> Outcome
 
 @dataclass
 class Harness:
+    root: Path  #: one data folder per example below it
     runs: int = 0
 
     def run(self, messages: list[tuple[str, bytes]]) -> Outcome:
         self.runs += 1
-        data_dir = Path(tempfile.mkdtemp(dir=ROOT))
+        data_dir = Path(tempfile.mkdtemp(dir=self.root))
         problems: list[str] = []
         handler = _Tracebacks(problems)
         logging.getLogger().addHandler(handler)
@@ -227,9 +275,10 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-def harness() -> Iterator[Harness]:
-    yield Harness()
-    shutil.rmtree(ROOT, ignore_errors=True)
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    made = Harness(tmp_path_factory.mktemp("fuzz"))
+    yield made
+    shutil.rmtree(made.root, ignore_errors=True)
 
 
 def check(harness: Harness, messages: list[tuple[str, bytes]]) -> Outcome:
@@ -240,24 +289,63 @@ def check(harness: Harness, messages: list[tuple[str, bytes]]) -> Outcome:
 
 def sequences(families: frozenset[str], must: st.SearchStrategy[tuple[str, bytes]] | None = None,
               ) -> st.SearchStrategy[list[tuple[str, bytes]]]:
-    """1-8 messages; with `must`, one of them from it (the rest from the ordinary mix)."""
+    """1-8 messages, often after satellites announced themselves (so later messages meet known
+    satellites); with `must`, one of them from it (the rest from the ordinary mix)."""
     ordinary = topic_payloads(NORMAL)
+    openers = st.lists(st.sampled_from(OPENERS), max_size=3)
     if must is None:
-        return st.lists(topic_payloads(families), min_size=1, max_size=8)
-    return st.builds(lambda before, one, after: [*before, one, *after],
-                     st.lists(ordinary, max_size=3), must, st.lists(ordinary, max_size=3))
+        body = st.lists(topic_payloads(families), min_size=1, max_size=8)
+    else:
+        body = st.builds(lambda before, one, after: [*before, one, *after],
+                         st.lists(ordinary, max_size=3), must, st.lists(ordinary, max_size=3))
+    return st.builds(lambda first, rest: [*first, *rest], openers, body)
 
 
 ONLINE = json.dumps({"state": "online", "capabilities": {"wake_word": True}}).encode()
+#: Satellites announcing themselves: Hearth ones waking on their own or by the bridge, a Hermes site.
+OPENERS = (
+    (f"{PREFIX}/satellite/kitchen/status", ONLINE),
+    (f"{PREFIX}/satellite/porch/status", json.dumps({"state": "online"}).encode()),
+    (f"{PREFIX}/satellite/s1/status", json.dumps({"state": "online", "play_rate": 22050,
+                                                  "capabilities": {"wake_word": True, "barge_in": True}}).encode()),
+    ("hermes/audioServer/porch/audioFrame", make_wav(bytes(1024))),
+    ("hermes/audioServer/site-2/audioFrame", make_wav(bytes(1024))),
+)
+
+
+def says_to_unusable_site(messages: list[tuple[str, bytes]]) -> bool:
+    """A Hermes `tts/say` with text for a siteId the bridge cannot serve (see the xfail below)."""
+    for topic, payload in messages:
+        if topic != hermes.TTS_SAY:
+            continue
+        try:
+            data = json.loads(payload)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("text"), str) and data["text"].strip():
+            site = data.get("siteId", "default")
+            if isinstance(site, str) and not HERMES_SITE.fullmatch(site):
+                return True
+    return False
+
+
+#: Inputs the properties leave to an xfail-marked property of their own while the bug is open:
+#: remove an entry together with that property's xfail marker.
+KNOWN_OPEN = (says_to_unusable_site,)
+
+
+def check_except_known(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
+    assume(not any(known(messages) for known in KNOWN_OPEN))
+    check(harness, messages)
 
 
 @given(sequences(NORMAL))
 @example([(f"{PREFIX}/satellite/kitchen/status", ONLINE),
           (f"{PREFIX}/satellite/kitchen/audio", encode_frame(1, 0, bytes(960))),
           (f"{PREFIX}/satellite/kitchen/event", b'{"type": "wake", "stream_id": 1}')])
-@budget(400)
+@budget(1000)
 def test_dispatch_survives_hostile_messages(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check(harness, messages)
+    check_except_known(harness, messages)
 
 
 # -- inputs that break a property today (issue 15) ----------------------------------------------
@@ -284,20 +372,31 @@ def surrogate_vocabulary(name: str) -> bytes:
 @example([(POLICY_SET, b"[" * 30_000 + b"]" * 30_000)])
 @budget(40, shrink=False)
 def test_dispatch_deeply_nested_json(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check(harness, messages)
+    check_except_known(harness, messages)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a huge integer duration: OverflowError; an integer "
-                                        "beyond 4300 digits: ValueError from the JSON reader; both end as "
-                                        "internal_error with a traceback and no policy/result), fixed on "
-                                        "branch i15-hardening")
-@given(sequences(NORMAL, must=st.one_of(on_json_topics(long_digits()), topic_payloads(frozenset({"huge"})))))
+@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a huge integer duration: OverflowError, caught only as "
+                                        "internal_error with a traceback, no policy/result), fixed on branch "
+                                        "i15-hardening")
+@given(sequences(NORMAL, must=topic_payloads(frozenset({"huge"}))))
 @example([(POLICY_SET, b'{"request_id": "r", "microphones": {"kitchen": {"muted": true, "duration": 1'
                        + b"0" * 400 + b"}}}")])
-@example([(POLICY_SET, b'{"request_id": ' + b"9" * 4301 + b"}")])
 @budget(150, shrink=False)
 def test_dispatch_huge_numbers(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check(harness, messages)
+    check_except_known(harness, messages)
+
+
+@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (found by this fuzzer: a JSON integer of more than 4300 "
+                                        "digits makes json.loads raise ValueError, which parse_json_object and "
+                                        "the vocabulary task do not catch: internal_error with a traceback on "
+                                        "every JSON topic, no policy/result, no vocabulary/state); not yet fixed "
+                                        "on any branch")
+@given(sequences(NORMAL, must=on_json_topics(long_digits())))
+@example([(POLICY_SET, b'{"request_id": ' + b"9" * 4301 + b"}")])
+@example([(VOCABULARY_SET, b'{"language": ' + b"9" * 4301 + b"}")])
+@budget(60, shrink=False)
+def test_dispatch_integers_beyond_4300_digits(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
+    check_except_known(harness, messages)
 
 
 @pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a lone surrogate in a vocabulary name: "
@@ -310,7 +409,7 @@ def test_dispatch_huge_numbers(harness: Harness, messages: list[tuple[str, bytes
 @example([(VOCABULARY_SET, surrogate_vocabulary("k\udc80"))])
 @budget(150, shrink=False)
 def test_dispatch_lone_surrogates(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check(harness, messages)
+    check_except_known(harness, messages)
 
 
 @pytest.mark.xfail(strict=False, reason="issue 15 item 6 (found by this fuzzer: a NaN or Infinity request id "
@@ -322,7 +421,7 @@ def test_dispatch_lone_surrogates(harness: Harness, messages: list[tuple[str, by
 @example([("hermes/tts/say", b'{"siteId": "porch", "text": "hi", "id": Infinity}')])
 @budget(100, shrink=False)
 def test_dispatch_nonfinite_numbers(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check(harness, messages)
+    check_except_known(harness, messages)
 
 
 @pytest.mark.xfail(strict=False, reason="issue 15 item 8 (a malformed history/purge still purges and answers "
@@ -341,3 +440,16 @@ def _is_object(payload: bytes) -> bool:
         return isinstance(json.loads(payload), dict)
     except (ValueError, RecursionError):
         return False
+
+
+@pytest.mark.xfail(strict=False, reason="issue 15 items 3/6 (found by this fuzzer: hermes/tts/say with text for a "
+                                        "siteId the bridge refuses, e.g. 'a b': ProtocolError inside the speech "
+                                        "task, logged as an ERROR traceback, not counted, no sayFinished), "
+                                        "expected on branch i15-sites (one id rule)")
+@given(sequences(NORMAL, must=st.builds(
+    lambda site, text: (hermes.TTS_SAY, json.dumps({"siteId": site, "text": text}).encode()),
+    st.sampled_from(["a b", "", "s" * 65, "\u00fc", "x/y"]), st.sampled_from(["hi", "turn on the light"]))))
+@example([(hermes.TTS_SAY, b'{"siteId": "a b", "text": "hi"}')])
+@budget(50, shrink=False)
+def test_hermes_say_to_an_unusable_site(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
+    check(harness, messages)

@@ -36,6 +36,7 @@ from tests.support.fuzz import (
     json_values,
     junk,
     long_digits,
+    numbers,
     shaped,
     texts,
     wavs,
@@ -62,10 +63,11 @@ FIELDS = ("state", "bridge_id", "protocol", "version", "prefix", "engines", "sta
 
 def wire_objects(families: frozenset[str]) -> st.SearchStrategy[dict[str, object]]:
     anything = json_values(families, max_leaves=8)
-    fields = {name: anything for name in FIELDS}
-    nested_intent = shaped({"intentName": texts(families), "confidenceScore": anything}, families)
-    return st.one_of(json_objects(families), shaped(fields, families),
-                     shaped({**fields, "intent": nested_intent, "value": shaped({"value": anything}, families)}, families))
+    nested = st.one_of(shaped({"intentName": texts(families), "confidenceScore": anything}, families),
+                       shaped({"value": anything, "wake_word": st.booleans()}, families), anything)
+    values = st.one_of(numbers(families), numbers(families), texts(families), anything, nested)
+    real_fields = st.dictionaries(st.sampled_from(FIELDS), values, max_size=12)
+    return st.one_of(json_objects(families), real_fields, real_fields)
 
 
 def from_json(cls: type, data: Mapping[str, object]) -> object:
@@ -132,14 +134,21 @@ def test_json_objects_parse_or_raise_protocol_error(payload: bytes) -> None:
     check_json_object(payload)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (deep JSON: RecursionError; integers beyond 4300 "
-                                        "digits: ValueError, both out of parse_json_object), fixed on branch "
-                                        "i15-hardening")
-@given(st.one_of(deep_json(), long_digits()))
+@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (deeply nested JSON: RecursionError out of "
+                                        "parse_json_object), fixed on branch i15-hardening")
+@given(deep_json())
 @example(b"[" * 100_000 + b"]" * 100_000)
+@budget(30, shrink=False)
+def test_deeply_nested_json_is_refused_as_protocol_error(payload: bytes) -> None:
+    check_json_object(payload)
+
+
+@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (found by this fuzzer: a JSON integer of more than 4300 "
+                                        "digits: ValueError out of parse_json_object); not yet fixed on any branch")
+@given(long_digits())
 @example(b'{"duration": ' + b"9" * 4301 + b"}")
-@budget(50, shrink=False)
-def test_deep_and_long_json_is_refused_as_protocol_error(payload: bytes) -> None:
+@budget(30, shrink=False)
+def test_integers_beyond_4300_digits_are_refused_as_protocol_error(payload: bytes) -> None:
     check_json_object(payload)
 
 
@@ -157,13 +166,24 @@ def test_wav_converts_or_raises_wav_error(payload: bytes) -> None:
 
 def policy_commands(families: frozenset[str]) -> st.SearchStrategy[object]:
     anything = json_values(families, max_leaves=8)
-    mic = shaped({"muted": st.booleans(), "duration": st.one_of(st.floats(), st.integers(-10, 10**8), anything)}, families)
+    mic = shaped({"muted": st.booleans(), "duration": st.one_of(st.floats(), st.integers(-10, 10**8),
+                                                                numbers(families), anything)}, families)
     mics = st.dictionaries(st.one_of(st.sampled_from(["kitchen", "porch", "bad id", "a" * 65]), texts(families)),
                            st.one_of(mic, anything), max_size=4)
     command = shaped({"request_id": anything, "local_only": st.booleans(), "privacy_mode": st.booleans(),
                       "retention": st.sampled_from(["none", "memory", "disk"]), "publish_transcripts": st.booleans(),
                       "microphones": st.one_of(mics, anything)}, families)
-    return st.one_of(command, command, anything)
+    return st.one_of(valid_policy_commands(families), command, command, anything)
+
+
+def valid_policy_commands(families: frozenset[str]) -> st.SearchStrategy[dict[str, object]]:
+    """Commands that are right but for the numbers (and the request id, which is anything)."""
+    mute = st.one_of(st.just({"muted": False}), st.fixed_dictionaries(
+        {"muted": st.just(True)}, optional={"duration": st.one_of(numbers(families), st.floats())}))
+    return st.fixed_dictionaries({}, optional={
+        "request_id": json_values(families, max_leaves=4), "local_only": st.booleans(), "privacy_mode": st.booleans(),
+        "retention": st.sampled_from(["none", "memory"]), "publish_transcripts": st.booleans(),
+        "microphones": st.dictionaries(st.sampled_from(["kitchen", "porch", "s1"]), mute, min_size=1, max_size=3)})
 
 
 def check_policy_command(command: object) -> None:
@@ -193,12 +213,18 @@ def test_policy_commands_with_huge_numbers(command: object) -> None:
 
 def stored_policies(families: frozenset[str]) -> st.SearchStrategy[object]:
     anything = json_values(families, max_leaves=6)
-    entry = shaped({"muted": st.booleans(), "until": st.one_of(st.none(), st.floats(), anything)}, families)
-    return shaped({"local_only": st.booleans(), "privacy_mode": st.booleans(),
-                   "retention": st.sampled_from(["none", "memory"]), "publish_transcripts": st.booleans(),
-                   "microphones": st.dictionaries(st.one_of(st.sampled_from(["kitchen", "x y"]), texts(families)),
-                                                  st.one_of(entry, anything), max_size=3),
-                   "revision": st.one_of(st.integers(-1, 10**6), anything)}, families)
+    entry = st.one_of(
+        st.fixed_dictionaries({"muted": st.booleans(), "until": st.one_of(st.none(), st.floats(), numbers(families))}),
+        shaped({"muted": st.booleans(), "until": st.one_of(st.none(), st.floats(), anything)}, families))
+    valid = st.fixed_dictionaries({
+        "local_only": st.booleans(), "privacy_mode": st.booleans(), "retention": st.sampled_from(["none", "memory"]),
+        "publish_transcripts": st.booleans(), "revision": st.integers(0, 10**6),
+        "microphones": st.dictionaries(st.sampled_from(["kitchen", "porch"]), entry, max_size=3)})
+    return st.one_of(valid, shaped({
+        "local_only": st.booleans(), "privacy_mode": st.booleans(), "retention": st.sampled_from(["none", "memory"]),
+        "publish_transcripts": st.booleans(), "revision": st.one_of(st.integers(-1, 10**6), anything),
+        "microphones": st.dictionaries(st.one_of(st.sampled_from(["kitchen", "x y"]), texts(families)),
+                                       st.one_of(entry, anything), max_size=3)}, families))
 
 
 def check_stored_policy(data: object) -> None:

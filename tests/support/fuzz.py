@@ -18,6 +18,7 @@ hypothesis database into the repository.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -95,9 +96,9 @@ def json_objects(families: frozenset[str] = NORMAL) -> st.SearchStrategy[dict[st
 def shaped(fields: dict[str, st.SearchStrategy[object]], families: frozenset[str]) -> st.SearchStrategy[dict[str, object]]:
     """An object with some of these fields (each right-ish or anything), sometimes extra keys."""
     anything = json_values(families, max_leaves=6)
-    optional = {key: st.one_of(good, good, anything) for key, good in fields.items()}
+    optional = {key: st.one_of(good, good, good, anything) for key, good in fields.items()}
     return st.builds(lambda base, extra: {**extra, **base}, st.fixed_dictionaries({}, optional=optional),
-                     st.one_of(st.just({}), json_objects(families)))
+                     st.one_of(st.just({}), st.just({}), st.just({}), st.just({}), json_objects(families)))
 
 
 # -- payload encodings -----------------------------------------------------------------------------
@@ -185,12 +186,10 @@ def wavs() -> st.SearchStrategy[bytes]:
         st.one_of(st.none(), st.integers(0, 60)))
 
 
-def satellite_topic_leaf() -> st.SearchStrategy[str]:
-    leaves = ["status", "audio", "event", "response", "announce", "pipeline/set", "pipeline/play",
-              *sorted(BRIDGE_OUTBOUND), "pipeline/other", "a/b", ""]
-    return st.one_of(st.sampled_from(leaves), st.text(max_size=10).filter(lambda t: not set(t) & set("+#\x00")))
+OTHER_LEAVES = (*sorted(BRIDGE_OUTBOUND), "pipeline/other", "a/b", "")
 
 
+@functools.cache
 def topic_payloads(families: frozenset[str], prefix: str = "hearth") -> st.SearchStrategy[tuple[str, bytes]]:
     """(topic, payload) pairs over every topic the bridge subscribes to."""
     any_json = json_values(families, max_leaves=6)
@@ -212,20 +211,28 @@ def topic_payloads(families: frozenset[str], prefix: str = "hearth") -> st.Searc
                     "media_url": txt, "start_conversation": st.booleans()})
     pipeline_set = st.one_of(st.just(b""), obj({"mode": st.sampled_from(["hearth", "assist", "cloud"])}))
 
-    def per_leaf(leaf: str) -> st.SearchStrategy[bytes]:
-        shaped_payload: dict[str, st.SearchStrategy[bytes]] = {
-            "status": st.one_of(status, st.just(b"")), "audio": hearth_frames(), "event": event,
-            "response": response, "announce": response, "pipeline/set": pipeline_set, "pipeline/play": wavs()}
-        good = shaped_payload.get(leaf)
-        return st.one_of(good, good, good, junk(families)) if good is not None else junk(families)
+    bad = junk(families)
+    per_leaf: dict[str, st.SearchStrategy[bytes]] = {
+        "status": st.one_of(status, st.just(b"")), "audio": hearth_frames(), "event": event,
+        "response": response, "announce": response, "pipeline/set": pipeline_set, "pipeline/play": wavs()}
 
-    satellite = st.builds(lambda sat, leaf: (sat, leaf), sat_ids, satellite_topic_leaf()).flatmap(
-        lambda pair: per_leaf(pair[1]).map(lambda payload: (f"{prefix}/satellite/{pair[0]}/{pair[1]}", payload)))
+    def on_satellite(leaf: st.SearchStrategy[str], payload: st.SearchStrategy[bytes]) -> st.SearchStrategy[tuple[str, bytes]]:
+        return st.builds(lambda sat, name, data: (f"{prefix}/satellite/{sat}/{name}", data), sat_ids, leaf, payload)
+
+    satellite = st.one_of(
+        *(on_satellite(st.just(leaf), st.one_of(good, good, good, bad)) for leaf, good in per_leaf.items()),
+        on_satellite(st.sampled_from(OTHER_LEAVES), bad),
+        on_satellite(st.text(max_size=10).filter(lambda t: not set(t) & set("+#\x00")), bad))
     mic = shaped({"muted": st.booleans(), "duration": numbers(families)}, families)
-    policy = obj({"request_id": ids, "local_only": st.booleans(), "privacy_mode": st.booleans(),
+    right_mute = st.one_of(st.just({"muted": False}), st.fixed_dictionaries(
+        {"muted": st.just(True)}, optional={"duration": st.one_of(numbers(families), st.floats(0.5, 60))}))
+    right_policy = encoded(st.fixed_dictionaries({"request_id": ids}, optional={
+        "privacy_mode": st.booleans(), "retention": st.sampled_from(["none", "memory"]),
+        "microphones": st.dictionaries(st.sampled_from(SAT_IDS), right_mute, min_size=1, max_size=2)}))
+    policy = st.one_of(right_policy, obj({"request_id": ids, "local_only": st.booleans(), "privacy_mode": st.booleans(),
                   "retention": st.sampled_from(["none", "memory", "forever"]),
                   "publish_transcripts": st.booleans(),
-                  "microphones": st.dictionaries(st.one_of(st.sampled_from(SAT_IDS + BAD_SAT_IDS), txt), mic, max_size=3)})
+                  "microphones": st.dictionaries(st.one_of(st.sampled_from(SAT_IDS + BAD_SAT_IDS), txt), mic, max_size=3)}))
     item = {"id": txt, "name": txt, "aliases": st.lists(txt, max_size=3)}
     vocabulary = obj({"language": st.sampled_from(["en", "en-US", "de", ""]),
                       "floors": st.lists(shaped(item, families), max_size=2),
@@ -233,7 +240,7 @@ def topic_payloads(families: frozenset[str], prefix: str = "hearth") -> st.Searc
                       "entities": st.lists(shaped({**item, "domain": st.sampled_from(["light", "switch", "lock", "x.y"]),
                                                    "area": txt, "device_class": txt}, families), max_size=3),
                       "sentences": st.lists(txt, max_size=2), "polite": st.booleans()})
-    purge = st.one_of(obj({"request_id": ids}), junk(families))
+    purge = st.one_of(obj({"request_id": ids}), bad)
     request = {"siteId": sites, "sessionId": ids}
     hermes_json: list[tuple[str, st.SearchStrategy[bytes]]] = [
         (hermes.START_LISTENING, obj({**request, "lang": txt, "wakewordId": txt, "stopOnSilence": st.booleans()})),
@@ -247,16 +254,15 @@ def topic_payloads(families: frozenset[str], prefix: str = "hearth") -> st.Searc
         (f"{prefix}/bridge/policy/set", policy), (f"{prefix}/bridge/vocabulary/set", vocabulary),
         (f"{prefix}/bridge/history/purge", purge), *hermes_json]
     fixed_pairs = [payloads.map(_pair(topic)) for topic, payloads in fixed]
-    fixed_junk = st.sampled_from([topic for topic, _ in fixed]).flatmap(
-        lambda topic: junk(families).map(_pair(topic)))
+    fixed_junk = st.tuples(st.sampled_from([topic for topic, _ in fixed]), bad)
     site_topic = sites.filter(_topic_level)
     audio_frame = st.builds(lambda site, payload: (f"hermes/audioServer/{site}/audioFrame", payload),
-                            site_topic, st.one_of(wavs(), wavs(), junk(families)))
+                            site_topic, st.one_of(wavs(), wavs(), bad))
     detected = st.builds(lambda word, payload: (f"hermes/hotword/{word}/detected", payload),
                          st.sampled_from(["okay_nabu", "default", "x"]),
-                         st.one_of(obj({**request, "modelId": txt}), junk(families)))
+                         st.one_of(obj({**request, "modelId": txt}), bad))
     played = st.builds(lambda site, payload: (f"hermes/audioServer/{site}/playFinished", payload),
-                       site_topic, st.one_of(obj({"id": ids, "siteId": sites, "sessionId": ids}), junk(families)))
+                       site_topic, st.one_of(obj({"id": ids, "siteId": sites, "sessionId": ids}), bad))
     return st.one_of(satellite, satellite, st.one_of(*fixed_pairs), fixed_junk, audio_frame, detected, played)
 
 
