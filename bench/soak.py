@@ -383,7 +383,7 @@ def summary(soak: Soak, final: dict[str, Any], cooled: dict[str, Any], args: arg
     lat = [t.latency_ms for t in soak.talks if t.latency_ms is not None]
     answered = sum(t.answered for t in soak.talks)
     worst_lag = max((s["loop_lag_p99_ms"] or 0.0) for s in [*samples, final])
-    growth = [s["bridge_rss_mb"] for s in samples]
+    growth = [s["bridge_rss_mb"] for s in [*soak.samples, final, cooled]]
     lines = [
         f"Command: `.venv/bin/python bench/soak.py --minutes {args.minutes:g}` ({os.cpu_count()} cores; "
         f"{args.talkers} talkers, {args.streamers} streamers, churn {args.churn:g}/s, flood ×{args.flood_factor:g}, "
