@@ -94,7 +94,8 @@ def check_wire(cls: type, data: dict[str, object]) -> None:
         json.dumps(parsed.to_json())  # what was accepted can be written back
 
 
-@given(st.sampled_from(HEARTH_MESSAGES + HERMES_MESSAGES + (hermes.SiteRequest,)), wire_objects(NORMAL))
+@given(st.sampled_from(HEARTH_MESSAGES + HERMES_MESSAGES + (hermes.SiteRequest,)),
+       wire_objects(frozenset({"surrogate", "nonfinite"})))
 @budget(500)
 def test_wire_messages_parse_or_raise_protocol_error(cls: type, data: dict[str, object]) -> None:
     check_wire(cls, data)
@@ -103,11 +104,11 @@ def test_wire_messages_parse_or_raise_protocol_error(cls: type, data: dict[str, 
 @pytest.mark.xfail(strict=False, reason="issue 15 item 6 (huge integers: float() of a JSON integer beyond a "
                                         "double raises OverflowError in messages._float and the Hermes readers); "
                                         "not yet fixed on any branch")
-@given(st.sampled_from(HEARTH_MESSAGES + HERMES_MESSAGES), wire_objects(frozenset({"huge", "surrogate"})))
+@given(st.sampled_from(HEARTH_MESSAGES + HERMES_MESSAGES), wire_objects(frozenset({"huge"})))
 @example(wire.TranscriptMessage, {"confidence": 10**400})
 @example(hermes.TextCaptured, {"likelihood": 10**400})
 @budget(300, shrink=False)
-def test_wire_messages_with_huge_numbers_and_surrogates(cls: type, data: dict[str, object]) -> None:
+def test_wire_messages_with_huge_numbers(cls: type, data: dict[str, object]) -> None:
     check_wire(cls, data)
 
 

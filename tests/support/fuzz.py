@@ -7,7 +7,8 @@ mixed in. Hostile *families* can be switched on one by one, so a property can be
 and without inputs that are known to break it:
 
 - ``deep``: deeply nested JSON (recursion limits),
-- ``huge``: integers far beyond a float (and JSON integers beyond Python's 4300-digit limit),
+- ``huge``: integers far beyond a float,
+- ``digits``: JSON integers beyond Python's 4300-digit limit for converting text to int,
 - ``surrogate``: lone UTF-16 surrogates in strings (valid JSON escapes, not encodable as UTF-8),
 - ``nonfinite``: NaN and ±Infinity as values (Python's JSON reader accepts them; strict JSON has none).
 
@@ -56,7 +57,7 @@ def budget(examples: int, *, shrink: bool = True) -> settings:
 # -- JSON values ---------------------------------------------------------------------------------
 
 NORMAL: frozenset[str] = frozenset()
-ALL_FAMILIES = frozenset({"deep", "huge", "surrogate", "nonfinite"})
+ALL_FAMILIES = frozenset({"deep", "huge", "digits", "surrogate", "nonfinite"})
 SURROGATES = ("\ud800", "\udfff", "kitchen\udc80", "\ud83d light")
 WORDS = ("", " ", "kitchen", "porch", "living.room", "okay_nabu", "hey_jarvis", "online", "offline", "en",
          "light.kitchen", "turn on the kitchen light", "none", "memory", "assist", "hearth", "\u00e9t\u00e9",
@@ -141,7 +142,7 @@ def junk(families: frozenset[str] = NORMAL) -> st.SearchStrategy[bytes]:
     ]
     if "deep" in families:
         options.append(deep_json())
-    if "huge" in families:
+    if "digits" in families:
         options.append(long_digits())
     return st.one_of(*options)
 
