@@ -6,6 +6,7 @@ Pure: no I/O. The JSON payloads themselves are dataclasses in `bridge.protocol.m
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from collections.abc import Mapping
@@ -117,16 +118,38 @@ def is_satellite_id(value: object) -> bool:
     return isinstance(value, str) and SATELLITE_ID.fullmatch(value) is not None
 
 
-def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:  # noqa: ANN401 - JSON of any shape, checked by its reader
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_json(payload: bytes, what: str) -> object:
+    """Strict JSON from the wire: UTF-8, no NaN/Infinity (nobody downstream could read them back),
+    no integer of more than Python's 4300 digits, nesting bounded by the interpreter; anything
+    else is a ProtocolError `invalid_json`, never another exception."""
     try:
-        data = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ProtocolError("invalid_json", f"{what}: payload is not valid JSON ({err})") from None
+        return json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except RecursionError:
-        raise ProtocolError("invalid_json", f"{what}: payload is nested too deeply") from None
+        raise ProtocolError("invalid_json", f"{what}: payload is not valid JSON (nested too deeply)") from None
+    except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError, constants, over-long integers
+        raise ProtocolError("invalid_json", f"{what}: payload is not valid JSON ({str(err)[:200]})") from None
+
+
+def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:  # noqa: ANN401 - JSON of any shape, checked by its reader
+    data = loads_json(payload, what)
     if not isinstance(data, dict):
         raise ProtocolError("invalid_json", f"{what}: payload must be a JSON object")
     return data
+
+
+def finite_float(value: object, default: float = 0.0) -> float:
+    """A JSON number as a finite float; `default` for anything else (booleans, huge integers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return default
+    try:
+        number = float(value)
+    except OverflowError:
+        return default
+    return number if math.isfinite(number) else default
 
 
 def dumps(data: Mapping[str, object]) -> bytes:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
-from .hearth import ProtocolError
+from .hearth import ProtocolError, finite_float
 
 AUDIO_FRAME = "hermes/audioServer/+/audioFrame"
 HOTWORD_DETECTED = "hermes/hotword/+/detected"
@@ -182,7 +182,7 @@ class HotwordDetected:
         sensitivity = data.get("currentSensitivity")
         return cls(site_id=_site(data, HOTWORD_DETECTED), model_id=_str(data, "modelId") or "",
                    session_id=_str(data, "sessionId"),
-                   sensitivity=float(sensitivity) if isinstance(sensitivity, (int, float)) else 0.5)
+                   sensitivity=finite_float(sensitivity, 0.5))
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +210,8 @@ class TextCaptured:
         likelihood, seconds = data.get("likelihood"), data.get("seconds")
         return cls(site_id=_site(data, TEXT_CAPTURED), session_id=_str(data, "sessionId"),
                    text=_str(data, "text") or "",
-                   likelihood=float(likelihood) if isinstance(likelihood, (int, float)) else 0.0,
-                   seconds=float(seconds) if isinstance(seconds, (int, float)) else 0.0,
+                   likelihood=finite_float(likelihood, 0.0),
+                   seconds=finite_float(seconds, 0.0),
                    wakeword_id=_str(data, "wakewordId"), lang=_str(data, "lang"))
 
 
@@ -282,7 +282,7 @@ class IntentParsed:
         slots = data.get("slots")
         return cls(site_id=_site(data, INTENT_PARSED), session_id=_str(data, "sessionId"),
                    request_id=_str(data, "id"), text=_str(data, "input") or "", intent_name=intent["intentName"],
-                   confidence=float(confidence) if isinstance(confidence, (int, float)) else 0.0,
+                   confidence=finite_float(confidence, 0.0),
                    slots=tuple(Slot.from_json(s) for s in slots if isinstance(s, dict)) if isinstance(slots, list) else ())
 
 

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Literal, Self
 
 from .. import PROTOCOL_VERSION
-from .hearth import WAKE_WORDS, ProtocolError
+from .hearth import WAKE_WORDS, ProtocolError, finite_float
 
 #: a JSON value (what `json.loads` gives); readers check what they use with isinstance
 type Json = object
@@ -32,8 +32,7 @@ def _int(data: Mapping[str, object], key: str) -> int | None:
 
 
 def _float(data: Mapping[str, object], key: str, default: float = 0.0) -> float:
-    value = data.get(key)
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    return finite_float(data.get(key), default)
 
 
 def _object(data: Mapping[str, object], key: str) -> JsonObject:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import yaml
 
+from ..protocol.hearth import ProtocolError, loads_json
 from ..protocol.messages import VocabularyState
 from ..recognition import CompiledGrammar, Vocabulary, VocabularyError, parse_vocabulary
 from ..resources import load_demo_vocabulary
@@ -66,10 +66,9 @@ class VocabularySwap:
 
     async def apply_payload(self, payload: bytes) -> bool:
         try:
-            data = json.loads(payload.decode("utf-8"))
-            vocab = parse_vocabulary(data)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-            self.rejected(f"vocabulary is not valid JSON: {err}")
+            vocab = parse_vocabulary(loads_json(payload, "vocabulary"))
+        except ProtocolError as err:
+            self.rejected(err.message)
             return False
         except VocabularyError as err:
             self.rejected(str(err))

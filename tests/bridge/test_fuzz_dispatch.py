@@ -17,8 +17,9 @@ queue. The properties:
 - everything published goes to a valid MQTT topic, and every JSON payload is strict JSON;
 - afterwards the bridge still serves: a good policy command is applied and confirmed.
 
-Inputs known to break a property today (issue 15) are fuzzed by their own xfail-marked properties
-with the minimal example that breaks it.
+The families of input that broke these properties when the fuzzer was written (issue 15: deep
+nesting, huge and over-long integers, lone surrogates, NaN/Infinity, malformed purges, a Hermes
+say for an unusable site) keep a property each, starting from the minimal example that broke it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import shutil
 import tempfile
 from collections.abc import Coroutine, Iterator
@@ -37,7 +37,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import bridge.service.vocabulary as vocabulary_module
@@ -317,43 +317,13 @@ OPENERS = (
 )
 
 
-#: the Hermes siteIds the bridge serves (bridge.service.hermes; one id rule for both protocols after item 3)
-USABLE_SITE = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
-
-
-def says_to_unusable_site(messages: list[tuple[str, bytes]]) -> bool:
-    """A Hermes `tts/say` with text for a siteId the bridge cannot serve (see the xfail below)."""
-    for topic, payload in messages:
-        if topic != hermes.TTS_SAY:
-            continue
-        try:
-            data = json.loads(payload)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(data, dict) and isinstance(data.get("text"), str) and data["text"].strip():
-            site = data.get("siteId", "default")
-            if isinstance(site, str) and not USABLE_SITE.fullmatch(site):
-                return True
-    return False
-
-
-#: Inputs the properties leave to an xfail-marked property of their own while the bug is open:
-#: remove an entry together with that property's xfail marker.
-KNOWN_OPEN = (says_to_unusable_site,)
-
-
-def check_except_known(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    assume(not any(known(messages) for known in KNOWN_OPEN))
-    check(harness, messages)
-
-
 @given(sequences(NORMAL))
 @example([(f"{PREFIX}/satellite/kitchen/status", ONLINE),
           (f"{PREFIX}/satellite/kitchen/audio", encode_frame(1, 0, bytes(960))),
           (f"{PREFIX}/satellite/kitchen/event", b'{"type": "wake", "stream_id": 1}')])
 @budget(1000)
 def test_dispatch_survives_hostile_messages(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check_except_known(harness, messages)
+    check(harness, messages)
 
 
 # -- inputs that break a property today (issue 15) ----------------------------------------------
@@ -373,43 +343,29 @@ def surrogate_vocabulary(name: str) -> bytes:
     return json.dumps({"language": "en", "areas": [{"id": "kitchen", "name": name}], "entities": []}).encode()
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (deeply nested JSON: RecursionError caught only as "
-                                        "internal_error with a traceback; the policy command gets no "
-                                        "policy/result), fixed on branch i15-hardening")
 @given(sequences(NORMAL, must=on_json_topics(deep_json())))
 @example([(POLICY_SET, b"[" * 30_000 + b"]" * 30_000)])
 @budget(40, shrink=False)
 def test_dispatch_deeply_nested_json(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check_except_known(harness, messages)
+    check(harness, messages)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a huge integer duration: OverflowError, caught only as "
-                                        "internal_error with a traceback, no policy/result), fixed on branch "
-                                        "i15-hardening")
 @given(sequences(NORMAL, must=topic_payloads(frozenset({"huge"}))))
 @example([(POLICY_SET, b'{"request_id": "r", "microphones": {"kitchen": {"muted": true, "duration": 1'
                        + b"0" * 400 + b"}}}")])
 @budget(150, shrink=False)
 def test_dispatch_huge_numbers(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check_except_known(harness, messages)
+    check(harness, messages)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (found by this fuzzer: a JSON integer of more than 4300 "
-                                        "digits makes json.loads raise ValueError, which parse_json_object and "
-                                        "the vocabulary task do not catch: internal_error with a traceback on "
-                                        "every JSON topic, no policy/result, no vocabulary/state); not yet fixed "
-                                        "on any branch")
 @given(sequences(NORMAL, must=on_json_topics(long_digits())))
 @example([(POLICY_SET, b'{"request_id": ' + b"9" * 4301 + b"}")])
 @example([(VOCABULARY_SET, b'{"language": ' + b"9" * 4301 + b"}")])
 @budget(60, shrink=False)
 def test_dispatch_integers_beyond_4300_digits(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check_except_known(harness, messages)
+    check(harness, messages)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a lone surrogate in a vocabulary name: "
-                                        "UnicodeEncodeError in the vocabulary task, 'Task exception was never "
-                                        "retrieved', no vocabulary/state), fixed on branch i15-hardening")
 @given(sequences(NORMAL, must=st.one_of(
     st.sampled_from(("k\udc80", "\ud800", "lamp \udfff")).map(
         lambda name: (VOCABULARY_SET, surrogate_vocabulary(name))),
@@ -417,23 +373,17 @@ def test_dispatch_integers_beyond_4300_digits(harness: Harness, messages: list[t
 @example([(VOCABULARY_SET, surrogate_vocabulary("k\udc80"))])
 @budget(150, shrink=False)
 def test_dispatch_lone_surrogates(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check_except_known(harness, messages)
+    check(harness, messages)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (found by this fuzzer: a NaN or Infinity request id "
-                                        "is echoed into policy/result and hermes/tts/sayFinished, which are "
-                                        "then not JSON for Home Assistant or any strict reader); not yet fixed "
-                                        "on any branch")
 @given(sequences(NORMAL, must=topic_payloads(frozenset({"nonfinite"}))))
 @example([(POLICY_SET, b'{"request_id": NaN}')])
 @example([("hermes/tts/say", b'{"siteId": "porch", "text": "hi", "id": Infinity}')])
 @budget(100, shrink=False)
 def test_dispatch_nonfinite_numbers(harness: Harness, messages: list[tuple[str, bytes]]) -> None:
-    check_except_known(harness, messages)
+    check(harness, messages)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 8 (a malformed history/purge still purges and answers "
-                                        "ok), fixed on branch i15-hardening")
 @given(st.one_of(junk(NORMAL), encoded(json_values(NORMAL))).filter(lambda p: not _is_object(p)))
 @example(b"not json")
 @budget(100, shrink=False)
@@ -450,10 +400,6 @@ def _is_object(payload: bytes) -> bool:
         return False
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 items 3/6 (found by this fuzzer: hermes/tts/say with text for a "
-                                        "siteId the bridge refuses, e.g. 'a b': ProtocolError inside the speech "
-                                        "task, logged as an ERROR traceback, not counted, no sayFinished), "
-                                        "expected on branch i15-sites (one id rule)")
 @given(sequences(NORMAL, must=st.builds(
     lambda site, text: (hermes.TTS_SAY, json.dumps({"siteId": site, "text": text}).encode()),
     st.sampled_from(["a b", "", "s" * 65, "\u00fc", "x/y"]), st.sampled_from(["hi", "turn on the light"]))))

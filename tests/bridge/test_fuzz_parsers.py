@@ -5,8 +5,8 @@ Parsers: Hearth's wire messages and Hermes payloads (`from_json` → ProtocolErr
 frame and the JSON object reader (`decode_frame`, `parse_json_object` → ProtocolError), WAV
 parsing (`wav_to_pcm16k` → WavError), the policy (`Policy.apply`, `Policy.from_json` →
 PolicyError) and the vocabulary (`parse_vocabulary` → VocabularyError; what it accepts can be
-hashed, as the bridge does next). Inputs that are known to break a property today (issue 15) are
-fuzzed by their own xfail-marked properties, with the minimal example that breaks it.
+hashed, as the bridge does next). The families of input that broke a parser when the fuzzer was
+written (issue 15) keep a property each, starting from the minimal example that broke it.
 """
 
 from __future__ import annotations
@@ -101,9 +101,6 @@ def test_wire_messages_parse_or_raise_protocol_error(cls: type, data: dict[str, 
     check_wire(cls, data)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (huge integers: float() of a JSON integer beyond a "
-                                        "double raises OverflowError in messages._float and the Hermes readers); "
-                                        "not yet fixed on any branch")
 @given(st.sampled_from(HEARTH_MESSAGES + HERMES_MESSAGES), wire_objects(frozenset({"huge"})))
 @example(wire.TranscriptMessage, {"confidence": 10**400})
 @example(hermes.TextCaptured, {"likelihood": 10**400})
@@ -135,8 +132,6 @@ def test_json_objects_parse_or_raise_protocol_error(payload: bytes) -> None:
     check_json_object(payload)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (deeply nested JSON: RecursionError out of "
-                                        "parse_json_object), fixed on branch i15-hardening")
 @given(deep_json())
 @example(b"[" * 100_000 + b"]" * 100_000)
 @budget(30, shrink=False)
@@ -144,8 +139,6 @@ def test_deeply_nested_json_is_refused_as_protocol_error(payload: bytes) -> None
     check_json_object(payload)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (found by this fuzzer: a JSON integer of more than 4300 "
-                                        "digits: ValueError out of parse_json_object); not yet fixed on any branch")
 @given(long_digits())
 @example(b'{"duration": ' + b"9" * 4301 + b"}")
 @budget(30, shrink=False)
@@ -203,8 +196,6 @@ def test_policy_commands_apply_or_raise_policy_error(command: object) -> None:
     check_policy_command(command)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a huge integer duration or until: OverflowError out "
-                                        "of Policy.apply / Policy.from_json), fixed on branch i15-hardening")
 @given(policy_commands(ALL_FAMILIES))
 @example({"microphones": {"kitchen": {"muted": True, "duration": 10**400}}})
 @budget(200, shrink=False)
@@ -240,8 +231,6 @@ def test_stored_policies_load_or_raise_policy_error(data: object) -> None:
     check_stored_policy(data)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a huge integer 'until' in a stored policy: "
-                                        "OverflowError out of Policy.from_json), fixed on branch i15-hardening")
 @given(stored_policies(ALL_FAMILIES))
 @example({"local_only": True, "privacy_mode": False, "retention": "none", "publish_transcripts": True,
           "microphones": {"kitchen": {"muted": True, "until": 10**400}}, "revision": 1})
@@ -282,8 +271,6 @@ def test_vocabularies_parse_or_raise_vocabulary_error(data: object) -> None:
     check_vocabulary(data)
 
 
-@pytest.mark.xfail(strict=False, reason="issue 15 item 6 (a lone surrogate in a name is accepted, then "
-                                        "Vocabulary.hash raises UnicodeEncodeError), fixed on branch i15-hardening")
 @given(vocabularies(ALL_FAMILIES))
 @example({"language": "en", "areas": [{"id": "kitchen", "name": "kitchen\udc80"}], "entities": []})
 @budget(200, shrink=False)
