@@ -15,7 +15,6 @@ import json
 import math
 from collections.abc import Callable, Mapping
 
-import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 

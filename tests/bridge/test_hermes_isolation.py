@@ -19,15 +19,14 @@ from typing import Any
 import pytest
 
 from bridge.audio.wav import make_wav
-from bridge.config import validate
 from bridge.engines import Locality, SynthesizedAudio, TextToSpeech
 from bridge.protocol import hermes
 from bridge.protocol.hearth import encode_frame
 from bridge.satellite import Protocol, Satellite, Session, SessionSource
 from bridge.satellite.machine import END_OF_STREAM
-from bridge.service import Bridge, build_bridge
+from bridge.service import Bridge
+from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
 
-type Messages = list[tuple[str, bytes | dict[str, object], bool]]
 
 
 class RecordingVoice(TextToSpeech):
@@ -56,19 +55,14 @@ async def make(tmp_path: Path) -> AsyncIterator[Callable[..., Bridge]]:
     made: list[Bridge] = []
 
     def _make(**hermes_settings: Any) -> Bridge:
-        settings = validate({"data_dir": str(tmp_path / str(len(made))), "bridge_id": "test",
-                             "status_api": {"enabled": False}, "tts": {"engine": "none"},
-                             "hermes": hermes_settings})
-        bridge = build_bridge(settings)
+        bridge = in_process_bridge(tmp_path / str(len(made)), hermes=hermes_settings)
         bridge.speech_out.tts = RecordingVoice()
         made.append(bridge)
         return bridge
 
     yield _make
     for bridge in made:
-        for sat in list(bridge.satellites.values()):
-            await sat.close()
-        await asyncio.gather(*bridge._closing, return_exceptions=True)  # noqa: SLF001
+        await close_in_process(bridge)
 
 
 def voice(bridge: Bridge) -> RecordingVoice:
@@ -76,20 +70,8 @@ def voice(bridge: Bridge) -> RecordingVoice:
     return bridge.speech_out.tts
 
 
-def sent(bridge: Bridge) -> Messages:
-    out: Messages = []
-    queue = bridge.link._outgoing  # noqa: SLF001 - the test reads what would go out
-    while not queue.empty():
-        topic, data, retain = queue.get_nowait()
-        try:
-            out.append((topic, json.loads(data), retain))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            out.append((topic, data, retain))
-    return out
 
 
-def on(messages: Messages, topic: str) -> list[dict[str, object]]:
-    return [data for t, data, _ in messages if t == topic and isinstance(data, dict)]
 
 
 def publish(bridge: Bridge, topic: str, payload: dict[str, object]) -> None:

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 
 from bridge.audio.wav import make_wav
-from bridge.config import validate
 from bridge.protocol import hermes
-from bridge.service import Bridge, build_bridge
+from bridge.service import Bridge
+from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
 from bridge.service.table import HERMES_SITE_EXPIRY, OFFLINE_SATELLITE_EXPIRY
 
-type Messages = list[tuple[str, bytes | dict[str, object], bool]]
 
 
 class Clock:
@@ -42,30 +41,14 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def bridge(tmp_path: Path, clock: Clock) -> AsyncIterator[Bridge]:
-    settings = validate({"data_dir": str(tmp_path), "bridge_id": "test", "status_api": {"enabled": False},
-                         "tts": {"engine": "none"}, "limits": {"max_satellites": 3}})
-    made = build_bridge(settings)
+    made = in_process_bridge(tmp_path, limits={"max_satellites": 3})
     made.last_seen.clock = clock
     yield made
-    for sat in list(made.satellites.values()):
-        await sat.close()
-    await asyncio.gather(*made._closing, return_exceptions=True)  # noqa: SLF001
+    await close_in_process(made)
 
 
-def sent(bridge: Bridge) -> Messages:
-    out: Messages = []
-    queue = bridge.link._outgoing  # noqa: SLF001 - the test reads what would go out
-    while not queue.empty():
-        topic, data, retain = queue.get_nowait()
-        try:
-            out.append((topic, json.loads(data), retain))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            out.append((topic, data, retain))
-    return out
 
 
-def on(messages: Messages, topic: str) -> list[dict[str, object]]:
-    return [data for t, data, _ in messages if t == topic and isinstance(data, dict)]
 
 
 def status(bridge: Bridge, sat_id: str, state: str = "online") -> None:

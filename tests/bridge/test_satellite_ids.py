@@ -23,6 +23,7 @@ from bridge.protocol import hermes
 from bridge.protocol.hearth import SATELLITE_ID, ProtocolError, Topics, encode_frame, is_satellite_id
 from bridge.satellite import Protocol
 from bridge.service import Bridge, build_bridge
+from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
 from custom_components.hearth import const as ha_const
 
 SERVED = ["living.room", "pi@kitchen", "rhasspy:satellite-2", "kitchen", "a" * 64, "default"]
@@ -31,28 +32,13 @@ REFUSED = ["living room", "küche", "a/b", "a+b", "a#", "", "a" * 65, "kitchen\n
 
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
-    settings = validate({"data_dir": str(tmp_path), "bridge_id": "test", "status_api": {"enabled": False},
-                         "tts": {"engine": "none"}})
-    made = build_bridge(settings)
+    made = in_process_bridge(tmp_path)
     yield made
-    for sat in list(made.satellites.values()):
-        await sat.close()
+    await close_in_process(made)
 
 
-def sent(bridge: Bridge) -> list[tuple[str, bytes | dict[str, object], bool]]:
-    out: list[tuple[str, bytes | dict[str, object], bool]] = []
-    queue = bridge.link._outgoing  # noqa: SLF001 - the test reads what would go out
-    while not queue.empty():
-        topic, data, retain = queue.get_nowait()
-        try:
-            out.append((topic, json.loads(data), retain))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            out.append((topic, data, retain))
-    return out
 
 
-def on(messages: list[tuple[str, bytes | dict[str, object], bool]], topic: str) -> list[dict[str, object]]:
-    return [data for t, data, _ in messages if t == topic and isinstance(data, dict)]
 
 
 def _policy_accepts(sat: str) -> bool:

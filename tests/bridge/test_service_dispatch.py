@@ -14,39 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import validate
 from bridge.engines import IntentResult, SlotValue, Transcript
 from bridge.protocol import hermes
 from bridge.protocol.hearth import encode_frame
 from bridge.satellite import Protocol, SessionSource, Timings
-from bridge.service import Bridge, build_bridge
+from bridge.service import Bridge
+from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
 
 
 @pytest.fixture
 async def bridge(tmp_path: Path) -> AsyncIterator[Bridge]:
-    settings = validate({"data_dir": str(tmp_path), "bridge_id": "test", "status_api": {"enabled": False},
-                         "tts": {"engine": "none"}, "limits": {"max_satellites": 3}})
-    made = build_bridge(settings)
+    made = in_process_bridge(tmp_path, limits={"max_satellites": 3})
     yield made
-    for sat in list(made.satellites.values()):
-        await sat.close()
+    await close_in_process(made)
 
 
-def sent(bridge: Bridge) -> list[tuple[str, bytes | dict[str, object], bool]]:
-    """Everything queued for the broker so far (and the queue emptied)."""
-    out: list[tuple[str, bytes | dict[str, object], bool]] = []
-    queue = bridge.link._outgoing  # noqa: SLF001 - the test reads what would go out
-    while not queue.empty():
-        topic, data, retain = queue.get_nowait()
-        try:
-            out.append((topic, json.loads(data), retain))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            out.append((topic, data, retain))
-    return out
 
 
-def on(messages: list[tuple[str, bytes | dict[str, object], bool]], topic: str) -> list[dict[str, object]]:
-    return [data for t, data, _ in messages if t == topic and isinstance(data, dict)]
 
 
 def status(bridge: Bridge, sat_id: str, **extra: object) -> None:
