@@ -273,7 +273,7 @@ def test_the_reapply_command() -> None:
             "hall": {"muted": True, "until": 1000.4},
             "porch": {"muted": True, "until": 10.0},  # over
             "attic": {"muted": False},
-            "bad.id": {"muted": True, "until": None},
+            "bad id": {"muted": True, "until": None},  # not a satellite id
             "den": {"muted": True, "until": "soon"},  # not a time: muted until unmuted
         },
         revision=3, epoch="e",
