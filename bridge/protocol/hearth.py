@@ -141,6 +141,18 @@ def parse_json_object(payload: bytes, what: str) -> dict[str, Any]:  # noqa: ANN
     return data
 
 
+def json_str(data: Mapping[str, object], key: str) -> str | None:
+    """`data[key]` when it is a string, else None (JSON read by its reader, never trusted)."""
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def json_int(data: Mapping[str, object], key: str) -> int | None:
+    """`data[key]` when it is an integer (not a boolean), else None."""
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def finite_float(value: object, default: float = 0.0) -> float:
     """A JSON number as a finite float; `default` for anything else (booleans, huge integers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Self
 
-from .hearth import ProtocolError, finite_float
+from .hearth import ProtocolError, finite_float, json_str
 
 AUDIO_FRAME = "hermes/audioServer/+/audioFrame"
 HOTWORD_DETECTED = "hermes/hotword/+/detected"
@@ -73,9 +73,7 @@ def esp32_audio_topic(site_id: str) -> str:
     return f"{site_id}/audio"
 
 
-def _str(data: Mapping[str, object], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) else None
+_str = json_str
 
 
 def _site(data: Mapping[str, object], topic: str) -> str:

@@ -14,21 +14,14 @@ from types import MappingProxyType
 from typing import Literal, Self
 
 from .. import PROTOCOL_VERSION
-from .hearth import WAKE_WORDS, ProtocolError, finite_float
+from .hearth import WAKE_WORDS, ProtocolError, finite_float, json_int, json_str
 
 #: a JSON value (what `json.loads` gives); readers check what they use with isinstance
 type Json = object
 type JsonObject = dict[str, object]
 
 
-def _str(data: Mapping[str, object], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _int(data: Mapping[str, object], key: str) -> int | None:
-    value = data.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+_str, _int = json_str, json_int
 
 
 def _float(data: Mapping[str, object], key: str, default: float = 0.0) -> float:

@@ -45,9 +45,9 @@ settings.load_profile("hearth-long" if LONG_EXAMPLES else "hearth")
 
 
 def budget(examples: int, *, shrink: bool = True) -> settings:
-    """`examples` in the default run; HEARTH_FUZZ_EXAMPLES each when it is set. Properties that
-    are expected to fail (xfail) do not shrink in the default run: their minimal example is
-    given explicitly with `@example`."""
+    """`examples` in the default run; HEARTH_FUZZ_EXAMPLES each when it is set. `shrink=False`
+    for the families whose minimal example is given explicitly with `@example`: shrinking their
+    huge inputs would only cost time."""
     if LONG_EXAMPLES:
         return settings(max_examples=LONG_EXAMPLES)
     phases = tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate)
