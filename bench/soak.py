@@ -321,6 +321,9 @@ def sample(bridge: BridgeProcess, url: str, soak: Soak, since: float) -> dict[st
     dropped = {reason: sum(int(s.get(reason, 0)) for s in soak.counters.values()) for reason in DROP_REASONS}
     dropped["muted"] = int(stats.get("dropped_muted", 0))
     dropped["outgoing"] = int(stats.get("dropped_outgoing", 0))
+    shed = stats.get("shed_inbound", {})
+    dropped["backlog_audio"] = int(shed.get("audio", 0))  # shed in the incoming queue: the bridge fell behind
+    dropped["backlog_other"] = int(shed.get("other", 0))
     talks = [t for t in soak.talks if t.at >= since]
     latencies = [t.latency_ms for t in talks if t.latency_ms is not None]
     return {

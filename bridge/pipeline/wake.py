@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from typing import ClassVar
 
 from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
 
@@ -10,28 +11,70 @@ from .endpoint import frame_dbfs
 
 
 class WakeWordDetector:
-    """One per continuously streaming satellite (the model keeps state between frames)."""
+    """One per continuously streaming satellite (the model keeps state between frames).
+
+    The model (a TensorFlow Lite interpreter with its tensor arena) and its feature frontend are
+    on loan from a pool per model name: satellites come and go all day (Hermes sites are known
+    only by their traffic and expire after minutes of silence), and loading and freeing an
+    interpreter for each one fragments the native heap so that resident memory creeps up with
+    every satellite that ever came. Returned models are reset before they serve again, so memory
+    stays at the most detectors ever in use at once.
+    """
+
+    POOL_MAX = 4096  #: idle models kept per model name (beyond: the satellite table's limit)
+    _idle: ClassVar[dict[str, list[tuple[MicroWakeWord, MicroWakeWordFeatures]]]] = {}
+    created: ClassVar[int] = 0  #: models loaded since start (the pool's misses)
 
     def __init__(self, model: str = "okay_nabu") -> None:
         self.model_name = model
-        self._model = MicroWakeWord.from_builtin(Model(model))
-        self._features = MicroWakeWordFeatures()
+        idle = WakeWordDetector._idle.get(model)
+        if idle:
+            loaned = idle.pop()
+            loaned[0].reset()
+            loaned[1].reset()
+        else:
+            loaned = (MicroWakeWord.from_builtin(Model(model)), MicroWakeWordFeatures())
+            WakeWordDetector.created += 1
+        self._loaned: tuple[MicroWakeWord, MicroWakeWordFeatures] | None = loaned
+
+    def _parts(self) -> tuple[MicroWakeWord, MicroWakeWordFeatures]:
+        if self._loaned is None:
+            raise RuntimeError("wake-word detector used after close")
+        return self._loaned
 
     def process(self, pcm: bytes) -> bool:
         """Feed 16 kHz 16-bit mono PCM; True when the wake word was just heard."""
+        model, frontend = self._parts()
         detected = False
-        for features in self._features.process_streaming(pcm):
-            if self._model.process_streaming(features):
+        for features in frontend.process_streaming(pcm):
+            if model.process_streaming(features):
                 detected = True
         return detected
 
     def reset(self) -> None:
-        self._model.reset()
-        self._features.reset()
+        model, frontend = self._parts()
+        model.reset()
+        frontend.reset()
 
     def close(self) -> None:
-        """Frees the model's interpreter (the feature frontend frees itself); safe to repeat."""
-        self._model.close()
+        """Returns the model to its pool (once; the detector is unusable afterwards)."""
+        loaned: tuple[MicroWakeWord, MicroWakeWordFeatures] | None = getattr(self, "_loaned", None)
+        self._loaned = None
+        if loaned is None:
+            return
+        idle = WakeWordDetector._idle.setdefault(self.model_name, [])
+        if len(idle) < WakeWordDetector.POOL_MAX:
+            idle.append(loaned)
+        else:
+            loaned[0].close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    @classmethod
+    def idle(cls, model: str) -> int:
+        """Models of this name waiting in the pool."""
+        return len(cls._idle.get(model, ()))
 
 
 class QuietGate:

@@ -113,6 +113,12 @@ class Topics:
         return sat, leaf
 
 
+def is_audio_topic(topic: str) -> bool:
+    """A satellite's audio frames, Hearth's (`<prefix>/satellite/<id>/audio`) or Hermes'
+    (`hermes/audioServer/<site>/audioFrame`): what may be shed first under a backlog."""
+    return topic.endswith("/audio") or (topic.startswith("hermes/audioServer/") and topic.endswith("/audioFrame"))
+
+
 def is_satellite_id(value: object) -> bool:
     """Whether `value` is a usable satellite id (the one rule: :data:`SATELLITE_ID`)."""
     return isinstance(value, str) and SATELLITE_ID.fullmatch(value) is not None

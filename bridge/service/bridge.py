@@ -31,7 +31,7 @@ from ..privacy.gate import LocalityGate
 from ..privacy.policy import Policy
 from ..privacy.retention import UtteranceRetention
 from ..privacy.store import AuditStore
-from ..protocol.hearth import Topics
+from ..protocol.hearth import Topics, is_audio_topic
 from ..protocol.messages import BridgeStatus, Command, JsonObject, SatelliteError
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SatelliteSettings, Session, SessionSource, Timings
@@ -104,7 +104,7 @@ class Bridge:
             settings.mqtt, settings.mqtt.client_id or f"{self.bridge_id}-{uuid.uuid4().hex[:6]}",
             subscriptions=lambda: self.dispatcher.subscriptions(),
             will=LastWill(self.topics.bridge_status, Outbox.encode(self._status(False))),
-            on_connect=self._on_connect, on_message=self._on_message)
+            on_connect=self._on_connect, on_message=self._on_message, sheddable=is_audio_topic)
         self.outbox = Outbox(self.topics, self.link.publish)
         self.reporter = Reporter(self.outbox, self.errors, self._satellites)
         self.hermes = HermesAdapter(settings.hermes, self.outbox, self, self.pool)
@@ -423,6 +423,7 @@ class Bridge:
         return {
             "frames": self.dispatcher.frames + self.hermes.frames, "messages": self.dispatcher.messages,
             "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
+            "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
             "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
             "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started,

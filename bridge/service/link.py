@@ -29,6 +29,13 @@ from ..settings import MqttSettings
 _LOGGER = logging.getLogger("bridge")
 
 OUTGOING_CAP = 2000  # messages waiting while the broker is away; beyond it the oldest go
+#: Messages received but not yet handled. Handling one takes microseconds, so a backlog means
+#: the machine is starved of CPU while satellites keep streaming: beyond INBOUND_AUDIO_CAP waiting
+#: messages new audio frames are shed (satellites see a sequence gap, as after a lost frame),
+#: beyond INBOUND_CAP everything is. Control messages (policy, mutes, vocabulary) are never
+#: queued behind more than INBOUND_AUDIO_CAP frames, and memory stays bounded either way.
+INBOUND_AUDIO_CAP = 1000
+INBOUND_CAP = 10000
 FIRST_RETRY_DELAY = 0.5  #: seconds before the first retry; doubled after each failure up to reconnect_max
 #: A broker that was just there is most likely restarting (an upgrade, a crash and its service
 #: manager's restart): for FAST_RETRY_WINDOW seconds after losing it, retries come at most every
@@ -80,16 +87,44 @@ def _as_bytes(payload: object) -> bytes:
     return b"" if payload is None else str(payload).encode()
 
 
+class InboundBacklog:
+    """What the incoming queue shed: audio beyond :data:`INBOUND_AUDIO_CAP` waiting messages,
+    anything beyond :data:`INBOUND_CAP`."""
+
+    def __init__(self, sheddable: Callable[[str], bool]) -> None:
+        self.sheddable = sheddable
+        self.shed_audio = 0
+        self.shed_other = 0
+
+    def queue_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
+        """The queue class handed to aiomqtt (it builds the queue itself)."""
+        backlog = self
+
+        class InboundQueue(asyncio.Queue[aiomqtt.Message]):
+            def put_nowait(self, item: aiomqtt.Message) -> None:
+                waiting = self.qsize()
+                if waiting >= INBOUND_AUDIO_CAP and backlog.sheddable(str(item.topic)):
+                    backlog.shed_audio += 1
+                elif waiting >= INBOUND_CAP:
+                    backlog.shed_other += 1
+                else:
+                    super().put_nowait(item)
+
+        return InboundQueue
+
+
 class Connection:
     """One MQTT connection. Not re-entrant; errors surface as :class:`BrokerError`."""
 
-    def __init__(self, settings: MqttSettings, client_id: str, will: LastWill | None = None) -> None:
+    def __init__(self, settings: MqttSettings, client_id: str, will: LastWill | None = None,
+                 backlog: InboundBacklog | None = None) -> None:
         self.settings = settings
         self._client = aiomqtt.Client(
             hostname=settings.host, port=settings.port, username=settings.username,
             password=settings.password, keepalive=settings.keepalive, identifier=client_id,
             will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=will.retain) if will else None,
             tls_context=_tls_context(settings),
+            queue_type=backlog.queue_type() if backlog is not None else None,
         )
 
     async def __aenter__(self) -> Self:
@@ -146,7 +181,7 @@ class MqttLink:
 
     def __init__(self, settings: MqttSettings, client_id: str, *, subscriptions: Callable[[], Sequence[str]],
                  will: LastWill, on_connect: Callable[[Connection], Awaitable[None]],
-                 on_message: Callable[[Message], None]) -> None:
+                 on_message: Callable[[Message], None], sheddable: Callable[[str], bool] = lambda _: False) -> None:
         self.settings = settings
         self.client_id = client_id
         self._subscriptions = subscriptions
@@ -158,6 +193,7 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.dropped_outgoing = 0
+        self.backlog = InboundBacklog(sheddable)
         self._broker_class = "public"  # until a connection says otherwise: fail closed
 
     def broker_address_class(self) -> str:
@@ -187,7 +223,7 @@ class MqttLink:
         settings = self.settings
         while True:
             try:
-                async with Connection(settings, self.client_id, self._will) as connection:
+                async with Connection(settings, self.client_id, self._will, self.backlog) as connection:
                     for topic in self._subscriptions():
                         await connection.subscribe(topic)
                     peer = connection.peer_address()

@@ -28,6 +28,7 @@ from bridge.config import validate
 from bridge.engines import Locality, SynthesizedAudio, TextToSpeech, Transcript
 from bridge.errors import PUBLISH_BURST, PUBLISH_PER_SECOND, SUMMARY_INTERVAL, ErrorReporter
 from bridge.pipeline.endpoint import EndpointSettings
+from bridge.pipeline.wake import WakeWordDetector
 from bridge.privacy.audit import AuditEntry
 from bridge.protocol import hermes
 from bridge.protocol.hearth import encode_frame
@@ -292,19 +293,23 @@ async def test_gap_silence_is_paid_for_from_the_rate_limit(sat: tuple[FakeHost, 
     assert len(host.stream.audio) == 2 * len(frame) + 1000  # the fill took only what was left
 
 
-async def test_a_changed_wake_word_and_a_closed_satellite_free_their_models(sat: tuple[FakeHost, Satellite]) -> None:
+async def test_a_changed_wake_word_and_a_closed_satellite_return_their_models(sat: tuple[FakeHost, Satellite]) -> None:
     _host, satellite = sat
     satellite.on_device_wake = False
     satellite._detect_wake(bytes(960))  # noqa: SLF001 - the bridge listens for the wake word
     old = satellite._wake  # noqa: SLF001
     assert old is not None
+    idle_nabu = WakeWordDetector.idle("okay_nabu")
     satellite.wake_word = "hey_jarvis"
     satellite._detect_wake(bytes(960))  # noqa: SLF001
-    assert old.detector._model.interpreter is None  # noqa: SLF001 - the old model was freed
+    assert old.detector._loaned is None  # noqa: SLF001 - the old model went back to its pool
+    assert WakeWordDetector.idle("okay_nabu") == idle_nabu + 1
     current = satellite._wake  # noqa: SLF001
     assert current is not None and current is not old
+    idle_jarvis = WakeWordDetector.idle("hey_jarvis")
     await satellite.close()
-    assert current.detector._model.interpreter is None  # noqa: SLF001
+    assert current.detector._loaned is None  # noqa: SLF001
+    assert WakeWordDetector.idle("hey_jarvis") == idle_jarvis + 1
 
 
 # -- control and housekeeping ---------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Memory stays at its baseline while satellites come and go (in process, a real bridge from
 `build_bridge` that is never started, messages in through `dispatch`).
 
-pymicro-vad's native state is never freed by pymicro-vad itself, so the bridge pools its VADs;
-the wake-word model of a satellite is freed when the satellite goes. Thousands of satellites
+pymicro-vad's native state is never freed by pymicro-vad itself, and loading a wake-word model
+for every new satellite leaks a little native memory each time, so the bridge pools both. Thousands of satellites
 announcing themselves, streaming a frame (which makes their wake-word detector) and vanishing
 leave resident memory near where it was.
 """
@@ -20,8 +20,10 @@ import pytest
 
 from bridge.config import validate
 from bridge.pipeline.vad import Vad
+from bridge.pipeline.wake import WakeWordDetector
 from bridge.protocol.hearth import encode_frame
 from bridge.service import Bridge, build_bridge
+from tests.support.speech import read_pcm, synthesize
 
 CONTINUOUS = json.dumps({"state": "online", "protocol": 1, "capabilities": {"wake_word": False}}).encode()
 WARM_UP = 200
@@ -65,6 +67,7 @@ async def test_satellites_coming_and_going_leave_memory_near_its_baseline(
         await _cycle(bridge, f"warm{i}", frame)
     gc.collect()
     pooled = Vad.idle()
+    loaded = WakeWordDetector.created
     before = resident_bytes()
     for i in range(CYCLES):
         await _cycle(bridge, f"sat{i}", frame)
@@ -72,4 +75,30 @@ async def test_satellites_coming_and_going_leave_memory_near_its_baseline(
     grown = resident_bytes() - before
     assert not bridge.satellites
     assert Vad.idle() <= pooled + 1  # one detector in use at a time, reused every time
+    assert WakeWordDetector.created <= loaded + 1  # the same for the wake-word model
     assert grown < ALLOWED_GROWTH, f"{grown / 1024:.0f} KB more after {CYCLES} satellites came and went"
+
+
+
+def _heard(detector: WakeWordDetector, pcm: bytes) -> bool:
+    return any([detector.process(pcm[i:i + 960]) for i in range(0, len(pcm), 960)])
+
+
+def test_a_pooled_wake_word_model_starts_clean(tmp_path: Path) -> None:
+    """A model back from the pool starts from a clean state: what its last satellite streamed
+    (here: half a wake word) does not carry over, and the wake word is heard as by a new model."""
+    wake = read_pcm(synthesize("okay nabu", tmp_path / "wake.wav"))
+    quiet = bytes(16000)
+    half = WakeWordDetector("okay_nabu")
+    assert not _heard(half, quiet + wake[: len(wake) // 2])  # left mid-word
+    half.close()
+    idle = WakeWordDetector.idle("okay_nabu")
+    loaded = WakeWordDetector.created
+    reused = WakeWordDetector("okay_nabu")
+    assert (WakeWordDetector.idle("okay_nabu"), WakeWordDetector.created) == (idle - 1, loaded)
+    assert not _heard(reused, wake[len(wake) // 2:] + quiet)  # the other half alone is not a wake word
+    reused.reset()
+    assert _heard(reused, quiet + wake + quiet)
+    reused.close()
+    with pytest.raises(RuntimeError):
+        reused.process(wake)

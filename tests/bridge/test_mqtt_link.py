@@ -7,7 +7,18 @@ import asyncio
 
 import pytest
 
-from bridge.service.link import OUTGOING_CAP, BrokerError, Connection, LastWill, Message, MqttLink
+from bridge.protocol.hearth import is_audio_topic
+from bridge.service.link import (
+    INBOUND_AUDIO_CAP,
+    INBOUND_CAP,
+    OUTGOING_CAP,
+    BrokerError,
+    Connection,
+    InboundBacklog,
+    LastWill,
+    Message,
+    MqttLink,
+)
 from bridge.settings import MqttSettings
 from tests.support.broker import Mosquitto, free_port
 
@@ -107,3 +118,84 @@ async def test_an_unreachable_broker_is_one_error_type() -> None:
     with pytest.raises(BrokerError):
         async with Connection(MqttSettings(port=free_port()), "nobody"):
             pass
+
+
+def test_a_backlog_sheds_audio_first_and_stays_bounded() -> None:
+    """Messages wait in the link's incoming queue when the bridge is starved of CPU: beyond
+    INBOUND_AUDIO_CAP waiting, audio frames are shed and control messages still queue; beyond
+    INBOUND_CAP everything is shed. Each shed message is counted."""
+    import aiomqtt  # noqa: PLC0415 - the link's own client library builds these messages
+
+    backlog = InboundBacklog(is_audio_topic)
+    queue = backlog.queue_type()()
+    audio = [aiomqtt.Message(f"hearth/satellite/s{i % 7}/audio", b"x", 0, False, 0, None)
+             for i in range(INBOUND_AUDIO_CAP + 500)]
+    hermes = aiomqtt.Message("hermes/audioServer/kitchen/audioFrame", b"x", 0, False, 0, None)
+    control = aiomqtt.Message("hearth/bridge/policy/set", b"{}", 0, False, 0, None)
+    for message in audio:
+        queue.put_nowait(message)
+    queue.put_nowait(hermes)
+    queue.put_nowait(control)
+    assert queue.qsize() == INBOUND_AUDIO_CAP + 1
+    assert (backlog.shed_audio, backlog.shed_other) == (501, 0)
+    while queue.qsize() < INBOUND_CAP:
+        queue.put_nowait(control)
+    queue.put_nowait(control)
+    assert queue.qsize() == INBOUND_CAP
+    assert backlog.shed_other == 1
+    waiting = [queue.get_nowait() for _ in range(INBOUND_AUDIO_CAP + 1)]
+    assert str(waiting[-1].topic) == "hearth/bridge/policy/set"  # the control message kept its place
+
+
+async def test_the_link_hands_its_messages_through_the_bounded_queue(mosquitto: Mosquitto) -> None:
+    """A starved bridge: while the handler blocks the event loop, a satellite floods audio and
+    then a policy command arrives. Memory stays bounded (audio shed, counted) and the policy
+    command is handled."""
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    import paho.mqtt.client as paho  # noqa: PLC0415 - a publisher outside the blocked event loop
+
+    received: list[Message] = []
+    flood = 20 * INBOUND_AUDIO_CAP
+
+    def slow(message: Message) -> None:
+        received.append(message)
+        if len(received) == 1:
+            done.wait(10)  # the event loop stops here while the flood arrives
+            time.sleep(0.5)
+
+    async def on_connect(connection: Connection) -> None:
+        await connection.publish("test/ready", b"1")
+
+    done = threading.Event()
+    link = MqttLink(MqttSettings(port=mosquitto.port), "backlog-test", subscriptions=lambda: ["test/in/#"],
+                    will=LastWill("test/status", b"offline"), on_connect=on_connect, on_message=slow,
+                    sheddable=is_audio_topic)
+    task = asyncio.create_task(link.run())
+    await asyncio.wait_for(link.connected.wait(), 10)
+
+    def publish() -> None:
+        client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        client.connect("127.0.0.1", mosquitto.port)
+        client.loop_start()
+        client.publish("test/in/first", b"1").wait_for_publish()
+        time.sleep(0.3)
+        for _ in range(flood):
+            client.publish("test/in/sat/audio", bytes(64))
+        client.publish("test/in/policy", b"mute", qos=1).wait_for_publish()
+        client.loop_stop()
+        client.disconnect()
+        done.set()
+
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        await _wait_for(lambda: any(m.topic == "test/in/policy" for m in received), 30)
+    finally:
+        publisher.join()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    audio = sum(m.topic == "test/in/sat/audio" for m in received)
+    assert link.backlog.shed_audio > 0
+    assert audio + link.backlog.shed_audio == flood
