@@ -87,7 +87,7 @@ async def bridge_run(samples: list[dict[str, Any]], seed: int, parallel: int) ->
                 if sample["home"] == key:
                     queue.put_nowait(sample)
 
-            async def speaker(index: int) -> None:
+            async def speaker(index: int, queue: asyncio.Queue[dict[str, Any]]) -> None:
                 while not queue.empty():
                     sample = queue.get_nowait()
                     opts = SatelliteOptions(sat_id=f"acc{index}", host=broker.host, port=broker.port, timeout=20,
@@ -103,7 +103,7 @@ async def bridge_run(samples: list[dict[str, Any]], seed: int, parallel: int) ->
                     r["outcome"] = outcome(r)
                     results.append(r)
 
-            await asyncio.gather(*(speaker(i) for i in range(parallel)))
+            await asyncio.gather(*(speaker(i, queue) for i in range(parallel)))
     finally:
         bridge.stop()
         broker.close()

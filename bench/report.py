@@ -57,7 +57,7 @@ def _pct(a: int, b: int) -> str:
 
 
 def _pctl(values: list[float], q: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return sorted(values)[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def _row(name: str, rows: list[Result], rejected: Callable[[Result], bool] | None, mode: str) -> str:
