@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -35,7 +36,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# HEARTH_CODE=/path/to/a/worktree measures that tree's bridge/ with this bench
+CODE = Path(os.environ.get("HEARTH_CODE") or ROOT).resolve()
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(CODE))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import tune_offline  # noqa: E402
@@ -140,7 +144,8 @@ def main() -> None:
            else f"real bridge over MQTT, real time, {args.parallel} satellites at once")
     print(f"## Recognition accuracy ({mode})\n")
     print(f"Command: `.venv/bin/python {command}` — {len(results)} samples, {how}; "
-          f"audio ready in {rendered - started:.0f} s, run in {elapsed / 60:.1f} min. Seed {args.seed}.\n")
+          f"audio ready in {rendered - started:.0f} s, run in {elapsed / 60:.1f} min. Seed {args.seed}. "
+          f"Bridge code: {tune_offline.code_version()}.\n")
     print(tables(results, mode))
     print(f"Every sample: {out}")
 

@@ -11,6 +11,7 @@ file is a pure function of its parameters (and can be cached by their hash).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import wave
@@ -40,7 +41,7 @@ def read_wav(path: Path) -> np.ndarray:
 def write_wav(path: Path, samples: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     pcm = np.clip(np.round(samples), -32768, 32767).astype("<i2")
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
     with wave.open(str(tmp), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)

@@ -35,7 +35,10 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
+# HEARTH_CODE=/path/to/a/worktree measures that tree's bridge/ with this bench
+CODE = Path(os.environ.get("HEARTH_CODE") or ROOT).resolve()
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(CODE))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import corpus  # noqa: E402
@@ -48,6 +51,19 @@ from bridge.tools.satellite import load_wav_pcm16k  # noqa: E402
 
 CACHE = ROOT / "bench/out/tune"
 ENDPOINT_TAIL = 0.25  # the bridge's endpointer ends ~0.1-0.3 s after speech
+
+
+def code_version() -> str:
+    """Which bridge/ is measured: its tree and commit (+ "dirty" with uncommitted changes)."""
+    import subprocess
+    try:
+        rev = subprocess.run(["git", "-C", str(CODE), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(CODE), "status", "--porcelain", "bridge"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return str(CODE)
+    return f"{CODE} @ {rev}{' + uncommitted changes' if dirty else ''}"
 
 
 def build_samples(split: str = "tuning", seed: int = corpus.DEFAULT_SEED, sample: int = 0, limit: int = 0,
@@ -223,6 +239,7 @@ def main() -> None:
     results = run(samples, settings, args.procs)
     CACHE.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=0, default=str))
+    print(f"bridge code: {code_version()}")
     print(f"{len(samples)} samples ({args.split}); audio ready in {rendered - started:.0f} s, decoded in "
           f"{time.monotonic() - rendered:.0f} s; overrides {overrides}; results {out}\n")
     print(summarize(results))
