@@ -72,13 +72,20 @@ def build_samples(split: str = "tuning", seed: int = corpus.DEFAULT_SEED, sample
     """The corpus's samples of `split` (a seeded subset with `sample`/`limit`), rendered, as dicts."""
     items = corpus.samples(split, seed, all_conditions)
     if voices:
-        wanted = {corpus.voice_by_id(v).id for v in voices.split(",")}
+        try:
+            wanted = {corpus.voice_by_id(v).id for v in voices.split(",")}
+        except KeyError as err:
+            known = ", ".join(v.id for v in corpus.voices("all"))
+            raise SystemExit(f"--voices: no voice {err} (one of: {known})") from None
         items = [s for s in items if s.voice in wanted]
     if homes:
         items = [s for s in items if s.home in homes.split(",")]
-    if conditions:
-        items = [s for s in items if s.condition in conditions.split(",") or s.label in conditions.split(",")]
+    if conditions:  # a condition (pink), a label (pink 10 dB) or an SNR (10)
+        keep = set(conditions.split(","))
+        items = [s for s in items if {s.condition, s.label, f"{s.snr:g}" if s.snr else "clean"} & keep]
     items = corpus.pick(items, sample, limit, seed)
+    if not items:
+        raise SystemExit("no samples match the selection")
     out = []
     for s in items:
         corpus.render_sample(s, seed, fresh_noise)
