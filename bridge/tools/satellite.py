@@ -47,6 +47,7 @@ class SatelliteOptions:
     realtime: bool = True
     trailing_silence: float = 3.0  # keep streaming silence after the file, as a live microphone does
     area: str | None = None  # the vocabulary area announced in the status ("what is the temperature")
+    end_of_speech: float | None = None  # seconds into the audio where speech ends (default: measured)
 
 
 def load_wav_pcm16k(path: Path) -> bytes:
@@ -75,7 +76,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
     """Streams `pcm` (16 kHz mono 16-bit) as a satellite; returns the result as a dict."""
     o = options
     topics = Topics(o.prefix)
-    eos = end_of_speech_offset(pcm)
+    eos = o.end_of_speech if o.end_of_speech is not None else end_of_speech_offset(pcm)
     result: dict[str, Any] = {"satellite": o.sat_id, "protocol": o.protocol, "transcript": None, "latency_ms": None}
     session_id = uuid.uuid4().hex
     status_topic = topics.satellite(o.sat_id, "status")
