@@ -217,11 +217,14 @@ class CompleteFlag:
         self.decoder.finish()
 
 
+_JUDGES = "judges_completion" in Endpointer.__init__.__code__.co_varnames
+
+
 def run_one(u: Utterance, settings: EndpointSettings, vad: Vad, flag: CompleteFlag | None) -> tuple[str, float]:
     """Feeds the utterance as machine.py does; returns (end reason, seconds into the session)."""
     vad.reset()
     splitter = FrameSplitter()
-    endpointer = Endpointer(settings)
+    endpointer = Endpointer(settings, judges_completion=flag is not None) if _JUDGES else Endpointer(settings)
     if u.preroll and hasattr(endpointer, "prime"):
         endpointer.prime(u.preroll)
     if flag is not None:
