@@ -37,6 +37,11 @@ PEAK_RANGE_DB = 35.0  # nor anything more than this below the utterance's loudes
 #: (f, th, s, h) then vanish under it, leaving energy gaps of up to ~0.27 s inside words at 10 dB
 #: SNR and ~0.12 s at each edge of a pause (measured with bench/endpoint_bench.py, tuning voices)
 NOISY_EXTRA = 0.20
+#: speech less than this above the floor (about 5 dB SNR): whole words can stay under the energy
+#: threshold, so an energy end also needs the VAD silent for LOW_RANGE_VAD seconds (still far
+#: sooner than the VAD tail; a mid-command pause is shorter than the VAD's lag plus this)
+LOW_RANGE_DB = 13.0
+LOW_RANGE_VAD = 0.20
 
 
 class EndReason(enum.StrEnum):
@@ -154,6 +159,8 @@ class Endpointer:
             if self.elapsed_ms >= self.s.no_speech_timeout * 1000:
                 return EndReason.NO_SPEECH
             return None
+        if self.peak - self.noise_floor < LOW_RANGE_DB and self.vad_silence_ms < LOW_RANGE_VAD * 1000:
+            return EndReason.VAD if self.vad_silence_ms >= self.s.vad_tail * 1000 else None
         extra = NOISY_EXTRA if self.noisy() else 0.0
         if complete and self.energy_silence_ms >= (self.s.complete_tail + extra) * 1000:
             return EndReason.COMPLETE
