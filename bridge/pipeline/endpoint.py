@@ -37,6 +37,7 @@ PEAK_RANGE_DB = 35.0  # nor anything more than this below the utterance's loudes
 #: (f, th, s, h) then vanish under it, leaving energy gaps of up to ~0.27 s inside words at 10 dB
 #: SNR and ~0.12 s at each edge of a pause (measured with bench/endpoint_bench.py, tuning voices)
 NOISY_EXTRA = 0.20
+CLEAR_RANGE_DB = 22.0  # gaps inside words stay under 0.18 s while speech is this far above the floor
 #: speech less than this above the floor (about 5 dB SNR): whole words can stay under the energy
 #: threshold, so an energy end also needs the VAD silent for LOW_RANGE_VAD seconds (still far
 #: sooner than the VAD tail; a mid-command pause is shorter than the VAD's lag plus this)
@@ -161,7 +162,9 @@ class Endpointer:
             return None
         if self.peak - self.noise_floor < LOW_RANGE_DB and self.vad_silence_ms < LOW_RANGE_VAD * 1000:
             return EndReason.VAD if self.vad_silence_ms >= self.s.vad_tail * 1000 else None
-        extra = NOISY_EXTRA if self.noisy() else 0.0
+        extra = 0.0
+        if self.noisy():  # half the extra while speech is well above the room (~20 dB SNR)
+            extra = NOISY_EXTRA / 2 if self.peak - self.noise_floor >= CLEAR_RANGE_DB else NOISY_EXTRA
         if complete and self.energy_silence_ms >= (self.s.complete_tail + extra) * 1000:
             return EndReason.COMPLETE
         tail = max(self.s.silence_tail, self.s.pause_tail) if self.judges_completion else self.s.silence_tail
