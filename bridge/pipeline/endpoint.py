@@ -9,8 +9,10 @@ session without pre-roll learns it within a fraction of a second. The energy thr
 that floor by a margin that shrinks when the speech is not much louder than the room. Before
 speech the floor follows the room both ways; once speech started it can only fall, so the speech
 itself never drags it up. When the recognizer says its partial hypothesis is already a complete
-command a short tail suffices; otherwise the silence tail is long enough for a speaker who pauses
-mid-command. The VAD tail stays as the fallback for rooms whose noise is as loud and as changing
+command a short tail suffices; when a recognizer that judges this hears no whole command yet, the
+tail is long enough for a speaker who pauses mid-command. Where the room's noise sets the
+threshold, weak sounds vanish under it and every tail grows a little; at about 5 dB SNR an energy
+end also waits for a moment of VAD silence. The VAD tail stays as the fallback for rooms whose noise is as loud and as changing
 as speech (babble, music), and a hard maximum bounds every utterance.
 """
 
