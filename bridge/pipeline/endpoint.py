@@ -18,6 +18,7 @@ as speech (babble, music), and a hard maximum bounds every utterance.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import math
 from collections import deque
@@ -101,7 +102,8 @@ class Endpointer:
         self.peak = -120.0
         # Where speech last had energy: the best estimate of the real end of speech.
         self.last_voiced_ms = 0
-        self._recent: deque[float] = deque(maxlen=FLOOR_FRAMES)  # smoothed frame levels (dBFS)
+        self._recent: deque[float] = deque()  # the last FLOOR_FRAMES levels (dBFS), oldest first
+        self._sorted: list[float] = []  # the same levels, sorted (the percentile in O(window))
         self._powers: deque[float] = deque(maxlen=SMOOTH_FRAMES)  # the last frames' mean power (full scale 1)
 
     def _level(self, frame: bytes) -> float:
@@ -115,9 +117,22 @@ class Endpointer:
         """Audio from just before the session (it may hold the wake word): its quieter frames are
         the room's noise. Only levels are kept, never the audio. Before the first :meth:`process`."""
         for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
-            self._recent.append(self._level(pcm[i : i + FRAME_BYTES]))
+            self._remember(self._level(pcm[i : i + FRAME_BYTES]))
         if self._recent:
-            self.noise_floor = float(np.percentile(self._recent, FLOOR_PERCENTILE))
+            self.noise_floor = self._percentile()
+
+    def _remember(self, level: float) -> None:
+        if len(self._recent) == FLOOR_FRAMES:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent.popleft())]
+        self._recent.append(level)
+        bisect.insort(self._sorted, level)
+
+    def _percentile(self) -> float:
+        """FLOOR_PERCENTILE of the remembered levels, interpolated like numpy's default."""
+        pos = FLOOR_PERCENTILE / 100 * (len(self._sorted) - 1)
+        lo = int(pos)
+        hi = min(lo + 1, len(self._sorted) - 1)
+        return self._sorted[lo] + (self._sorted[hi] - self._sorted[lo]) * (pos - lo)
 
     def threshold(self) -> float:
         """Frames louder than this have speech energy."""
@@ -133,8 +148,8 @@ class Endpointer:
     def process(self, frame: bytes, vad_prob: float, complete: bool) -> EndReason | None:
         self.elapsed_ms += FRAME_MS
         db = self._level(frame)
-        self._recent.append(db)
-        floor = float(np.percentile(self._recent, FLOOR_PERCENTILE))
+        self._remember(db)
+        floor = self._percentile()
         # Before speech the floor follows the room; during speech it may only fall.
         self.noise_floor = min(floor, self.noise_floor) if self.in_speech else floor
         voiced = db > self.threshold()
