@@ -217,6 +217,7 @@ class CompleteFlag:
         self.decoder.finish()
 
 
+# older Endpointers (no prime, no judges_completion) run too: the "before" tables
 _JUDGES = "judges_completion" in Endpointer.__init__.__code__.co_varnames
 
 
