@@ -43,7 +43,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.pipeline.endpoint import FRAME_BYTES, EndpointSettings, Endpointer  # noqa: E402
+from bridge.pipeline.endpoint import Endpointer, EndpointSettings  # noqa: E402
 from bridge.pipeline.vad import FrameSplitter, Vad  # noqa: E402
 from bridge.tools.satellite import end_of_speech_offset, load_wav_pcm16k  # noqa: E402
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bridge.pipeline.endpoint import EndpointSettings, Endpointer, EndReason
+from bridge.pipeline.endpoint import Endpointer, EndpointSettings, EndReason
 from bridge.pipeline.vad import FrameSplitter, Vad
 from bridge.recognition import GrammarDecoder, compile_grammar
 from bridge.resources import cmudict, load_demo_vocabulary, new_decoder
