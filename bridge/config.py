@@ -92,6 +92,7 @@ ENDPOINT_SCHEMA = vol.Schema({
     vol.Optional("silence_tail", default=0.30): _positive,
     # Shorter tail when the recognizer's partial hypothesis is already a complete command.
     vol.Optional("complete_tail", default=0.10): _positive,
+    vol.Optional("pause_tail", default=0.70): _positive,  # no whole command heard yet: a pause
     # Fallback when the room is too noisy for energy: the VAD's own silence.
     vol.Optional("vad_tail", default=0.70): _positive,
     vol.Optional("max_utterance", default=8.0): _positive,

@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from typing import Final
 
-from ..engines import EngineError, Transcript
+from ..engines import EngineError, SttStream, Transcript
 from ..pipeline.endpoint import Endpointer, EndReason
 from ..pipeline.vad import FrameSplitter, Vad
 from ..pipeline.wake import GatedWakeWordDetector
@@ -186,7 +186,9 @@ class Satellite:
             return None
         session = Session(
             id=session_id, source=request.source, wake_word=request.wake_word, stream=stream,
-            endpointer=Endpointer(self.settings.endpoint), stream_id=request.stream_id,
+            endpointer=Endpointer(self.settings.endpoint,
+                                  judges_completion=type(stream).complete is not SttStream.complete),
+            stream_id=request.stream_id,
             hermes_lang=request.lang, kept=[] if self.host.retention_enabled() else None,
         )
         if request.source is SessionSource.BRIDGE and self._recent:
@@ -196,6 +198,8 @@ class Satellite:
                 await stream.cancel()
                 self.host.session_failed(self, session_id, err.code, err.message)
                 return None
+        if self._recent:  # the room before the session: the endpointer's noise floor from frame one
+            session.endpointer.prime(b"".join(self._recent))
         self._recent.clear()
         self._recent_bytes = 0
         self.session = session
