@@ -17,6 +17,7 @@ from .assist_stream import PipelineStreams
 from .const import CONF_PREFIX, DOMAIN
 from .hub import HearthHub
 from .policy_keeper import async_remove_kept_policy
+from .satellite_settings import SatelliteSettings
 from .services import async_setup_services
 from .vocabulary import VocabularyPublisher
 from .voice import VoiceCommands
@@ -42,6 +43,7 @@ class HearthData:
     voice: VoiceCommands
     vocabulary: VocabularyPublisher
     streams: PipelineStreams
+    settings: SatelliteSettings
 
 
 type HearthConfigEntry = ConfigEntry[HearthData]
@@ -63,11 +65,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> bo
     voice = VoiceCommands(hass, entry, hub)
     vocabulary = VocabularyPublisher(hass, entry, hub)
     streams = PipelineStreams(hass, entry, hub)
+    settings = SatelliteSettings(hass, entry, hub)
     entry.runtime_data = HearthData(
-        hub=hub, voice=voice, vocabulary=vocabulary, streams=streams
+        hub=hub, voice=voice, vocabulary=vocabulary, streams=streams, settings=settings
     )
     await hub.async_start()
     await streams.async_start()
+    await settings.async_start()
     voice.async_start()
     vocabulary.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -80,7 +80,7 @@ async def test_announce_returns_while_bridge_speaks(
 ) -> None:
     """The action blocks until the bridge reports the end of playback."""
     bridge.answer = False
-    task = hass.async_create_task(_action(hass, "announce", message="Hello"))
+    task = hass.async_create_task(_action(hass, "announce", message="Hello", preannounce=False))
     await asyncio.sleep(0.1)  # not block_till_done: it would wait for the action itself
     await bridge.satellite_state("kitchen", "responding")
     await asyncio.sleep(0.1)
