@@ -13,6 +13,7 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .activity import HearthActivity
 from .assist_stream import PipelineStreams
 from .const import CONF_PREFIX, DOMAIN
 from .hub import HearthHub
@@ -44,6 +45,7 @@ class HearthData:
     vocabulary: VocabularyPublisher
     streams: PipelineStreams
     settings: SatelliteSettings
+    activity: HearthActivity
 
 
 type HearthConfigEntry = ConfigEntry[HearthData]
@@ -66,12 +68,19 @@ async def async_setup_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> bo
     vocabulary = VocabularyPublisher(hass, entry, hub)
     streams = PipelineStreams(hass, entry, hub)
     settings = SatelliteSettings(hass, entry, hub)
+    activity = HearthActivity(hass, entry, hub)
     entry.runtime_data = HearthData(
-        hub=hub, voice=voice, vocabulary=vocabulary, streams=streams, settings=settings
+        hub=hub,
+        voice=voice,
+        vocabulary=vocabulary,
+        streams=streams,
+        settings=settings,
+        activity=activity,
     )
     await hub.async_start()
     await streams.async_start()
     await settings.async_start()
+    await activity.async_start()
     voice.async_start()
     vocabulary.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
