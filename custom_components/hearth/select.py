@@ -106,9 +106,7 @@ class HearthVadSensitivitySelect(HearthSatelliteEntity, VadSensitivitySelect):
 
     async def async_select_option(self, option: str) -> None:
         """Ask the bridge to apply the sensitivity; shown once it confirms."""
-        await self.hub.entry.runtime_data.settings.async_set(
-            self.satellite_id, sensitivity=option
-        )
+        await self.hub.entry.runtime_data.settings.async_set(self.satellite_id, sensitivity=option)
         await super().async_select_option(option)
 
 

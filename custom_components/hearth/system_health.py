@@ -20,9 +20,7 @@ KEYS = (
 
 
 @callback
-def async_register(
-    hass: HomeAssistant, register: system_health.SystemHealthRegistration
-) -> None:
+def async_register(hass: HomeAssistant, register: system_health.SystemHealthRegistration) -> None:
     """Register the system health information."""
     register.async_register_info(system_health_info)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.hearth import logbook, system_health
 from custom_components.hearth.activity import EVENT_CLOUD_REFUSED, EVENT_PRIVACY_CHANGED
 from custom_components.hearth.const import DOMAIN
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from .fake_bridge import BRIDGE_ID, HassBridge
 
@@ -38,14 +38,17 @@ async def test_privacy_changes_are_logbook_events(
     # The policy seen at start-up is no change.
     assert events == []
     await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": "switch.hearth_bridge_local_only_processing"},
+        "switch",
+        "turn_on",
+        {"entity_id": "switch.hearth_bridge_local_only_processing"},
         blocking=True,
     )
     await hass.services.async_call(
         "switch", "turn_off", {"entity_id": "switch.kitchen_microphone"}, blocking=True
     )
     await hass.services.async_call(
-        "select", "select_option",
+        "select",
+        "select_option",
         {"entity_id": "select.hearth_bridge_audio_retention", "option": "memory"},
         blocking=True,
     )
@@ -75,8 +78,13 @@ async def test_refused_cloud_requests_are_logbook_events(
     # The bridge refused a cloud speech engine for the kitchen (the local one answered).
     await bridge.send(
         "satellite/kitchen/error",
-        {"session_id": "s1", "satellite": "kitchen", "code": "cloud_refused",
-         "message": "local only", "fatal": False},
+        {
+            "session_id": "s1",
+            "satellite": "kitchen",
+            "code": "cloud_refused",
+            "message": "local only",
+            "fatal": False,
+        },
     )
     # Another error is no refusal.
     await bridge.send(
@@ -114,9 +122,17 @@ async def test_system_health_tells_the_bridge_state(
     }
     await bridge.send(
         "bridge/vocabulary/state",
-        {"status": "ok", "hash": "h", "error": None, "entities": 12, "areas": 3, "floors": 1,
-         "sentences": 4, "compile_seconds": 0.5,
-         "grammar": {"words": 310, "states": 2048, "transitions": 5120}},
+        {
+            "status": "ok",
+            "hash": "h",
+            "error": None,
+            "entities": 12,
+            "areas": 3,
+            "floors": 1,
+            "sentences": 4,
+            "compile_seconds": 0.5,
+            "grammar": {"words": 310, "states": 2048, "transitions": 5120},
+        },
         retain=True,
     )
     await bridge.satellite("den", name="Den", online=False)
@@ -135,4 +151,3 @@ async def test_system_health_tells_the_bridge_state(
 
 async def test_system_health_without_a_loaded_bridge(hass: HomeAssistant) -> None:
     assert await system_health.system_health_info(hass) == {"bridge_reachable": False}
-

@@ -8,21 +8,21 @@ from pathlib import Path
 import shutil
 
 from freezegun.api import FrozenDateTimeFactory
-import pytest
-
 from homeassistant.components import persistent_notification
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.blueprint import BLUEPRINT_SCHEMA, Blueprint
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
-from homeassistant.util import dt as dt_util, yaml as yaml_util
-
-from custom_components.hearth.activity import EVENT_CLOUD_REFUSED
+from homeassistant.util import dt as dt_util
+from homeassistant.util import yaml as yaml_util
+import pytest
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
     async_fire_time_changed,
 )
+
+from custom_components.hearth.activity import EVENT_CLOUD_REFUSED
 
 from .fake_bridge import HassBridge
 
@@ -132,8 +132,13 @@ async def test_notify_when_a_cloud_request_was_refused(
     await _automation(hass, "notify_cloud_refused", {})
     await bridge.send(
         "satellite/kitchen/error",
-        {"session_id": "s1", "satellite": "kitchen", "code": "cloud_refused",
-         "message": "local only", "fatal": False},
+        {
+            "session_id": "s1",
+            "satellite": "kitchen",
+            "code": "cloud_refused",
+            "message": "local only",
+            "fatal": False,
+        },
     )
     await hass.async_block_till_done()
     shown = persistent_notification._async_get_or_create_notifications(hass)  # noqa: SLF001

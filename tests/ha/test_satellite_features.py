@@ -17,9 +17,8 @@ from typing import Any
 from unittest.mock import patch
 import wave
 
-import pytest
-
-from homeassistant.components import conversation, intent as intent_component
+from homeassistant.components import conversation
+from homeassistant.components import intent as intent_component
 from homeassistant.components.assist_pipeline import (
     OPTION_PREFERRED,
     async_get_pipelines,
@@ -28,14 +27,16 @@ from homeassistant.components.assist_pipeline import (
 from homeassistant.components.assist_satellite import AssistSatelliteAnnouncement
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import entity_registry as er, intent
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import intent
 from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import MqttMockHAClient, WebSocketGenerator
 
 from custom_components.hearth.assist_satellite import timer_finished_message
 from custom_components.hearth.chime import HA_CHIME_PATH, chime_wav, is_default_chime
 from custom_components.hearth.const import DOMAIN
-from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import MqttMockHAClient, WebSocketGenerator
 
 from .fake_bridge import BRIDGE_ID, HassBridge
 from .test_pipeline import _pipeline
@@ -236,7 +237,8 @@ async def test_announced_wake_word_is_active_until_one_is_chosen(
     with pytest.raises(HomeAssistantError) as err:
         await entity.async_set_configuration(
             type(entity.async_get_configuration())(
-                available_wake_words=[], active_wake_words=["alexa", "hey_jarvis"],
+                available_wake_words=[],
+                active_wake_words=["alexa", "hey_jarvis"],
                 max_active_wake_words=1,
             )
         )
@@ -277,8 +279,13 @@ async def test_announcement_plays_the_chime_first(
     fmt, frames = _frames(chime)
     assert fmt == (16000, 2, 1)
     assert 0.4 < len(frames) / 32000 < 1.0
-    assert max(abs(int.from_bytes(frames[i : i + 2], "little", signed=True))
-               for i in range(0, len(frames), 2)) > 5000
+    assert (
+        max(
+            abs(int.from_bytes(frames[i : i + 2], "little", signed=True))
+            for i in range(0, len(frames), 2)
+        )
+        > 5000
+    )
     (announce,) = bridge.messages("/satellite/kitchen/announce")
     assert announce["text"] == "Dinner is ready"
     assert [leaf for leaf in order if leaf in ("play", "announce")] == ["play", "announce"]
@@ -357,7 +364,7 @@ def test_default_chime_is_recognized_as_path_or_url() -> None:
 async def test_timer_set_on_the_satellite_rings_on_it(
     hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
 ) -> None:
-    """"Set a timer" said to a Hearth satellite (Home Assistant's own timer intents): when it
+    """ "Set a timer" said to a Hearth satellite (Home Assistant's own timer intents): when it
     ends, the chime and the message are played on that satellite."""
     assert await async_setup_component(hass, "intent", {})
     device_id = er.async_get(hass).async_get(SATELLITE).device_id
@@ -381,15 +388,26 @@ async def test_timer_set_on_the_satellite_rings_on_it(
 
 
 async def test_timer_on_a_muted_satellite_does_not_ring(
-    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry, caplog: pytest.LogCaptureFixture
+    hass: HomeAssistant,
+    bridge: HassBridge,
+    loaded: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await hass.services.async_call(
         "switch", "turn_off", {"entity_id": "switch.kitchen_microphone"}, blocking=True
     )
     entity = hass.data["entity_components"]["assist_satellite"].get_entity(SATELLITE)
     timer = intent_component.TimerInfo(
-        id="t1", name="pasta", seconds=0, device_id=None, start_hours=None,
-        start_minutes=10, start_seconds=None, created_at=0, updated_at=0, language="en",
+        id="t1",
+        name="pasta",
+        seconds=0,
+        device_id=None,
+        start_hours=None,
+        start_minutes=10,
+        start_seconds=None,
+        created_at=0,
+        updated_at=0,
+        language="en",
     )
     entity._async_timer_event(intent_component.TimerEventType.FINISHED, timer)  # noqa: SLF001
     entity._async_timer_event(intent_component.TimerEventType.STARTED, timer)  # noqa: SLF001
@@ -401,8 +419,15 @@ async def test_timer_on_a_muted_satellite_does_not_ring(
 def test_timer_messages() -> None:
     def timer(**kwargs: Any) -> intent_component.TimerInfo:
         fields: dict[str, Any] = {
-            "id": "t", "name": None, "seconds": 0, "device_id": None, "start_hours": None,
-            "start_minutes": None, "start_seconds": None, "created_at": 0, "updated_at": 0,
+            "id": "t",
+            "name": None,
+            "seconds": 0,
+            "device_id": None,
+            "start_hours": None,
+            "start_minutes": None,
+            "start_seconds": None,
+            "created_at": 0,
+            "updated_at": 0,
             "language": "en",
         }
         return intent_component.TimerInfo(**(fields | kwargs))

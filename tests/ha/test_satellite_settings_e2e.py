@@ -7,19 +7,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
-
-from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
+import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
+from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
 
-from .e2e import E2E_BRIDGE_ID, needs_tools, publish_json, satellite_status, start_bridge, state_of, until
+from .e2e import (
+    E2E_BRIDGE_ID,
+    needs_tools,
+    publish_json,
+    satellite_status,
+    start_bridge,
+    state_of,
+    until,
+)
 
 pytestmark = [needs_tools, pytest.mark.timeout(180)]
 
@@ -78,8 +84,11 @@ async def test_wake_word_and_sensitivity_are_applied_and_survive_a_restart(
 ) -> None:
     client = await hass_ws_client(hass)
     await client.send_json_auto_id(
-        {"type": "assist_satellite/set_wake_words", "entity_id": SATELLITE,
-         "wake_word_ids": ["hey_jarvis"]}
+        {
+            "type": "assist_satellite/set_wake_words",
+            "entity_id": SATELLITE,
+            "wake_word_ids": ["hey_jarvis"],
+        }
     )
     assert (await client.receive_json())["success"]
     # Returned once the bridge confirmed: its result, then its retained state, say so.
@@ -116,9 +125,7 @@ async def test_wake_word_and_sensitivity_are_applied_and_survive_a_restart(
             {**satellite_status("kitchen"), "wake_word": "alexa"},
             retain=True,
         )
-        await until(
-            hass, lambda: len(probe.json("/satellite/kitchen/state")) > before, timeout=60
-        )
+        await until(hass, lambda: len(probe.json("/satellite/kitchen/state")) > before, timeout=60)
         again = probe.json("/satellite/kitchen/state")[-1]
         assert again["settings"] == {"wake_word": "hey_jarvis", "sensitivity": "relaxed"}
         await until(hass, lambda: state_of(hass, WAKE_WORD) == "hey_jarvis")

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 
-from homeassistant.components import conversation, intent as intent_component
+from homeassistant.components import conversation
+from homeassistant.components import intent as intent_component
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.helpers import entity_registry as er, intent
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import intent
 from homeassistant.setup import async_setup_component
-
-from custom_components.hearth.chime import chime_wav
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.hearth.chime import chime_wav
 from tests.support.broker import Mosquitto
 
 from .e2e import state_of, until

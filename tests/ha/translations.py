@@ -18,8 +18,10 @@ def _lookup(key: str, own: dict[str, Any]) -> str:
     parts = key.split("::")
     if parts[0] == "component":
         domain = parts[1]
-        tree = own if domain == "hearth" else json.loads(
-            (_HA / "components" / domain / "strings.json").read_text()
+        tree = (
+            own
+            if domain == "hearth"
+            else json.loads((_HA / "components" / domain / "strings.json").read_text())
         )
         path = parts[2:]
     else:  # "common::..." and other top-level keys of Home Assistant's own strings.json
