@@ -9,11 +9,9 @@ converted like announcement media (`announce_media`).
 
 from __future__ import annotations
 
-from array import array
 from functools import cache
 import math
 import struct
-import sys
 
 from yarl import URL
 
@@ -35,7 +33,7 @@ def is_default_chime(media_id: str) -> bool:
 @cache
 def chime_wav() -> bytes:
     """The chime as a WAV (made once)."""
-    samples = array("h")
+    samples: list[int] = []
     for frequency, seconds in _NOTES:
         count = int(RATE * seconds)
         fade = int(RATE * 0.01)
@@ -44,7 +42,5 @@ def chime_wav() -> bytes:
             value = math.sin(2 * math.pi * frequency * index / RATE) * envelope * _VOLUME
             samples.append(int(value * 32767))
     samples.extend([0] * int(RATE * 0.08))  # a breath before the message
-    if sys.byteorder == "big":
-        samples.byteswap()
     fmt = struct.pack("<HHIIHH", 1, 1, RATE, RATE * 2, 2, 16)
-    return build_wav(fmt, samples.tobytes())
+    return build_wav(fmt, struct.pack(f"<{len(samples)}h", *samples))

@@ -34,6 +34,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient, WebSocketGenerator
 
+from custom_components.hearth import system_health
 from custom_components.hearth.assist_satellite import timer_finished_message
 from custom_components.hearth.chime import HA_CHIME_PATH, chime_wav, is_default_chime
 from custom_components.hearth.const import DOMAIN
@@ -440,3 +441,48 @@ def test_timer_messages() -> None:
     )
     assert timer_finished_message(timer()) == "Your timer is done."
     assert DOMAIN == "hearth"
+
+
+async def test_answers_that_are_not_for_a_pending_request_are_ignored(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    """Malformed or stray `settings/result` messages change nothing; an unload ends a wait."""
+    settings = loaded.runtime_data.settings
+    for topic, payload in (
+        ("satellite/bad id/settings/result", {"request_id": "x", "ok": True}),
+        ("satellite/kitchen/settings/result", {"ok": True}),
+        ("satellite/kitchen/settings/result", {"request_id": "unknown", "ok": True}),
+        ("satellite/kitchen/settings/result", "not json"),
+    ):
+        await bridge.send(topic, payload)
+    await hass.async_block_till_done()
+    assert _state(hass, WAKE_WORD) == "okay_nabu"
+
+    bridge.answer = False
+    waiting = hass.async_create_task(settings.async_set("kitchen", wake_word="alexa"))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    assert await hass.config_entries.async_unload(loaded.entry_id)
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+
+async def test_system_health_lists_every_bridge(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    other = HassBridge(hass, prefix="upstairs", bridge_id="second-bridge")
+    await other.start()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Hearth bridge second-bridge",
+        unique_id="second-bridge",
+        data={"prefix": "upstairs", "bridge_id": "second-bridge"},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await other.announce()
+    await hass.async_block_till_done()
+    info = await system_health.system_health_info(hass)
+    assert info["bridge_reachable"] == "True, True"
+    assert info["satellites_online"] == "1/1, 0/0"
+    assert info["bridge_version"] == "0.1.0, 0.1.0"
