@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 import uuid
+from typing import Any
 
-from homeassistant.components import intent, tts
-from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
-from homeassistant.components.assist_pipeline.pipeline import PipelineStage
 from homeassistant.components.assist_satellite import (
     AssistSatelliteAnnouncement,
     AssistSatelliteConfiguration,
@@ -25,9 +22,15 @@ from homeassistant.components.assist_satellite import (
     AssistSatelliteEntityFeature,
     AssistSatelliteWakeWord,
 )
+from homeassistant.components import tts
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
+from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+from homeassistant.components.assist_pipeline.pipeline import PipelineStage
+from homeassistant.components import intent
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
@@ -43,7 +46,7 @@ from .const import (
 from .entity import HearthSatelliteEntity, async_setup_hearth_platform
 from .hub import HearthHub
 from .models import Utterance
-from .satellite_settings import active_wake_word
+from .satellite_settings import SENSITIVITIES, active_wake_word
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -299,6 +302,20 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         Home Assistant consults it for start_conversation (its agent must hold conversations).
         """
         return self.hub.entry.runtime_data.voice.pipeline_for(self.satellite_id)
+
+    # ------------------------------------------------------------------ selects
+
+    @property
+    def vad_sensitivity_entity_id(self) -> str | None:
+        """The satellite's Finished speaking detection select, for Home Assistant's own voice
+        activity detection in a streamed pipeline run (the bridge uses the same choice). None
+        while the select shows no choice (it is unavailable), so the default is used."""
+        entity_id = er.async_get(self.hass).async_get_entity_id(
+            Platform.SELECT, DOMAIN, f"{self.hub.satellite_unique_id(self.satellite_id)}-vad_sensitivity"
+        )
+        if entity_id is None or (state := self.hass.states.get(entity_id)) is None:
+            return None
+        return entity_id if state.state in SENSITIVITIES else None
 
     # ------------------------------------------------------------------ timers
 

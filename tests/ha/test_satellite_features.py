@@ -486,3 +486,17 @@ async def test_system_health_lists_every_bridge(
     assert info["bridge_reachable"] == "True, True"
     assert info["satellites_online"] == "1/1, 0/0"
     assert info["bridge_version"] == "0.1.0, 0.1.0"
+
+
+async def test_home_assistants_own_vad_follows_the_sensitivity_select(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    """A streamed pipeline run's voice activity detection uses the same choice as the bridge."""
+    entity = hass.data["entity_components"]["assist_satellite"].get_entity(SATELLITE)
+    assert entity.vad_sensitivity_entity_id == SENSITIVITY
+    await _select(hass, SENSITIVITY, "relaxed")
+    assert entity._resolve_vad_sensitivity() == 1.25  # noqa: SLF001
+    await bridge.go_offline()
+    await hass.async_block_till_done()
+    # An unavailable select is no choice: Home Assistant's default is used.
+    assert entity.vad_sensitivity_entity_id is None
