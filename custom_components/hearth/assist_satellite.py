@@ -424,13 +424,13 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         self, start_announcement: AssistSatelliteAnnouncement
     ) -> None:
         """Speak, then the bridge listens; the answer continues Home Assistant's conversation."""
+        await self._async_preannounce(start_announcement)
         satellite = self.hub.satellites.get(self.satellite_id)
         if satellite is not None:
             # Set by Home Assistant just before: the chat log that holds the start message.
             satellite.continue_conversation(
                 self._conversation_id, self._extra_system_prompt
             )
-        await self._async_preannounce(start_announcement)
         await self._async_speak(start_announcement, start_conversation=True)
         # Home Assistant sets the entity idle after this returns; the bridge is listening by
         # then, so show the bridge's state again right after.
