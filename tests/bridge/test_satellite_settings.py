@@ -6,6 +6,7 @@ publish is read back. Persistence is checked by building a second bridge on the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -13,10 +14,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bridge.pipeline.endpoint import EndpointSettings
+from bridge.protocol.hearth import WAKE_WORDS
+from bridge.protocol.messages import SENSITIVITIES
 from bridge.service import Bridge
 from bridge.service.preferences import SETTINGS_FILE, endpoint_for
+from tests.support.fuzz import NORMAL, json_values, shaped
 from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
 
 
@@ -160,3 +166,39 @@ def test_endpoint_for_scales_only_the_tails() -> None:
     relaxed = endpoint_for(base, "relaxed")
     assert (relaxed.silence_tail, relaxed.complete_tail, relaxed.vad_tail) == (0.54, 0.18, 1.26)
     assert (relaxed.max_utterance, relaxed.no_speech_timeout) == (base.max_utterance, base.no_speech_timeout)
+
+
+CODES = {"invalid_json", "bad_setting", "unknown_wake_word", "bad_sensitivity", "too_many_satellites"}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.one_of(
+    shaped({"request_id": st.text(max_size=8), "wake_word": st.sampled_from([*WAKE_WORDS, None]),
+            "sensitivity": st.sampled_from(SENSITIVITIES)}, NORMAL),
+    json_values(NORMAL, max_leaves=6),
+))
+def test_any_settings_command_is_applied_or_refused_with_a_code(tmp_path: Path, payload: object) -> None:
+    """Whatever Home Assistant (or anyone allowed to) sends: a coded answer, never an exception,
+    and the settings in force always valid."""
+
+    async def run() -> None:
+        made = in_process_bridge(tmp_path, limits={"max_satellites": 3})
+        try:
+            status(made, "kitchen")
+            sent(made)
+            settings_set(made, "kitchen", json.dumps(payload).encode())
+            out = sent(made)
+            (result,) = on(out, "hearth/satellite/kitchen/settings/result")
+            assert result["ok"] is (result["code"] is None)
+            assert result["ok"] or result["code"] in CODES, result
+            assert [e["code"] for e in on(out, "hearth/bridge/error")] == (
+                [] if result["ok"] else [result["code"]])
+            in_force = result["settings"]
+            assert in_force["wake_word"] in (*WAKE_WORDS, None) and in_force["sensitivity"] in SENSITIVITIES
+            sat = made.satellites["kitchen"]
+            assert sat.wake_word in WAKE_WORDS
+            assert sat.settings.endpoint == endpoint_for(made.settings.endpoint, in_force["sensitivity"])
+        finally:
+            await close_in_process(made)
+
+    asyncio.run(run())
