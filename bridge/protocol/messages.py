@@ -96,16 +96,20 @@ class SatelliteState:
     protocol: str
     online: bool
     last: JsonObject = field(default_factory=dict)  #: the last result's session, engine, locality
+    #: the settings in force (`settings/set`): {"wake_word", "sensitivity"}
+    settings: JsonObject = field(default_factory=dict)
 
     def to_json(self) -> JsonObject:
         return {"state": self.state, "session_id": self.session_id, "muted": self.muted,
-                "protocol": self.protocol, "online": self.online, "last": self.last}
+                "protocol": self.protocol, "online": self.online, "last": self.last,
+                "settings": self.settings}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:
         return cls(state=_str(data, "state") or "", session_id=_str(data, "session_id"),
                    muted=data.get("muted") is True, protocol=_str(data, "protocol") or "",
-                   online=data.get("online") is True, last=_object(data, "last"))
+                   online=data.get("online") is True, last=_object(data, "last"),
+                   settings=_object(data, "settings"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,3 +385,71 @@ class PipelineStart:
         if stream_id is None or not _str(data, "session_id"):
             raise ProtocolError("bad_pipeline_start", "pipeline/start needs a session_id and an integer stream_id")
         return cls(session_id=_str(data, "session_id") or "", wake_word=_str(data, "wake_word"), stream_id=stream_id)
+
+
+# -- Home Assistant → bridge: per-satellite settings ----------------------------------------------
+
+#: how soon the end of a command is heard (Home Assistant's "finished speaking detection")
+SENSITIVITIES = ("relaxed", "default", "aggressive")
+_SETTING_KEYS = frozenset({"request_id", "wake_word", "sensitivity"})
+
+
+@dataclass(frozen=True, slots=True)
+class SatelliteSettingsSet:
+    """`<prefix>/satellite/<id>/settings/set`: a partial update of one satellite's settings.
+
+    A key that is absent is left as it is; `"wake_word": null` goes back to the satellite's own
+    (or the configured, or the bridge's default) wake word. Anything else is refused with a code:
+    `bad_setting` (an unknown key), `unknown_wake_word`, `bad_sensitivity`.
+    """
+
+    request_id: Json = None
+    wake_word: str | None = None
+    clear_wake_word: bool = False
+    sensitivity: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        unknown = sorted(set(data) - _SETTING_KEYS)
+        if unknown:
+            raise ProtocolError("bad_setting", f"unknown satellite setting(s): {', '.join(unknown)[:200]}")
+        wake_word = data.get("wake_word")
+        if "wake_word" in data and wake_word is not None and wake_word not in WAKE_WORDS:
+            raise ProtocolError("unknown_wake_word",
+                                f"wake_word must be one of {', '.join(WAKE_WORDS)}, got {str(wake_word)[:64]!r}")
+        sensitivity = data.get("sensitivity")
+        if "sensitivity" in data and sensitivity not in SENSITIVITIES:
+            raise ProtocolError("bad_sensitivity",
+                                f"sensitivity must be one of {', '.join(SENSITIVITIES)}, got {str(sensitivity)[:64]!r}")
+        return cls(request_id=data.get("request_id"),
+                   wake_word=wake_word if isinstance(wake_word, str) else None,
+                   clear_wake_word="wake_word" in data and wake_word is None,
+                   sensitivity=sensitivity if isinstance(sensitivity, str) else None)
+
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {"request_id": self.request_id}
+        if self.wake_word is not None or self.clear_wake_word:
+            data["wake_word"] = self.wake_word
+        if self.sensitivity is not None:
+            data["sensitivity"] = self.sensitivity
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SatelliteSettingsResult:
+    """`<prefix>/satellite/<id>/settings/result`: the answer to one `settings/set`."""
+
+    request_id: Json
+    ok: bool
+    code: str | None  #: why it was refused (None: it was not)
+    error: str | None
+    settings: JsonObject  #: the settings in force after the command
+
+    def to_json(self) -> JsonObject:
+        return {"request_id": self.request_id, "ok": self.ok, "code": self.code, "error": self.error,
+                "settings": self.settings}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        return cls(request_id=data.get("request_id"), ok=data.get("ok") is True, code=_str(data, "code"),
+                   error=_str(data, "error"), settings=_object(data, "settings"))

@@ -31,7 +31,7 @@ from ..privacy.gate import LocalityGate
 from ..privacy.policy import Policy
 from ..privacy.retention import UtteranceRetention
 from ..privacy.store import AuditStore
-from ..protocol.hearth import Topics, is_audio_topic
+from ..protocol.hearth import WAKE_WORDS, Topics, is_audio_topic
 from ..protocol.messages import BridgeStatus, Command, JsonObject, SatelliteError
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SatelliteSettings, Session, SessionSource, Timings
@@ -48,6 +48,7 @@ from .hermes import HermesAdapter
 from .link import Connection, LastWill, Message, MqttLink
 from .looplag import LoopLagProbe
 from .outbox import Outbox
+from .preferences import PreferenceStore, SatellitePreferenceControl
 from .refusals import NoticeLimiter
 from .results import Reporter, ResultPublisher
 from .table import LastSeen
@@ -112,6 +113,10 @@ class Bridge:
         self.results = ResultPublisher(self.outbox, self.reporter, self.audit, self.hermes, self.pool,
                                        settings.recognition, lambda: self.control.policy, self.is_muted)
         self.vocabulary = VocabularySwap(self.pool, self.outbox, self.reporter.report_error)
+        self.preferences = SatellitePreferenceControl(
+            PreferenceStore(settings.data_dir), self.outbox, self, self.reporter.report_error, settings.endpoint,
+            settings.limits.max_satellites)
+        self.results.settings_of = self.preferences.settings_json
         self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
         self.speech_out = SpeechOut(self, self.tts)
         self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,
@@ -279,9 +284,9 @@ class Bridge:
             return None
         configured = self.settings.satellite(sat_id)
         sat = Satellite(self, sat_id, protocol, SatelliteSettings(
-            wake_word=configured.wake_word or self.settings.wake_model, play_rate=configured.play_rate,
-            area=configured.area, queue_frames=self.settings.limits.queue_frames,
-            endpoint=self.settings.endpoint))
+            wake_word=self.preferences.wake_word(sat_id) or configured.wake_word or self.settings.wake_model,
+            play_rate=configured.play_rate, area=configured.area, queue_frames=self.settings.limits.queue_frames,
+            endpoint=self.preferences.endpoint_settings(sat_id)))
         self._satellites[sat_id] = sat
         self.last_seen.seen(sat_id)
         _LOGGER.info("Satellite %s (%s) joined", sat_id, protocol)
@@ -304,6 +309,14 @@ class Bridge:
             self.reporter.report_error("hermes_site_replaced", message, sat_id)
             self.tell_refused(sat_id, SatelliteProtocol.HERMES, "hermes_site_replaced", message)
         return self.add_satellite(sat_id, SatelliteProtocol.HEARTH)
+
+    def default_wake_word(self, sat_id: str) -> str:
+        """The wake word of a satellite Home Assistant chose none for: configured, announced, default."""
+        sat = self._satellites.get(sat_id)
+        announced = sat.info.get("wake_word") if sat is not None else None
+        return (self.settings.satellite(sat_id).wake_word
+                or (announced if isinstance(announced, str) and announced in WAKE_WORDS else None)
+                or self.settings.wake_model)
 
     def seen(self, sat_id: str) -> None:
         """The satellite was heard from (its expiry starts again)."""

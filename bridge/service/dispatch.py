@@ -23,6 +23,7 @@ from ..settings import Settings
 from ..tasks import spawn
 from .control import PrivacyControl
 from .hermes import HermesAdapter
+from .preferences import SatellitePreferenceControl
 from .results import Reporter
 from .vocabulary import VocabularySwap
 
@@ -43,6 +44,9 @@ class DispatchHost(Protocol):
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None: ...
     def play_wav(self, sat_id: str, wav: bytes) -> None: ...
     def state_changed(self, sat: Satellite) -> None: ...
+    def default_wake_word(self, sat_id: str) -> str: ...
+    @property
+    def preferences(self) -> SatellitePreferenceControl: ...
 
 
 class Dispatcher:
@@ -120,6 +124,8 @@ class Dispatcher:
             self._pipeline_set(sat_id, payload)
         elif leaf == "pipeline/play":
             self.host.play_wav(sat_id, payload)
+        elif leaf == "settings/set":
+            self.host.preferences.on_command(sat_id, payload, self.host.default_wake_word)
         else:
             raise ProtocolError("bad_topic", f"unknown satellite topic leaf {leaf!r}")
 
@@ -169,7 +175,8 @@ class Dispatcher:
         sat.info = dict(status.info)
         sat.on_device_wake = status.on_device_wake
         sat.barge_in = status.barge_in
-        if status.wake_word is not None and self.settings.satellite(sat_id).wake_word is None:
+        if (status.wake_word is not None and self.settings.satellite(sat_id).wake_word is None
+                and self.host.preferences.wake_word(sat_id) is None):
             sat.wake_word = status.wake_word
         if status.play_rate is not None:
             sat.play_rate = status.play_rate

@@ -94,12 +94,14 @@ class ResultPublisher:
         self.recognition = recognition
         self._policy = policy
         self._is_muted = is_muted
+        #: a satellite's settings in force, for its retained state (set by the bridge)
+        self.settings_of: Callable[[str], JsonObject] = lambda _sat_id: {}
 
     def satellite_state(self, sat: Satellite) -> None:
         self.outbox.send(self.topics.satellite(sat.id, "state"), SatelliteState(
             state=str(sat.state), session_id=sat.session.id if sat.session else None,
             muted=self._is_muted(sat.id), protocol=str(sat.protocol), online=sat.online,
-            last=dict(sat.last_result)), retain=True)
+            last=dict(sat.last_result), settings=self.settings_of(sat.id)), retain=True)
 
     def wake(self, sat: Satellite, session: Session) -> None:
         self.outbox.send(self.topics.satellite(sat.id, "wake"),

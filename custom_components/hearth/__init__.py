@@ -13,10 +13,12 @@ from homeassistant.exceptions import ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .activity import HearthActivity
 from .assist_stream import PipelineStreams
 from .const import CONF_PREFIX, DOMAIN
 from .hub import HearthHub
 from .policy_keeper import async_remove_kept_policy
+from .satellite_settings import SatelliteSettings
 from .services import async_setup_services
 from .vocabulary import VocabularyPublisher
 from .voice import VoiceCommands
@@ -42,6 +44,8 @@ class HearthData:
     voice: VoiceCommands
     vocabulary: VocabularyPublisher
     streams: PipelineStreams
+    settings: SatelliteSettings
+    activity: HearthActivity
 
 
 type HearthConfigEntry = ConfigEntry[HearthData]
@@ -63,11 +67,20 @@ async def async_setup_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> bo
     voice = VoiceCommands(hass, entry, hub)
     vocabulary = VocabularyPublisher(hass, entry, hub)
     streams = PipelineStreams(hass, entry, hub)
+    settings = SatelliteSettings(hass, entry, hub)
+    activity = HearthActivity(hass, entry, hub)
     entry.runtime_data = HearthData(
-        hub=hub, voice=voice, vocabulary=vocabulary, streams=streams
+        hub=hub,
+        voice=voice,
+        vocabulary=vocabulary,
+        streams=streams,
+        settings=settings,
+        activity=activity,
     )
     await hub.async_start()
     await streams.async_start()
+    await settings.async_start()
+    await activity.async_start()
     voice.async_start()
     vocabulary.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)

@@ -26,13 +26,17 @@ from homeassistant.components import tts
 from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
 from homeassistant.components.assist_pipeline.pipeline import PipelineStage
+from homeassistant.components import intent
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
 from .announce_media import async_announcement_wav, tts_message
 from .assist_stream import BridgeAudioStream, wav_for_bridge
+from .chime import chime_wav, is_default_chime
 from .const import (
     ANNOUNCE_START_TIMEOUT,
     ANNOUNCE_TIMEOUT,
@@ -42,6 +46,7 @@ from .const import (
 from .entity import HearthSatelliteEntity, async_setup_hearth_platform
 from .hub import HearthHub
 from .models import Utterance
+from .satellite_settings import SENSITIVITIES, active_wake_word
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -72,6 +77,24 @@ async def async_setup_entry(
         lambda hub: [],
         lambda hub, satellite_id: [HearthAssistSatellite(hub, satellite_id)],
     )
+
+
+def timer_finished_message(timer: intent.TimerInfo) -> str:
+    """What the bridge says when a timer ends (in English, the bridge's voice's language)."""
+    if timer.name:
+        return f"The {timer.name} timer is done."
+    parts = [
+        f"{count} {unit}"  # "a 5 minute timer": the unit stays singular
+        for count, unit in (
+            (timer.start_hours, "hour"),
+            (timer.start_minutes, "minute"),
+            (timer.start_seconds, "second"),
+        )
+        if count
+    ]
+    if not parts:
+        return "Your timer is done."
+    return f"Your {' and '.join(parts)} timer is done."
 
 
 class _Speaking:
@@ -122,6 +145,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
             self.hub.async_add_event_listener(self.satellite_id, self._async_bridge_event)
         )
         self._async_follow_bridge(write=True)
+        self._async_register_timers()
 
     @callback
     def _handle_hub_update(self) -> None:
@@ -279,15 +303,56 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         """
         return self.hub.entry.runtime_data.voice.pipeline_for(self.satellite_id)
 
+    # ------------------------------------------------------------------ selects
+
+    @property
+    def vad_sensitivity_entity_id(self) -> str | None:
+        """The satellite's Finished speaking detection select, for Home Assistant's own voice
+        activity detection in a streamed pipeline run (the bridge uses the same choice). None
+        while the select shows no choice (it is unavailable), so the default is used."""
+        entity_id = er.async_get(self.hass).async_get_entity_id(
+            Platform.SELECT, DOMAIN, f"{self.hub.satellite_unique_id(self.satellite_id)}-vad_sensitivity"
+        )
+        if entity_id is None or (state := self.hass.states.get(entity_id)) is None:
+            return None
+        return entity_id if state.state in SENSITIVITIES else None
+
+    # ------------------------------------------------------------------ timers
+
+    @callback
+    def _async_register_timers(self) -> None:
+        """Make the satellite a timer device: a timer set by voice on it rings on it."""
+        if self.registry_entry is None or (device_id := self.registry_entry.device_id) is None:
+            return
+        self.async_on_remove(
+            intent.async_register_timer_handler(self.hass, device_id, self._async_timer_event)
+        )
+
+    @callback
+    def _async_timer_event(
+        self, event_type: intent.TimerEventType, timer: intent.TimerInfo
+    ) -> None:
+        if event_type is intent.TimerEventType.FINISHED:
+            self.hub.entry.async_create_background_task(
+                self.hass, self._async_ring(timer), f"{DOMAIN} timer {self.satellite_id}"
+            )
+
+    async def _async_ring(self, timer: intent.TimerInfo) -> None:
+        """A timer finished: the chime, then the bridge says which one."""
+        try:
+            await self.async_internal_announce(timer_finished_message(timer))
+        except HomeAssistantError as err:
+            _LOGGER.warning(
+                "A timer finished, but Hearth satellite %s could not ring: %s",
+                self.satellite_id,
+                err,
+            )
+
     # ------------------------------------------------------------------ configuration
 
     @callback
     def async_get_configuration(self) -> AssistSatelliteConfiguration:
-        """The wake words the bridge knows; the satellite's is the active one."""
-        satellite = self.hub.satellites.get(self.satellite_id)
-        wake = self.hub.status.engines.get("wake")
-        default = wake.get("default_model") if isinstance(wake, dict) else None
-        active = (satellite.wake_word if satellite else None) or default or WAKE_WORDS[0]
+        """The wake words the bridge knows; the one it listens for on this satellite is active."""
         return AssistSatelliteConfiguration(
             available_wake_words=[
                 AssistSatelliteWakeWord(
@@ -297,16 +362,24 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
                 )
                 for wake_word in WAKE_WORDS
             ],
-            active_wake_words=[active],
+            active_wake_words=[active_wake_word(self.hub, self.satellite_id)],
             max_active_wake_words=1,
         )
 
     async def async_set_configuration(self, config: AssistSatelliteConfiguration) -> None:
-        """Wake words are chosen on the satellite or in the bridge's configuration."""
-        if config.active_wake_words != self.async_get_configuration().active_wake_words:
+        """Have the bridge listen for the chosen wake word; return once it confirmed."""
+        if len(config.active_wake_words) != 1 or config.active_wake_words[0] not in WAKE_WORDS:
             raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="wake_word_read_only"
+                translation_domain=DOMAIN,
+                translation_key="wake_word_unsupported",
+                translation_placeholders={
+                    "wake_words": ", ".join(config.active_wake_words) or "-",
+                    "supported": ", ".join(WAKE_WORDS),
+                },
             )
+        await self.hub.entry.runtime_data.settings.async_set(
+            self.satellite_id, wake_word=config.active_wake_words[0]
+        )
 
     # ------------------------------------------------------------------ speaking
 
@@ -321,7 +394,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         Home Assistant would otherwise synthesize the message with its pipeline's TTS engine
         (possibly a cloud one) and hand over a URL the bridge cannot play. Media is turned into
         a WAV by `announce_media` from the original id, so nothing is resolved (or synthesized)
-        here. The preannounce chime is skipped: the bridge plays one WAV per announcement.
+        here; the pre-announce chime's id is kept as given (played by `_async_preannounce`).
         """
         return AssistSatelliteAnnouncement(
             message=message,
@@ -329,6 +402,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
             original_media_id=media_id or "",
             tts_token=None,
             media_id_source="media_id" if media_id else "tts",
+            preannounce_media_id=preannounce_media_id,
         )
 
     async def async_announce(self, announcement: AssistSatelliteAnnouncement) -> None:
@@ -340,6 +414,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         """
         media_id = announcement.original_media_id
         message = announcement.message.strip()
+        await self._async_preannounce(announcement)
         if media_id and (not message or tts_message(media_id) == announcement.message):
             await self._async_play_media(media_id)
         else:
@@ -349,6 +424,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         self, start_announcement: AssistSatelliteAnnouncement
     ) -> None:
         """Speak, then the bridge listens; the answer continues Home Assistant's conversation."""
+        await self._async_preannounce(start_announcement)
         satellite = self.hub.satellites.get(self.satellite_id)
         if satellite is not None:
             # Set by Home Assistant just before: the chat log that holds the start message.
@@ -359,6 +435,22 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         # Home Assistant sets the entity idle after this returns; the bridge is listening by
         # then, so show the bridge's state again right after.
         self.hass.loop.call_soon(self._async_follow_bridge, True)
+
+    async def _async_preannounce(self, announcement: AssistSatelliteAnnouncement) -> None:
+        """Play the pre-announce chime before the message, and wait until it has played.
+
+        Home Assistant's default chime is replaced by Hearth's own WAV (`chime`); another
+        `preannounce_media_id` is converted like announcement media. None: no chime.
+        """
+        if not (media_id := announcement.preannounce_media_id):
+            return
+        self._check_can_speak()
+        if is_default_chime(media_id):
+            wav = chime_wav()
+        else:
+            wav = await async_announcement_wav(self.hass, media_id, self.hub.policy)
+            self._check_can_speak()  # converting took a while
+        await self._async_play_wav(wav, "pre-announce chime")
 
     def _check_can_speak(self) -> None:
         satellite = self.hub.satellites.get(self.satellite_id)

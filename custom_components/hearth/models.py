@@ -182,6 +182,8 @@ class Satellite:
     wake_word: str | None = None
     extra_system_prompt: str | None = None
     """Context for the agent's next turn (set by an Assist start_conversation)."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The settings the bridge has in force for the satellite (wake word, sensitivity)."""
 
     @property
     def online(self) -> bool:
@@ -227,3 +229,5 @@ class Satellite:
         self.protocol = data.get("protocol") if isinstance(data.get("protocol"), str) else None
         if "online" in data:
             self.state_online = bool(data["online"])
+        if isinstance(data.get("settings"), dict):
+            self.settings = dict(data["settings"])

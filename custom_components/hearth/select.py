@@ -1,15 +1,22 @@
-"""Select: what audio the bridge keeps (Audio retention)."""
+"""Selects: the bridge's audio retention; per satellite its Assist pipeline, finished-speaking
+detection and wake word (the last two applied and confirmed by the bridge)."""
 
 from __future__ import annotations
 
+from homeassistant.components.assist_pipeline import (
+    AssistPipelineSelect,
+    VadSensitivitySelect,
+)
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
 from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
-from .const import RETENTION_OPTIONS
-from .entity import HearthEntity, async_setup_hearth_platform
+from .const import DOMAIN, RETENTION_OPTIONS, WAKE_WORDS
+from .entity import HearthEntity, HearthSatelliteEntity, async_setup_hearth_platform
+from .hub import HearthHub
+from .satellite_settings import active_wake_word, confirmed_sensitivity
 
 PARALLEL_UPDATES = 0
 
@@ -19,6 +26,12 @@ RETENTION = SelectEntityDescription(
     entity_category=EntityCategory.CONFIG,
     options=RETENTION_OPTIONS,
 )
+WAKE_WORD = SelectEntityDescription(
+    key="wake_word",
+    translation_key="wake_word",
+    entity_category=EntityCategory.CONFIG,
+    options=WAKE_WORDS,
+)
 
 
 async def async_setup_entry(
@@ -26,9 +39,16 @@ async def async_setup_entry(
     entry: HearthConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Set up the select."""
+    """Set up the selects."""
     async_setup_hearth_platform(
-        entry, async_add_entities, lambda hub: [HearthRetentionSelect(hub, RETENTION)]
+        entry,
+        async_add_entities,
+        lambda hub: [HearthRetentionSelect(hub, RETENTION)],
+        lambda hub, satellite_id: [
+            HearthPipelineSelect(hass, hub, satellite_id),
+            HearthVadSensitivitySelect(hass, hub, satellite_id),
+            HearthWakeWordSelect(hub, satellite_id, WAKE_WORD),
+        ],
     )
 
 
@@ -50,3 +70,55 @@ class HearthRetentionSelect(HearthEntity, SelectEntity):
     async def async_select_option(self, option: str) -> None:
         """Ask the bridge to change the retention."""
         await self.hub.async_set_policy(retention=option)
+
+
+class HearthPipelineSelect(HearthSatelliteEntity, AssistPipelineSelect):
+    """The Assist pipeline a satellite's commands go to ("preferred": as in Hearth's options,
+    Hearth's own pipeline unless another is chosen there)."""
+
+    def __init__(self, hass: HomeAssistant, hub: HearthHub, satellite_id: str) -> None:
+        """Initialize."""
+        HearthSatelliteEntity.__init__(
+            self, hub, satellite_id, AssistPipelineSelect.entity_description
+        )
+        AssistPipelineSelect.__init__(self, hass, DOMAIN, hub.satellite_unique_id(satellite_id))
+
+    async def async_select_option(self, option: str) -> None:
+        """Choose the pipeline, then tell the bridge whether the satellite streams to it."""
+        await super().async_select_option(option)
+        await self.hub.entry.runtime_data.voice.async_update_modes()
+
+
+class HearthVadSensitivitySelect(HearthSatelliteEntity, VadSensitivitySelect):
+    """How soon the end of a command is heard, applied by the bridge to its endpoint tails."""
+
+    def __init__(self, hass: HomeAssistant, hub: HearthHub, satellite_id: str) -> None:
+        """Initialize."""
+        HearthSatelliteEntity.__init__(
+            self, hub, satellite_id, VadSensitivitySelect.entity_description
+        )
+        VadSensitivitySelect.__init__(self, hass, hub.satellite_unique_id(satellite_id))
+
+    @property
+    def current_option(self) -> str | None:
+        """The sensitivity the bridge confirmed (before it said: the last one chosen here)."""
+        return confirmed_sensitivity(self.hub, self.satellite_id) or self._attr_current_option
+
+    async def async_select_option(self, option: str) -> None:
+        """Ask the bridge to apply the sensitivity; shown once it confirms."""
+        await self.hub.entry.runtime_data.settings.async_set(self.satellite_id, sensitivity=option)
+        await super().async_select_option(option)
+
+
+class HearthWakeWordSelect(HearthSatelliteEntity, SelectEntity):
+    """The wake word the bridge listens for on the satellite (also the Assist satellite's
+    wake word configuration)."""
+
+    @property
+    def current_option(self) -> str | None:
+        """The wake word in force."""
+        return active_wake_word(self.hub, self.satellite_id)
+
+    async def async_select_option(self, option: str) -> None:
+        """Ask the bridge to listen for another wake word; shown once it confirms."""
+        await self.hub.entry.runtime_data.settings.async_set(self.satellite_id, wake_word=option)

@@ -28,6 +28,7 @@ from .const import (
     HEARTH_PIPELINE,
 )
 from .locality import address_class, is_ip_literal
+from .satellite_settings import chosen_pipeline
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -223,7 +224,10 @@ class VoiceCommands:
         return self._modes.get(satellite_id, "hearth")
 
     def pipeline_for(self, satellite_id: str) -> str | None:
-        """Return the Assist pipeline chosen for a satellite (None: Hearth's own)."""
+        """Return the Assist pipeline chosen for a satellite (None: Hearth's own): on its
+        Assist pipeline select, else in the options."""
+        if (chosen := chosen_pipeline(self.hass, self.hub, satellite_id)) is not None:
+            return chosen
         options = self.entry.options.get(CONF_SATELLITES, {}).get(satellite_id, {})
         pipeline_id = options.get(CONF_PIPELINE)
         if not pipeline_id or pipeline_id == HEARTH_PIPELINE:

@@ -220,6 +220,7 @@ async def test_home_assistant_can_publish_policy_set_and_commands(
         "hearth/satellite/kitchen/announce",
         "hearth/satellite/kitchen/pipeline/set",
         "hearth/satellite/kitchen/pipeline/play",
+        "hearth/satellite/kitchen/settings/set",
     ]
     async with recording(secured, "hearth-bridge", "hearth/#") as bridge:
         async with client(secured, "homeassistant") as ha:
@@ -237,6 +238,7 @@ async def test_home_assistant_cannot_forge_bridge_state_or_satellite_audio(
         "hearth/bridge/status",
         "hearth/satellite/kitchen/audio",
         "hearth/satellite/kitchen/command",
+        "hearth/satellite/kitchen/settings/result",
     ]
     async with recording(secured, "hearth-bridge", "hearth/#") as bridge:
         async with client(secured, "homeassistant") as ha:

@@ -162,6 +162,14 @@ def test_wake_words() -> None:
     assert tuple(ha_const.WAKE_WORDS) == BRIDGE_WAKE_WORDS
 
 
+def test_sensitivities() -> None:
+    """The finished-speaking choices the integration offers are the ones the bridge accepts."""
+    from bridge.protocol.messages import SENSITIVITIES
+    from custom_components.hearth.satellite_settings import SENSITIVITIES as HA_SENSITIVITIES
+
+    assert sorted(HA_SENSITIVITIES) == sorted(SENSITIVITIES)
+
+
 SATELLITE_IDS = [
     "kitchen",
     "Living_Room-2",

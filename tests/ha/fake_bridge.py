@@ -45,6 +45,8 @@ class FakeBridge:
         """An error to answer with (`ok: false`)."""
         self.received: list[tuple[str, Any]] = []
         self.purges = 0
+        self.settings: dict[str, dict[str, Any]] = {}
+        """Per-satellite settings in force (`settings/set`), shown in the satellite's state."""
         self.publish: Callable[[str, str, bool], Awaitable[None]]
 
     def topic(self, *parts: str) -> str:
@@ -61,6 +63,7 @@ class FakeBridge:
             self.topic("satellite", "+", "response"),
             self.topic("satellite", "+", "announce"),
             self.topic("satellite", "+", "pipeline", "set"),
+            self.topic("satellite", "+", "settings", "set"),
         ]
 
     @property
@@ -87,6 +90,36 @@ class FakeBridge:
             await self._purge(payload)
         elif topic.endswith("/announce"):
             await self._announce(topic.split("/")[-2], payload)
+        elif topic.endswith("/settings/set"):
+            await self._settings_set(topic.split("/")[-3], payload)
+
+    async def _settings_set(self, satellite: str, command: dict[str, Any]) -> None:
+        """As the bridge: refuse an unknown wake word or sensitivity, else apply and confirm."""
+        if not self.answer:
+            return
+        settings = self.settings.setdefault(
+            satellite, {"wake_word": None, "sensitivity": "default"}
+        )
+        code = None
+        if "wake_word" in command and command["wake_word"] not in (
+            "okay_nabu", "hey_jarvis", "hey_mycroft", "alexa",
+        ):
+            code = "unknown_wake_word"
+        elif command.get("sensitivity", "default") not in ("relaxed", "default", "aggressive"):
+            code = "bad_sensitivity"
+        else:
+            settings.update({k: v for k, v in command.items() if k != "request_id"})
+            await self.satellite_state(satellite, "idle")
+        await self.send(
+            f"satellite/{satellite}/settings/result",
+            {
+                "request_id": command["request_id"],
+                "ok": code is None,
+                "code": code,
+                "error": code and f"refused: {code}",
+                "settings": dict(settings),
+            },
+        )
 
     async def _policy_set(self, command: dict[str, Any]) -> None:
         if not self.answer:
@@ -196,7 +229,16 @@ class FakeBridge:
     async def satellite_state(self, satellite: str, state: str, muted: bool = False) -> None:
         await self.send(
             f"satellite/{satellite}/state",
-            {"state": state, "session_id": "s1", "muted": muted, "protocol": "hearth", "online": True},
+            {
+                "state": state,
+                "session_id": "s1",
+                "muted": muted,
+                "protocol": "hearth",
+                "online": True,
+                "settings": self.settings.get(
+                    satellite, {"wake_word": None, "sensitivity": "default"}
+                ),
+            },
             retain=True,
         )
 

@@ -67,8 +67,10 @@ async def test_local_wav_is_converted_and_played(
 
     bridge.answer = False
     task = hass.async_create_task(
-        # The preannounce chime is skipped: one WAV per announcement.
-        _announce(hass, media_id="media-source://media_source/local/chime.wav")
+        # Without the pre-announce chime (tests/ha/test_satellite_features.py): one WAV.
+        _announce(
+            hass, media_id="media-source://media_source/local/chime.wav", preannounce=False
+        )
     )
     for _ in range(50):
         await asyncio.sleep(0.02)

@@ -80,7 +80,7 @@ async def test_announce_returns_while_bridge_speaks(
 ) -> None:
     """The action blocks until the bridge reports the end of playback."""
     bridge.answer = False
-    task = hass.async_create_task(_action(hass, "announce", message="Hello"))
+    task = hass.async_create_task(_action(hass, "announce", message="Hello", preannounce=False))
     await asyncio.sleep(0.1)  # not block_till_done: it would wait for the action itself
     await bridge.satellite_state("kitchen", "responding")
     await asyncio.sleep(0.1)
@@ -215,8 +215,14 @@ async def test_wake_word_configuration(
         }
     )
     msg = await client.receive_json()
-    assert not msg["success"]
-    assert "wake word is chosen" in msg["error"]["message"]
+    # The wake word is now set from Home Assistant: the bridge applies and confirms it
+    # (more in tests/ha/test_satellite_features.py).
+    assert msg["success"], msg
+    assert bridge.messages("/satellite/kitchen/settings/set")[-1]["wake_word"] == "alexa"
+    await client.send_json_auto_id(
+        {"type": "assist_satellite/get_configuration", "entity_id": ENTITY}
+    )
+    assert (await client.receive_json())["result"]["active_wake_words"] == ["alexa"]
 
 
 async def test_start_conversation_uses_the_satellites_pipeline(
