@@ -196,6 +196,11 @@ class MqttLink:
         self.backlog = InboundBacklog(sheddable)
         self._broker_class = "public"  # until a connection says otherwise: fail closed
 
+    @property
+    def outgoing_depth(self) -> int:
+        """Messages waiting to be sent."""
+        return self._outgoing.qsize()
+
     def broker_address_class(self) -> str:
         """Where the broker we reached is: "loopback", "lan" or "public" (unknown: "public")."""
         return self._broker_class
