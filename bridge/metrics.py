@@ -90,7 +90,7 @@ class BridgeMetrics:
                                   labels, registry=self.registry)
         self.rejections = Counter("hearth_rejections", "Utterances rejected (not understood, or doubtful and "
                                   "not acted on)", labels, registry=self.registry)
-        self.registry.register(_BridgeCollector(bridge))
+        self.registry.register(_BridgeCollector(bridge, self.started))
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, open files
         self.satellites: dict[str, SatelliteFigures] = {}
         self.history: deque[tuple[float, float]] = deque(maxlen=HISTORY_MAX)  # (time.time(), ms)
@@ -116,8 +116,9 @@ class BridgeMetrics:
             self.decode_cpu.labels(sat_id).observe(cpu_seconds / audio_seconds)
         self.utterances.labels(sat_id).inc()
         figures.utterances += 1
+        rejections = self.rejections.labels(sat_id)  # a series from the first utterance on, 0 or not
         if rejected:
-            self.rejections.labels(sat_id).inc()
+            rejections.inc()
             figures.rejections += 1
         figures.latency_ms = round(text_ms, 1)
         figures.text = text if self.bridge.retention_enabled() and not rejected else None
@@ -180,8 +181,9 @@ class BridgeMetrics:
 class _BridgeCollector(Collector):
     """Figures read from the bridge's own counters when Prometheus scrapes."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, started: float) -> None:
         self.bridge = bridge
+        self.started = started
 
     def collect(self) -> Iterator[Metric]:
         bridge = self.bridge
@@ -223,4 +225,4 @@ class _BridgeCollector(Collector):
         yield GaugeMetricFamily("hearth_event_loop_lag_p99_seconds", "99th percentile of the event loop's lateness "
                                 "over the last minute", value=lag["loop_lag_p99_ms"] / 1000)
         yield GaugeMetricFamily("hearth_uptime_seconds", "Seconds since the bridge started",
-                                value=time.time() - bridge.metrics.started)
+                                value=time.time() - self.started)
