@@ -1,0 +1,262 @@
+"""The status page in headless Chromium (Debian's chromium and chromedriver, driven by Selenium)
+against a real bridge process and Mosquitto while a simulated satellite speaks real speech: the
+satellite appears, its state goes to listening and back to idle, the latency the bridge
+published shows, a mute set over MQTT shows within a second, and the words are not on the page.
+The same again under a path prefix, through a small reverse proxy that does what Home
+Assistant's ingress does (X-Ingress-Path, the browser's Host header, a source address of its own).
+
+Set HEARTH_STATUS_SCREENSHOT to a file name to keep a screenshot of the page (docs/images/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite
+from tests.support.bridge_proc import BridgeProcess, Probe
+from tests.support.broker import Mosquitto, free_port
+from tests.support.speech import have_espeak
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = [pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are needed"),
+              pytest.mark.skipif(not have_espeak(), reason="espeak-ng is needed for real speech")]
+
+INGRESS_SOURCE = "127.0.0.2"  # the proxy connects from here, as Supervisor does from 172.30.32.2
+INGRESS_PATH = "/api/hassio_ingress/0123456789abcdef"
+BROWSER_HOST = "homeassistant.local:8123"  # what the browser asked Home Assistant for
+COMMAND = "turn on the kitchen light"
+
+# Records every state a satellite's row shows, however briefly (the page redraws on each event).
+RECORDER = """
+window.__states = window.__states || {};
+const body = document.querySelector('#satellites tbody');
+new MutationObserver(() => {
+  for (const row of body.querySelectorAll('tr[data-satellite]')) {
+    const id = row.dataset.satellite, state = row.querySelector('td.state').textContent;
+    const seen = window.__states[id] || (window.__states[id] = []);
+    if (seen[seen.length - 1] !== state) seen.push(state);
+  }
+}).observe(body, {childList: true, subtree: true});
+"""
+
+
+@dataclass
+class IngressProxy:
+    """A reverse proxy like Home Assistant's ingress, in a thread of its own (Selenium blocks)."""
+
+    upstream: str
+    port: int = field(default_factory=free_port)
+    paths: list[str] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{INGRESS_PATH}/"
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        self.paths.append(request.path)
+        tail = request.match_info["tail"]
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "accept-encoding")}
+        headers.update({"Host": BROWSER_HOST, "X-Ingress-Path": INGRESS_PATH, "X-Hass-Source": "core.ingress",
+                        "X-Forwarded-For": request.remote or ""})
+        connector = aiohttp.TCPConnector(local_addr=(INGRESS_SOURCE, 0))
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+            async with session.get(f"{self.upstream}/{tail}", headers=headers, params=request.query,
+                                   allow_redirects=False) as upstream:
+                response = web.StreamResponse(status=upstream.status, headers={
+                    k: v for k, v in upstream.headers.items() if k.lower() not in ("content-length", "transfer-encoding",
+                                                                                    "content-encoding")})
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                return response
+
+    def start(self) -> IngressProxy:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_get(INGRESS_PATH + "/{tail:.*}", self._forward)
+            runner = web.AppRunner(app, shutdown_timeout=1)
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="ingress-proxy", daemon=True)
+        self._thread.start()
+        assert ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+
+@dataclass
+class Live:
+    broker: Mosquitto
+    bridge: BridgeProcess
+    url: str
+    proxy: IngressProxy
+    driver: Any
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    broker = Mosquitto().start()
+    bridge = BridgeProcess(broker.host, broker.port, tmp_path_factory.mktemp("page") / "data",
+                           args=["--set", f"status_api.ingress_source={INGRESS_SOURCE}"])
+    proxy = None
+    driver = None
+    try:
+        url = bridge.start().wait_online()["status_api"]
+        proxy = IngressProxy(url).start()
+        options = Options()
+        options.binary_location = CHROMIUM or ""
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,960", "--no-first-run", "--disable-extensions",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+            options.add_argument(arg)
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        driver.set_page_load_timeout(20)
+        yield Live(broker, bridge, url, proxy, driver)
+    finally:
+        if driver is not None:
+            driver.quit()
+        if proxy is not None:
+            proxy.stop()
+        bridge.stop()
+        broker.close()
+
+
+def wait_until(what: str, check: Any, timeout: float = 10.0, interval: float = 0.03) -> Any:
+    """Polls `check()` until it returns something true; returns it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def cell(driver: Any, sat: str, name: str) -> str | None:
+    found = driver.find_elements(By.CSS_SELECTOR, f'tr[data-satellite="{sat}"] td.{name}')
+    return str(found[0].text) if found else None
+
+
+async def set_mute(broker: Mosquitto, sat: str, muted: bool) -> float:
+    """Publishes a mute over MQTT; returns when it was sent (time.monotonic())."""
+    async with Probe(broker.host, broker.port, ["hearth/bridge/policy/result"]) as probe:
+        request_id = uuid.uuid4().hex[:8]
+        sent = time.monotonic()
+        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+            {"request_id": request_id, "microphones": {sat: {"muted": muted}}}), qos=1)
+        result = await probe.wait_for("policy/result", lambda d: d.get("request_id") == request_id)
+        assert result["ok"] is True, result
+    return sent
+
+
+async def speak_and_watch(live: Live, page_url: str, sat: str, say: Any) -> None:
+    driver = live.driver
+    await asyncio.to_thread(driver.get, page_url)
+    await asyncio.to_thread(wait_until, "the live badge", lambda: driver.find_element(By.ID, "live").text == "live")
+    await asyncio.to_thread(wait_until, "the bridge's version",
+                            lambda: "0.1.0" in driver.find_element(By.ID, "bridge-version").text)
+    assert driver.find_element(By.ID, "policy-local-only").text == "yes"
+    assert driver.find_element(By.ID, "policy-retention").text == "none"
+    engines = driver.find_element(By.ID, "engines").text
+    assert "pocketsphinx" in engines and "in process" in engines
+    assert "sentences" in driver.find_element(By.ID, "bridge-grammar").text
+    await asyncio.to_thread(driver.execute_script, RECORDER)
+
+    pcm = load_wav_pcm16k(say(COMMAND))
+    async with Probe(live.broker.host, live.broker.port, [f"hearth/satellite/{sat}/transcript"]) as probe:
+        result = await run_satellite(SatelliteOptions(sat_id=sat, host=live.broker.host, port=live.broker.port,
+                                                      trailing_silence=1.0), pcm)
+        transcript = await probe.wait_for("/transcript")
+    assert result["transcript"] == COMMAND
+
+    published = transcript["timings"]["end_of_speech_to_text_ms"]
+    shown = await asyncio.to_thread(wait_until, "the latency", lambda: (cell(driver, sat, "latency") or "–") != "–"
+                                    and cell(driver, sat, "latency"))
+    assert abs(int(shown.removesuffix(" ms")) - published) <= 1, (shown, published)
+    await asyncio.to_thread(wait_until, "idle again", lambda: cell(driver, sat, "state") == "idle")
+    states = driver.execute_script(f"return window.__states[{json.dumps(sat)}]")
+    assert "listening" in states and states[-1] == "idle", states
+    assert states.index("listening") < len(states) - 1
+    assert cell(driver, sat, "utterances") == "1" and cell(driver, sat, "rejections") == "0"
+    assert cell(driver, sat, "protocol") == "hearth"
+    assert cell(driver, sat, "online") == "no"  # the simulated satellite said goodbye when done
+    summary = driver.find_element(By.ID, "latency-summary").text
+    assert "utterance" in summary and "median" in summary, summary
+    bars = driver.find_elements(By.CSS_SELECTOR, "#latency rect.bar")
+    total = int(summary.split(" ", 1)[0])
+    assert sum(int(b.get_attribute("data-count")) for b in bars) == total >= 1
+
+    # a mute set over MQTT shows within a second
+    sent = await set_mute(live.broker, sat, True)
+    await asyncio.to_thread(wait_until, "the mute", lambda: cell(driver, sat, "muted") == "muted", 3.0)
+    shown_after = time.monotonic() - sent
+    assert shown_after < 1.0, shown_after
+    assert sat in driver.find_element(By.ID, "policy-mutes").text
+    await set_mute(live.broker, sat, False)
+    await asyncio.to_thread(wait_until, "the unmute", lambda: cell(driver, sat, "muted") == "on", 3.0)
+
+    # retention is "none": what was said is nowhere on the page
+    page_text = driver.find_element(By.TAG_NAME, "body").text.lower()
+    assert COMMAND not in page_text and "kitchen light" not in page_text
+
+
+async def test_the_page_follows_a_speaking_satellite(live: Live, say: Any) -> None:
+    await speak_and_watch(live, live.url + "/", "page-direct", say)
+
+
+async def test_the_page_under_ingress(live: Live, say: Any) -> None:
+    await speak_and_watch(live, live.proxy.url, "page-ingress", say)
+    driver = live.driver
+    assert driver.current_url == live.proxy.url
+    base = driver.find_element(By.TAG_NAME, "base").get_attribute("href")
+    assert base == live.proxy.url
+    # everything the page loaded came through the prefix
+    for path in ("/", "/static/app.js", "/static/style.css", "/events"):
+        assert INGRESS_PATH + path in live.proxy.paths, (path, live.proxy.paths)
+    # the browser's Host header is accepted from the ingress source only
+    request = urllib.request.Request(live.url + "/page.json", headers={"Host": BROWSER_HOST})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)  # noqa: S310 - loopback
+    assert refused.value.code == 421
+    screenshot = os.environ.get("HEARTH_STATUS_SCREENSHOT")
+    if screenshot:  # both satellites and both utterances are on the page by now
+        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+        assert driver.save_screenshot(screenshot)
