@@ -54,6 +54,7 @@ MAX_CONNECTIONS = 64  #: open connections kept; the oldest without a request go 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 EVENT_INTERVAL = 0.25  #: seconds between checks for news on an event stream
 EVENT_KEEPALIVE = 10.0  #: seconds after which an unchanged page still gets its figures again
+LEVEL_FRESH = 2.0  #: seconds an input level is shown after the last audio it was measured on
 MAX_EVENT_STREAMS = 16  #: event streams served at once (each is one open page)
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 #: an ingress path as Supervisor sends it (`/api/hassio_ingress/<token>`); anything else is ignored
@@ -196,7 +197,7 @@ def page_figures(bridge: Bridge) -> JsonObject:
     satellites: list[JsonObject] = []
     for sat_id, sat in sorted(bridge.satellites.items()):
         figures = metrics.figures(sat_id)
-        fresh = figures.level_db is not None and now - figures.level_at < 2.0
+        fresh = sat.online and figures.level_db is not None and now - figures.level_at < LEVEL_FRESH
         satellites.append({
             "id": sat_id, "online": sat.online, "protocol": str(sat.protocol), "state": str(sat.state),
             "muted": bridge.is_muted(sat_id), "area": sat.area, "level_db": figures.level_db if fresh else None,

@@ -49,9 +49,9 @@ function renderBridge(b) {
   const v = b.vocabulary || {};
   if (v.status) {
     const g = v.grammar || {};
-    const size = Object.entries(g).map(([k, n]) => `${n} ${k}`).join(", ");
-    text("bridge-grammar", `${v.sentences} sentences, ${v.entities} entities, ${v.areas} areas` +
-      (size ? ` · ${size}` : "") + ` · compiled in ${Number(v.compile_seconds).toFixed(2)} s` +
+    const size = ["states", "transitions", "words"].filter((k) => k in g).map((k) => `${g[k]} ${k}`).join(", ");
+    text("bridge-grammar", `${size || "compiled"} · ${v.entities} entities in ${v.areas} areas · ` +
+      `compiled in ${Number(v.compile_seconds).toFixed(2)} s` +
       (v.status !== "ok" ? ` · last change refused: ${v.error}` : ""));
   }
   const body = $("engines").tBodies[0];
@@ -135,19 +135,19 @@ function renderLatency(h) {
   text("latency-summary", h.total
     ? `${h.total} utterance${h.total === 1 ? "" : "s"}, median ${Math.round(h.median_ms)} ms`
     : "No utterances in the last hour.");
-  const labels = h.edges_ms.map((e, i) => `${i ? h.edges_ms[i - 1] : 0}–${e}`).concat([`> ${h.edges_ms.at(-1)}`]);
+  const labels = h.edges_ms.map((e) => `≤${e}`).concat([`>${h.edges_ms.at(-1)}`]);
   const top = Math.max(1, ...h.counts);
-  const width = 660 / h.counts.length;
+  const width = 440 / h.counts.length;
   h.counts.forEach((n, i) => {
     const height = (n / top) * 130;
-    const x = i * width + 4;
-    const bar = svg("rect", {class: "bar", x, y: 145 - height, width: width - 8, height});
+    const x = i * width + 2;
+    const bar = svg("rect", {class: "bar", x, y: 145 - height, width: width - 4, height});
     bar.dataset.count = String(n);
     chart.appendChild(bar);
-    if (n) chart.appendChild(svg("text", {x: x + (width - 8) / 2, y: 140 - height, "text-anchor": "middle"}, String(n)));
-    chart.appendChild(svg("text", {x: x + (width - 8) / 2, y: 162, "text-anchor": "middle"}, labels[i]));
+    if (n) chart.appendChild(svg("text", {x: x + (width - 4) / 2, y: 140 - height, "text-anchor": "middle"}, String(n)));
+    chart.appendChild(svg("text", {x: x + (width - 4) / 2, y: 162, "text-anchor": "middle"}, labels[i]));
   });
-  chart.appendChild(svg("text", {x: 656, y: 177, "text-anchor": "end"}, "milliseconds"));
+  chart.appendChild(svg("text", {x: 438, y: 178, "text-anchor": "end"}, "milliseconds"));
 }
 
 function render(figures) {
