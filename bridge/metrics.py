@@ -20,6 +20,7 @@ soon as retention is anything else).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -94,7 +95,7 @@ class BridgeMetrics:
         ProcessCollector(registry=self.registry)  # process_resident_memory_bytes, CPU, open files
         self.satellites: dict[str, SatelliteFigures] = {}
         self.history: deque[tuple[float, float]] = deque(maxlen=HISTORY_MAX)  # (time.time(), ms)
-        self.changed = asyncio.Event()  #: set when something the page shows changed at once
+        self._listeners: set[asyncio.Event] = set()  # one per open status page
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -123,7 +124,7 @@ class BridgeMetrics:
         figures.latency_ms = round(text_ms, 1)
         figures.text = text if self.bridge.retention_enabled() and not rejected else None
         self.history.append((time.time(), text_ms))
-        self.changed.set()
+        self._notify()
 
     def input_level(self, sat_id: str, pcm: bytes) -> None:
         """A frame of audio arrived: its level, measured at most every LEVEL_INTERVAL seconds."""
@@ -137,7 +138,22 @@ class BridgeMetrics:
             figures.level_at = now
 
     def state_changed(self) -> None:
-        self.changed.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in self._listeners:
+            listener.set()
+
+    @contextlib.contextmanager
+    def listener(self) -> Iterator[asyncio.Event]:
+        """An event set whenever something the status page shows changed at once (a state, a
+        result, a satellite gone); the page's stream clears it after each update."""
+        event = asyncio.Event()
+        self._listeners.add(event)
+        try:
+            yield event
+        finally:
+            self._listeners.discard(event)
 
     def forget(self, sat_id: str) -> None:
         """The satellite left the table: its series go too."""
@@ -147,7 +163,7 @@ class BridgeMetrics:
                 metric.remove(sat_id)
             except KeyError:
                 pass
-        self.changed.set()
+        self._notify()
 
     # -- readers --------------------------------------------------------------------------------
 

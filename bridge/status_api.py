@@ -29,9 +29,10 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -229,6 +230,31 @@ def page_figures(bridge: Bridge) -> JsonObject:
     }
 
 
+async def figure_updates(bridge: Bridge, closing: asyncio.Event) -> AsyncIterator[str]:
+    """The page's figures as JSON: at once, then whenever they change (checked on every change
+    the bridge signals and every EVENT_INTERVAL), and at least every EVENT_KEEPALIVE."""
+    with bridge.metrics.listener() as changed:
+        last, sent_at = "", 0.0
+        while not closing.is_set():
+            body = json.dumps(page_figures(bridge), separators=(",", ":"))
+            if body != last or time.monotonic() - sent_at >= EVENT_KEEPALIVE:
+                yield body
+                last, sent_at = body, time.monotonic()
+            changed.clear()
+            try:
+                await asyncio.wait_for(changed.wait(), EVENT_INTERVAL)
+                await asyncio.sleep(0.02)  # let a burst of changes settle into one update
+            except TimeoutError:
+                pass
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A browser's WebSocket is not bound by CORS: only a page of this server's own origin may
+    open one (no Origin header: not a browser)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    return origin is None or urlsplit(origin).netloc.lower() == request.host.lower()
+
+
 def _page_file(name: str) -> bytes:
     return resources.files("bridge").joinpath("status_page", name).read_bytes()
 
@@ -252,7 +278,7 @@ def build_app(bridge: Bridge, hosts: HostCheck | None = None,
             bridge.report_error("status_api_host", f"status API request for host {header!r} refused "
                                 "(only this machine's own names are answered)")
             raise web.HTTPMisdirectedRequest(text="this server answers only requests addressed to it by its own name")
-        if request.path == "/events":
+        if request.path in ("/events", "/ws"):
             return await handler(request)  # a stream: it ends when the page goes or the server stops
         async with asyncio.timeout(HANDLER_TIMEOUT):
             return await handler(request)
@@ -287,20 +313,40 @@ def build_app(bridge: Bridge, hosts: HostCheck | None = None,
                                                    "X-Accel-Buffering": "no"})
             await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
-            last, sent_at = "", 0.0
-            changed = bridge.metrics.changed
-            while not closing.is_set():
-                body = json.dumps(page_figures(bridge), separators=(",", ":"))
-                if body != last or time.monotonic() - sent_at >= EVENT_KEEPALIVE:
-                    await response.write(f"data: {body}\n\n".encode())
-                    last, sent_at = body, time.monotonic()
-                changed.clear()
-                try:
-                    await asyncio.wait_for(changed.wait(), EVENT_INTERVAL)
-                    await asyncio.sleep(0.02)  # let a burst of changes settle into one event
-                except TimeoutError:
-                    pass
+            async for body in figure_updates(bridge, closing):
+                await response.write(f"data: {body}\n\n".encode())
             return response
+        finally:
+            streams -= 1
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        """The same figures over a WebSocket, which the page prefers: a proxy that compresses
+        server-sent events holds them back (Home Assistant 2026.2's ingress compresses them)."""
+        nonlocal streams
+        if not _same_origin(request):
+            raise web.HTTPForbidden(text="a WebSocket from another site's page is refused")
+        if streams >= MAX_EVENT_STREAMS:
+            raise web.HTTPServiceUnavailable(text=f"at most {MAX_EVENT_STREAMS} open status pages")
+        streams += 1
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1024)
+        try:
+            await ws.prepare(request)
+
+            async def drain() -> None:  # the page sends nothing; reading sees it close
+                async for _message in ws:
+                    pass
+
+            reader = asyncio.get_running_loop().create_task(drain(), name="status-page-socket")
+            try:
+                async for body in figure_updates(bridge, closing):
+                    if reader.done() or ws.closed:
+                        break
+                    await ws.send_str(body)
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+                await ws.close()
+            return ws
         finally:
             streams -= 1
 
@@ -357,7 +403,7 @@ def build_app(bridge: Bridge, hosts: HostCheck | None = None,
                     web.get("/audit", audit), web.get("/healthz", health), web.get("/retention", retention),
                     web.get("/retention/{index}.wav", retained_wav), web.get("/", page),
                     web.get("/static/{name}", page_file), web.get("/page.json", figures),
-                    web.get("/events", events), web.get("/metrics", metrics)])
+                    web.get("/events", events), web.get("/ws", socket), web.get("/metrics", metrics)])
     return app
 
 

@@ -158,12 +158,36 @@ function render(figures) {
   document.body.dataset.updated = String(Date.now());
 }
 
-function connect() {
+function showLive(on) {
   const live = $("live");
+  live.textContent = on ? "live" : "reconnecting…";
+  live.className = on ? "badge on" : "badge off";
+}
+
+// Server-sent events, for a proxy that does not pass WebSockets on.
+function listen() {
   const source = new EventSource("events");
-  source.onopen = () => { live.textContent = "live"; live.className = "badge on"; };
-  source.onerror = () => { live.textContent = "reconnecting…"; live.className = "badge off"; };
+  source.onopen = () => showLive(true);
+  source.onerror = () => showLive(false);
   source.onmessage = (event) => render(JSON.parse(event.data));
+}
+
+// A WebSocket first (ingress proxies may compress, and so hold back, server-sent events).
+function connect() {
+  const url = new URL("ws", document.baseURI);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url);
+  let heard = false;
+  socket.onmessage = (event) => {
+    heard = true;
+    showLive(true);
+    render(JSON.parse(event.data));
+  };
+  socket.onclose = () => {
+    showLive(false);
+    if (heard) setTimeout(connect, 2000);
+    else listen();
+  };
 }
 
 connect();

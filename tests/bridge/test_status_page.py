@@ -45,7 +45,7 @@ pytestmark = [pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian
 
 INGRESS_SOURCE = "127.0.0.2"  # the proxy connects from here, as Supervisor does from 172.30.32.2
 INGRESS_PATH = "/api/hassio_ingress/0123456789abcdef"
-BROWSER_HOST = "homeassistant.local:8123"  # what the browser asked Home Assistant for
+HA_NAME = "homeassistant.local"  # the browser reaches "Home Assistant" (the proxy) by this name
 COMMAND = "turn on the kitchen light"
 
 # Records every state a satellite's row shows, however briefly (the page redraws on each event).
@@ -73,26 +73,58 @@ class IngressProxy:
     _thread: threading.Thread | None = None
 
     @property
+    def host(self) -> str:
+        return f"{HA_NAME}:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{INGRESS_PATH}/"
+        return f"http://{self.host}{INGRESS_PATH}/"
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
+        """As Home Assistant 2026.2's ingress does: the browser's headers (Host included) plus
+        X-Ingress-Path, WebSockets passed on, and streamed text responses compressed."""
         self.paths.append(request.path)
         tail = request.match_info["tail"]
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "accept-encoding")}
-        headers.update({"Host": BROWSER_HOST, "X-Ingress-Path": INGRESS_PATH, "X-Hass-Source": "core.ingress",
+        skip = ("accept-encoding", "content-length", "sec-websocket-extensions", "sec-websocket-protocol",
+                "sec-websocket-version", "sec-websocket-key", "connection", "upgrade")
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+        headers.update({"X-Ingress-Path": INGRESS_PATH, "X-Hass-Source": "core.ingress",
                         "X-Forwarded-For": request.remote or ""})
         connector = aiohttp.TCPConnector(local_addr=(INGRESS_SOURCE, 0))
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                return await self._websocket(request, session, f"{self.upstream}/{tail}", headers)
             async with session.get(f"{self.upstream}/{tail}", headers=headers, params=request.query,
                                    allow_redirects=False) as upstream:
                 response = web.StreamResponse(status=upstream.status, headers={
                     k: v for k, v in upstream.headers.items() if k.lower() not in ("content-length", "transfer-encoding",
                                                                                     "content-encoding")})
+                if upstream.headers.get("Content-Type", "").startswith("text/"):
+                    response.enable_compression()
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
                 return response
+
+    @staticmethod
+    async def _websocket(request: web.Request, session: aiohttp.ClientSession, url: str,
+                         headers: dict[str, str]) -> web.WebSocketResponse:
+        browser = web.WebSocketResponse()
+        await browser.prepare(request)
+        async with session.ws_connect(url.replace("http://", "ws://"), headers=headers) as bridge:
+            async def up() -> None:
+                async for message in browser:
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        await bridge.send_str(message.data)
+                await bridge.close()
+
+            task = asyncio.create_task(up())
+            async for message in bridge:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await browser.send_str(message.data)
+            task.cancel()
+        await browser.close()
+        return browser
 
     def start(self) -> IngressProxy:
         ready = threading.Event()
@@ -144,7 +176,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         options.binary_location = CHROMIUM or ""
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--window-size=1280,900", "--no-first-run", "--disable-extensions",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--host-resolver-rules=MAP {HA_NAME} 127.0.0.1"):
             options.add_argument(arg)
         driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(20)
@@ -253,13 +286,25 @@ async def test_the_page_under_ingress(live: Live, say: Any) -> None:
     base = driver.find_element(By.TAG_NAME, "base").get_attribute("href")
     assert base == live.proxy.url
     # everything the page loaded came through the prefix
-    for path in ("/", "/static/app.js", "/static/style.css", "/events"):
+    for path in ("/", "/static/app.js", "/static/style.css", "/ws"):
         assert INGRESS_PATH + path in live.proxy.paths, (path, live.proxy.paths)
     # the browser's Host header is accepted from the ingress source only
-    request = urllib.request.Request(live.url + "/page.json", headers={"Host": BROWSER_HOST})
+    request = urllib.request.Request(live.url + "/page.json", headers={"Host": live.proxy.host})
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=5)  # noqa: S310 - loopback
     assert refused.value.code == 421
+    # a WebSocket opened by another site's page is refused; the server-sent events answer too
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as foreign:
+            await session.ws_connect(live.url.replace("http://", "ws://") + "/ws",
+                                     headers={"Origin": "http://evil.example"})
+        assert foreign.value.status == 403
+        async with session.get(live.url + "/events") as events:
+            assert events.headers["Content-Type"] == "text/event-stream"
+            while not (line := await events.content.readline()).startswith(b"data: "):
+                pass
+            figures = json.loads(line.removeprefix(b"data: "))
+            assert {"page-direct", "page-ingress"} <= {sat["id"] for sat in figures["satellites"]}
     screenshot = os.environ.get("HEARTH_STATUS_SCREENSHOT")
     if screenshot:  # both satellites and both utterances are on the page by now
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
