@@ -163,21 +163,24 @@ class _Connections:
             self.sweep()
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IP address without its zone, IPv4-mapped IPv6 as IPv4; ValueError when it is none."""
+    ip = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
 def _is_loopback(address: str | None) -> bool:
     try:
-        return address is not None and ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+        return address is not None and _address(address).is_loopback
     except ValueError:
         return False
 
 
 def _same_address(address: str | None, configured: str) -> bool:
-    if address is None:
-        return False
     try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return ip == ipaddress.ip_address(configured)
+        return address is not None and _address(address) == _address(configured)
     except ValueError:
         return False
 

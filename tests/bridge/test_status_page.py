@@ -33,15 +33,22 @@ from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto, free_port
 from tests.support.speech import have_espeak
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from bridge.config import ConfigError, load, validate
+from bridge.service import build_bridge
+from bridge.status_api import build_app
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+except ImportError:  # the test extra installs it
+    webdriver = None
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = [pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver are needed"),
-              pytest.mark.skipif(not have_espeak(), reason="espeak-ng is needed for real speech")]
+browser = pytest.mark.skipif(webdriver is None or not (CHROMIUM and CHROMEDRIVER) or not have_espeak(),
+                             reason="selenium, Debian's chromium and chromium-driver, and espeak-ng are needed")
 
 INGRESS_SOURCE = "127.0.0.2"  # the proxy connects from here, as Supervisor does from 172.30.32.2
 INGRESS_PATH = "/api/hassio_ingress/0123456789abcdef"
@@ -275,10 +282,12 @@ async def speak_and_watch(live: Live, page_url: str, sat: str, say: Any) -> None
     assert COMMAND not in page_text and "kitchen light" not in page_text
 
 
+@browser
 async def test_the_page_follows_a_speaking_satellite(live: Live, say: Any) -> None:
     await speak_and_watch(live, live.url + "/", "page-direct", say)
 
 
+@browser
 async def test_the_page_under_ingress(live: Live, say: Any) -> None:
     await speak_and_watch(live, live.proxy.url, "page-ingress", say)
     driver = live.driver
@@ -311,6 +320,7 @@ async def test_the_page_under_ingress(live: Live, say: Any) -> None:
         assert driver.save_screenshot(screenshot)
 
 
+@browser
 async def test_the_words_show_only_while_retention_is_memory(live: Live, say: Any) -> None:
     driver, sat = live.driver, "page-memory"
     await asyncio.to_thread(driver.get, live.url + "/")
@@ -332,3 +342,60 @@ async def test_the_words_show_only_while_retention_is_memory(live: Live, say: An
     assert time.monotonic() - sent < 1.5
     with urllib.request.urlopen(live.url + "/page.json", timeout=5) as response:  # noqa: S310 - loopback
         assert COMMAND not in response.read().decode()
+
+
+async def test_who_may_ask_when_an_ingress_source_is_configured(tmp_path: Path) -> None:
+    """The guard's decisions by client address (set by a middleware in front of it, as the
+    socket's peer address cannot be chosen on loopback) and Host header."""
+    bridge = build_bridge(validate({"data_dir": str(tmp_path), "bridge_id": "guard", "status_api": {"enabled": False},
+                                    "tts": {"engine": "none"}}))
+
+    @web.middleware
+    async def peer(request: web.Request, handler: Any) -> web.StreamResponse:
+        return await handler(request.clone(remote=request.headers["X-Test-Peer"]))
+
+    async def ask(app: web.Application, peer_address: str, host: str, path: str = "/page.json",
+                  **headers: str) -> tuple[int, str]:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with aiohttp.ClientSession() as session, session.get(
+                    f"http://127.0.0.1:{port}{path}", headers={"Host": host, "X-Test-Peer": peer_address, **headers}) as r:
+                return r.status, await r.text()
+        finally:
+            await runner.cleanup()
+
+    def app(ingress: str | None) -> web.Application:
+        from bridge.status_api import HostCheck
+
+        made = build_app(bridge, HostCheck("0.0.0.0"), ingress_source=ingress)  # noqa: S104 - a name
+        made.middlewares.insert(0, peer)
+        return made
+
+    try:
+        ha = "homeassistant.local:8123"
+        assert (await ask(app("172.30.32.2"), "172.30.32.2", ha))[0] == 200  # ingress: the browser's Host
+        assert (await ask(app("172.30.32.2"), "::ffff:172.30.32.2", ha))[0] == 200
+        assert (await ask(app("172.30.32.2"), "192.168.1.20", "192.168.1.5:8765"))[0] == 403  # the LAN: no
+        assert (await ask(app("172.30.32.2"), "127.0.0.1", "127.0.0.1:8765"))[0] == 200  # this machine: yes
+        assert (await ask(app("172.30.32.2"), "127.0.0.1", ha))[0] == 421  # a foreign name from elsewhere
+        assert (await ask(app(None), "172.30.32.2", ha))[0] == 421  # no ingress configured: no exemption
+        assert (await ask(app(None), "192.168.1.20", "192.168.1.5:8765"))[0] == 200  # bound to all, no ingress
+        # the ingress path becomes the page's base, and nothing else does
+        status, page = await ask(app("172.30.32.2"), "172.30.32.2", ha, "/", **{"X-Ingress-Path": "/api/hassio_ingress/abc_-1"})
+        assert status == 200 and '<base href="/api/hassio_ingress/abc_-1/">' in page
+        for bad in ('/x"><script>alert(1)</script>', "//evil.example/x", "/a/../b", "relative"):
+            status, page = await ask(app("172.30.32.2"), "172.30.32.2", ha, "/", **{"X-Ingress-Path": bad})
+            assert status == 200 and "<base" not in page, bad
+    finally:
+        await bridge.close()
+
+
+def test_ingress_source_must_be_an_address() -> None:
+    assert validate({"status_api": {"ingress_source": "172.30.32.2"}}).status_api.ingress_source == "172.30.32.2"
+    assert validate({}).status_api.ingress_source is None
+    assert load(None, {"status_api.ingress_source": "::ffff:ac1e:2002"}).status_api.ingress_source == "::ffff:172.30.32.2"
+    with pytest.raises(ConfigError, match="ingress_source"):
+        load(None, {"status_api.ingress_source": "supervisor"})
