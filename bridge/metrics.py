@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import statistics
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -180,9 +181,8 @@ class BridgeMetrics:
         for _t, ms in self.history:
             index = next((i for i, edge in enumerate(PAGE_BUCKETS_MS) if ms <= edge), len(PAGE_BUCKETS_MS))
             counts[index] += 1
-        values = sorted(ms for _t, ms in self.history)
-        median = values[len(values) // 2] if values else None
-        return {"edges_ms": list(PAGE_BUCKETS_MS), "counts": counts, "total": len(values),
+        median = statistics.median(ms for _t, ms in self.history) if self.history else None
+        return {"edges_ms": list(PAGE_BUCKETS_MS), "counts": counts, "total": len(self.history),
                 "median_ms": round(median, 1) if median is not None else None}
 
     def figures(self, sat_id: str) -> SatelliteFigures:

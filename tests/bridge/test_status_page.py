@@ -228,7 +228,18 @@ async def set_policy(broker: Mosquitto, change: dict[str, Any]) -> float:
     return sent
 
 
-async def speak_and_watch(live: Live, page_url: str, sat: str, say: Any) -> None:
+def screenshot_while_listening(driver: Any, sat: str, path: str) -> None:
+    """Waits for the satellite to be heard (listening, with an input level), then keeps a screenshot."""
+    def heard() -> bool:
+        level = (cell(driver, sat, "level") or "").removeprefix("–").removesuffix(" dB")
+        return cell(driver, sat, "state") == "listening" and bool(level) and float(level) > -50
+
+    wait_until("listening to speech", heard, 15.0)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(path)
+
+
+async def speak_and_watch(live: Live, page_url: str, sat: str, say: Any, screenshot: str | None = None) -> None:
     driver = live.driver
     await asyncio.to_thread(driver.get, page_url)
     await asyncio.to_thread(wait_until, "the live badge", lambda: driver.find_element(By.ID, "live").text == "live")
@@ -244,9 +255,13 @@ async def speak_and_watch(live: Live, page_url: str, sat: str, say: Any) -> None
 
     pcm = load_wav_pcm16k(say(COMMAND))
     async with Probe(live.broker.host, live.broker.port, [f"hearth/satellite/{sat}/transcript"]) as probe:
+        shot = asyncio.create_task(asyncio.to_thread(screenshot_while_listening, driver, sat, screenshot)) \
+            if screenshot else None
         result = await run_satellite(SatelliteOptions(sat_id=sat, host=live.broker.host, port=live.broker.port,
                                                       trailing_silence=1.0), pcm)
         transcript = await probe.wait_for("/transcript")
+        if shot is not None:
+            await shot
     assert result["transcript"] == COMMAND
 
     published = transcript["timings"]["end_of_speech_to_text_ms"]
@@ -289,7 +304,8 @@ async def test_the_page_follows_a_speaking_satellite(live: Live, say: Any) -> No
 
 @browser
 async def test_the_page_under_ingress(live: Live, say: Any) -> None:
-    await speak_and_watch(live, live.proxy.url, "page-ingress", say)
+    # HEARTH_STATUS_SCREENSHOT: a screenshot of the page while this satellite is heard
+    await speak_and_watch(live, live.proxy.url, "page-ingress", say, os.environ.get("HEARTH_STATUS_SCREENSHOT"))
     driver = live.driver
     assert driver.current_url == live.proxy.url
     base = driver.find_element(By.TAG_NAME, "base").get_attribute("href")
@@ -314,10 +330,6 @@ async def test_the_page_under_ingress(live: Live, say: Any) -> None:
                 pass
             figures = json.loads(line.removeprefix(b"data: "))
             assert {"page-direct", "page-ingress"} <= {sat["id"] for sat in figures["satellites"]}
-    screenshot = os.environ.get("HEARTH_STATUS_SCREENSHOT")
-    if screenshot:  # both satellites and both utterances are on the page by now
-        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-        assert driver.save_screenshot(screenshot)
 
 
 @browser
