@@ -2,8 +2,8 @@
 and, only while the owner has chosen retention "memory", the last few utterances for debugging.
 It listens on 127.0.0.1 unless configured otherwise.
 
-It also serves the status page (`/`, static files from `bridge/status_page/`, live figures from
-`/events` as server-sent events, the same figures once from `/page.json`) and Prometheus metrics
+It also serves the status page (`/`, static files from `bridge/status_page/`, live figures over
+a WebSocket `/ws` or as server-sent events `/events`, once from `/page.json`) and Prometheus metrics
 (`/metrics`, `bridge.metrics`). The page uses relative URLs only, so it works at `/` and under
 Home Assistant's ingress, whose path prefix (`X-Ingress-Path`) becomes the page's base. Ingress
 requests come from the Supervisor's address with the browser's Host header: when
@@ -22,6 +22,7 @@ level in one line; a failing handler is logged as an error with its traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -29,7 +30,7 @@ import re
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from importlib import resources
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -233,7 +234,7 @@ def page_figures(bridge: Bridge) -> JsonObject:
     }
 
 
-async def figure_updates(bridge: Bridge, closing: asyncio.Event) -> AsyncIterator[str]:
+async def figure_updates(bridge: Bridge, closing: asyncio.Event) -> AsyncGenerator[str]:
     """The page's figures as JSON: at once, then whenever they change (checked on every change
     the bridge signals and every EVENT_INTERVAL), and at least every EVENT_KEEPALIVE."""
     with bridge.metrics.listener() as changed:
@@ -316,8 +317,9 @@ def build_app(bridge: Bridge, hosts: HostCheck | None = None,
                                                    "X-Accel-Buffering": "no"})
             await response.prepare(request)
             await response.write(b"retry: 2000\n\n")
-            async for body in figure_updates(bridge, closing):
-                await response.write(f"data: {body}\n\n".encode())
+            async with contextlib.aclosing(figure_updates(bridge, closing)) as updates:
+                async for body in updates:
+                    await response.write(f"data: {body}\n\n".encode())
             return response
         finally:
             streams -= 1
@@ -341,10 +343,11 @@ def build_app(bridge: Bridge, hosts: HostCheck | None = None,
 
             reader = asyncio.get_running_loop().create_task(drain(), name="status-page-socket")
             try:
-                async for body in figure_updates(bridge, closing):
-                    if reader.done() or ws.closed:
-                        break
-                    await ws.send_str(body)
+                async with contextlib.aclosing(figure_updates(bridge, closing)) as updates:
+                    async for body in updates:
+                        if reader.done() or ws.closed:
+                            break
+                        await ws.send_str(body)
             finally:
                 reader.cancel()
                 await asyncio.gather(reader, return_exceptions=True)
