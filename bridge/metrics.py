@@ -231,6 +231,8 @@ class _BridgeCollector(Collector):
                                   "was away (outgoing queue full)", value=bridge.link.dropped_outgoing)
         yield GaugeMetricFamily("hearth_satellites_online", "Satellites online", value=online)
         yield GaugeMetricFamily("hearth_satellites", "Satellites in the bridge's table", value=len(bridge.satellites))
+        yield GaugeMetricFamily("hearth_inbound_queue_depth", "Messages from the broker waiting to be handled",
+                                value=bridge.link.backlog.depth)
         yield GaugeMetricFamily("hearth_outgoing_queue_depth", "Messages waiting to be sent to the broker",
                                 value=bridge.link.outgoing_depth)
         yield GaugeMetricFamily("hearth_decoder_workers_busy", "Decoder worker processes busy with an utterance",

@@ -95,12 +95,22 @@ class InboundBacklog:
         self.sheddable = sheddable
         self.shed_audio = 0
         self.shed_other = 0
+        self.queue: asyncio.Queue[aiomqtt.Message] | None = None  #: the current connection's
+
+    @property
+    def depth(self) -> int:
+        """Messages received and waiting to be handled."""
+        return self.queue.qsize() if self.queue is not None else 0
 
     def queue_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
         """The queue class handed to aiomqtt (it builds the queue itself)."""
         backlog = self
 
         class InboundQueue(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                backlog.queue = self
+
             def put_nowait(self, item: aiomqtt.Message) -> None:
                 waiting = self.qsize()
                 if waiting >= INBOUND_AUDIO_CAP and backlog.sheddable(str(item.topic)):

@@ -116,6 +116,7 @@ async def test_metrics_count_what_was_spoken(live: tuple[Mosquitto, BridgeProces
     assert value(after, "hearth_reconnects_total") == 0
     assert value(after, "hearth_bridge_dropped_frames_total", reason="muted") == 0
     assert 0 <= value(after, "hearth_event_loop_lag_seconds") < 5
+    assert value(after, "hearth_inbound_queue_depth") == value(after, "hearth_outgoing_queue_depth") == 0
 
     # the satellite is removed (its retained status cleared): its series go with it
     async with Probe(broker.host, broker.port, []) as probe:
