@@ -16,8 +16,6 @@ import os
 import shutil
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,14 +26,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bridge.config import ConfigError, load, validate
+from bridge.service import build_bridge
+from bridge.status_api import build_app
 from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto, free_port
 from tests.support.speech import have_espeak
-
-from bridge.config import ConfigError, load, validate
-from bridge.service import build_bridge
-from bridge.status_api import build_app
 
 try:
     from selenium import webdriver
@@ -313,13 +310,11 @@ async def test_the_page_under_ingress(live: Live, say: Any) -> None:
     # everything the page loaded came through the prefix
     for path in ("/", "/static/app.js", "/static/style.css", "/ws"):
         assert INGRESS_PATH + path in live.proxy.paths, (path, live.proxy.paths)
-    # the browser's Host header is accepted from the ingress source only
-    request = urllib.request.Request(live.url + "/page.json", headers={"Host": live.proxy.host})
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=5)  # noqa: S310 - loopback
-    assert refused.value.code == 421
-    # a WebSocket opened by another site's page is refused; the server-sent events answer too
     async with aiohttp.ClientSession() as session:
+        # the browser's Host header is accepted from the ingress source only
+        async with session.get(live.url + "/page.json", headers={"Host": live.proxy.host}) as refused:
+            assert refused.status == 421
+        # a WebSocket opened by another site's page is refused; the server-sent events answer too
         with pytest.raises(aiohttp.WSServerHandshakeError) as foreign:
             await session.ws_connect(live.url.replace("http://", "ws://") + "/ws",
                                      headers={"Origin": "http://evil.example"})
@@ -352,8 +347,8 @@ async def test_the_words_show_only_while_retention_is_memory(live: Live, say: An
     await asyncio.to_thread(wait_until, "the words gone",
                             lambda: COMMAND not in driver.find_element(By.TAG_NAME, "body").text, 3.0)
     assert time.monotonic() - sent < 1.5
-    with urllib.request.urlopen(live.url + "/page.json", timeout=5) as response:  # noqa: S310 - loopback
-        assert COMMAND not in response.read().decode()
+    async with aiohttp.ClientSession() as session, session.get(live.url + "/page.json") as response:
+        assert COMMAND not in await response.text()
 
 
 async def test_who_may_ask_when_an_ingress_source_is_configured(tmp_path: Path) -> None:
