@@ -58,6 +58,7 @@ EVENT_INTERVAL = 0.25  #: seconds between checks for news on an event stream
 EVENT_KEEPALIVE = 10.0  #: seconds after which an unchanged page still gets its figures again
 LEVEL_FRESH = 2.0  #: seconds an input level is shown after the last audio it was measured on
 MAX_EVENT_STREAMS = 16  #: event streams served at once (each is one open page)
+WS_CLOSE_TIMEOUT = 1.0  #: seconds a closing page has to answer the close of its WebSocket
 PAGE_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 #: an ingress path as Supervisor sends it (`/api/hassio_ingress/<token>`); anything else is ignored
 INGRESS_PATH = re.compile(r"/[A-Za-z0-9_\-./]{0,200}")
@@ -333,7 +334,7 @@ def build_app(bridge: Bridge, hosts: HostCheck | None = None,
         if streams >= MAX_EVENT_STREAMS:
             raise web.HTTPServiceUnavailable(text=f"at most {MAX_EVENT_STREAMS} open status pages")
         streams += 1
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1024)
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=1024, timeout=WS_CLOSE_TIMEOUT)
         try:
             await ws.prepare(request)
 
