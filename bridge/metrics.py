@@ -65,7 +65,8 @@ class SatelliteFigures:
     latency_ms: float | None = None  #: the last end of speech → text
     level_db: float | None = None  #: the last input level, dBFS
     level_at: float = 0.0  #: time.monotonic() of `level_db`
-    text: str | None = None  #: the last text, only while retention is "memory"
+    text: str | None = None  #: the last text, only while its audio is retained (retention "memory")
+    text_session: str | None = None  #: the session `text` belongs to
 
 
 def level_dbfs(pcm: bytes) -> float:
@@ -111,8 +112,8 @@ class BridgeMetrics:
             return None  # only satellites in the (bounded) table get series
         return self.satellites.setdefault(sat_id, SatelliteFigures())
 
-    def observe_result(self, sat_id: str, *, text_ms: float, intent_ms: float | None, cpu_seconds: float,
-                       audio_seconds: float, rejected: bool, text: str) -> None:
+    def observe_result(self, sat_id: str, session_id: str, *, text_ms: float, intent_ms: float | None,
+                       cpu_seconds: float, audio_seconds: float, rejected: bool, text: str) -> None:
         """One finished utterance. `intent_ms` is None when no intent was recognized."""
         figures = self._figures(sat_id)
         if figures is None:
@@ -129,7 +130,8 @@ class BridgeMetrics:
             rejections.inc()
             figures.rejections += 1
         figures.latency_ms = round(text_ms, 1)
-        figures.text = text if self.bridge.retention_enabled() and not rejected else None
+        keep = self.bridge.retention_enabled() and not rejected
+        figures.text, figures.text_session = (text, session_id) if keep else (None, None)
         self.history.append((time.time(), text_ms))
         self._notify()
 
@@ -192,11 +194,13 @@ class BridgeMetrics:
                 "median_ms": round(median, 1) if median is not None else None}
 
     def figures(self, sat_id: str) -> SatelliteFigures:
-        """The satellite's figures (a blank set when it has none yet); a text only while
-        retention is "memory"."""
+        """The satellite's figures (a blank set when it has none yet). The words live exactly as
+        long as their audio in the retention buffer: gone when retention is turned off, the
+        history purged, or the utterance pushed out by newer ones."""
         figures = self.satellites.get(sat_id) or SatelliteFigures()
-        if figures.text is not None and not self.bridge.retention_enabled():
-            figures.text = None
+        if figures.text is not None and (not self.bridge.retention_enabled() or figures.text_session not in {
+                item.session_id for item in self.bridge.retention.items()}):
+            figures.text = figures.text_session = None
         return figures
 
 

@@ -149,7 +149,7 @@ class ResultPublisher:
         self._audit(sat, session, transcript, intent_used=intent_used)
         if self.metrics is not None:
             self.metrics.observe_result(
-                sat.id, text_ms=timings.end_of_speech_to_text_ms, intent_ms=latency if intent is not None else None,
+                sat.id, session.id, text_ms=timings.end_of_speech_to_text_ms, intent_ms=latency if intent is not None else None,
                 cpu_seconds=transcript.cpu_seconds, audio_seconds=session.audio_bytes / 32000,
                 rejected=transcript.rejected, text=text)
         # Never the words: the log goes to the journal, i.e. to disk (privacy promise: nothing on disk).

@@ -138,7 +138,7 @@ async def test_each_bridge_has_its_own_registry_and_only_known_satellites_get_se
     first, second = make("one"), make("two")
     try:
         assert first.metrics.registry is not second.metrics.registry
-        first.metrics.observe_result("stranger", text_ms=120.0, intent_ms=120.0, cpu_seconds=0.01,
+        first.metrics.observe_result("stranger", "s1", text_ms=120.0, intent_ms=120.0, cpu_seconds=0.01,
                                      audio_seconds=1.0, rejected=False, text="hello")
         samples = {s.name: s for f in text_string_to_metric_families(first.metrics.exposition().decode())
                    for s in f.samples if s.labels.get("satellite") == "stranger"}

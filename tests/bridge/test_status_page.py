@@ -328,24 +328,39 @@ async def test_the_page_under_ingress(live: Live, say: Any) -> None:
 
 
 @browser
-async def test_the_words_show_only_while_retention_is_memory(live: Live, say: Any) -> None:
+async def test_the_words_show_only_while_their_audio_is_retained(live: Live, say: Any) -> None:
+    """Retention "memory": the last words show beside the satellite, and go with the retained
+    audio (a purge of the history) and with retention itself (back to "none")."""
     driver, sat = live.driver, "page-memory"
+    said = f"last heard: “{COMMAND}”"
+    pcm = load_wav_pcm16k(say(COMMAND))
+
+    def page_text() -> str:
+        return str(driver.find_element(By.TAG_NAME, "body").text)
+
+    async def speak() -> None:
+        result = await run_satellite(SatelliteOptions(sat_id=sat, host=live.broker.host, port=live.broker.port,
+                                                      trailing_silence=1.0), pcm)
+        assert result["transcript"] == COMMAND
+        await asyncio.to_thread(wait_until, "the words", lambda: said in page_text())
+
     await asyncio.to_thread(driver.get, live.url + "/")
     await asyncio.to_thread(wait_until, "the live badge", lambda: driver.find_element(By.ID, "live").text == "live")
+    assert COMMAND not in page_text()
     await set_policy(live.broker, {"retention": "memory"})
     try:
         await asyncio.to_thread(wait_until, "retention memory",
                                 lambda: driver.find_element(By.ID, "policy-retention").text == "memory")
-        pcm = load_wav_pcm16k(say(COMMAND))
-        result = await run_satellite(SatelliteOptions(sat_id=sat, host=live.broker.host, port=live.broker.port,
-                                                      trailing_silence=1.0), pcm)
-        assert result["transcript"] == COMMAND
-        said = f"last heard: “{COMMAND}”"
-        await asyncio.to_thread(wait_until, "the words", lambda: said in driver.find_element(By.TAG_NAME, "body").text)
+        await speak()
+        async with Probe(live.broker.host, live.broker.port, ["hearth/bridge/policy/result"]) as probe:
+            await probe.client.publish("hearth/bridge/history/purge", json.dumps({"request_id": "purge-1"}), qos=1)
+            purged = await probe.wait_for("policy/result", lambda d: d.get("request_id") == "purge-1")
+        assert purged["ok"] is True and purged["purged"] >= 1, purged
+        await asyncio.to_thread(wait_until, "the words purged", lambda: COMMAND not in page_text(), 3.0)
+        await speak()
     finally:
         sent = await set_policy(live.broker, {"retention": "none"})
-    await asyncio.to_thread(wait_until, "the words gone",
-                            lambda: COMMAND not in driver.find_element(By.TAG_NAME, "body").text, 3.0)
+    await asyncio.to_thread(wait_until, "the words gone", lambda: COMMAND not in page_text(), 3.0)
     assert time.monotonic() - sent < 1.5
     async with aiohttp.ClientSession() as session, session.get(live.url + "/page.json") as response:
         assert COMMAND not in await response.text()
