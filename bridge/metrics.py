@@ -13,8 +13,8 @@ one process, or tests, do not share series. Two kinds of figures feed it:
 The only unbounded-looking label is the satellite id, and it is bounded: only satellites in the
 bridge's table (at most `limits.max_satellites`) are observed, and `forget` removes a satellite's
 series when it leaves the table. Nothing here ever holds what was said, except the last text per
-satellite while the owner has chosen retention "memory" (`SatelliteFigures.text`, dropped as
-soon as retention is anything else).
+satellite while its audio is retained (retention "memory"; `SatelliteFigures.text`, dropped with
+that audio: a purge, retention "none", or newer utterances pushing it out).
 """
 
 from __future__ import annotations
