@@ -181,7 +181,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--window-size=1280,900", "--no-first-run", "--disable-extensions",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--host-resolver-rules=MAP {HA_NAME} 127.0.0.1"):
+                    "--no-pings", "--disable-domain-reliability", "--disable-client-side-phishing-detection",
+                    f"--host-resolver-rules=MAP {HA_NAME} 127.0.0.1",
+                    # anything but this machine would go to a proxy that is not there: nothing leaves
+                    "--proxy-server=http://127.0.0.1:9", f"--proxy-bypass-list={HA_NAME};127.0.0.1;localhost"):
             options.add_argument(arg)
         driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(20)
