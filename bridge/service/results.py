@@ -149,9 +149,9 @@ class ResultPublisher:
         self._audit(sat, session, transcript, intent_used=intent_used)
         if self.metrics is not None:
             self.metrics.observe_result(
-                sat.id, session.id, text_ms=timings.end_of_speech_to_text_ms, intent_ms=latency if intent is not None else None,
-                cpu_seconds=transcript.cpu_seconds, audio_seconds=session.audio_bytes / 32000,
-                rejected=transcript.rejected, text=text)
+                sat.id, session.id, text_ms=timings.end_of_speech_to_text_ms,
+                intent_ms=latency if intent is not None else None, cpu_seconds=transcript.cpu_seconds,
+                audio_seconds=session.audio_bytes / 32000, rejected=transcript.rejected, text=text)
         # Never the words: the log goes to the journal, i.e. to disk (privacy promise: nothing on disk).
         _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
                      "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
