@@ -7,6 +7,7 @@ key and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 import socket
@@ -32,6 +33,13 @@ def _port(value: object) -> int:
     if not 0 <= port <= 65535:
         raise vol.Invalid("expected a port number 0-65535")
     return port
+
+
+def _ip_address(value: object) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise vol.Invalid(f"expected an IP address, got {value!r}") from None
 
 
 def _positive(value: object) -> float:
@@ -162,6 +170,7 @@ CONFIG_SCHEMA = vol.Schema({
         vol.Optional("enabled", default=True): bool,
         vol.Optional("host", default="127.0.0.1"): str,
         vol.Optional("port", default=8765): _port,
+        vol.Optional("ingress_source", default=None): vol.Any(None, _ip_address),
     }),
     vol.Optional("wyoming_server", default={}): vol.Schema({
         vol.Optional("enabled", default=False): bool,

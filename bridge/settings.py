@@ -119,6 +119,10 @@ class ServerSettings:
     enabled: bool
     host: str
     port: int
+    #: The status API only: the address Home Assistant's ingress proxy (Supervisor) connects from.
+    #: Its requests carry the browser's Host header, so they skip the Host check; other
+    #: addresses than it and loopback are refused. None: no ingress.
+    ingress_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from .. import PROTOCOL_VERSION, __version__
 from ..engines import EngineError, Locality, SpeechToText, SttStream, TextToSpeech, Transcript
 from ..errors import ErrorReporter
+from ..metrics import BridgeMetrics
 from ..privacy.audit import AuditLog
 from ..privacy.gate import LocalityGate
 from ..privacy.policy import Policy
@@ -127,6 +128,9 @@ class Bridge:
         self._closed = False
         self.utterances = 0
         self.loop_lag = LoopLagProbe()
+        self.metrics = BridgeMetrics(self)  #: Prometheus metrics and the status page's figures
+        self.results.metrics = self.metrics
+        self.dispatcher.on_audio = self.hermes.on_audio = self.metrics.input_level
 
     # -- state the parts read ---------------------------------------------------------------------
 
@@ -191,7 +195,8 @@ class Bridge:
             from ..status_api import start_status_api
 
             try:
-                self._status_runner, self.status_api_url = await start_status_api(self, api.host, api.port)
+                self._status_runner, self.status_api_url = await start_status_api(
+                    self, api.host, api.port, ingress_source=api.ingress_source)
             except OSError as err:
                 _LOGGER.error("Status API not started on %s:%s: %s", api.host, api.port, err)
 
@@ -235,10 +240,9 @@ class Bridge:
 
     # -- MQTT -------------------------------------------------------------------------------------
 
-    def _status(self, online: bool) -> BridgeStatus:
-        if not online:
-            return BridgeStatus("offline", self.bridge_id)
-        engines: JsonObject = {
+    def engines_description(self) -> JsonObject:
+        """Each engine's name and locality, as the bridge status publishes them."""
+        return {
             "stt": dict(self.stt.describe()),
             "wake": {"name": "pymicro-wakeword", "locality": str(Locality.IN_PROCESS),
                      "default_model": self.settings.wake_model},
@@ -246,6 +250,11 @@ class Bridge:
             "intent": {"name": "hassil", "locality": str(Locality.IN_PROCESS)},
             "tts": dict(self.tts.describe()) if self.tts is not None else None,
         }
+
+    def _status(self, online: bool) -> BridgeStatus:
+        if not online:
+            return BridgeStatus("offline", self.bridge_id)
+        engines = self.engines_description()
         return BridgeStatus("online", self.bridge_id, PROTOCOL_VERSION, __version__, self.topics.prefix, engines,
                             self.status_api_url, self.wyoming_port)
 
@@ -335,6 +344,7 @@ class Bridge:
         """Out of the table now (synchronously), its retained state cleared, closed in the background."""
         sat = self._satellites.pop(sat_id, None)
         self.last_seen.forget(sat_id)
+        self.metrics.forget(sat_id)
         if sat is None:
             return
         self.speech_out.stop_playback(sat_id)
@@ -393,6 +403,7 @@ class Bridge:
     def state_changed(self, sat: Satellite) -> None:
         if self._satellites.get(sat.id) is sat:  # not one removed (closing), whose id may be reused
             self.results.satellite_state(sat)
+            self.metrics.state_changed()
 
     def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
         self.reporter.session_failed(sat, session_id, code, message)

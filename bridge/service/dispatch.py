@@ -12,7 +12,7 @@ service goes on serving everyone else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..protocol.hearth import BRIDGE_OUTBOUND, MAX_PIPELINE_PLAY, ProtocolError, decode_frame, parse_json_object
@@ -63,6 +63,7 @@ class Dispatcher:
         self.hermes = hermes
         self.messages = 0
         self.frames = 0
+        self.on_audio: Callable[[str, bytes], None] = lambda _sat_id, _pcm: None  #: the input level meter
         #: Assist pipeline streaming: satellites whose audio Home Assistant recognizes (docs/protocol.md).
         self.pipeline_modes: dict[str, str] = {}
 
@@ -140,6 +141,7 @@ class Dispatcher:
             return
         if not sat.admit(len(frame.pcm)):
             return
+        self.on_audio(sat_id, frame.pcm)
         sat.accept_frame(frame.stream_id, frame.seq, frame.pcm, frame.last)
 
     def _pipeline_set(self, sat_id: str, payload: bytes) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..audio.wav import WavError, wav_to_pcm16k
@@ -61,6 +61,7 @@ class HermesAdapter:
         self.host = host
         self._pool = pool
         self.frames = 0
+        self.on_audio: Callable[[str, bytes], None] = lambda _sat_id, _pcm: None  #: the input level meter
         self.notices = NoticeLimiter()
         #: session ids of the bridge's own hotword detections (they come back to it)
         self._own_detections: OrderedDict[str, None] = OrderedDict()
@@ -223,6 +224,7 @@ class HermesAdapter:
             self.host.report_error(err.code, f"audio frame: {err}", site, sat.session.id if sat.session else None, topic)
             return
         if sat.admit(len(pcm)):
+            self.on_audio(site, pcm)
             sat.enqueue(pcm)
 
     async def _answer_nlu_query(self, query: hermes.NluQuery) -> None:

@@ -95,12 +95,22 @@ class InboundBacklog:
         self.sheddable = sheddable
         self.shed_audio = 0
         self.shed_other = 0
+        self.queue: asyncio.Queue[aiomqtt.Message] | None = None  #: the current connection's
+
+    @property
+    def depth(self) -> int:
+        """Messages received and waiting to be handled."""
+        return self.queue.qsize() if self.queue is not None else 0
 
     def queue_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
         """The queue class handed to aiomqtt (it builds the queue itself)."""
         backlog = self
 
         class InboundQueue(asyncio.Queue[aiomqtt.Message]):
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                backlog.queue = self
+
             def put_nowait(self, item: aiomqtt.Message) -> None:
                 waiting = self.qsize()
                 if waiting >= INBOUND_AUDIO_CAP and backlog.sheddable(str(item.topic)):
@@ -195,6 +205,11 @@ class MqttLink:
         self.dropped_outgoing = 0
         self.backlog = InboundBacklog(sheddable)
         self._broker_class = "public"  # until a connection says otherwise: fail closed
+
+    @property
+    def outgoing_depth(self) -> int:
+        """Messages waiting to be sent."""
+        return self._outgoing.qsize()
 
     def broker_address_class(self) -> str:
         """Where the broker we reached is: "loopback", "lan" or "public" (unknown: "public")."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from ..engines import EngineError, IntentResult, Locality, Transcript
 from ..errors import ErrorReporter
+from ..metrics import BridgeMetrics
 from ..privacy.audit import AuditEntry, AuditLog, EngineUse
 from ..privacy.policy import Policy
 from ..protocol import hermes
@@ -96,6 +97,7 @@ class ResultPublisher:
         self._is_muted = is_muted
         #: a satellite's settings in force, for its retained state (set by the bridge)
         self.settings_of: Callable[[str], JsonObject] = lambda _sat_id: {}
+        self.metrics: BridgeMetrics | None = None
 
     def satellite_state(self, sat: Satellite) -> None:
         self.outbox.send(self.topics.satellite(sat.id, "state"), SatelliteState(
@@ -147,6 +149,11 @@ class ResultPublisher:
         if sat.protocol is Protocol.HERMES and not private and not transcript.rejected:
             self.hermes.intent(sat.id, session.id, session.id, transcript.text, intent)
         self._audit(sat, session, transcript, intent_used=intent_used)
+        if self.metrics is not None:
+            self.metrics.observe_result(
+                sat.id, session.id, text_ms=timings.end_of_speech_to_text_ms,
+                intent_ms=latency if intent is not None else None, cpu_seconds=transcript.cpu_seconds,
+                audio_seconds=session.audio_bytes / 32000, rejected=transcript.rejected, text=text)
         # Never the words: the log goes to the journal, i.e. to disk (privacy promise: nothing on disk).
         _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
                      "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
