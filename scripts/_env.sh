@@ -19,10 +19,15 @@ find_python() {
 }
 
 apt_install_missing() {
-    # apt_install_missing <command>:<package> ...
-    local missing=() pair
+    # apt_install_missing <command or /absolute/path>:<package> ...
+    local missing=() pair what
     for pair in "$@"; do
-        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+        what="${pair%%:*}"
+        if [[ "$what" == /* ]]; then
+            [ -e "$what" ] || missing+=("${pair##*:}")
+        else
+            command -v "$what" >/dev/null 2>&1 || missing+=("${pair##*:}")
+        fi
     done
     if [ ${#missing[@]} -gt 0 ]; then
         echo "Installing Debian packages: ${missing[*]}" >&2
