@@ -9,6 +9,27 @@
 #
 # HEARTH_STOCK_POCKETSPHINX=1 keeps PyPI's unpatched pocketsphinx wheel instead.
 
+if [ "${BASH_SOURCE[0]}" = "$0" ] && [ "${#BASH_SOURCE[@]}" -eq 1 ]; then
+    # Run, not sourced (when _env.sh sources this file back, BASH_SOURCE holds both): install the bridge (not editable) into the venv named on the command line,
+    # with Debian's Python 3.13 and the programs the bridge runs (espeak-ng for spoken answers).
+    if [ $# -ne 1 ]; then
+        echo "usage: $0 VENV   (e.g. /opt/hearth; as root on Debian)" >&2
+        exit 2
+    fi
+    export HEARTH_VENV="$1"
+    # _env.sh finds (or installs) Python 3.13 and Debian packages, and sources this file again
+    # for the functions below.
+    source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+    ensure_python
+    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+    install_bridge "$ROOT"
+    apt_install_missing espeak-ng:espeak-ng
+    "$VENV/bin/hearth-bridge" --version >/dev/null
+    echo "Installed the bridge in $VENV: $VENV/bin/hearth-bridge (pocketsphinx $(pocketsphinx_version))" >&2
+    exit 0
+fi
+
+
 # pocketsphinx built from its PyPI source with Hearth's patches: about half the decoding CPU,
 # cepstral scaling for noisy speech, a warp fix.
 POCKETSPHINX_VERSION=5.1.1
@@ -70,22 +91,3 @@ assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 
         --upgrade --target "$VENV/pocketsphinx-stock" "pocketsphinx==$POCKETSPHINX_VERSION"
     rm -rf "$build"
 }
-
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-    # Run, not sourced: install the bridge (not editable) into the venv named on the command line,
-    # with Debian's Python 3.13 and the programs the bridge runs (espeak-ng for spoken answers).
-    if [ $# -ne 1 ]; then
-        echo "usage: $0 VENV   (e.g. /opt/hearth; as root on Debian)" >&2
-        exit 2
-    fi
-    export HEARTH_VENV="$1"
-    # _env.sh finds (or installs) Python 3.13 and Debian packages, and sources this file again
-    # for the functions above.
-    source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
-    ensure_python
-    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-    install_bridge "$ROOT"
-    apt_install_missing espeak-ng:espeak-ng
-    "$VENV/bin/hearth-bridge" --version >/dev/null
-    echo "Installed the bridge in $VENV: $VENV/bin/hearth-bridge (pocketsphinx $(pocketsphinx_version))" >&2
-fi
