@@ -72,7 +72,7 @@ def fetch_mqtt_service(base_url: str, token: str | None, wait: float = SUPERVISO
     delay = 0.5
     while True:
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - Supervisor's URL
+            with urllib.request.urlopen(request, timeout=10) as response:
                 body = json.loads(response.read().decode("utf-8"))
             break
         except urllib.error.HTTPError as err:
@@ -137,9 +137,9 @@ def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir:
         "tts": tts,
         # Reached only through Supervisor's ingress proxy: the add-on publishes no port, and the
         # API is read-only and content-free unless the owner chose retention "memory".
-        "status_api": {"enabled": True, "host": "0.0.0.0", "port": STATUS_PORT},  # noqa: S104
+        "status_api": {"enabled": True, "host": "0.0.0.0", "port": STATUS_PORT},
         "wyoming_server": {"enabled": bool(options.get("wyoming_server", False)),
-                           "host": "0.0.0.0", "port": WYOMING_PORT},  # noqa: S104
+                           "host": "0.0.0.0", "port": WYOMING_PORT},
     }
 
 

@@ -32,12 +32,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-import aiomqtt  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+import aiomqtt
+from aiohttp import web
 
-from bridge.addon import STATUS_PORT  # noqa: E402
-from tests.support.broker import Mosquitto, free_port  # noqa: E402
+from bridge.addon import STATUS_PORT
+from tests.support.broker import Mosquitto, free_port
 
 TOKEN = secrets.token_hex(16)
 USER, PASSWORD = "addons", secrets.token_urlsafe(18)
@@ -101,9 +101,9 @@ def listeners(port: int) -> list[str]:
 
 
 async def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url, headers=headers or {}, timeout=aiohttp.ClientTimeout(total=10)) as response:
-            return response.status, await response.text()
+    async with (aiohttp.ClientSession() as session,
+                session.get(url, headers=headers or {}, timeout=aiohttp.ClientTimeout(total=10)) as response):
+        return response.status, await response.text()
 
 
 async def run(args: argparse.Namespace, report: dict[str, Any]) -> None:

@@ -143,8 +143,8 @@ def test_build_matches_config_and_installs_with_the_one_recipe(config: dict[str,
         # Home Assistant's Debian base for that architecture; trixie has Debian's Python 3.13
         assert image == f"ghcr.io/home-assistant/{arch}-base-debian:trixie"
     dockerfile = (ADDON / "Dockerfile").read_text()
-    assert re.search(r"^ARG BUILD_FROM\nFROM \$\{BUILD_FROM\}", dockerfile, re.M)
-    install = re.search(r"^\s*&& \S*/scripts/install-bridge\.sh (/\S+)", dockerfile, re.M)
+    assert re.search(r"^ARG BUILD_FROM\nFROM \$\{BUILD_FROM\}", dockerfile, re.MULTILINE)
+    install = re.search(r"^\s*&& \S*/scripts/install-bridge\.sh (/\S+)", dockerfile, re.MULTILINE)
     assert install, "the Dockerfile does not run scripts/install-bridge.sh"
     venv = install.group(1)
     assert "pip install" not in dockerfile, "a second install recipe in the Dockerfile"

@@ -97,7 +97,7 @@ def test_status_api_answers_what_ingress_forwards(report: dict[str, Any]) -> Non
 class NoMqttService(BaseHTTPRequestHandler):
     """Supervisor without an MQTT provider: 400 "No service provider for mqtt"."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         body = b'{"result": "error", "message": "No service provider for mqtt"}'
         self.send_response(400)
         self.send_header("Content-Type", "application/json")
