@@ -85,6 +85,7 @@ def test_every_option_is_translated(config: dict[str, Any], translations: dict[s
 def test_ingress_services_and_api_access(config: dict[str, Any]) -> None:
     assert config["ingress"] is True
     assert config["ingress_port"] == addon.STATUS_PORT
+    assert config["watchdog"] == f"http://[HOST]:{addon.STATUS_PORT}/healthz"
     assert "mqtt:need" in config["services"]
     # the integration talks to the bridge over MQTT: no Home Assistant or Supervisor API access
     assert not config.get("homeassistant_api") and not config.get("hassio_api")
