@@ -66,7 +66,9 @@ install_patched_pocketsphinx() {
             && [ -d "$VENV/pocketsphinx-stock/pocketsphinx" ]; then
         return 0  # already built from these patches (scripts/test and scripts/demo share the venv)
     fi
-    apt_install_missing cc:gcc make:make patch:patch cmake:cmake
+    # ninja from Debian: without it the build backend asks PyPI for ninja, which may come as source
+    # only and then needs a C++ compiler
+    apt_install_missing cc:gcc make:make patch:patch cmake:cmake ninja:ninja-build
     [ -f /usr/include/stdio.h ] || apt_install_missing dummy-never-there:libc6-dev
     if ! "$VENV/bin/python" -c 'import os, sysconfig
 assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 2>/dev/null; then
