@@ -19,6 +19,7 @@ from bridge import addon
 from bridge.config import PREFIX, STT_SCHEMA, TTS_SCHEMA, WAKE_WORDS, validate
 from bridge.protocol.hearth import SATELLITE_ID_PATTERN
 from tests.addon import supervisor_rules as rules
+from tests.addon import test_install_debian as debian_install
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDON = ROOT / "hearth"
@@ -148,6 +149,8 @@ def test_build_matches_config_and_installs_with_the_one_recipe(config: dict[str,
     install = re.search(r"^\s*&& \S*/scripts/install-bridge\.sh (/\S+)", dockerfile, re.MULTILINE)
     assert install, "the Dockerfile does not run scripts/install-bridge.sh"
     venv = install.group(1)
+    # the very command the debootstrap test (test_install_debian.py) proves on a fresh Debian
+    assert install.group(0).split()[1:] == debian_install.INSTALL
     assert "pip install" not in dockerfile, "a second install recipe in the Dockerfile"
     assert (ROOT / "scripts/install-bridge.sh").stat().st_mode & 0o111
     s6 = ADDON / "rootfs/etc/s6-overlay/s6-rc.d"

@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("HEARTH_DEBIAN_ROOT", "/var/cache/hearth/debian-trixie-minbase"))
 SUITE = "trixie"  # Home Assistant's Debian base images are trixie; Python 3.13 is Debian's there
 VENV = "/opt/hearth"  # as in hearth/Dockerfile and the add-on's run script
+#: the command hearth/Dockerfile runs (tests/addon/test_addon_config.py checks they agree)
+INSTALL = ["/usr/src/hearth/scripts/install-bridge.sh", VENV]
 #: the bridge's source as the image gets it (a release archive holds the tracked files)
 SOURCE_PARTS = ("pyproject.toml", "README.md", "bridge", "scripts", "third_party")
 #: what the installed Python says about itself (the add-on's start module must import too)
@@ -125,7 +127,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     log = root.parent / "install.log"
     with log.open("wb") as out:
         result = subprocess.run(
-            chroot_command(root, ["bash", "/usr/src/hearth/scripts/install-bridge.sh", VENV], env),
+            chroot_command(root, ["bash", *INSTALL], env),
             check=False, stdout=out, stderr=subprocess.STDOUT, timeout=3000)
     timings["install_bridge"] = time.monotonic() - start
     assert result.returncode == 0, f"install-bridge.sh failed:\n{log.read_text(errors='replace')[-6000:]}"
