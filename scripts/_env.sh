@@ -56,65 +56,13 @@ ensure_venv() {
         "$PY" -m venv "$VENV"
     fi
     stamp="$VENV/.hearth-$extras-$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/_env.sh" \
-        "$ROOT"/third_party/pocketsphinx/*.patch | sha1sum | cut -c1-12)${HEARTH_STOCK_POCKETSPHINX:+-stock}"
+        "$ROOT/scripts/install-bridge.sh" "$ROOT"/third_party/pocketsphinx/*.patch | sha1sum | cut -c1-12)${HEARTH_STOCK_POCKETSPHINX:+-stock}"
     if [ ! -f "$stamp" ]; then
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-        # pytest-homeassistant-custom-component pins Home Assistant 2026.2.3, whose metadata asks
-        # for Python 3.14 although it runs on 3.13; hence --ignore-requires-python.
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --ignore-requires-python \
-            -e "$ROOT[$extras]" "hassil==3.5.0" "home-assistant-intents==2026.1.28"
-        if [ -z "${HEARTH_STOCK_POCKETSPHINX:-}" ]; then
-            install_patched_pocketsphinx
-        elif [[ "$(pocketsphinx_version)" == *+hearth* ]]; then
-            # a venv that had the patched build: back to PyPI's wheel, as asked
-            "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
-                --force-reinstall --only-binary :all: "pocketsphinx==$POCKETSPHINX_VERSION"
-        fi
+        install_bridge -e "$ROOT[$extras]"
         touch "$stamp"
     fi
 }
 
-# pocketsphinx built from its PyPI source with Hearth's patches (third_party/pocketsphinx): about
-# half the decoding CPU, cepstral scaling for noisy speech, a warp fix. HEARTH_STOCK_POCKETSPHINX=1
-# keeps the PyPI wheel.
-POCKETSPHINX_VERSION=5.1.1
-POCKETSPHINX_SDIST_SHA256=675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355
-# the local version names the patches' content: a venv with this exact build is not rebuilt
-POCKETSPHINX_LOCAL_VERSION="hearth.1.p$(cat "$ROOT"/third_party/pocketsphinx/*.patch | sha1sum | cut -c1-8)"
-
-pocketsphinx_version() {
-    "$VENV/bin/python" -c 'from importlib.metadata import version; print(version("pocketsphinx"))' \
-        2>/dev/null || true
-}
-
-install_patched_pocketsphinx() {
-    local build
-    if [ "$(pocketsphinx_version)" = "$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION" ] \
-            && [ -d "$VENV/pocketsphinx-stock/pocketsphinx" ]; then
-        return 0  # already built from these patches (scripts/test and scripts/demo share the venv)
-    fi
-    apt_install_missing cc:gcc make:make patch:patch cmake:cmake
-    [ -f /usr/include/stdio.h ] || apt_install_missing dummy-never-there:libc6-dev
-    if ! "$VENV/bin/python" -c 'import os, sysconfig
-assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 2>/dev/null; then
-        apt_install_missing dummy-never-there:python3.13-dev
-    fi
-    build="$(mktemp -d)"
-    echo "Building pocketsphinx $POCKETSPHINX_VERSION with Hearth's patches (about a minute)" >&2
-    "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
-        -d "$build" "pocketsphinx==$POCKETSPHINX_VERSION"
-    echo "$POCKETSPHINX_SDIST_SHA256  $build/pocketsphinx-$POCKETSPHINX_VERSION.tar.gz" | sha256sum -c --quiet
-    tar -xzf "$build/pocketsphinx-$POCKETSPHINX_VERSION.tar.gz" -C "$build"
-    local src="$build/pocketsphinx-$POCKETSPHINX_VERSION" patch_file
-    for patch_file in "$ROOT"/third_party/pocketsphinx/*.patch; do
-        patch -d "$src" -p1 --quiet --forward < "$patch_file"
-    done
-    sed -i "s/^version = \"$POCKETSPHINX_VERSION\"/version = \"$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION\"/" "$src/pyproject.toml"
-    grep -q "^version = \"$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION\"" "$src/pyproject.toml" \
-        || { echo "error: could not mark the patched pocketsphinx's version" >&2; exit 1; }
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$src"
-    # the unpatched wheel beside it, for the test that both decode alike
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --only-binary :all: \
-        --upgrade --target "$VENV/pocketsphinx-stock" "pocketsphinx==$POCKETSPHINX_VERSION"
-    rm -rf "$build"
-}
+# The bridge's install recipe (its packages, pocketsphinx with Hearth's patches), shared with the
+# add-on's image.
+source "$ROOT/scripts/install-bridge.sh"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -20,7 +22,10 @@ def free_port() -> int:
 class Mosquitto:
     """Runs `mosquitto` with a generated config; restartable on the same port."""
 
-    def __init__(self, port: int | None = None, extra_config: str = "", workdir: Path | None = None):
+    def __init__(self, port: int | None = None, extra_config: str = "", workdir: Path | None = None,
+                 users: dict[str, str] | None = None):
+        """`users` (name -> password): only they may log in (a password file, no anonymous
+        clients); otherwise `extra_config`, or anonymous access."""
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._own_dir = workdir is None
@@ -29,12 +34,15 @@ class Mosquitto:
             # Mosquitto started as root drops to the `mosquitto` user, which must write its log here.
             self.workdir.chmod(0o777)
         self.extra_config = extra_config
+        self.users = dict(users or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
 
     def write_config(self) -> Path:
         conf = self.workdir / "mosquitto.conf"
         body = self.extra_config or "allow_anonymous true\n"
+        if self.users:
+            body = f"allow_anonymous false\npassword_file {self._write_passwords()}\n{self.extra_config}"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             f"persistence false\n"
@@ -43,6 +51,19 @@ class Mosquitto:
             f"{body}"
         )
         return conf
+
+    def _write_passwords(self) -> Path:
+        path = self.workdir / "passwd"
+        path.unlink(missing_ok=True)
+        path.touch(mode=0o600)
+        for name, password in self.users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(path), name, password], check=True,
+                           capture_output=True)
+        if os.geteuid() == 0:  # Mosquitto started as root reads it as user `mosquitto`
+            with contextlib.suppress(KeyError):
+                owner = pwd.getpwnam("mosquitto")
+                os.chown(path, owner.pw_uid, owner.pw_gid)
+        return path
 
     def start(self) -> "Mosquitto":
         exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
