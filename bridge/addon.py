@@ -34,6 +34,9 @@ import yaml
 
 from .config import ConfigError, validate
 
+#: Supervisor's ingress proxy on the add-on network (hassio bridge): the only client the status
+#: API answers besides loopback; it forwards the browser's Host header, so it skips the Host check
+SUPERVISOR_INGRESS = "172.30.32.2"
 #: the status API's port inside the add-on: config.yaml's `ingress_port`
 STATUS_PORT = 8765
 #: the Wyoming server's port inside the add-on (Home Assistant reaches add-ons by host name)
@@ -137,7 +140,8 @@ def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir:
         "tts": tts,
         # Reached only through Supervisor's ingress proxy: the add-on publishes no port, and the
         # API is read-only and content-free unless the owner chose retention "memory".
-        "status_api": {"enabled": True, "host": "0.0.0.0", "port": STATUS_PORT},
+        "status_api": {"enabled": True, "host": "0.0.0.0", "port": STATUS_PORT,
+                       "ingress_source": SUPERVISOR_INGRESS},
         "wyoming_server": {"enabled": bool(options.get("wyoming_server", False)),
                            "host": "0.0.0.0", "port": WYOMING_PORT},
     }

@@ -36,10 +36,11 @@ import aiohttp
 import aiomqtt
 from aiohttp import web
 
-from bridge.addon import STATUS_PORT
+from bridge.addon import STATUS_PORT, SUPERVISOR_INGRESS
 from tests.support.broker import Mosquitto, free_port
 
 TOKEN = secrets.token_hex(16)
+OTHER_ADDRESS = "10.99.0.7"  # a LAN device that is not Supervisor's ingress proxy
 USER, PASSWORD = "addons", secrets.token_urlsafe(18)
 
 
@@ -141,10 +142,14 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> None:
         report["status_listeners"] = listeners(STATUS_PORT)
         report["healthz"] = await http_get(f"http://127.0.0.1:{STATUS_PORT}/healthz")
         # What Supervisor's ingress proxy forwards: the browser's Host header and the path prefix.
+        # It comes from Supervisor's address on the add-on network (given to this namespace's lo).
         report["ingress_like"] = (await http_get(
-            f"http://127.0.0.1:{STATUS_PORT}/status",
+            f"http://{SUPERVISOR_INGRESS}:{STATUS_PORT}/status",
             {"Host": "homeassistant.local:8123", "X-Ingress-Path": "/api/hassio_ingress/abc123",
              "X-Forwarded-For": "192.168.1.20, 172.30.32.1"}))[0]
+        report["not_ingress"] = (await http_get(
+            f"http://{OTHER_ADDRESS}:{STATUS_PORT}/status",
+            {"Host": "homeassistant.local:8123", "X-Ingress-Path": "/api/hassio_ingress/abc123"}))[0]
         await asyncio.sleep(1.0)  # the policy and the counters are saved within a second of starting
         report["config_text"] = (data / "hearth-bridge.yaml").read_text()
         report["files"] = sorted(p.name for p in data.iterdir())
@@ -169,6 +174,9 @@ def main() -> int:
     report: dict[str, Any] = {}
     try:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        # Supervisor's address on the add-on network, and some other one, both only in this namespace
+        for address in (SUPERVISOR_INGRESS, OTHER_ADDRESS):
+            subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
         report["netns"] = os.readlink("/proc/self/ns/net")
         asyncio.run(run(args, report))
     except Exception:  # noqa: BLE001 - the report carries it to the test

@@ -92,10 +92,11 @@ def test_status_api_on_the_ingress_port(report: dict[str, Any]) -> None:
     assert report["healthz"][0] == 200  # the image's HEALTHCHECK
 
 
-@pytest.mark.xfail(strict=True, reason="the status API's Host check answers 421 to the browser's Host header that "
-                                        "Home Assistant's ingress proxy forwards; the status page work handles ingress")
 def test_status_api_answers_what_ingress_forwards(report: dict[str, Any]) -> None:
+    """Supervisor's ingress proxy forwards the browser's Host header: requests from its address
+    are answered; the same request from any other address of the network is refused."""
     assert report["ingress_like"] == 200
+    assert report["not_ingress"] == 403
 
 
 class NoMqttService(BaseHTTPRequestHandler):
