@@ -1,0 +1,317 @@
+"""Close calls: whether the words that carry a command's meaning were heard clearly enough to act.
+
+The grammar search returns one sentence; a wrong action happens when another sentence with a
+different meaning fits the audio almost as well ("set a timer for five minutes" / "... twenty
+minutes", "the guest room" / "the bedside lamp"). After the intent is known, :func:`review` takes
+the words of its meaning-carrying slots (names, areas, floors, numbers), builds a small FSG that is
+the decoded sentence with each such slot replaced by every rival of its kind (every name, area and
+floor of the home; the numbers 0-100), decodes the same audio against it once more
+(:meth:`.decoder.GrammarDecoder.rescore`, with a lattice and its n-best list: cheap for a small
+FSG, unlike the whole grammar's lattice) and compares the best reading with the best reading of a
+*different meaning* (aliases of one entity are one meaning). If that rival is within
+:attr:`CloseCallSettings.margin_per_frame` per frame of the slot's words, or if the second pass
+prefers another meaning outright, the answer is "not understood" with reason ``close_call``.
+Commands with numbers (timers, brightness, positions, temperatures, volumes) also need more
+decoder confidence than plain on/off (``number_unsure``), and values nobody asks for (a 93-hour
+timer) more still (``unlikely_value``): those templates are where chatter ends up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .fsg import JOIN
+from .intents import HARMLESS_INTENTS, IntentMatch
+from .templates import INTENT_DOMAINS
+from .text import normalize_words, number_words
+from .vocabulary import Vocabulary
+
+NAME_SLOTS = frozenset({"name", "area", "floor"})
+NUMBER_SLOTS = frozenset({"brightness", "position", "temperature", "volume_level", "volume",
+                          "percentage", "hours", "minutes", "seconds"})
+TIMER_INTENTS = frozenset({"HassStartTimer", "HassCancelTimer", "HassIncreaseTimer",
+                           "HassDecreaseTimer", "HassPauseTimer", "HassUnpauseTimer",
+                           "HassCancelAllTimers"})
+ACTING_INTENTS = (frozenset(INTENT_DOMAINS) - {"HassClimateGetTemperature"}) | TIMER_INTENTS
+"""Intents that change something: only these are rescored (a question's wrong answer acts on
+nothing, and the second pass costs CPU)."""
+
+Key = tuple[str, str]
+"""The meaning of a slot's words: ("entity", sorted ids) / ("area", id) / ("floor", id) /
+("number", value)."""
+
+
+@dataclass(frozen=True)
+class CloseCallSettings:
+    """How sure the words that carry the meaning must be (chosen on tuning voices only,
+    docs/recognition.md "Close calls")."""
+
+    margin_per_frame: float = 0.004
+    """Refuse when a reading of another meaning scores within this much of the best one, per
+    frame of the slot's words (pocketsphinx log units / 1000, as the rejection score)."""
+    max_hyps: int = 60
+    """n-best entries of the second pass looked at for a rival (variants and word boundaries
+    repeat one reading many times)."""
+    number_min_confidence: float = 0.55
+    """Decoder confidence a command with a number needs (0.5 = the rejection threshold)."""
+    unlikely_min_confidence: float = 0.7
+    """... and one with a value nobody asks for (:func:`unlikely`)."""
+    max_timer_seconds: int = 4 * 3600
+    """Timers longer than this are unlikely."""
+
+
+_DEFAULTS = CloseCallSettings()
+
+
+class Rescorer(Protocol):
+    """What :func:`review` needs from the decoder (:class:`.decoder.GrammarDecoder`)."""
+
+    @property
+    def last_tokens(self) -> list[str]: ...
+    @property
+    def last_token_frames(self) -> list[int]: ...
+    @property
+    def known_tokens(self) -> frozenset[str]: ...
+
+    def rescore(self, transitions: list[Transition], final: int,
+                max_hyps: int) -> tuple[list[tuple[str, float]], int]: ...
+
+
+@dataclass(frozen=True)
+class Review:
+    """Why a reading must not be acted on (`unsure`: a reason code, None: it may be)."""
+
+    unsure: str | None = None
+    detail: str = ""
+    margin: float | None = None
+    """Per-frame score gap to the best reading of another meaning (None: none was found)."""
+    rival: str = ""
+    """That reading's text."""
+    cpu_seconds: float = 0.0
+
+
+class Alternatives:
+    """Every reading of each kind of slot in one home, with its meaning."""
+
+    def __init__(self, vocab: Vocabulary) -> None:
+        names: dict[tuple[str, ...], Key] = {}
+        by_form: dict[tuple[str, ...], set[str]] = {}
+        for entity in vocab.entities:
+            for text in (entity.name, *entity.aliases):
+                by_form.setdefault(tuple(normalize_words(text)), set()).add(entity.id)
+        for form, ids in by_form.items():
+            names[form] = ("entity", ",".join(sorted(ids)))
+        for area in vocab.areas:
+            for text in (area.name, *area.aliases):
+                names.setdefault(tuple(normalize_words(text)), ("area", area.id))
+        for floor in vocab.floors:
+            for text in (floor.name, *floor.aliases):
+                names.setdefault(tuple(normalize_words(text)), ("floor", floor.id))
+        self.names = {form: key for form, key in names.items() if form}
+        self.numbers = {tuple(number_words(n)): ("number", str(n)) for n in range(101)}
+
+    def of(self, slot: str) -> Mapping[tuple[str, ...], Key]:
+        return self.names if slot in NAME_SLOTS else self.numbers
+
+
+def unlikely(match: IntentMatch, settings: CloseCallSettings = _DEFAULTS) -> bool:
+    """A value nobody asks for: a timer longer than ``max_timer_seconds``."""
+    if match.name not in TIMER_INTENTS:
+        return False
+    seconds = 0
+    for slot, factor in (("hours", 3600), ("minutes", 60), ("seconds", 1)):
+        value = match.slots.get(slot)
+        if value is not None:
+            try:
+                seconds += int(float(str(value.value)) * factor)
+            except ValueError:
+                return True
+    return seconds > settings.max_timer_seconds
+
+
+def _spans(words: Sequence[str], match: IntentMatch) -> list[tuple[int, int, str]]:
+    """(first word, end word, slot) of each meaning-carrying slot found in `words`."""
+    found: list[tuple[int, int, str]] = []
+    for slot, value in match.slots.items():
+        if slot not in NAME_SLOTS and slot not in NUMBER_SLOTS:
+            continue
+        target = value.text.split()
+        if not target:
+            continue
+        for i in range(len(words) - len(target) + 1):
+            if list(words[i:i + len(target)]) == target and not any(
+                    i < e and s < i + len(target) for s, e, _ in found):
+                found.append((i, i + len(target), slot))
+                break
+    return sorted(found)
+
+
+Transition = tuple[int, int, float, str] | tuple[int, int, float]
+"""An FSG transition: (from, to, probability, token), or without a token: a null transition."""
+Unit = tuple[str, ...] | dict[tuple[str, ...], Key]
+"""A fixed run of tokens, or a slot: its readings (words) with their meanings."""
+
+
+def _tokens_for(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...] | None:
+    joined = JOIN.join(words)
+    if joined in known:
+        return (joined,)
+    if all(w in known for w in words):
+        return words
+    return None
+
+
+def rival_graph(tokens: Sequence[str], spans: list[tuple[int, int, str]],
+                alternatives: Alternatives, known: frozenset[str]
+                ) -> tuple[list[Unit], list[tuple[int, int, float, str]], int] | None:
+    """The decoded sentence (`tokens`, multi-word tokens joined by ``_``) with each span's words
+    replaced by every reading of its kind: (units, FSG transitions, final state); None if a
+    span's own words cannot be said with the grammar's tokens."""
+    owner: list[int | None] = []  # the span each word belongs to
+    token_words = [t.split(JOIN) for t in tokens]
+    for i in range(sum(len(w) for w in token_words)):
+        owner.append(next((k for k, (s, e, _) in enumerate(spans) if s <= i < e), None))
+    units: list[Unit] = []
+    pos = 0
+    done: set[int] = set()
+    for token, parts in zip(tokens, token_words, strict=True):
+        idx = range(pos, pos + len(parts))
+        pos += len(parts)
+        if all(owner[i] is None for i in idx):
+            units.append((token,))
+            continue
+        for i, word in zip(idx, parts, strict=True):
+            k = owner[i]
+            if k is None:
+                if word not in known:
+                    return None
+                units.append((word,))
+            elif k not in done:
+                done.add(k)
+                start, end, slot = spans[k]
+                chosen = tuple(w for j, w in enumerate(
+                    (w for p in token_words for w in p)) if start <= j < end)
+                readings = dict(alternatives.of(slot))
+                if chosen not in readings:
+                    return None
+                units.append(readings)
+    transitions: list[Transition] = []
+    state = 0
+    fresh = 1
+    for unit in units:
+        if isinstance(unit, tuple):
+            for token in unit:
+                transitions.append((state, fresh, 1.0, token))
+                state, fresh = fresh, fresh + 1
+            continue
+        sayable = [(r, t) for r in unit if (t := _tokens_for(r, known)) is not None]
+        end = fresh
+        fresh += 1
+        for _reading, toks in sayable:
+            # each reading ends in a state of its own, joined to the rest by a null transition:
+            # pocketsphinx keeps one history entry per state and frame, so readings that ended
+            # in one state would leave only the best in the lattice
+            src, prob = state, 1.0 / len(sayable)
+            for token in toks:
+                transitions.append((src, fresh, prob, token))
+                src, prob, fresh = fresh, 1.0, fresh + 1
+            transitions.append((src, end, 1.0))
+        state = end
+    return units, transitions, state
+
+
+def parse(words: Sequence[str], units: list[Unit]) -> tuple[Key, ...] | None:
+    """The meaning of each slot in a sentence of :func:`rival_graph`'s FSG (None: not one)."""
+    def walk(i: int, u: int) -> tuple[Key, ...] | None:
+        if u == len(units):
+            return () if i == len(words) else None
+        unit = units[u]
+        if isinstance(unit, tuple):
+            flat = [w for t in unit for w in t.split(JOIN)]
+            if list(words[i:i + len(flat)]) != flat:
+                return None
+            return walk(i + len(flat), u + 1)
+        for reading, key in unit.items():
+            if tuple(words[i:i + len(reading)]) == reading:
+                rest = walk(i + len(reading), u + 1)
+                if rest is not None:
+                    return (key, *rest)
+        return None
+    return walk(0, 0)
+
+
+def review(decoder: Rescorer, match: IntentMatch, confidence: float,
+           alternatives: Alternatives, settings: CloseCallSettings = _DEFAULTS) -> Review:
+    """Whether `match` (the intent of the decoder's last utterance, heard with `confidence`)
+    may be acted on; see the module docstring."""
+    if match.name in HARMLESS_INTENTS or match.name not in ACTING_INTENTS:
+        return Review()
+    numeric = any(s in NUMBER_SLOTS for s in match.slots)
+    if numeric and confidence < settings.number_min_confidence:
+        return Review("number_unsure", f"a number heard with confidence {confidence:.2f} "
+                      f"< {settings.number_min_confidence}")
+    if unlikely(match, settings) and confidence < settings.unlikely_min_confidence:
+        return Review("unlikely_value", f"an unusual value heard with confidence "
+                      f"{confidence:.2f} < {settings.unlikely_min_confidence}")
+    started = time.process_time()
+    words = match.text.split()
+    spans = _spans(words, match)
+    graph = rival_graph(decoder.last_tokens, spans, alternatives, decoder.known_tokens) \
+        if spans else None
+    if graph is None:
+        return Review(cpu_seconds=time.process_time() - started)
+    units, transitions, final = graph
+    chosen = parse(words, units)
+    hyps, _frames = decoder.rescore(transitions, final, settings.max_hyps)
+    cpu = time.process_time() - started
+    if not hyps or chosen is None:
+        return Review("close_call", "the second pass found no reading", cpu_seconds=cpu)
+    best_text, best_score = hyps[0]
+    best = parse(best_text.split(), units)
+    if best != chosen:
+        return Review("close_call", f"the second pass prefers {best_text!r}", 0.0, best_text,
+                      cpu)
+    span_frames = _span_frames(decoder, spans)
+    for text, score in hyps[1:]:
+        meaning = parse(text.split(), units)
+        if meaning is not None and meaning != chosen:
+            margin = (best_score - score) / 1000.0 / max(1, span_frames)
+            if margin < settings.margin_per_frame:
+                return Review("close_call", f"{text!r} scores within {margin:.4f} per frame",
+                              margin, text, cpu)
+            return Review(None, "", margin, text, cpu)
+    return Review(cpu_seconds=cpu)
+
+
+def _span_frames(decoder: Rescorer, spans: list[tuple[int, int, str]]) -> int:
+    """Frames of the first pass's tokens that hold the spans' words."""
+    frames = 0
+    pos = 0
+    for token, n in zip(decoder.last_tokens, decoder.last_token_frames, strict=False):
+        width = len(token.split(JOIN))
+        if any(pos < e and s < pos + width for s, e, _ in spans):
+            frames += n
+        pos += width
+    return frames
+
+
+class Reviewer:
+    """:func:`review` for one home (its readings built once, next to its intent recognizer)."""
+
+    def __init__(self, vocab: Vocabulary, settings: CloseCallSettings = _DEFAULTS) -> None:
+        self.alternatives = Alternatives(vocab)
+        self.settings = settings
+        self.last = Review()
+
+    def bind(self, decoder: Rescorer, confidence: float) -> Callable[[IntentMatch], IntentMatch]:
+        """A function marking a match of `decoder`'s last utterance ``unsure`` when it is."""
+        def judge(match: IntentMatch) -> IntentMatch:
+            self.last = review(decoder, match, confidence, self.alternatives, self.settings)
+            if self.last.unsure is None:
+                return match
+            return dataclasses.replace(match, unsure=self.last.unsure)
+        return judge
