@@ -12,8 +12,9 @@ FSG, unlike the whole grammar's lattice) and compares the best reading with the 
 :attr:`CloseCallSettings.margin_per_frame` per frame of the slot's words, or if the second pass
 prefers another meaning outright, the answer is "not understood" with reason ``close_call``.
 Commands with numbers (timers, brightness, positions, temperatures, volumes) also need more
-decoder confidence than plain on/off (``number_unsure``), and values nobody asks for (a 93-hour
-timer) more still (``unlikely_value``): those templates are where chatter ends up.
+decoder confidence than plain on/off (``number_unsure``), values nobody asks for (a 93-hour
+timer) more still (``unlikely_value``), and questions about the home a little more
+(``question_unsure``): those templates are where chatter ends up.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Protocol
 
 from .fsg import JOIN
 from .intents import HARMLESS_INTENTS, IntentMatch
+from .scoring import SentenceWalker
 from .templates import INTENT_DOMAINS
 from .text import normalize_words, number_words
 from .vocabulary import Vocabulary
@@ -39,6 +41,11 @@ TIMER_INTENTS = frozenset({"HassStartTimer", "HassCancelTimer", "HassIncreaseTim
 ACTING_INTENTS = (frozenset(INTENT_DOMAINS) - {"HassClimateGetTemperature"}) | TIMER_INTENTS
 """Intents that change something: only these are rescored (a question's wrong answer acts on
 nothing, and the second pass costs CPU)."""
+
+QUESTION_INTENTS = frozenset({"HassGetState", "HassClimateGetTemperature", "HassTimerStatus"})
+"""Questions about the home: chatter bends into their long, varied templates easily; a wrong
+answer acts on nothing but says something untrue, so they need a little more confidence
+(``question_unsure``) and no second pass."""
 
 Key = tuple[str, str]
 """The meaning of a slot's words: ("entity", sorted ids) / ("area", id) / ("floor", id) /
@@ -62,6 +69,8 @@ class CloseCallSettings:
     """... and one with a value nobody asks for (:func:`unlikely`)."""
     max_timer_seconds: int = 4 * 3600
     """Timers longer than this are unlikely."""
+    question_min_confidence: float = 0.55
+    """Decoder confidence a question about the home needs (:data:`QUESTION_INTENTS`)."""
 
 
 _DEFAULTS = CloseCallSettings()
@@ -76,6 +85,8 @@ class Rescorer(Protocol):
     def last_token_frames(self) -> list[int]: ...
     @property
     def known_tokens(self) -> frozenset[str]: ...
+    @property
+    def walker(self) -> SentenceWalker | None: ...
 
     def rescore(self, transitions: list[Transition], final: int,
                 max_hyps: int) -> tuple[list[tuple[str, float]], int]: ...
@@ -119,18 +130,23 @@ class Alternatives:
 
 
 def unlikely(match: IntentMatch, settings: CloseCallSettings = _DEFAULTS) -> bool:
-    """A value nobody asks for: a timer longer than ``max_timer_seconds``."""
+    """A value nobody asks for: a timer longer than ``max_timer_seconds``, one of hours, minutes
+    and seconds all at once, or 60 or more of a unit beside a larger one ("ten hours eighty four
+    minutes")."""
     if match.name not in TIMER_INTENTS:
         return False
-    seconds = 0
-    for slot, factor in (("hours", 3600), ("minutes", 60), ("seconds", 1)):
+    parts: dict[str, int] = {}
+    for slot in ("hours", "minutes", "seconds"):
         value = match.slots.get(slot)
         if value is not None:
             try:
-                seconds += int(float(str(value.value)) * factor)
+                parts[slot] = int(float(str(value.value)))
             except ValueError:
                 return True
-    return seconds > settings.max_timer_seconds
+    seconds = parts.get("hours", 0) * 3600 + parts.get("minutes", 0) * 60 + parts.get("seconds", 0)
+    return (seconds > settings.max_timer_seconds or len(parts) == 3
+            or ("hours" in parts and parts.get("minutes", 0) >= 60)
+            or (len(parts) > 1 and parts.get("seconds", 0) >= 60))
 
 
 def _spans(words: Sequence[str], match: IntentMatch) -> list[tuple[int, int, str]]:
@@ -166,50 +182,74 @@ def _tokens_for(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...
 
 
 def rival_graph(tokens: Sequence[str], spans: list[tuple[int, int, str]],
-                alternatives: Alternatives, known: frozenset[str]
-                ) -> tuple[list[Unit], list[tuple[int, int, float, str]], int] | None:
+                alternatives: Alternatives, known: frozenset[str],
+                walker: SentenceWalker | None = None
+                ) -> tuple[list[Unit], list[Transition], int] | None:
     """The decoded sentence (`tokens`, multi-word tokens joined by ``_``) with each span's words
-    replaced by every reading of its kind: (units, FSG transitions, final state); None if a
-    span's own words cannot be said with the grammar's tokens."""
-    owner: list[int | None] = []  # the span each word belongs to
+    replaced by every reading of its kind that makes a sentence of the grammar (`walker`; the
+    other spans keep their words): (units, FSG transitions, final state); None if a span's own
+    words cannot be said with the grammar's tokens."""
     token_words = [t.split(JOIN) for t in tokens]
-    for i in range(sum(len(w) for w in token_words)):
-        owner.append(next((k for k, (s, e, _) in enumerate(spans) if s <= i < e), None))
-    units: list[Unit] = []
+    words = [w for parts in token_words for w in parts]
+    owner = [next((k for k, (s, e, _) in enumerate(spans) if s <= i < e), None)
+             for i in range(len(words))]
+    # per span: the first pass's own tokens for it, if the span is made of whole tokens
+    own: dict[int, list[str]] = {}
+    units: list[tuple[str, ...] | int] = []  # an int: the span of that number
     pos = 0
-    done: set[int] = set()
     for token, parts in zip(tokens, token_words, strict=True):
         idx = range(pos, pos + len(parts))
         pos += len(parts)
-        if all(owner[i] is None for i in idx):
+        kinds = {owner[i] for i in idx}
+        if kinds == {None}:
             units.append((token,))
             continue
-        for i, word in zip(idx, parts, strict=True):
+        if len(kinds) == 1:
+            (k,) = kinds
+            assert k is not None
+            own.setdefault(k, []).append(token)
+            if not units or units[-1] != k:
+                units.append(k)
+            continue
+        for i, word in zip(idx, parts, strict=True):  # a token across a span's edge
             k = owner[i]
             if k is None:
                 if word not in known:
                     return None
                 units.append((word,))
-            elif k not in done:
-                done.add(k)
-                start, end, slot = spans[k]
-                chosen = tuple(w for j, w in enumerate(
-                    (w for p in token_words for w in p)) if start <= j < end)
-                readings = dict(alternatives.of(slot))
-                if chosen not in readings:
-                    return None
-                units.append(readings)
+            else:
+                own[k] = []  # not whole tokens
+                if not units or units[-1] != k:
+                    units.append(k)
+    out: list[Unit] = []
     transitions: list[Transition] = []
-    state = 0
-    fresh = 1
+    state, fresh = 0, 1
     for unit in units:
         if isinstance(unit, tuple):
+            out.append(unit)
             for token in unit:
                 transitions.append((state, fresh, 1.0, token))
                 state, fresh = fresh, fresh + 1
             continue
-        sayable = [(r, t) for r in unit if (t := _tokens_for(r, known)) is not None]
-        end = fresh
+        start, end, slot = spans[unit]
+        chosen = tuple(words[start:end])
+        readings = dict(alternatives.of(slot))
+        if chosen not in readings:
+            return None
+        chosen_tokens = _tokens_for(chosen, known) or tuple(own.get(unit, ()))
+        if not chosen_tokens:
+            return None
+        before = words[:start]
+        after = words[end:]
+        fits: Callable[[tuple[str, ...]], bool] = lambda _r: True
+        if walker is not None:
+            prefix = walker.advance(walker.start(), before)
+            fits = lambda r: walker.complete(walker.advance(walker.advance(prefix, r), after))  # noqa: E731
+        sayable = [(chosen, chosen_tokens)] + [
+            (r, t) for r in readings if r != chosen and (t := _tokens_for(r, known)) is not None
+            and fits(r)]
+        out.append({r: readings[r] for r, _t in sayable})
+        join = fresh
         fresh += 1
         for _reading, toks in sayable:
             # each reading ends in a state of its own, joined to the rest by a null transition:
@@ -219,9 +259,9 @@ def rival_graph(tokens: Sequence[str], spans: list[tuple[int, int, str]],
             for token in toks:
                 transitions.append((src, fresh, prob, token))
                 src, prob, fresh = fresh, 1.0, fresh + 1
-            transitions.append((src, end, 1.0))
-        state = end
-    return units, transitions, state
+            transitions.append((src, join, 1.0))
+        state = join
+    return out, transitions, state
 
 
 def parse(words: Sequence[str], units: list[Unit]) -> tuple[Key, ...] | None:
@@ -248,6 +288,9 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
            alternatives: Alternatives, settings: CloseCallSettings = _DEFAULTS) -> Review:
     """Whether `match` (the intent of the decoder's last utterance, heard with `confidence`)
     may be acted on; see the module docstring."""
+    if match.name in QUESTION_INTENTS and confidence < settings.question_min_confidence:
+        return Review("question_unsure", f"a question heard with confidence {confidence:.2f} "
+                      f"< {settings.question_min_confidence}")
     if match.name in HARMLESS_INTENTS or match.name not in ACTING_INTENTS:
         return Review()
     numeric = any(s in NUMBER_SLOTS for s in match.slots)
@@ -260,8 +303,8 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
     started = time.process_time()
     words = match.text.split()
     spans = _spans(words, match)
-    graph = rival_graph(decoder.last_tokens, spans, alternatives, decoder.known_tokens) \
-        if spans else None
+    graph = rival_graph(decoder.last_tokens, spans, alternatives, decoder.known_tokens,
+                        decoder.walker) if spans else None
     if graph is None:
         return Review(cpu_seconds=time.process_time() - started)
     units, transitions, final = graph

@@ -40,7 +40,7 @@ from .denoise import Denoiser, estimate_noise
 from .fsg import JOIN
 from .grammar import CompiledGrammar
 from .pitch import median_f0, warp_for_f0
-from .scoring import UtteranceScore, score_path, sentence_checker
+from .scoring import SentenceWalker, UtteranceScore, score_path
 from .settings import DecoderSettings
 from .text import normalize_text
 
@@ -159,6 +159,7 @@ class GrammarDecoder:
         self.last_tokens: list[str] = []  # the last utterance's tokens (``turn_on``), if a command
         self.last_token_frames: list[int] = []  # and the frames each one spans
         self.known_tokens: frozenset[str] = frozenset()
+        self.walker: SentenceWalker | None = None  # follows word sequences through the grammar
         self.set_grammar(grammar)
 
     def _config(self, dict_path: str, fsg_path: str) -> Config:
@@ -194,7 +195,9 @@ class GrammarDecoder:
         self._rival = ""
         self.grammar = grammar
         self.known_tokens = frozenset(grammar.dictionary)
-        self._accepts = sentence_checker(grammar.fsg)
+        walker = self.walker = SentenceWalker(grammar.fsg)
+        self._accepts = lambda text: walker.complete(
+            walker.advance(walker.start(), normalize_text(text).split()))
 
     # utterance -----------------------------------------------------------
     def start(self) -> None:

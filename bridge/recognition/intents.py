@@ -99,6 +99,7 @@ UNSURE_REASONS = {
     "close_call": "whose meaning another reading fits almost as well",
     "number_unsure": "with a number",
     "unlikely_value": "with a value nobody asks for",
+    "question_unsure": "(a question about the home)",
 }
 """What each :attr:`IntentMatch.unsure` code means (:mod:`.closecall` decides them)."""
 
