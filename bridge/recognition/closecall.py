@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import garbage
 from .fsg import JOIN
 from .intents import HARMLESS_INTENTS, IntentMatch
 from .scoring import SentenceWalker
@@ -48,6 +49,7 @@ answer acts on nothing but says something untrue, so they need a little more con
 (``question_unsure``) and no second pass."""
 
 Key = tuple[str, str]
+
 """The meaning of a slot's words: ("entity", sorted ids) / ("area", id) / ("floor", id) /
 ("number", value)."""
 
@@ -57,13 +59,13 @@ class CloseCallSettings:
     """How sure the words that carry the meaning must be (chosen on tuning voices only,
     docs/recognition.md "Close calls")."""
 
-    margin_per_frame: float = 0.004
+    margin_per_frame: float = 0.001
     """Refuse when a reading of another meaning scores within this much of the best one, per
     frame of the slot's words (pocketsphinx log units / 1000, as the rejection score)."""
     max_hyps: int = 60
     """n-best entries of the second pass looked at for a rival (variants and word boundaries
     repeat one reading many times)."""
-    number_min_confidence: float = 0.55
+    number_min_confidence: float = 0.58
     """Decoder confidence a command with a number needs (0.5 = the rejection threshold)."""
     unlikely_min_confidence: float = 0.7
     """... and one with a value nobody asks for (:func:`unlikely`)."""
@@ -248,9 +250,10 @@ def rival_graph(tokens: Sequence[str], spans: list[tuple[int, int, str]],
         sayable = [(chosen, chosen_tokens)] + [
             (r, t) for r in readings if r != chosen and (t := _tokens_for(r, known)) is not None
             and fits(r)]
-        out.append({r: readings[r] for r, _t in sayable})
+        unit_readings = {r: readings[r] for r, _t in sayable}
         join = fresh
         fresh += 1
+        out.append(unit_readings)
         for _reading, toks in sayable:
             # each reading ends in a state of its own, joined to the rest by a null transition:
             # pocketsphinx keeps one history entry per state and frame, so readings that ended
@@ -284,6 +287,12 @@ def parse(words: Sequence[str], units: list[Unit]) -> tuple[Key, ...] | None:
     return walk(0, 0)
 
 
+def hyp_words(hypstr: str) -> list[str]:
+    """A second-pass hypothesis as words (multi-word tokens split; loop words kept whole)."""
+    return [w for token in hypstr.split()
+            for w in ([token] if token.startswith(garbage.PREFIX) else token.split(JOIN))]
+
+
 def review(decoder: Rescorer, match: IntentMatch, confidence: float,
            alternatives: Alternatives, settings: CloseCallSettings = _DEFAULTS) -> Review:
     """Whether `match` (the intent of the decoder's last utterance, heard with `confidence`)
@@ -313,6 +322,7 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
     cpu = time.process_time() - started
     if not hyps or chosen is None:
         return Review("close_call", "the second pass found no reading", cpu_seconds=cpu)
+    hyps = [(" ".join(hyp_words(text)), score) for text, score in hyps]
     best_text, best_score = hyps[0]
     best = parse(best_text.split(), units)
     if best != chosen:

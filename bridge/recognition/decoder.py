@@ -445,7 +445,7 @@ class GrammarDecoder:
                     if len(out) >= max_hyps:
                         break
                     if hyp.hypstr:
-                        out.append((normalize_text(hyp.hypstr), float(logmath.log(hyp.score))
+                        out.append((hyp.hypstr, float(logmath.log(hyp.score))
                                     if hyp.score > 0 else -1e12))
         finally:
             dec.activate_search(self._main_search)
