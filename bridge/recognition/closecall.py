@@ -6,8 +6,8 @@ minutes", "the guest room" / "the bedside lamp"). After the intent is known, :fu
 the words of its meaning-carrying slots (names, areas, floors, numbers), builds a small FSG that is
 the decoded sentence with each such slot replaced by every rival of its kind (every name, area and
 floor of the home; the numbers 0-100), decodes the same audio against it once more
-(:meth:`.decoder.GrammarDecoder.rescore`, with a lattice and its n-best list: cheap for a small
-FSG, unlike the whole grammar's lattice) and compares the best reading with the best reading of a
+(:meth:`.decoder.GrammarDecoder.rescore`: a small search), then once per slot with the readings
+of the chosen meaning left out, and compares the best reading with the best reading of a
 *different meaning* (aliases of one entity are one meaning). If that rival is within
 :attr:`CloseCallSettings.margin_per_frame` per frame of the slot's words, or if the second pass
 prefers another meaning outright, the answer is "not understood" with reason ``close_call``.
@@ -62,9 +62,6 @@ class CloseCallSettings:
     margin_per_frame: float = 0.001
     """Refuse when a reading of another meaning scores within this much of the best one, per
     frame of the slot's words (pocketsphinx log units / 1000, as the rejection score)."""
-    max_hyps: int = 60
-    """n-best entries of the second pass looked at for a rival (variants and word boundaries
-    repeat one reading many times)."""
     number_min_confidence: float = 0.58
     """Decoder confidence a command with a number needs (0.5 = the rejection threshold)."""
     unlikely_min_confidence: float = 0.7
@@ -90,8 +87,7 @@ class Rescorer(Protocol):
     @property
     def walker(self) -> SentenceWalker | None: ...
 
-    def rescore(self, transitions: list[Transition], final: int,
-                max_hyps: int) -> tuple[list[tuple[str, float]], int]: ...
+    def rescore(self, transitions: list[Transition], final: int) -> tuple[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -170,8 +166,8 @@ def _spans(words: Sequence[str], match: IntentMatch) -> list[tuple[int, int, str
 
 Transition = tuple[int, int, float, str] | tuple[int, int, float]
 """An FSG transition: (from, to, probability, token), or without a token: a null transition."""
-Unit = tuple[str, ...] | dict[tuple[str, ...], Key]
-"""A fixed run of tokens, or a slot: its readings (words) with their meanings."""
+Unit = tuple[str, ...] | dict[tuple[str, ...], tuple[Key, tuple[str, ...]]]
+"""A fixed run of tokens, or a slot: its readings (words) with their meanings and tokens."""
 
 
 def _tokens_for(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...] | None:
@@ -186,11 +182,11 @@ def _tokens_for(words: tuple[str, ...], known: frozenset[str]) -> tuple[str, ...
 def rival_graph(tokens: Sequence[str], spans: list[tuple[int, int, str]],
                 alternatives: Alternatives, known: frozenset[str],
                 walker: SentenceWalker | None = None
-                ) -> tuple[list[Unit], list[Transition], int] | None:
+                ) -> list[Unit] | None:
     """The decoded sentence (`tokens`, multi-word tokens joined by ``_``) with each span's words
     replaced by every reading of its kind that makes a sentence of the grammar (`walker`; the
-    other spans keep their words): (units, FSG transitions, final state); None if a span's own
-    words cannot be said with the grammar's tokens."""
+    other spans keep their words), as units for :func:`transitions`; None if a span's own words
+    cannot be said with the grammar's tokens. The chosen reading comes first in its unit."""
     token_words = [t.split(JOIN) for t in tokens]
     words = [w for parts in token_words for w in parts]
     owner = [next((k for k, (s, e, _) in enumerate(spans) if s <= i < e), None)
@@ -224,47 +220,68 @@ def rival_graph(tokens: Sequence[str], spans: list[tuple[int, int, str]],
                 if not units or units[-1] != k:
                     units.append(k)
     out: list[Unit] = []
-    transitions: list[Transition] = []
-    state, fresh = 0, 1
     for unit in units:
         if isinstance(unit, tuple):
             out.append(unit)
-            for token in unit:
-                transitions.append((state, fresh, 1.0, token))
-                state, fresh = fresh, fresh + 1
             continue
         start, end, slot = spans[unit]
         chosen = tuple(words[start:end])
-        readings = dict(alternatives.of(slot))
+        readings = alternatives.of(slot)
         if chosen not in readings:
             return None
         chosen_tokens = _tokens_for(chosen, known) or tuple(own.get(unit, ()))
         if not chosen_tokens:
             return None
-        before = words[:start]
-        after = words[end:]
+        before, after = words[:start], words[end:]
         fits: Callable[[tuple[str, ...]], bool] = lambda _r: True
         if walker is not None:
             prefix = walker.advance(walker.start(), before)
             fits = lambda r: walker.complete(walker.advance(walker.advance(prefix, r), after))  # noqa: E731
-        sayable = [(chosen, chosen_tokens)] + [
-            (r, t) for r in readings if r != chosen and (t := _tokens_for(r, known)) is not None
-            and fits(r)]
-        unit_readings = {r: readings[r] for r, _t in sayable}
+        slot_unit = {chosen: (readings[chosen], chosen_tokens)}
+        for reading, key in readings.items():
+            if reading != chosen and (toks := _tokens_for(reading, known)) is not None \
+                    and fits(reading):
+                slot_unit[reading] = (key, toks)
+        out.append(slot_unit)
+    return out
+
+
+def _anything(_key: Key) -> bool:
+    return True
+
+
+def transitions(units: list[Unit], keep: Mapping[int, Callable[[Key], bool]] | None = None
+                ) -> tuple[list[Transition], int]:
+    """FSG transitions (start state 0) and final state for `units`; `keep` restricts the readings
+    of the slot units it names (by their index among the slot units). Every reading keeps the
+    probability it has with all readings (1 / their number), so that path scores of two such
+    FSGs differ only in what the audio says."""
+    out: list[Transition] = []
+    state, fresh, slot_index = 0, 1, 0
+    for unit in units:
+        if isinstance(unit, tuple):
+            for token in unit:
+                out.append((state, fresh, 1.0, token))
+                state, fresh = fresh, fresh + 1
+            continue
+        share = 1.0 / len(unit)
+        wanted: Callable[[Key], bool] = (keep or {}).get(slot_index, _anything)
+        slot_index += 1
         join = fresh
         fresh += 1
-        out.append(unit_readings)
-        for _reading, toks in sayable:
+        for key, toks in unit.values():
+            if not wanted(key):
+                continue
             # each reading ends in a state of its own, joined to the rest by a null transition:
-            # pocketsphinx keeps one history entry per state and frame, so readings that ended
-            # in one state would leave only the best in the lattice
-            src, prob = state, 1.0 / len(sayable)
+            # pocketsphinx keeps one history entry per state and frame (readings ending in one
+            # state would leave only the best one behind)
+            src, prob = state, share
             for token in toks:
-                transitions.append((src, fresh, prob, token))
+                out.append((src, fresh, prob, token))
                 src, prob, fresh = fresh, 1.0, fresh + 1
-            transitions.append((src, join, 1.0))
+            out.append((src, join, 1.0))
         state = join
-    return out, transitions, state
+    return out, state
 
 
 def parse(words: Sequence[str], units: list[Unit]) -> tuple[Key, ...] | None:
@@ -278,7 +295,7 @@ def parse(words: Sequence[str], units: list[Unit]) -> tuple[Key, ...] | None:
             if list(words[i:i + len(flat)]) != flat:
                 return None
             return walk(i + len(flat), u + 1)
-        for reading, key in unit.items():
+        for reading, (key, _tokens) in unit.items():
             if tuple(words[i:i + len(reading)]) == reading:
                 rest = walk(i + len(reading), u + 1)
                 if rest is not None:
@@ -312,32 +329,40 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
     started = time.process_time()
     words = match.text.split()
     spans = _spans(words, match)
-    graph = rival_graph(decoder.last_tokens, spans, alternatives, decoder.known_tokens,
+    units = rival_graph(decoder.last_tokens, spans, alternatives, decoder.known_tokens,
                         decoder.walker) if spans else None
-    if graph is None:
+    if units is None:
         return Review(cpu_seconds=time.process_time() - started)
-    units, transitions, final = graph
     chosen = parse(words, units)
-    hyps, _frames = decoder.rescore(transitions, final, settings.max_hyps)
-    cpu = time.process_time() - started
-    if not hyps or chosen is None:
-        return Review("close_call", "the second pass found no reading", cpu_seconds=cpu)
-    hyps = [(" ".join(hyp_words(text)), score) for text, score in hyps]
-    best_text, best_score = hyps[0]
-    best = parse(best_text.split(), units)
+    assert chosen is not None  # the chosen readings are in the units by construction
+    # every reading at once: is the first pass's the best?
+    best_text, best_score = decoder.rescore(*transitions(units))
+    best = parse(hyp_words(best_text), units) if best_text else None
     if best != chosen:
-        return Review("close_call", f"the second pass prefers {best_text!r}", 0.0, best_text,
-                      cpu)
-    span_frames = _span_frames(decoder, spans)
-    for text, score in hyps[1:]:
-        meaning = parse(text.split(), units)
-        if meaning is not None and meaning != chosen:
-            margin = (best_score - score) / 1000.0 / max(1, span_frames)
-            if margin < settings.margin_per_frame:
-                return Review("close_call", f"{text!r} scores within {margin:.4f} per frame",
-                              margin, text, cpu)
-            return Review(None, "", margin, text, cpu)
-    return Review(cpu_seconds=cpu)
+        text = " ".join(hyp_words(best_text))
+        return Review("close_call", f"the second pass prefers {text!r}" if best_text
+                      else "the second pass found no reading", 0.0, text,
+                      time.process_time() - started)
+    # per slot, the best reading of another meaning (the other slots as heard)
+    closest: tuple[float, str] | None = None
+    for k, (start, end, _slot) in enumerate(spans):
+        keep = {j: (lambda key, j=j: key == chosen[j]) for j in range(len(spans)) if j != k}
+        keep[k] = lambda key, k=k: key != chosen[k]
+        fsg, final = transitions(units, keep)
+        text, score = decoder.rescore(fsg, final)
+        if not text:
+            continue  # no other reading survived the search: far off
+        margin = (best_score - score) / 1000.0 / max(1, _span_frames(decoder, [(start, end, "")]))
+        if closest is None or margin < closest[0]:
+            closest = (margin, " ".join(hyp_words(text)))
+    cpu = time.process_time() - started
+    if closest is None:
+        return Review(cpu_seconds=cpu)
+    margin, rival = closest
+    if margin < settings.margin_per_frame:
+        return Review("close_call", f"{rival!r} scores within {margin:.4f} per frame", margin,
+                      rival, cpu)
+    return Review(None, "", margin, rival, cpu)
 
 
 def _span_frames(decoder: Rescorer, spans: list[tuple[int, int, str]]) -> int:
