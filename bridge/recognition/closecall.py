@@ -250,6 +250,10 @@ def _anything(_key: Key) -> bool:
     return True
 
 
+def _other_than(meaning: Key) -> Callable[[Key], bool]:
+    return lambda key: key != meaning
+
+
 def transitions(units: list[Unit], keep: Mapping[int, Callable[[Key], bool]] | None = None
                 ) -> tuple[list[Transition], int]:
     """FSG transitions (start state 0) and final state for `units`; `keep` restricts the readings
@@ -335,20 +339,19 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
         return Review(cpu_seconds=time.process_time() - started)
     chosen = parse(words, units)
     assert chosen is not None  # the chosen readings are in the units by construction
-    # the first pass's reading alone (a search this small is exact), then per slot the best
-    # reading of another meaning, the other slots as heard
-    keep = {j: (lambda key, j=j: key == chosen[j]) for j in range(len(spans))}
-    own_text, own_score = decoder.rescore(*transitions(units, keep))
-    if not own_text:
-        return Review("close_call", "the second pass found no path for the reading",
-                      cpu_seconds=time.process_time() - started)
-    best_score = own_score
-    # per slot, the best reading of another meaning (the other slots as heard)
+    # every reading at once (pocketsphinx scores each frame against the best senone the search
+    # has active, so only searches over nearly the same readings give comparable scores)
+    best_text, best_score = decoder.rescore(*transitions(units))
+    best = parse(hyp_words(best_text), units) if best_text else None
+    if best != chosen:
+        text = " ".join(hyp_words(best_text))
+        return Review("close_call", f"the second pass prefers {text!r}" if best_text
+                      else "the second pass found no reading", 0.0, text,
+                      time.process_time() - started)
+    # per slot, the best reading with another meaning there (the other slots free)
     closest: tuple[float, str] | None = None
     for k, (start, end, _slot) in enumerate(spans):
-        keep = {j: (lambda key, j=j: key == chosen[j]) for j in range(len(spans)) if j != k}
-        keep[k] = lambda key, k=k: key != chosen[k]
-        fsg, final = transitions(units, keep)
+        fsg, final = transitions(units, {k: _other_than(chosen[k])})
         text, score = decoder.rescore(fsg, final)
         if not text:
             continue  # no other reading survived the search: far off
