@@ -4,8 +4,8 @@ The grammar search returns one sentence; a wrong action happens when another sen
 different meaning fits the audio almost as well ("set a timer for five minutes" / "... twenty
 minutes", "the guest room" / "the bedside lamp"). After the intent is known, :func:`review` takes
 the words of its meaning-carrying slots (names, areas, floors, numbers), builds a small FSG that is
-the decoded sentence with each such slot replaced by every rival of its kind (every name, area and
-floor of the home; the numbers 0-100), decodes the same audio against it once more
+the decoded sentence with each such slot replaced by every rival of its kind that makes a sentence
+of the grammar there (names, areas and floors of the home; the numbers 0-100), decodes the same audio against it once more
 (:meth:`.decoder.GrammarDecoder.rescore`: a small search), then once per slot with the readings
 of the chosen meaning left out, and compares the best reading with the best reading of a
 *different meaning* (aliases of one entity are one meaning). If that rival is within
