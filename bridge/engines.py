@@ -64,6 +64,7 @@ class IntentResult:
     sensitive: bool = False
     broad: bool = False
     slots: tuple[SlotValue, ...] = ()
+    unsure: str | None = None  # the recognizer doubts its meaning (close_call, ...): never acted on
 
     def to_json(self) -> dict[str, object]:
         """The published form: {"name", "confidence", "sensitive", "broad", "slots": {name:

@@ -84,26 +84,46 @@ def intent_text_problem(text: str, limit: int = MAX_INTENT_TEXT) -> str | None:
 
 
 class Flagged(Protocol):
-    """Anything that says whether it acts on a sensitive device or on unnamed ones."""
+    """Anything that says whether it acts on a sensitive device or on unnamed ones, and whether
+    the recognizer doubts the words that carry its meaning (:mod:`.closecall`)."""
 
     @property
     def sensitive(self) -> bool: ...
     @property
     def broad(self) -> bool: ...
+    @property
+    def unsure(self) -> str | None: ...
+
+
+UNSURE_REASONS = {
+    "close_call": "whose meaning another reading fits almost as well",
+    "number_unsure": "with a number",
+    "unlikely_value": "with a value nobody asks for",
+    "question_unsure": "(a question about the home)",
+}
+"""What each :attr:`IntentMatch.unsure` code means (:mod:`.closecall` decides them)."""
 
 
 def refusal(intent: Flagged | Mapping[str, object], confidence: float,
             sensitive_min: float = SENSITIVE_MIN_CONFIDENCE,
-            broad_min: float = BROAD_MIN_CONFIDENCE) -> tuple[str, str, float] | None:
-    """(error code, what, minimum) if `intent` (a match, or its dict form from a worker) asks for
-    more confidence than it was heard with; None if it may be acted on."""
-    def flag(name: str) -> bool:
-        return bool(intent.get(name) if isinstance(intent, Mapping) else getattr(intent, name))
+            broad_min: float = BROAD_MIN_CONFIDENCE) -> tuple[str, str] | None:
+    """(error code, why) if `intent` (a match, or its dict form from a worker) must not be acted
+    on: the recognizer doubts its meaning (``close_call``, ``number_unsure``,
+    ``unlikely_value``), or it asks for more confidence than it was heard with
+    (``sensitive_unsure``, ``broad_unsure``); None if it may be acted on."""
+    def flag(name: str) -> object:
+        return intent.get(name) if isinstance(intent, Mapping) else getattr(intent, name, None)
 
+    unsure = flag("unsure")
+    if isinstance(unsure, str) and unsure:
+        what = UNSURE_REASONS.get(unsure, "that the recognizer doubts")
+        return unsure, f"{what}, heard with confidence {confidence:.2f}"
     if flag("sensitive") and confidence < sensitive_min:
-        return "sensitive_unsure", "on a sensitive device", sensitive_min
+        return "sensitive_unsure", (f"on a sensitive device heard with confidence "
+                                    f"{confidence:.2f} < {sensitive_min}")
     if flag("broad") and confidence < broad_min:
-        return "broad_unsure", "on devices none of which was named", broad_min
+        return "broad_unsure", (f"on devices none of which was named heard with confidence "
+                                f"{confidence:.2f} < {broad_min}")
     return None
 
 
@@ -142,6 +162,9 @@ class IntentMatch:
     """True for actions on devices none of which was named: a whole area, floor, the home, or
     the satellite's area ("turn off the lights", "light up"). Callers should ask for a little
     more confidence (e.g. >= BROAD_MIN_CONFIDENCE) before acting."""
+    unsure: str | None = None
+    """Set by :mod:`.closecall` when the words that carry the meaning were not heard clearly
+    enough (``close_call``, ``number_unsure``, ``unlikely_value``): never act on it."""
 
     @property
     def entity_ids(self) -> tuple[str, ...]:

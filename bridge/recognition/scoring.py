@@ -61,54 +61,76 @@ def score_path(decoder: Decoder) -> UtteranceScore:
                           words=out)
 
 
-def sentence_checker(fsg: str) -> Callable[[str], bool]:
-    """A function telling whether a word sequence is a complete sentence of an FSG text.
+Position = tuple[int, tuple[str, ...]]
+"""Where a word sequence has got to in an FSG: (state, remaining words of the token being
+matched)."""
 
-    Multi-word tokens (``turn_on``) match their words in sequence.
-    """
-    trans: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
-    final = 0
-    for line in fsg.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "FINAL_STATE":
-            final = int(parts[1])
-        elif parts[0] == "TRANSITION":
-            src, dst = int(parts[1]), int(parts[2])
-            words = tuple(parts[4].split("_")) if len(parts) > 4 else ()
-            trans.setdefault(src, []).append((dst, words))
 
-    # a position is (state, remaining words of the token being matched)
-    Position = tuple[int, tuple[str, ...]]
+class SentenceWalker:
+    """Follows word sequences through an FSG text (multi-word tokens ``turn_on`` match their
+    words in sequence): a prefix can be followed once and continued many ways."""
 
-    def closure(positions: set[Position]) -> set[Position]:
+    def __init__(self, fsg: str) -> None:
+        self._trans: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
+        self._final = 0
+        for line in fsg.splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            if parts[0] == "FINAL_STATE":
+                self._final = int(parts[1])
+            elif parts[0] == "TRANSITION":
+                src, dst = int(parts[1]), int(parts[2])
+                words = tuple(parts[4].split("_")) if len(parts) > 4 else ()
+                self._trans.setdefault(src, []).append((dst, words))
+
+    def _closure(self, positions: set[Position]) -> frozenset[Position]:
         stack = list(positions)
         while stack:
             state, rest = stack.pop()
             if rest:
                 continue
-            for dst, words in trans.get(state, ()):
+            for dst, words in self._trans.get(state, ()):
                 if not words and (dst, ()) not in positions:
                     positions.add((dst, ()))
                     stack.append((dst, ()))
-        return positions
+        return frozenset(positions)
 
-    def accepts(text: str) -> bool:
-        positions = closure({(0, ())})
-        for word in normalize_text(text).split():
+    def start(self) -> frozenset[Position]:
+        """The positions before any word."""
+        return self._closure({(0, ())})
+
+    def advance(self, positions: frozenset[Position], words: list[str] | tuple[str, ...]
+                ) -> frozenset[Position]:
+        """The positions after `words` (normalised); empty if no sentence goes on that way."""
+        for word in words:
             nxt: set[Position] = set()
             for state, rest in positions:
                 if rest:
                     if rest[0] == word:
                         nxt.add((state, rest[1:]))
                     continue
-                for dst, words in trans.get(state, ()):
-                    if words and words[0] == word:
-                        nxt.add((dst, words[1:]))
-            positions = closure(nxt)
+                for dst, toks in self._trans.get(state, ()):
+                    if toks and toks[0] == word:
+                        nxt.add((dst, toks[1:]))
+            positions = self._closure(nxt)
             if not positions:
-                return False
-        return (final, ()) in positions
+                break
+        return positions
+
+    def complete(self, positions: frozenset[Position]) -> bool:
+        """True if a sentence of the FSG ends here."""
+        return (self._final, ()) in positions
+
+
+def sentence_checker(fsg: str) -> Callable[[str], bool]:
+    """A function telling whether a word sequence is a complete sentence of an FSG text.
+
+    Multi-word tokens (``turn_on``) match their words in sequence.
+    """
+    walker = SentenceWalker(fsg)
+
+    def accepts(text: str) -> bool:
+        return walker.complete(walker.advance(walker.start(), normalize_text(text).split()))
 
     return accepts

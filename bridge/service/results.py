@@ -4,8 +4,8 @@ The one place that turns a finished utterance into the wire payloads (`transcrip
 the Hermes equivalents through :class:`HermesAdapter`), a content-free audit entry and a log line
 without the words; and the one place that publishes errors (rate-limited per cause), retained
 satellite states and wake announcements (every error counted; publishing and logging bounded per
-code by `bridge.errors.ErrorReporter`). It applies the refusal rule for doubtful sensitive or
-broad commands before anyone can act on the text.
+code by `bridge.errors.ErrorReporter`). It applies the refusal rule (doubtful sensitive or
+broad commands, close calls between readings, unsure numbers) before anyone can act on the text.
 """
 
 from __future__ import annotations
@@ -125,9 +125,8 @@ class ResultPublisher:
             self.recognition.broad_confidence)
         if refused is not None:
             assert intent is not None
-            code, what, minimum = refused
-            self.reporter.report_error(code, f"{intent.name} {what} heard with confidence "
-                              f"{transcript.confidence:.2f} < {minimum}; not acted on", sat.id, session.id)
+            code, why = refused
+            self.reporter.report_error(code, f"{intent.name} {why}; not acted on", sat.id, session.id)
             transcript = dataclasses.replace(transcript, rejected=True)
             intent = None
         timings = dataclasses.replace(timings, intent_ms=round(intent_ms, 1))

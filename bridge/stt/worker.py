@@ -48,7 +48,10 @@ from .messages import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..recognition import IntentMatch, IntentRecognizer
+    from ..recognition.closecall import Reviewer
 
 
 def intent_result(match: IntentMatch | None) -> IntentResult | None:
@@ -57,31 +60,37 @@ def intent_result(match: IntentMatch | None) -> IntentResult | None:
         return None
     return IntentResult(
         name=match.name, confidence=match.confidence, sensitive=match.sensitive, broad=match.broad,
-        slots=tuple(SlotValue(name, slot.value, slot.text, tuple(slot.entity_ids))
+        unsure=match.unsure, slots=tuple(SlotValue(name, slot.value, slot.text, tuple(slot.entity_ids))
                     for name, slot in match.slots.items()),
     )
 
 
-def _recognize(intents: IntentRecognizer | None, text: str, area: str | None) -> tuple[IntentResult | None, float]:
-    """The intent of `text` and the CPU seconds it took."""
+def _recognize(intents: IntentRecognizer | None, text: str, area: str | None,
+               review: Callable[[IntentMatch], IntentMatch] | None = None,
+               ) -> tuple[IntentResult | None, float]:
+    """The intent of `text` (judged by `review`, if given) and the CPU seconds it took."""
     started = time.process_time()
     match = intents.recognize(text, area_id=area) if intents is not None else None
+    if match is not None and review is not None:
+        match = review(match)
     return intent_result(match), time.process_time() - started
 
 
 def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None:
     from bridge.recognition import CompiledGrammar, GrammarDecoder, IntentRecognizer, Vocabulary
+    from bridge.recognition.closecall import Reviewer
     from bridge.recognition.intents import accept_harmless
 
     decoder: GrammarDecoder | None = None
     intents: IntentRecognizer | None = None
+    reviewer: Reviewer | None = None
     pending: LoadGrammar | None = None
     active: str | None = None
     complete = False
     write_message(out, Ready(os.getpid()))
 
     def apply(vocab: Vocabulary, grammar: CompiledGrammar) -> None:
-        nonlocal decoder, intents
+        nonlocal decoder, intents, reviewer
         started = time.monotonic()
         if decoder is None:
             from bridge.resources import decoder_inputs  # the model, word list and temp files
@@ -89,6 +98,7 @@ def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None
         else:
             decoder.set_grammar(grammar)
         intents = IntentRecognizer(vocab)
+        reviewer = Reviewer(vocab)  # close calls: a second pass over the meaning's words
         intents.recognize("what time is it")  # warm up: hassil's first match builds its caches
         write_message(out, GrammarLoaded(grammar.hash, time.monotonic() - started))
 
@@ -102,7 +112,8 @@ def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None
         intent_cpu = 0.0
         if not rejected and result.text and intent_error is None:
             try:
-                intent, intent_cpu = _recognize(intents, result.text, message.area)
+                review = None if reviewer is None else reviewer.bind(decoder, result.confidence)
+                intent, intent_cpu = _recognize(intents, result.text, message.area, review)
             except Exception as err:  # noqa: BLE001 - the transcript stands without its intent
                 traceback.print_exc(file=sys.stderr)
                 intent_error = f"{type(err).__name__}: {err}"

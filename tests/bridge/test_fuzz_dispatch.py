@@ -63,7 +63,7 @@ KNOWN_CODES = frozenset({
     # sessions and engines
     "stopped", "satellite_offline", "satellite_removed", "audio_timeout", "no_speech", "cloud_refused", "stt_timeout",
     "stt_failed", "stt_cancelled", "stt_worker_died", "stt_worker_failed", "grammar_failed",
-    "sensitive_unsure", "broad_unsure",
+    "sensitive_unsure", "broad_unsure", "close_call", "number_unsure", "unlikely_value", "question_unsure",
     # speaking
     "no_tts", "unsupported", "tts_failed", "tts_empty_text", "tts_bad_rate",
     # the other issue 15 branches: Hermes sites (i15-sites), bounded intent matching (i15-nlu), a lost
