@@ -11,7 +11,7 @@ anything by looking at `--split heldout`.
 Each file is cut where the bridge's endpointer would end it (end of the clean speech + 0.25 s),
 fed to GrammarDecoder in 960-byte chunks (asking `is_complete()` after each, as the bridge does),
 then IntentRecognizer with the home's satellite area; the bridge's refusal rules are applied
-(rejection, accept_harmless, refusal of doubtful sensitive/broad intents) and commands are scored
+(rejection, accept_harmless, the close-call review, refusal of doubtful sensitive/broad/unsure intents) and commands are scored
 with bench/report.py's `understood()`. `--set NAME=VALUE` replaces a field of the decoder's
 DecoderSettings (bridge/recognition/settings.py; upper or lower case, e.g. `--set MAXHMMPF=30000`,
 `--set cmvn=False`, `--set "PITCH_WARPS=((160.0, 1.1),)"`). Raw per-sample results go to
@@ -130,14 +130,15 @@ def _init(settings: DecoderSettings) -> None:
     _STATE["settings"] = settings
 
 
-def _get(home: str, seed: int) -> tuple[Any, Any]:
+def _get(home: str, seed: int) -> tuple[Any, Any, Any]:
     key = f"{home}:{seed}"
     if key not in _STATE:
         from bridge.recognition import IntentRecognizer, compile_grammar, parse_vocabulary
+        from bridge.recognition.closecall import Reviewer
         from bridge.resources import cmudict, new_decoder
         vocab = parse_vocabulary(build_homes(seed)[home].vocab)
         decoder = new_decoder(compile_grammar(vocab, cmudict()), _STATE["settings"])
-        _STATE[key] = (decoder, IntentRecognizer(vocab))
+        _STATE[key] = (decoder, IntentRecognizer(vocab), Reviewer(vocab))
     return _STATE[key]
 
 
@@ -150,7 +151,7 @@ def _intent_dict(match: Any) -> dict[str, Any] | None:
 
 def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     """Decode one sample as the bridge would and score it."""
-    decoder, recognizer = _get(sample["home"], sample["seed"])
+    decoder, recognizer, reviewer = _get(sample["home"], sample["seed"])
     path = Path(sample["path"])
     if os.environ.get("TUNE_AUDIO_DIR"):  # the same files, processed elsewhere (front-end experiments)
         path = Path(os.environ["TUNE_AUDIO_DIR"]) / path.name
@@ -163,6 +164,8 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     res = decoder.finish()
     match = recognizer.recognize(res.text, area_id=sample["satellite_area"]) if res.text else None
     rejected = res.rejected and not accept_harmless(res.text, res.confidence, res.reject_reason, recognizer)
+    if match is not None and not rejected:  # the worker's second look at the meaning's words
+        match = reviewer.bind(decoder, res.confidence)(match)
     # what the bridge refuses to act on (bridge/service/results.py, default config)
     rejected = rejected or (match is not None and refusal(match, res.confidence) is not None)
     out = dict(sample)
