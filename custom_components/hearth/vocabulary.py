@@ -10,7 +10,6 @@ from homeassistant.components.homeassistant.exposed_entities import (
     async_listen_entity_updates,
     async_should_expose,
 )
-from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.helpers import (
     area_registry as ar,
@@ -19,6 +18,7 @@ from homeassistant.helpers import (
     floor_registry as fr,
 )
 from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.start import async_at_started
 
 from .const import (
     CONF_POLITE,
@@ -152,16 +152,19 @@ class VocabularyPublisher:
         )
         entry.async_on_unload(self.hub.async_on_bridge_online(self._async_bridge_online))
         if self.hass.state is not CoreState.running:
-            # Entities are still being set up: send what exists now, then all of them.
-            entry.async_on_unload(
-                self.hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STARTED, self._async_changed)
-            )
+            # Entities are still being set up: send what exists now, then all of them. (The
+            # helper's unsubscribe is safe to call after start-up, unlike a listen_once's.)
+            entry.async_on_unload(async_at_started(self.hass, self._async_started))
         entry.async_create_background_task(
             self.hass, self.async_publish(), "hearth vocabulary publish"
         )
 
     @callback
     def _async_changed(self, event: Event[Any]) -> None:
+        self.async_schedule()
+
+    @callback
+    def _async_started(self, hass: HomeAssistant) -> None:
         self.async_schedule()
 
     @callback
