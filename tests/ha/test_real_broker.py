@@ -63,7 +63,7 @@ async def test_entities_switch_and_voice_over_broker(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "on")
     assert _state(hass, "binary_sensor.hearth_bridge_connectivity") == "on"
-    assert _state(hass, "sensor.kitchen_state") == "idle"
+    assert _state(hass, "assist_satellite.kitchen") == "idle"
 
     # The vocabulary reached the bridge, retained.
     await _until(hass, lambda: bool(broker_bridge.messages("/vocabulary/set")))
