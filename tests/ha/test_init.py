@@ -90,11 +90,33 @@ async def test_diagnostics(hass: HomeAssistant, bridge: HassBridge, loaded: Mock
         {"counters": {"bytes_off_lan": 1}, "recent": [{"text": "secret words"}]},
     )
     await bridge.transcript("kitchen", "secret words")
+    # The bridge names its engines' servers (a Wyoming STT on the LAN).
+    await bridge.send(
+        "bridge/status",
+        {
+            "state": "online", "protocol": 1, "version": "0.1.0", "bridge_id": BRIDGE_ID,
+            "status_api": "http://127.0.0.1:10500/status",
+            "engines": {
+                "stt": {"name": "wyoming", "locality": "lan", "host": "whisper.home.lan",
+                        "port": 10300, "address_class": "private"},
+                "tts": {"name": "wyoming", "locality": "lan", "host": "192.168.1.20"},
+            },
+        },
+    )
     await hass.async_block_till_done(wait_background_tasks=True)
+    # A conversation started by Home Assistant left its prompt with the satellite.
+    satellite = loaded.runtime_data.hub.satellites["kitchen"]
+    satellite.continue_conversation("01JCONVERSATIONID", "You are a secret prompt")
     diagnostics = await async_get_config_entry_diagnostics(hass, loaded)
     dumped = json.dumps(diagnostics)
-    assert "secret words" not in dumped
-    assert "10500" not in dumped  # the status API address
+    for private in (
+        "secret words", "10500", "whisper.home.lan", "192.168.1.20", "secret prompt",
+        "01JCONVERSATIONID",
+    ):
+        assert private not in dumped, private
+    assert diagnostics["bridge"]["engines"]["stt"]["host"] == "**REDACTED**"
+    assert diagnostics["bridge"]["engines"]["stt"]["locality"] == "lan"
+    assert diagnostics["satellites"]["kitchen"]["extra_system_prompt"] == "**REDACTED**"
     assert diagnostics["bridge"]["bridge_id"] == BRIDGE_ID
     assert diagnostics["bridge"]["status_api"] == "**REDACTED**"
     assert diagnostics["audit"]["counters"] == {"bytes_off_lan": 1}
