@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 import logging
 import time
@@ -9,13 +10,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from homeassistant.components import conversation
-from homeassistant.components.assist_pipeline import Pipeline, PipelineNotFound
-from homeassistant.components.assist_pipeline.pipeline import (
-    KEY_ASSIST_PIPELINE,
-    async_get_pipeline,
-)
+from homeassistant.components.assist_pipeline import Pipeline, async_get_pipelines
 from homeassistant.const import MATCH_ALL
-from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.loader import IntegrationNotFound, async_get_integration
 
@@ -151,6 +148,32 @@ async def async_pipeline_locality(
     return None
 
 
+def _async_listen_pipeline_changes(
+    hass: HomeAssistant, listener: Callable[..., Awaitable[None]]
+) -> CALLBACK_TYPE | None:
+    """Call `listener` when an Assist pipeline is created, changed or deleted.
+
+    Home Assistant has no public API for this (`assist_pipeline` exports the pipelines, not
+    their changes): the listener goes on the component's pipeline store, in `hass.data`, here
+    only. None when the store is not there.
+    """
+    from homeassistant.components.assist_pipeline.pipeline import (  # noqa: PLC0415
+        KEY_ASSIST_PIPELINE,
+    )
+
+    if (assist := hass.data.get(KEY_ASSIST_PIPELINE)) is None:
+        return None
+    remove: CALLBACK_TYPE = assist.pipeline_store.async_add_listener(listener)
+    return remove
+
+
+def _async_find_pipeline(hass: HomeAssistant, pipeline_id: str) -> Pipeline | None:
+    """The Assist pipeline with this id, else None."""
+    return next(
+        (pipeline for pipeline in async_get_pipelines(hass) if pipeline.id == pipeline_id), None
+    )
+
+
 class VoiceCommands:
     """Runs a satellite's transcripts through Home Assistant's conversation agents."""
 
@@ -175,10 +198,10 @@ class VoiceCommands:
         self.entry.async_on_unload(
             self.hub.async_add_satellite_listener(lambda _sat: self._async_schedule_modes())
         )
-        if (assist := self.hass.data.get(KEY_ASSIST_PIPELINE)) is not None:
-            self.entry.async_on_unload(
-                assist.pipeline_store.async_add_listener(self._async_pipelines_changed)
-            )
+        if (
+            remove := _async_listen_pipeline_changes(self.hass, self._async_pipelines_changed)
+        ) is not None:
+            self.entry.async_on_unload(remove)
 
     # ------------------------------------------------------------------ pipeline modes
 
@@ -286,9 +309,7 @@ class VoiceCommands:
         """
         if (pipeline_id := self.pipeline_for(satellite_id)) is None:
             return None
-        try:
-            pipeline = async_get_pipeline(self.hass, pipeline_id)
-        except PipelineNotFound:
+        if (pipeline := _async_find_pipeline(self.hass, pipeline_id)) is None:
             _LOGGER.warning(
                 "Assist pipeline %s of satellite %s no longer exists; using Hearth's own",
                 pipeline_id,
