@@ -18,6 +18,7 @@ from homeassistant.helpers import (
     device_registry as dr,
     issue_registry as ir,
 )
+from homeassistant.helpers.event import async_call_later
 
 from .const import (
     DOMAIN,
@@ -43,6 +44,11 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 type SatelliteEventCallback = Callable[[str, dict[str, Any]], None]
+
+# After the bridge is first seen online, how long until satellite devices whose satellite the
+# broker no longer holds (no retained status or state) are removed: the retained messages of
+# every known satellite arrive right after the subscriptions, well within this.
+STALE_DEVICE_GRACE = 60.0
 
 
 class HearthHub:
@@ -78,6 +84,8 @@ class HearthHub:
         """The protocol version the bridge advertises ("none": none) if it is not spoken here."""
         self.keeper = PolicyKeeper(hass, entry, self)
         """The owner's policy, re-applied when the bridge loses its own."""
+        self._stale_check: CALLBACK_TYPE | None = None
+        self._stale_checked = False
 
     # ------------------------------------------------------------------ topics
 
@@ -117,6 +125,7 @@ class HearthHub:
         for topic, handler in subscriptions.items():
             self.entry.async_on_unload(await mqtt.async_subscribe(self.hass, topic, handler))
         self.entry.async_on_unload(self._async_cancel_pending)
+        self.entry.async_on_unload(self._async_cancel_stale_check)
         self.entry.async_on_unload(self._async_delete_protocol_issue)
 
     @callback
@@ -249,6 +258,10 @@ class HearthHub:
         if self.status.online and not was_online:
             for online in list(self._online_callbacks):
                 online()
+            if not self._stale_checked and self._stale_check is None:
+                self._stale_check = async_call_later(
+                    self.hass, STALE_DEVICE_GRACE, self._async_remove_stale_devices
+                )
         self._async_update_all()
 
     @callback
@@ -422,6 +435,37 @@ class HearthHub:
         if remove_device and (device_id := self.satellite_device_id(satellite_id)):
             dr.async_get(self.hass).async_update_device(
                 device_id, remove_config_entry_id=self.entry.entry_id
+            )
+
+    @callback
+    def _async_cancel_stale_check(self) -> None:
+        if self._stale_check is not None:
+            self._stale_check()
+            self._stale_check = None
+
+    @callback
+    def _async_remove_stale_devices(self, _now: Any = None) -> None:
+        """Remove the devices of satellites the bridge no longer has.
+
+        A satellite the bridge forgot while Home Assistant was not running left nothing retained
+        (its status emptied, its state cleared), so it is never seen again: its device goes once
+        the retained messages had time to arrive. Only while the bridge is reachable.
+        """
+        self._stale_check = None
+        if not self.available:
+            return  # judged again the next time the bridge comes online
+        self._stale_checked = True
+        device_registry = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(device_registry, self.entry.entry_id):
+            satellite_id = self.satellite_for_device(device)
+            if satellite_id is None or satellite_id in self.satellites:
+                continue
+            _LOGGER.info(
+                "Removing the device of Hearth satellite %s: the bridge no longer has it",
+                satellite_id,
+            )
+            device_registry.async_update_device(
+                device.id, remove_config_entry_id=self.entry.entry_id
             )
 
     @callback
