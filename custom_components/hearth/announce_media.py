@@ -24,12 +24,13 @@ import struct
 import sys
 from typing import TYPE_CHECKING, Any
 
+from yarl import URL
+
 from homeassistant.components import media_source, tts
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.util import raise_if_invalid_path
-from yarl import URL
 
 from .assist_stream import MAX_PLAY_BYTES
 from .const import DOMAIN
@@ -63,7 +64,7 @@ class AnnounceMediaError(HomeAssistantError):
 
 
 def tts_message(media_id: str) -> str | None:
-    """The message of a `media-source://tts/<engine>?message=...` id, else None."""
+    """Return the message of a `media-source://tts/<engine>?message=...` id, else None."""
     if not media_id.startswith(_TTS_MEDIA):
         return None
     message = URL(media_id).query.get("message")
@@ -79,7 +80,10 @@ async def async_announcement_wav(
         size = wav_16bit_mono_size(data)
         if size is not None and size > MAX_PLAY_BYTES:  # refused before any conversion
             raise AnnounceMediaError(
-                "announce_media_too_large", media_id, size=str(size), limit=str(MAX_PLAY_BYTES)
+                "announce_media_too_large",
+                media_id,
+                size=str(size),
+                limit=str(MAX_PLAY_BYTES),
             )
         wav = await hass.async_add_executor_job(wav_16bit_mono, data)
         if wav is None:
@@ -88,7 +92,10 @@ async def async_announcement_wav(
         wav = await _async_ffmpeg_wav(hass, media_id, extension, data)
     if len(wav) > MAX_PLAY_BYTES:
         raise AnnounceMediaError(
-            "announce_media_too_large", media_id, size=str(len(wav)), limit=str(MAX_PLAY_BYTES)
+            "announce_media_too_large",
+            media_id,
+            size=str(len(wav)),
+            limit=str(MAX_PLAY_BYTES),
         )
     return wav
 
@@ -123,26 +130,41 @@ async def _async_tts_bytes(
     try:
         parsed = _parse_tts_media_id(media_id)
     except HomeAssistantError as err:
-        raise AnnounceMediaError("announce_media_unresolved", media_id, error=str(err)) from err
+        raise AnnounceMediaError(
+            "announce_media_unresolved", media_id, error=str(err)
+        ) from err
     stream: tts.ResultStream | None
     if "stream" in parsed:
         stream = tts.async_get_stream(hass, parsed["stream"])
     else:
         options = parsed["options"]
-        if (engine := tts.async_resolve_engine(hass, options["engine"] or None)) is None:
-            raise AnnounceMediaError("announce_media_unresolved", media_id, error="no TTS engine")
-        await _async_check_engine(hass, media_id, engine, policy)  # before anything is sent
+        if (
+            engine := tts.async_resolve_engine(hass, options["engine"] or None)
+        ) is None:
+            raise AnnounceMediaError(
+                "announce_media_unresolved", media_id, error="no TTS engine"
+            )
+        await _async_check_engine(
+            hass, media_id, engine, policy
+        )  # before anything is sent
         # WAV if the engine can (Home Assistant would convert to MP3, which needs ffmpeg).
-        engine_options = {tts.ATTR_PREFERRED_FORMAT: "wav", **(options["options"] or {})}
+        engine_options = {
+            tts.ATTR_PREFERRED_FORMAT: "wav",
+            **(options["options"] or {}),
+        }
         try:
-            stream = tts.async_create_stream(hass, engine, options["language"], engine_options)
+            stream = tts.async_create_stream(
+                hass, engine, options["language"], engine_options
+            )
             stream.async_set_message(parsed["message"])
         except HomeAssistantError as err:
             raise AnnounceMediaError(
                 "announce_media_unresolved", media_id, error=str(err)
             ) from err
     if stream is None:
-        raise AnnounceMediaError("announce_media_unresolved", media_id, error="stream gone")
+        raise AnnounceMediaError(
+            "announce_media_unresolved", media_id, error="stream gone"
+        )
     return await _async_stream_bytes(hass, media_id, stream, policy)
 
 
@@ -153,9 +175,7 @@ def _parse_tts_media_id(media_id: str) -> dict[str, Any]:
     which synthesizes at once, but a cloud engine must be refused under `local_only` before
     anything is sent to it. Its parser lives in the `tts.media_source` module; isolated here.
     """
-    from homeassistant.components.tts.media_source import (  # noqa: PLC0415
-        parse_media_source_id,
-    )
+    from homeassistant.components.tts.media_source import parse_media_source_id  # noqa: PLC0415
 
     return dict(parse_media_source_id(media_id[len(_TTS_MEDIA) :]))
 
@@ -167,18 +187,22 @@ async def _async_check_engine(
     if policy is not None and policy.local_only:
         locality = await async_engine_locality(hass, engine, legacy_provider=True)
         if not locality.local:
-            raise AnnounceMediaError("announce_media_cloud_tts", media_id, engine=locality.name)
+            raise AnnounceMediaError(
+                "announce_media_cloud_tts", media_id, engine=locality.name
+            )
 
 
 async def _async_stream_bytes(
     hass: HomeAssistant, media_id: str, stream: tts.ResultStream, policy: Policy | None
 ) -> tuple[str, bytes]:
-    """The whole audio of a TTS stream; under `local_only` only of a local engine."""
+    """Return the whole audio of a TTS stream; under `local_only` only of a local engine."""
     await _async_check_engine(hass, media_id, stream.engine, policy)
     try:
         data = b"".join([chunk async for chunk in stream.async_stream_result()])
     except HomeAssistantError as err:
-        raise AnnounceMediaError("announce_media_unresolved", media_id, error=str(err)) from err
+        raise AnnounceMediaError(
+            "announce_media_unresolved", media_id, error=str(err)
+        ) from err
     return stream.extension, data
 
 
@@ -209,13 +233,17 @@ async def _async_url_bytes(
     hass: HomeAssistant, media_id: str, raw_url: str, policy: Policy | None
 ) -> tuple[str, bytes]:
     url = URL(raw_url)
-    if url.is_absolute() and (url.scheme not in ("http", "https") or not _is_own_url(hass, url)):
+    if url.is_absolute() and (
+        url.scheme not in ("http", "https") or not _is_own_url(hass, url)
+    ):
         raise AnnounceMediaError("announce_media_not_local", media_id)
     path = url.path
     if path.startswith(_TTS_PROXY):
         token = path[len(_TTS_PROXY) :]
         if (stream := tts.async_get_stream(hass, token)) is None:
-            raise AnnounceMediaError("announce_media_unresolved", media_id, error="stream gone")
+            raise AnnounceMediaError(
+                "announce_media_unresolved", media_id, error="stream gone"
+            )
         return await _async_stream_bytes(hass, media_id, stream, policy)
     for prefix, base in _local_dirs(hass):
         if path.startswith(prefix):
@@ -236,7 +264,9 @@ def _local_dirs(hass: HomeAssistant) -> list[tuple[str, str]]:
     return dirs
 
 
-async def _async_read_file(hass: HomeAssistant, media_id: str, path: Path) -> tuple[str, bytes]:
+async def _async_read_file(
+    hass: HomeAssistant, media_id: str, path: Path
+) -> tuple[str, bytes]:
     def read() -> bytes | None:
         with path.open("rb") as file:
             data = file.read(MAX_SOURCE_BYTES + 1)
@@ -245,10 +275,14 @@ async def _async_read_file(hass: HomeAssistant, media_id: str, path: Path) -> tu
     try:
         data = await hass.async_add_executor_job(read)
     except OSError as err:
-        raise AnnounceMediaError("announce_media_unresolved", media_id, error=str(err)) from err
+        raise AnnounceMediaError(
+            "announce_media_unresolved", media_id, error=str(err)
+        ) from err
     if data is None:
         raise AnnounceMediaError(
-            "announce_media_too_large", media_id, size=f"> {MAX_SOURCE_BYTES}",
+            "announce_media_too_large",
+            media_id,
+            size=f"> {MAX_SOURCE_BYTES}",
             limit=str(MAX_PLAY_BYTES),
         )
     return path.suffix.lstrip("."), data
@@ -273,25 +307,43 @@ async def _async_ffmpeg_wav(
     try:
         process = await asyncio.create_subprocess_exec(
             manager.binary,
-            "-hide_banner", "-loglevel", "error", "-nostdin",
-            "-i", "pipe:0",
-            "-vn", "-ac", "1", "-ar", str(FFMPEG_RATE), "-acodec", "pcm_s16le",
-            "-f", "wav", "pipe:1",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-i",
+            "pipe:0",
+            "-vn",
+            "-ac",
+            "1",
+            "-ar",
+            str(FFMPEG_RATE),
+            "-acodec",
+            "pcm_s16le",
+            "-f",
+            "wav",
+            "pipe:1",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
     except OSError as err:
-        raise AnnounceMediaError("announce_media_format", media_id, format=extension) from err
+        raise AnnounceMediaError(
+            "announce_media_format", media_id, format=extension
+        ) from err
     try:
         async with asyncio.timeout(FFMPEG_TIMEOUT):
             out, _ = await process.communicate(data)
     except TimeoutError as err:
         process.kill()
         await process.wait()
-        raise AnnounceMediaError("announce_media_format", media_id, format=extension) from err
+        raise AnnounceMediaError(
+            "announce_media_format", media_id, format=extension
+        ) from err
     wav = (
-        await hass.async_add_executor_job(wav_16bit_mono, out) if process.returncode == 0 else None
+        await hass.async_add_executor_job(wav_16bit_mono, out)
+        if process.returncode == 0
+        else None
     )
     if wav is None:
         raise AnnounceMediaError("announce_media_format", media_id, format=extension)
@@ -299,7 +351,7 @@ async def _async_ffmpeg_wav(
 
 
 def wav_16bit_mono_size(data: bytes) -> int | None:
-    """The size `wav_16bit_mono` would return for a PCM WAV (None: not one), without converting."""
+    """Return the size `wav_16bit_mono` would return for a PCM WAV (None: not one)."""
     parts = wav_parts(data)
     if parts is None:
         return None
@@ -312,7 +364,7 @@ def wav_16bit_mono_size(data: bytes) -> int | None:
 
 
 def wav_16bit_mono(data: bytes) -> bytes | None:
-    """A PCM (8/16/24/32-bit integer or 32/64-bit float) WAV as 16-bit mono at the same rate.
+    """Convert a PCM (8/16/24/32-bit integer, 32/64-bit float) WAV to 16-bit mono, same rate.
 
     None when it is not such a WAV. Streamed headers (data size 0 or 0xFFFFFFFF) are accepted.
     Plain Python (array, no numpy): seconds of CPU for the largest media, so callers on the event
@@ -362,7 +414,9 @@ def _samples(tag: int, width: int, raw: bytes) -> list[float] | array[Any] | Non
 def _to_16bit_mono(fmt: bytes, raw: bytes) -> bytes | None:
     tag, channels, _rate, _byte_rate, _align, bits = struct.unpack_from("<HHIIHH", fmt)
     if tag == 0xFFFE and len(fmt) >= 26:
-        (tag,) = struct.unpack_from("<H", fmt, 24)  # the sub-format GUID begins with the tag
+        (tag,) = struct.unpack_from(
+            "<H", fmt, 24
+        )  # the sub-format GUID begins with the tag
     if channels < 1 or bits % 8 or not 8 <= bits <= 64:
         return None
     width = bits // 8
@@ -377,7 +431,9 @@ def _to_16bit_mono(fmt: bytes, raw: bytes) -> bytes | None:
         if channels == 1
         else [
             sum(values) / channels
-            for values in zip(*(samples[c::channels] for c in range(channels)), strict=True)
+            for values in zip(
+                *(samples[c::channels] for c in range(channels)), strict=True
+            )
         ]
     )
     # Clipped before rounding (also NaN and infinities), then half to even like numpy's round.

@@ -73,15 +73,13 @@ def _async_show_state(entity: AssistSatelliteEntity, state: str) -> None:
     No public API: `AssistSatelliteEntity.state` is final and set only by the base class (its
     `_set_state`) while Home Assistant runs the pipeline. Hearth's bridge runs it instead.
     """
-    from homeassistant.components.assist_satellite.entity import (  # noqa: PLC0415
-        AssistSatelliteState,
-    )
+    from homeassistant.components.assist_satellite.entity import AssistSatelliteState  # noqa: PLC0415
 
     entity._set_state(AssistSatelliteState(state))  # noqa: SLF001
 
 
 def _started_conversation(entity: AssistSatelliteEntity) -> tuple[str | None, str | None]:
-    """The chat log id and extra system prompt Home Assistant set for `start_conversation`.
+    """Return the chat log id and extra system prompt set for `start_conversation`.
 
     No public API: the base class keeps them for its own pipeline runs only; Hearth's bridge
     hands the answer to `conversation.async_converse`, which needs them to continue the chat.

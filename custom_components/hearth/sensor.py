@@ -50,8 +50,9 @@ BRIDGE_SENSORS = (
         entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.TOTAL_INCREASING,
         # The bridge's own refusals plus the cloud agents Home Assistant refused.
-        value_fn=lambda hub: (_counter(hub, "blocked_cloud_requests") or 0)
-        + hub.blocked_cloud_agents,
+        value_fn=lambda hub: (
+            (_counter(hub, "blocked_cloud_requests") or 0) + hub.blocked_cloud_agents
+        ),
     ),
     HearthBridgeSensorDescription(
         key="bytes_off_lan",
@@ -114,7 +115,9 @@ async def async_setup_entry(
     """Set up the sensors."""
 
     @callback
-    def satellite_sensors(hub: HearthHub, satellite_id: str) -> list[HearthSatelliteEntity]:
+    def satellite_sensors(
+        hub: HearthHub, satellite_id: str
+    ) -> list[HearthSatelliteEntity]:
         registry = er.async_get(hass)
         gone = list(REMOVED_SATELLITE_SENSORS)
         sensors: list[HearthSatelliteEntity] = [
@@ -127,14 +130,18 @@ async def async_setup_entry(
             gone.append(TRANSCRIPT.key)
         for key in gone:
             unique_id = f"{hub.satellite_unique_id(satellite_id)}-{key}"
-            if entity_id := registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id):
+            if entity_id := registry.async_get_entity_id(
+                Platform.SENSOR, DOMAIN, unique_id
+            ):
                 registry.async_remove(entity_id)
         return sensors
 
     async_setup_hearth_platform(
         entry,
         async_add_entities,
-        lambda hub: [HearthBridgeSensor(hub, description) for description in BRIDGE_SENSORS],
+        lambda hub: [
+            HearthBridgeSensor(hub, description) for description in BRIDGE_SENSORS
+        ],
         satellite_sensors,
     )
 

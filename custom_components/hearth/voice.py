@@ -66,7 +66,7 @@ def address_is_public(address: str) -> bool:
     elif "://" in address:
         host = urlsplit(address).hostname
     else:
-        host = address.split(":")[0]
+        host = address.split(":", maxsplit=1)[0]
     if not host or not is_ip_literal(host):
         return False
     return address_class(host) == "public"
@@ -87,7 +87,9 @@ async def async_engine_locality(
     its integration's domain.
     """
     if agent_id == conversation.HOME_ASSISTANT_AGENT:
-        return AgentLocality(agent_id, "Home Assistant", conversation.DOMAIN, None, None)
+        return AgentLocality(
+            agent_id, "Home Assistant", conversation.DOMAIN, None, None
+        )
     domain: str | None = None
     entry_data: dict[str, Any] = {}
     name = agent_id
@@ -98,7 +100,9 @@ async def async_engine_locality(
             domain = entity.platform
             name = entity.name or entity.original_name or agent_id
             if entity.config_entry_id and (
-                config_entry := hass.config_entries.async_get_entry(entity.config_entry_id)
+                config_entry := hass.config_entries.async_get_entry(
+                    entity.config_entry_id
+                )
             ):
                 entry_data = dict(config_entry.data)
         if (state := hass.states.get(agent_id)) is not None:
@@ -157,9 +161,7 @@ def _async_listen_pipeline_changes(
     their changes): the listener goes on the component's pipeline store, in `hass.data`, here
     only. None when the store is not there.
     """
-    from homeassistant.components.assist_pipeline.pipeline import (  # noqa: PLC0415
-        KEY_ASSIST_PIPELINE,
-    )
+    from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE  # noqa: PLC0415
 
     if (assist := hass.data.get(KEY_ASSIST_PIPELINE)) is None:
         return None
@@ -168,16 +170,23 @@ def _async_listen_pipeline_changes(
 
 
 def _async_find_pipeline(hass: HomeAssistant, pipeline_id: str) -> Pipeline | None:
-    """The Assist pipeline with this id, else None."""
+    """Return the Assist pipeline with this id, else None."""
     return next(
-        (pipeline for pipeline in async_get_pipelines(hass) if pipeline.id == pipeline_id), None
+        (
+            pipeline
+            for pipeline in async_get_pipelines(hass)
+            if pipeline.id == pipeline_id
+        ),
+        None,
     )
 
 
 class VoiceCommands:
     """Runs a satellite's transcripts through Home Assistant's conversation agents."""
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub
+    ) -> None:
         """Initialize."""
         self.hass = hass
         self.entry = entry
@@ -193,13 +202,19 @@ class VoiceCommands:
         self.entry.async_on_unload(self.hub.async_on_policy(self._async_policy_changed))
         self.entry.async_on_unload(self._async_delete_issues)
         self.entry.async_on_unload(
-            self.hub.async_on_bridge_online(lambda: self._async_schedule_modes(force=True))
+            self.hub.async_on_bridge_online(
+                lambda: self._async_schedule_modes(force=True)
+            )
         )
         self.entry.async_on_unload(
-            self.hub.async_add_satellite_listener(lambda _sat: self._async_schedule_modes())
+            self.hub.async_add_satellite_listener(
+                lambda _sat: self._async_schedule_modes()
+            )
         )
         if (
-            remove := _async_listen_pipeline_changes(self.hass, self._async_pipelines_changed)
+            remove := _async_listen_pipeline_changes(
+                self.hass, self._async_pipelines_changed
+            )
         ) is not None:
             self.entry.async_on_unload(remove)
 
@@ -229,7 +244,8 @@ class VoiceCommands:
             if (
                 self.pipeline_for(satellite_id) is not None
                 and self.hub.policy is not None
-                and await self.async_choose_pipeline(satellite_id, count=False) is not None
+                and await self.async_choose_pipeline(satellite_id, count=False)
+                is not None
             ):
                 mode = "assist"
             if not force and self._modes.get(satellite_id) == mode:
@@ -242,7 +258,7 @@ class VoiceCommands:
             )
 
     def mode_for(self, satellite_id: str) -> str:
-        """The pipeline mode last published for a satellite."""
+        """Return the pipeline mode last published for a satellite."""
         return self._modes.get(satellite_id, "hearth")
 
     def pipeline_for(self, satellite_id: str) -> str | None:
@@ -408,7 +424,10 @@ class VoiceCommands:
             if now - satellite.conversation_at < CONVERSATION_TIMEOUT
             else None
         )
-        extra_system_prompt, satellite.extra_system_prompt = satellite.extra_system_prompt, None
+        extra_system_prompt, satellite.extra_system_prompt = (
+            satellite.extra_system_prompt,
+            None,
+        )
         result = await conversation.async_converse(
             self.hass,
             data["text"],
@@ -427,7 +446,9 @@ class VoiceCommands:
         satellite.conversation_id = result.conversation_id
         satellite.conversation_at = time.monotonic()
         if satellite.last_utterance is not None:
-            satellite.last_utterance.agent_id = agent_id or conversation.HOME_ASSISTANT_AGENT
+            satellite.last_utterance.agent_id = (
+                agent_id or conversation.HOME_ASSISTANT_AGENT
+            )
             self.hub.async_satellite_updated(satellite_id)
         speech = result.response.speech.get("plain", {}).get("speech", "")
         await self.hub.async_publish(
