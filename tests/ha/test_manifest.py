@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ast
 import json
-from pathlib import Path
 import sys
+from pathlib import Path
 
 from homeassistant.const import Platform
 

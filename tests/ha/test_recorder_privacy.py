@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
 from homeassistant.components.recorder import Recorder
 from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
-
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .fake_bridge import HassBridge
@@ -27,7 +25,6 @@ async def test_transcripts_stay_out_of_the_recorder(
 ) -> None:
     """Home Assistant's recorder stores the transcript sensor's states without the words."""
     from homeassistant.components.recorder.history import get_significant_states
-
     from pytest_homeassistant_custom_component.components.recorder.common import (
         async_wait_recording_done,
     )

@@ -4,11 +4,10 @@ the release these tests run on is one of them (scripts/test runs them on the old
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import re
+from pathlib import Path
 
 from awesomeversion import AwesomeVersion
-
 from homeassistant.const import __version__ as HA_VERSION
 
 ROOT = Path(__file__).parents[2]
