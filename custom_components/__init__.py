@@ -1,0 +1,1 @@
+"""Custom integrations: Hearth's (hearth/), the folder Home Assistant and HACS load."""

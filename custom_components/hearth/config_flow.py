@@ -29,9 +29,9 @@ from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from .const import (
     CONF_AGENT_ID,
+    CONF_BRIDGE_ID,
     CONF_PIPELINE,
     CONF_POLITE,
-    CONF_BRIDGE_ID,
     CONF_PREFIX,
     CONF_SATELLITE,
     CONF_SATELLITES,
@@ -48,7 +48,12 @@ STATUS_SUFFIX = "/bridge/status"
 
 def valid_prefix(prefix: str) -> bool:
     """Return whether a topic prefix is usable: no wildcards, no empty levels."""
-    return bool(prefix) and "+" not in prefix and "#" not in prefix and all(prefix.split("/"))
+    return (
+        bool(prefix)
+        and "+" not in prefix
+        and "#" not in prefix
+        and all(prefix.split("/"))
+    )
 
 
 async def async_find_bridge(hass: HomeAssistant, prefix: str) -> BridgeStatus | None:
@@ -91,8 +96,10 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
         """Return the options flow."""
         return HearthOptionsFlow()
 
-    async def async_step_mqtt(self, discovery_info: MqttServiceInfo) -> ConfigFlowResult:
-        """A bridge announced itself on `<prefix>/bridge/status`."""
+    async def async_step_mqtt(
+        self, discovery_info: MqttServiceInfo
+    ) -> ConfigFlowResult:
+        """Handle a bridge that announced itself on `<prefix>/bridge/status`."""
         data = parse_json(discovery_info.payload)
         if (
             data is None
@@ -120,10 +127,15 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
         self._set_confirm_only()
         return self.async_show_form(
             step_id="discovery_confirm",
-            description_placeholders={"bridge_id": self._bridge_id, "prefix": self._prefix},
+            description_placeholders={
+                "bridge_id": self._bridge_id,
+                "prefix": self._prefix,
+            },
         )
 
-    async def _async_validate(self, prefix: str) -> tuple[BridgeStatus | None, str | None]:
+    async def _async_validate(
+        self, prefix: str
+    ) -> tuple[BridgeStatus | None, str | None]:
         """Find the bridge under a prefix; return it or an error key."""
         if not valid_prefix(prefix):
             return None, "invalid_prefix"
@@ -143,7 +155,9 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
             status, error = await self._async_validate(prefix)
             if status is not None and status.bridge_id:
                 # A discovery flow for the same bridge may be open: this one wins.
-                await self.async_set_unique_id(status.bridge_id, raise_on_progress=False)
+                await self.async_set_unique_id(
+                    status.bridge_id, raise_on_progress=False
+                )
                 self._abort_if_unique_id_configured()
                 self._prefix = prefix
                 self._bridge_id = status.bridge_id
@@ -167,7 +181,9 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
             prefix = user_input[CONF_PREFIX].strip().strip("/")
             status, error = await self._async_validate(prefix)
             if status is not None and status.bridge_id:
-                await self.async_set_unique_id(status.bridge_id, raise_on_progress=False)
+                await self.async_set_unique_id(
+                    status.bridge_id, raise_on_progress=False
+                )
                 self._abort_if_unique_id_mismatch(reason="wrong_bridge")
                 return self.async_update_reload_and_abort(
                     entry, data_updates={CONF_PREFIX: prefix}
@@ -210,14 +226,18 @@ class HearthOptionsFlow(OptionsFlowWithReload):
             for domain, identifier in device.identifiers:
                 if domain == DOMAIN and identifier.startswith(start):
                     satellite_id = identifier[len(start) :]
-                    satellites[satellite_id] = device.name_by_user or device.name or satellite_id
+                    satellites[satellite_id] = (
+                        device.name_by_user or device.name or satellite_id
+                    )
         return satellites
 
     async def async_step_init(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Choose between the bridge's voice commands and a satellite's settings."""
-        return self.async_show_menu(step_id="init", menu_options=["commands", "satellites"])
+        return self.async_show_menu(
+            step_id="init", menu_options=["commands", "satellites"]
+        )
 
     async def async_step_commands(
         self, user_input: dict[str, Any] | None = None
@@ -225,7 +245,10 @@ class HearthOptionsFlow(OptionsFlowWithReload):
         """Bridge-wide: whether commands may be phrased politely (vocabulary `polite`)."""
         if user_input is not None:
             return self.async_create_entry(
-                data={**self.config_entry.options, CONF_POLITE: bool(user_input[CONF_POLITE])}
+                data={
+                    **self.config_entry.options,
+                    CONF_POLITE: bool(user_input[CONF_POLITE]),
+                }
             )
         return self.async_show_form(
             step_id="commands",

@@ -11,16 +11,22 @@ from homeassistant.core import HomeAssistant
 from . import HearthConfigEntry
 
 TO_REDACT = {
-    # Spoken words and anything that could carry them.
+    # Spoken words, prompts and anything that could carry them.
     "text",
     "last_utterance",
     "recent",
     "conversation_id",
-    # Credentials and addresses.
+    "extra_system_prompt",
+    "session_id",
+    # Credentials and addresses: the status API, engines' servers (Wyoming STT/TTS hosts).
     "password",
     "username",
     "token",
     "status_api",
+    "host",
+    "url",
+    "uri",
+    "address",
 }
 
 

@@ -48,11 +48,15 @@ class HearthEntity(Entity):
 class HearthSatelliteEntity(HearthEntity):
     """An entity of one satellite."""
 
-    def __init__(self, hub: HearthHub, satellite_id: str, description: EntityDescription) -> None:
+    def __init__(
+        self, hub: HearthHub, satellite_id: str, description: EntityDescription
+    ) -> None:
         """Initialize."""
         super().__init__(hub, description)
         self.satellite_id = satellite_id
-        self._attr_unique_id = f"{hub.satellite_unique_id(satellite_id)}-{description.key}"
+        self._attr_unique_id = (
+            f"{hub.satellite_unique_id(satellite_id)}-{description.key}"
+        )
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, hub.satellite_unique_id(satellite_id))}
         )
@@ -75,7 +79,8 @@ def async_setup_hearth_platform(
     entry: HearthConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
     bridge_entities: Callable[[HearthHub], list[HearthEntity]],
-    satellite_entities: Callable[[HearthHub, str], list[HearthSatelliteEntity]] | None = None,
+    satellite_entities: Callable[[HearthHub, str], list[HearthSatelliteEntity]]
+    | None = None,
 ) -> None:
     """Add a platform's bridge entities now and its satellite entities as satellites appear."""
     hub = entry.runtime_data.hub

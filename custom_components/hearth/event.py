@@ -26,7 +26,11 @@ def event_attributes(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         return {key: data.get(key) for key in keys}
     if event_type == EVENT_INTENT:
         intent = data.get("intent") if isinstance(data.get("intent"), dict) else None
-        slots = intent.get("slots") if intent and isinstance(intent.get("slots"), dict) else {}
+        slots = (
+            intent.get("slots")
+            if intent and isinstance(intent.get("slots"), dict)
+            else {}
+        )
         return {
             "session_id": data.get("session_id"),
             "intent": intent.get("name") if intent else None,

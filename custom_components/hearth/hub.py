@@ -18,6 +18,7 @@ from homeassistant.helpers import (
     device_registry as dr,
     issue_registry as ir,
 )
+from homeassistant.helpers.event import async_call_later
 
 from .const import (
     DOMAIN,
@@ -27,14 +28,7 @@ from .const import (
     SATELLITE_ID,
     SUPPORTED_PROTOCOL_VERSIONS,
 )
-from .models import (
-    Audit,
-    BridgeStatus,
-    Policy,
-    Satellite,
-    Utterance,
-    parse_json,
-)
+from .models import Audit, BridgeStatus, Policy, Satellite, Utterance, parse_json
 from .policy_keeper import PolicyKeeper
 
 if TYPE_CHECKING:
@@ -44,6 +38,11 @@ _LOGGER = logging.getLogger(__name__)
 
 type SatelliteEventCallback = Callable[[str, dict[str, Any]], None]
 
+# After the bridge is first seen online, how long until satellite devices whose satellite the
+# broker no longer holds (no retained status or state) are removed: the retained messages of
+# every known satellite arrive right after the subscriptions, well within this.
+STALE_DEVICE_GRACE = 60.0
+
 
 class HearthHub:
     """Holds what the bridge published and sends it commands.
@@ -52,7 +51,9 @@ class HearthHub:
     listeners (key None) are also called when availability changes.
     """
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, prefix: str) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, prefix: str
+    ) -> None:
         """Initialize the hub for one bridge."""
         self.hass = hass
         self.entry = entry
@@ -78,6 +79,8 @@ class HearthHub:
         """The protocol version the bridge advertises ("none": none) if it is not spoken here."""
         self.keeper = PolicyKeeper(hass, entry, self)
         """The owner's policy, re-applied when the bridge loses its own."""
+        self._stale_check: CALLBACK_TYPE | None = None
+        self._stale_checked = False
 
     # ------------------------------------------------------------------ topics
 
@@ -89,18 +92,26 @@ class HearthHub:
 
     async def async_start(self) -> None:
         """Create the bridge device and subscribe to the bridge's topics."""
-        self.bridge_device_id = dr.async_get(self.hass).async_get_or_create(
-            config_entry_id=self.entry.entry_id,
-            identifiers={(DOMAIN, self.bridge_id)},
-            manufacturer=MANUFACTURER,
-            model="Hearth bridge",
-            name="Hearth bridge",
-        ).id
+        self.bridge_device_id = (
+            dr.async_get(self.hass)
+            .async_get_or_create(
+                config_entry_id=self.entry.entry_id,
+                identifiers={(DOMAIN, self.bridge_id)},
+                manufacturer=MANUFACTURER,
+                model="Hearth bridge",
+                name="Hearth bridge",
+            )
+            .id
+        )
         await self.keeper.async_load()
-        self.entry.async_on_unload(self.async_on_bridge_online(self.keeper.async_reapply_soon))
+        self.entry.async_on_unload(
+            self.async_on_bridge_online(self.keeper.async_reapply_soon)
+        )
         self.mqtt_connected = mqtt.is_connected(self.hass)
         self.entry.async_on_unload(
-            mqtt.async_subscribe_connection_status(self.hass, self._async_mqtt_connection)
+            mqtt.async_subscribe_connection_status(
+                self.hass, self._async_mqtt_connection
+            )
         )
         subscriptions: dict[str, Callable[[ReceiveMessage], None]] = {
             self.topic("bridge", "status"): self._handle_status,
@@ -115,8 +126,11 @@ class HearthHub:
             self.topic("satellite", "+", "error"): self._handle_satellite_event,
         }
         for topic, handler in subscriptions.items():
-            self.entry.async_on_unload(await mqtt.async_subscribe(self.hass, topic, handler))
+            self.entry.async_on_unload(
+                await mqtt.async_subscribe(self.hass, topic, handler)
+            )
         self.entry.async_on_unload(self._async_cancel_pending)
+        self.entry.async_on_unload(self._async_cancel_stale_check)
         self.entry.async_on_unload(self._async_delete_protocol_issue)
 
     @callback
@@ -138,11 +152,14 @@ class HearthHub:
         return self.available and satellite is not None and satellite.online
 
     def microphone_muted(self, satellite_id: str) -> bool:
-        """Whether a satellite's microphone is muted: the bridge's policy decides (privacy mode
-        or a mute; nothing said: not muted), else, before the policy arrives, its state.
+        """Return whether a satellite's microphone is muted.
+
+        The bridge's policy decides (privacy mode or a mute; nothing said: not muted), else,
+        before the policy arrives, the satellite's state.
 
         Never the satellite's state once there is a policy: that retained state may be from
-        before the bridge lost its policy and claim a mute the bridge no longer holds."""
+        before the bridge lost its policy and claim a mute the bridge no longer holds.
+        """
         if self.policy is not None:
             return self.policy.privacy_mode or bool(self.policy.muted(satellite_id))
         satellite = self.satellites.get(satellite_id)
@@ -181,12 +198,16 @@ class HearthHub:
     # ------------------------------------------------------------------ listeners
 
     @callback
-    def async_add_listener(self, update: CALLBACK_TYPE, key: str | None = None) -> CALLBACK_TYPE:
+    def async_add_listener(
+        self, update: CALLBACK_TYPE, key: str | None = None
+    ) -> CALLBACK_TYPE:
         """Call `update` when the bridge (key None) or one satellite (key = its id) changes."""
         return _add(self._listeners.setdefault(key, []), update)
 
     @callback
-    def async_add_satellite_listener(self, added: Callable[[str], None]) -> CALLBACK_TYPE:
+    def async_add_satellite_listener(
+        self, added: Callable[[str], None]
+    ) -> CALLBACK_TYPE:
         """Call `added(satellite_id)` for every satellite known now and seen later."""
         remove = _add(self._satellite_added, added)
         for satellite_id in list(self.satellites):
@@ -249,12 +270,18 @@ class HearthHub:
         if self.status.online and not was_online:
             for online in list(self._online_callbacks):
                 online()
+            if not self._stale_checked and self._stale_check is None:
+                self._stale_check = async_call_later(
+                    self.hass, STALE_DEVICE_GRACE, self._async_remove_stale_devices
+                )
         self._async_update_all()
 
     @callback
     def _async_check_protocol(self, protocol: int | None) -> None:
-        """Raise a repair issue while the bridge advertises a protocol version the integration
-        does not speak (none counts as unknown); withdraw it once a supported one is seen."""
+        """Raise a repair issue while the bridge speaks an unsupported protocol version.
+
+        None advertised counts as unknown; the issue is withdrawn once a supported one is seen.
+        """
         if protocol in SUPPORTED_PROTOCOL_VERSIONS:
             self._async_delete_protocol_issue()
             return
@@ -289,8 +316,11 @@ class HearthHub:
 
     @callback
     def _handle_policy(self, msg: ReceiveMessage) -> None:
-        """The bridge's retained state is what it holds, even of a lower revision or another
-        epoch (a reset): shown as it is; the keeper then re-applies the owner's policy."""
+        """Show the bridge's retained policy state.
+
+        It is what the bridge holds, even of a lower revision or another epoch (a reset): shown
+        as it is; the keeper then re-applies the owner's policy.
+        """
         data = parse_json(msg.payload)
         if data is None:
             return
@@ -300,7 +330,7 @@ class HearthHub:
 
     @callback
     def _async_apply_result_policy(self, policy: Policy) -> None:
-        """A policy in a `policy/result`: shown unless a newer state overtook it."""
+        """Show a policy from a `policy/result` unless a newer state overtook it."""
         current = self.policy
         if current is not None and (
             policy.epoch != current.epoch or policy.revision < current.revision
@@ -414,7 +444,9 @@ class HearthHub:
         self._async_update(satellite_id)
 
     @callback
-    def async_forget_satellite(self, satellite_id: str, remove_device: bool = False) -> None:
+    def async_forget_satellite(
+        self, satellite_id: str, remove_device: bool = False
+    ) -> None:
         """Forget a satellite (the bridge removed it, or the user removed its device)."""
         if self.satellites.pop(satellite_id, None) is None:
             return
@@ -422,6 +454,39 @@ class HearthHub:
         if remove_device and (device_id := self.satellite_device_id(satellite_id)):
             dr.async_get(self.hass).async_update_device(
                 device_id, remove_config_entry_id=self.entry.entry_id
+            )
+
+    @callback
+    def _async_cancel_stale_check(self) -> None:
+        if self._stale_check is not None:
+            self._stale_check()
+            self._stale_check = None
+
+    @callback
+    def _async_remove_stale_devices(self, _now: Any = None) -> None:
+        """Remove the devices of satellites the bridge no longer has.
+
+        A satellite the bridge forgot while Home Assistant was not running left nothing retained
+        (its status emptied, its state cleared), so it is never seen again: its device goes once
+        the retained messages had time to arrive. Only while the bridge is reachable.
+        """
+        self._stale_check = None
+        if not self.available:
+            return  # judged again the next time the bridge comes online
+        self._stale_checked = True
+        device_registry = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(
+            device_registry, self.entry.entry_id
+        ):
+            satellite_id = self.satellite_for_device(device)
+            if satellite_id is None or satellite_id in self.satellites:
+                continue
+            _LOGGER.info(
+                "Removing the device of Hearth satellite %s: the bridge no longer has it",
+                satellite_id,
+            )
+            device_registry.async_update_device(
+                device.id, remove_config_entry_id=self.entry.entry_id
             )
 
     @callback
@@ -451,8 +516,12 @@ class HearthHub:
             text=None if private or not text else text,
             private=private,
             engine=data.get("engine") if isinstance(data.get("engine"), str) else None,
-            locality=data.get("locality") if isinstance(data.get("locality"), str) else None,
-            session_id=data.get("session_id") if isinstance(data.get("session_id"), str) else None,
+            locality=data.get("locality")
+            if isinstance(data.get("locality"), str)
+            else None,
+            session_id=data.get("session_id")
+            if isinstance(data.get("session_id"), str)
+            else None,
         )
         self._async_update(satellite_id)
         if text.strip() and not data.get("rejected") and self._transcript_handler:
@@ -466,18 +535,26 @@ class HearthHub:
             return
         self._async_satellite(satellite_id)
         event_type = msg.topic.rsplit("/", 1)[1]
-        if event_type != "error" and self.keeper.async_withheld(satellite_id, event_type):
+        if event_type != "error" and self.keeper.async_withheld(
+            satellite_id, event_type
+        ):
             return
         for listener in list(self._event_listeners.get(satellite_id, ())):
             listener(event_type, data)
 
     # ------------------------------------------------------------------ commands
 
-    async def async_publish(self, topic: str, payload: dict[str, Any], retain: bool = False) -> None:
+    async def async_publish(
+        self, topic: str, payload: dict[str, Any], retain: bool = False
+    ) -> None:
         """Publish a JSON payload."""
-        await self.async_publish_raw(topic, json.dumps(payload, separators=(",", ":")), retain)
+        await self.async_publish_raw(
+            topic, json.dumps(payload, separators=(",", ":")), retain
+        )
 
-    async def async_publish_raw(self, topic: str, payload: str, retain: bool = False) -> None:
+    async def async_publish_raw(
+        self, topic: str, payload: str, retain: bool = False
+    ) -> None:
         """Publish a payload that is already encoded."""
         await mqtt.async_publish(self.hass, topic, payload, qos=1, retain=retain)
 
@@ -485,7 +562,9 @@ class HearthHub:
         """Publish a binary payload (not retained)."""
         await mqtt.async_publish(self.hass, topic, payload, qos=1, retain=False)
 
-    async def async_request(self, topic: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def async_request(
+        self, topic: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
         """Publish a command with a fresh request_id and wait for its `policy/result`.
 
         Raises a translated HomeAssistantError on timeout or when the bridge refuses.
@@ -509,15 +588,19 @@ class HearthHub:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="bridge_refused",
-                translation_placeholders={"error": str(result.get("error") or "unknown")},
+                translation_placeholders={
+                    "error": str(result.get("error") or "unknown")
+                },
             )
         if isinstance(policy := result.get("policy"), dict):
             self._async_apply_result_policy(Policy.from_payload(policy))
         return result
 
     async def async_set_policy(self, **changes: Any) -> None:
-        """Change the bridge's policy and wait until the bridge confirms it (with the owner's
-        policy re-applied first if the bridge lost it)."""
+        """Change the bridge's policy and wait until the bridge confirms it.
+
+        The owner's policy is re-applied first if the bridge lost it.
+        """
         await self.keeper.async_set_policy(changes)
 
     async def async_purge_history(self) -> None:

@@ -52,7 +52,9 @@ class BridgeStatus:
             version=str(data["version"]) if data.get("version") else None,
             protocol=_protocol(data.get("protocol")),
             engines=engines if isinstance(engines, dict) else {},
-            status_api=data.get("status_api") if isinstance(data.get("status_api"), str) else None,
+            status_api=data.get("status_api")
+            if isinstance(data.get("status_api"), str)
+            else None,
         )
 
 
@@ -92,7 +94,7 @@ class Policy:
         )
 
     def to_payload(self) -> dict[str, Any]:
-        """The payload form (what `from_payload` reads; how Home Assistant stores a policy)."""
+        """Return the payload form (what `from_payload` reads; how Home Assistant stores it)."""
         return {
             "local_only": self.local_only,
             "privacy_mode": self.privacy_mode,
@@ -111,9 +113,10 @@ class Policy:
         return bool(mic["muted"])
 
     def mutes_until(self, now: float) -> dict[str, float | None]:
-        """The microphones muted at `now`: satellite → when the mute ends (None: until unmuted).
+        """Return the microphones muted at `now`: satellite → end of the mute (None: unmuted by hand).
 
-        A mute whose `until` is not a number counts as until unmuted (fail closed)."""
+        A mute whose `until` is not a number counts as until unmuted (fail closed).
+        """
         mutes: dict[str, float | None] = {}
         for satellite, mic in self.microphones.items():
             if not mic.get("muted"):
@@ -145,7 +148,9 @@ class Audit:
         return cls(
             counters={
                 str(key): _int(value)
-                for key, value in (counters.items() if isinstance(counters, dict) else ())
+                for key, value in (
+                    counters.items() if isinstance(counters, dict) else ()
+                )
             },
             recent=list(recent) if isinstance(recent, list) else [],
         )
@@ -226,7 +231,9 @@ class Satellite:
         state = data.get("state")
         self.state = state if isinstance(state, str) else None
         self.muted = bool(data.get("muted", False))
-        self.protocol = data.get("protocol") if isinstance(data.get("protocol"), str) else None
+        self.protocol = (
+            data.get("protocol") if isinstance(data.get("protocol"), str) else None
+        )
         if "online" in data:
             self.state_online = bool(data["online"])
         if isinstance(data.get("settings"), dict):

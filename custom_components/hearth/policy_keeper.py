@@ -14,6 +14,7 @@ muted hear is ignored, and a change the owner makes is sent together with the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -60,7 +61,7 @@ def pending_issue_id(entry_id: str) -> str:
 
 
 def reapply_command(owner: Policy, now: float) -> dict[str, Any]:
-    """The `policy/set` command (without request_id) that gives the bridge `owner` back.
+    """Return the `policy/set` command (without request_id) that gives the bridge `owner` back.
 
     The bridge-wide settings as they were; each mute still in force (a timed one for the time it
     has left); no unmute (what the bridge mutes stays muted). A retention the bridge would refuse
@@ -69,7 +70,9 @@ def reapply_command(owner: Policy, now: float) -> dict[str, Any]:
     command: dict[str, Any] = {
         "local_only": owner.local_only,
         "privacy_mode": owner.privacy_mode,
-        "retention": owner.retention if owner.retention in RETENTION_OPTIONS else "none",
+        "retention": owner.retention
+        if owner.retention in RETENTION_OPTIONS
+        else "none",
         "publish_transcripts": owner.publish_transcripts,
     }
     microphones: dict[str, dict[str, Any]] = {}
@@ -86,17 +89,25 @@ def reapply_command(owner: Policy, now: float) -> dict[str, Any]:
 
 
 def merge_command(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """`base` with an owner's `changes` on top (microphones merged per satellite)."""
-    merged = {**base, **{key: value for key, value in changes.items() if key != "microphones"}}
+    """Return `base` with an owner's `changes` on top (microphones merged per satellite)."""
+    merged = {
+        **base,
+        **{key: value for key, value in changes.items() if key != "microphones"},
+    }
     if "microphones" in changes:
-        merged["microphones"] = {**base.get("microphones", {}), **changes["microphones"]}
+        merged["microphones"] = {
+            **base.get("microphones", {}),
+            **changes["microphones"],
+        }
     return merged
 
 
 class PolicyKeeper:
     """Keeps the owner's policy for one bridge, sees a reset, and re-applies the policy."""
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub
+    ) -> None:
         """Initialize."""
         self.hass = hass
         self.entry = entry
@@ -135,7 +146,7 @@ class PolicyKeeper:
 
     @callback
     def async_bridge_state(self, policy: Policy) -> None:
-        """A `policy/state`: keep it as the owner's, or see that the bridge lost the policy."""
+        """Handle a `policy/state`: keep it as the owner's, or see that the bridge lost the policy."""
         if self.reset is None and self.continues(policy):
             self._async_keep(policy)
             return
@@ -154,7 +165,7 @@ class PolicyKeeper:
 
     @callback
     def async_bridge_result(self, policy: Policy) -> None:
-        """A policy confirmed in a `policy/result`: kept if it follows the owner's (no reset)."""
+        """Handle a policy confirmed in a `policy/result`: kept if it follows the owner's."""
         if self.reset is None and self.continues(policy):
             self._async_keep(policy)
 
@@ -169,8 +180,11 @@ class PolicyKeeper:
         return {"policy": self.owner.to_payload() if self.owner else None}
 
     def withheld(self, satellite_id: str) -> bool:
-        """Whether to ignore what a satellite hears: the bridge's policy was reset, the owner's
-        is not re-applied yet, and it keeps this satellite from being heard."""
+        """Return whether to ignore what a satellite hears.
+
+        So while the bridge's policy was reset, the owner's is not re-applied yet, and it keeps
+        this satellite from being heard.
+        """
         if self.reset is None or self.owner is None:
             return False
         return self.owner.silences(satellite_id, time.time())
@@ -207,16 +221,16 @@ class PolicyKeeper:
 
     async def _async_reapply_in_background(self) -> None:
         async with self._lock:
-            try:
+            with contextlib.suppress(HomeAssistantError):  # raised as a repair issue
                 await self._async_reapply(None)
-            except HomeAssistantError:
-                pass  # raised as a repair issue
 
     async def async_set_policy(self, changes: dict[str, Any]) -> None:
-        """An owner's change; while the owner's policy is not re-applied, sent with it."""
+        """Apply an owner's change; while the owner's policy is not re-applied, send it too."""
         async with self._lock:
             if self.reset is None:
-                await self.hub.async_request(self.hub.topic("bridge", "policy", "set"), changes)
+                await self.hub.async_request(
+                    self.hub.topic("bridge", "policy", "set"), changes
+                )
             else:
                 await self._async_reapply(changes)
 
@@ -224,7 +238,8 @@ class PolicyKeeper:
         """Send the owner's policy (and `changes`) until the bridge confirms it in its epoch.
 
         Runs under the lock. Raises HomeAssistantError (after raising the pending issue) when the
-        bridge does not confirm."""
+        bridge does not confirm.
+        """
         topic = self.hub.topic("bridge", "policy", "set")
         for _attempt in range(MAX_ATTEMPTS):
             if self.reset is None:
@@ -243,7 +258,9 @@ class PolicyKeeper:
                 raise
             payload = result.get("policy")
             confirmed = (
-                Policy.from_payload(payload) if isinstance(payload, dict) else self.hub.policy
+                Policy.from_payload(payload)
+                if isinstance(payload, dict)
+                else self.hub.policy
             )
             if confirmed is None or target is None or confirmed.epoch != target.epoch:
                 continue  # the bridge reset again meanwhile: once more
@@ -319,7 +336,9 @@ class PolicyKeeper:
 
 async def async_remove_kept_policy(hass: HomeAssistant, entry_id: str) -> None:
     """Forget a removed bridge's kept policy and its notices."""
-    await Store[dict[str, Any]](hass, STORAGE_VERSION, storage_key(entry_id)).async_remove()
+    await Store[dict[str, Any]](
+        hass, STORAGE_VERSION, storage_key(entry_id)
+    ).async_remove()
     ir.async_delete_issue(hass, DOMAIN, reset_issue_id(entry_id))
     ir.async_delete_issue(hass, DOMAIN, pending_issue_id(entry_id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from homeassistant.components.sensor import (
@@ -16,22 +17,19 @@ from homeassistant.const import EntityCategory, Platform, UnitOfInformation
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.util import dt as dt_util
 
 from . import HearthConfigEntry
-from .const import (
-    CONF_SATELLITES,
-    CONF_SHOW_TRANSCRIPTS,
-    DOMAIN,
-    SATELLITE_STATES,
-)
+from .const import CONF_SATELLITES, CONF_SHOW_TRANSCRIPTS, DOMAIN
 from .entity import HearthEntity, HearthSatelliteEntity, async_setup_hearth_platform
 from .hub import HearthHub
-from .models import Satellite
+from .models import Satellite, Utterance
 
 PARALLEL_UPDATES = 0
 
-# Home Assistant states hold at most 255 characters.
-MAX_STATE_LENGTH = 255
+# Sensors that earlier versions created and that are gone (a satellite's "State" duplicated its
+# Assist satellite entity): removed from the entity registry at setup.
+REMOVED_SATELLITE_SENSORS = ("state",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,8 +50,9 @@ BRIDGE_SENSORS = (
         entity_category=EntityCategory.DIAGNOSTIC,
         state_class=SensorStateClass.TOTAL_INCREASING,
         # The bridge's own refusals plus the cloud agents Home Assistant refused.
-        value_fn=lambda hub: (_counter(hub, "blocked_cloud_requests") or 0)
-        + hub.blocked_cloud_agents,
+        value_fn=lambda hub: (
+            (_counter(hub, "blocked_cloud_requests") or 0) + hub.blocked_cloud_agents
+        ),
     ),
     HearthBridgeSensorDescription(
         key="bytes_off_lan",
@@ -75,17 +74,6 @@ class HearthSatelliteSensorDescription(SensorEntityDescription):
     attributes_fn: Callable[[Satellite], dict[str, Any] | None] = lambda satellite: None
 
 
-def _state(satellite: Satellite) -> str | None:
-    return satellite.state if satellite.state in SATELLITE_STATES else None
-
-
-def _transcript(satellite: Satellite) -> str | None:
-    utterance = satellite.last_utterance
-    if utterance is None or utterance.private or not utterance.text:
-        return None
-    return utterance.text[:MAX_STATE_LENGTH]
-
-
 def _processed_by(satellite: Satellite) -> str | None:
     return satellite.last_utterance.locality if satellite.last_utterance else None
 
@@ -97,17 +85,12 @@ def _processed_by_attributes(satellite: Satellite) -> dict[str, Any] | None:
     return {"engine": utterance.engine, "conversation_agent": utterance.agent_id}
 
 
-STATE = HearthSatelliteSensorDescription(
-    key="state",
-    translation_key="state",
-    device_class=SensorDeviceClass.ENUM,
-    options=SATELLITE_STATES,
-    value_fn=_state,
-)
-TRANSCRIPT = HearthSatelliteSensorDescription(
+TRANSCRIPT = SensorEntityDescription(
     key="last_transcript",
     translation_key="last_transcript",
-    value_fn=_transcript,
+    device_class=SensorDeviceClass.TIMESTAMP,
+    # What people said: off until the owner turns it on, and never in the recorder (below).
+    entity_registry_enabled_default=False,
 )
 PROCESSED_BY = HearthSatelliteSensorDescription(
     key="processed_by",
@@ -132,22 +115,33 @@ async def async_setup_entry(
     """Set up the sensors."""
 
     @callback
-    def satellite_sensors(hub: HearthHub, satellite_id: str) -> list[HearthSatelliteEntity]:
-        descriptions = [STATE, PROCESSED_BY]
+    def satellite_sensors(
+        hub: HearthHub, satellite_id: str
+    ) -> list[HearthSatelliteEntity]:
+        registry = er.async_get(hass)
+        gone = list(REMOVED_SATELLITE_SENSORS)
+        sensors: list[HearthSatelliteEntity] = [
+            HearthSatelliteSensor(hub, satellite_id, PROCESSED_BY)
+        ]
         if show_transcripts(entry, satellite_id):
-            descriptions.append(TRANSCRIPT)
+            sensors.append(HearthTranscriptSensor(hub, satellite_id, TRANSCRIPT))
         else:
             # Transcripts were turned off: the old sensor (and its history link) goes away.
-            registry = er.async_get(hass)
-            unique_id = f"{hub.satellite_unique_id(satellite_id)}-{TRANSCRIPT.key}"
-            if entity_id := registry.async_get_entity_id(Platform.SENSOR, DOMAIN, unique_id):
+            gone.append(TRANSCRIPT.key)
+        for key in gone:
+            unique_id = f"{hub.satellite_unique_id(satellite_id)}-{key}"
+            if entity_id := registry.async_get_entity_id(
+                Platform.SENSOR, DOMAIN, unique_id
+            ):
                 registry.async_remove(entity_id)
-        return [HearthSatelliteSensor(hub, satellite_id, description) for description in descriptions]
+        return sensors
 
     async_setup_hearth_platform(
         entry,
         async_add_entities,
-        lambda hub: [HearthBridgeSensor(hub, description) for description in BRIDGE_SENSORS],
+        lambda hub: [
+            HearthBridgeSensor(hub, description) for description in BRIDGE_SENSORS
+        ],
         satellite_sensors,
     )
 
@@ -179,3 +173,43 @@ class HearthSatelliteSensor(HearthSatelliteEntity, SensorEntity):
         """Return extra attributes."""
         satellite = self.hub.satellites.get(self.satellite_id)
         return self.entity_description.attributes_fn(satellite) if satellite else None
+
+
+class HearthTranscriptSensor(HearthSatelliteEntity, SensorEntity):
+    """When the satellite last heard a command; the words in its `text` attribute.
+
+    The state is a timestamp, not the words: Home Assistant's recorder keeps every state, but
+    leaves out the attributes an entity names in `_unrecorded_attributes`. So the words can be
+    shown (once the owner enables the sensor) without being stored in the history.
+    """
+
+    _unrecorded_attributes = frozenset({"text"})
+
+    def __init__(
+        self, hub: HearthHub, satellite_id: str, description: SensorEntityDescription
+    ) -> None:
+        """Initialize."""
+        super().__init__(hub, satellite_id, description)
+        self._utterance: Utterance | None = None
+        self._heard_at: datetime | None = None
+
+    def _utterance_shown(self) -> Utterance | None:
+        satellite = self.hub.satellites.get(self.satellite_id)
+        utterance = satellite.last_utterance if satellite else None
+        if utterance is None or utterance.private or not utterance.text:
+            return None
+        if utterance is not self._utterance:
+            self._utterance = utterance
+            self._heard_at = dt_util.utcnow()
+        return utterance
+
+    @property
+    def native_value(self) -> datetime | None:
+        """Return when the words shown were heard."""
+        return self._heard_at if self._utterance_shown() else None
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Return the words (not recorded)."""
+        utterance = self._utterance_shown()
+        return {"text": utterance.text if utterance else None}

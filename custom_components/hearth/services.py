@@ -15,9 +15,18 @@ from homeassistant.helpers import (
     device_registry as dr,
     entity_registry as er,
 )
-from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
+from homeassistant.helpers.target import (
+    TargetSelection,
+    async_extract_referenced_entity_ids,
+)
 
-from .const import ATTR_CONFIG_ENTRY_ID, ATTR_DURATION, DOMAIN, SERVICE_MUTE, SERVICE_PURGE_HISTORY
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    ATTR_DURATION,
+    DOMAIN,
+    SERVICE_MUTE,
+    SERVICE_PURGE_HISTORY,
+)
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -42,11 +51,15 @@ def _loaded_entries(hass: HomeAssistant) -> list[HearthConfigEntry]:
 
 
 @callback
-def _targeted_satellites(hass: HomeAssistant, call: ServiceCall) -> dict[HearthHub, list[str]]:
+def _targeted_satellites(
+    hass: HomeAssistant, call: ServiceCall
+) -> dict[HearthHub, list[str]]:
     """Return the satellites an action targets, per bridge (all of them without a target)."""
     entries = _loaded_entries(hass)
     if not entries:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_loaded")
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="not_loaded"
+        )
     targets: dict[HearthHub, list[str]] = defaultdict(list)
     selection = TargetSelection(call.data)
     if not selection.has_any_target:
@@ -73,7 +86,9 @@ def _targeted_satellites(hass: HomeAssistant, call: ServiceCall) -> dict[HearthH
                 raise ServiceValidationError(
                     translation_domain=DOMAIN,
                     translation_key="not_a_satellite",
-                    translation_placeholders={"device": (device.name if device else None) or device_id},
+                    translation_placeholders={
+                        "device": (device.name if device else None) or device_id
+                    },
                 )
     return targets
 
@@ -82,12 +97,16 @@ async def _async_mute(call: ServiceCall) -> None:
     duration = call.data.get(ATTR_DURATION)
     targets = _targeted_satellites(call.hass, call)
     if not any(targets.values()):
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_satellites")
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="no_satellites"
+        )
     for hub, satellites in targets.items():
         mute: dict[str, Any] = {"muted": True}
         if duration is not None:
             mute["duration"] = int(duration.total_seconds())
-        await hub.async_set_policy(microphones={satellite: dict(mute) for satellite in satellites})
+        await hub.async_set_policy(
+            microphones={satellite: dict(mute) for satellite in satellites}
+        )
 
 
 async def _async_purge_history(call: ServiceCall) -> None:
@@ -95,7 +114,9 @@ async def _async_purge_history(call: ServiceCall) -> None:
     if entry_id := call.data.get(ATTR_CONFIG_ENTRY_ID):
         entries = [entry for entry in entries if entry.entry_id == entry_id]
     if not entries:
-        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="not_loaded")
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="not_loaded"
+        )
     for entry in entries:
         await entry.runtime_data.hub.async_purge_history()
 

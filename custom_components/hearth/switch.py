@@ -58,8 +58,12 @@ async def async_setup_entry(
     async_setup_hearth_platform(
         entry,
         async_add_entities,
-        lambda hub: [HearthPolicySwitch(hub, description) for description in BRIDGE_SWITCHES],
-        lambda hub, satellite_id: [HearthMicrophoneSwitch(hub, satellite_id, MICROPHONE)],
+        lambda hub: [
+            HearthPolicySwitch(hub, description) for description in BRIDGE_SWITCHES
+        ],
+        lambda hub, satellite_id: [
+            HearthMicrophoneSwitch(hub, satellite_id, MICROPHONE)
+        ],
     )
 
 
@@ -99,8 +103,12 @@ class HearthMicrophoneSwitch(HearthSatelliteEntity, SwitchEntity):
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Unmute."""
-        await self.hub.async_set_policy(microphones={self.satellite_id: {"muted": False}})
+        await self.hub.async_set_policy(
+            microphones={self.satellite_id: {"muted": False}}
+        )
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Mute."""
-        await self.hub.async_set_policy(microphones={self.satellite_id: {"muted": True}})
+        await self.hub.async_set_policy(
+            microphones={self.satellite_id: {"muted": True}}
+        )

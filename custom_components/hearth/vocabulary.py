@@ -10,7 +10,6 @@ from homeassistant.components.homeassistant.exposed_entities import (
     async_listen_entity_updates,
     async_should_expose,
 )
-from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
 from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.helpers import (
     area_registry as ar,
@@ -19,6 +18,7 @@ from homeassistant.helpers import (
     floor_registry as fr,
 )
 from homeassistant.helpers.debounce import Debouncer
+from homeassistant.helpers.start import async_at_started
 
 from .const import (
     CONF_POLITE,
@@ -49,12 +49,16 @@ def _name(value: Any) -> str | None:
 
 def _aliases(values: Any, name: str | None) -> list[str]:
     """Return up to 20 usable, distinct aliases, sorted, without the name itself."""
-    aliases = {alias for value in values or () if (alias := _name(value)) and alias != name}
+    aliases = {
+        alias for value in values or () if (alias := _name(value)) and alias != name
+    }
     return sorted(aliases)[:MAX_ALIASES]
 
 
 @callback
-def async_build_vocabulary(hass: HomeAssistant, *, polite: bool = False) -> dict[str, Any]:
+def async_build_vocabulary(
+    hass: HomeAssistant, *, polite: bool = False
+) -> dict[str, Any]:
     """Build the vocabulary payload described in docs/protocol.md.
 
     `polite` is sent only when true, so the payload of installs without it stays the same.
@@ -81,7 +85,9 @@ def async_build_vocabulary(hass: HomeAssistant, *, polite: bool = False) -> dict
     entities: list[dict[str, Any]] = []
     for state in sorted(hass.states.async_all(), key=lambda state: state.entity_id):
         if len(entities) >= MAX_ENTITIES:
-            _LOGGER.warning("More than %s exposed entities; the rest are left out", MAX_ENTITIES)
+            _LOGGER.warning(
+                "More than %s exposed entities; the rest are left out", MAX_ENTITIES
+            )
             break
         if not async_should_expose(hass, ASSISTANT, state.entity_id):
             continue
@@ -120,7 +126,9 @@ def async_build_vocabulary(hass: HomeAssistant, *, polite: bool = False) -> dict
 class VocabularyPublisher:
     """Publishes the vocabulary retained, again (debounced) whenever it may have changed."""
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub
+    ) -> None:
         """Initialize."""
         self.hass = hass
         self.entry = entry
@@ -146,22 +154,29 @@ class VocabularyPublisher:
             ar.EVENT_AREA_REGISTRY_UPDATED,
             fr.EVENT_FLOOR_REGISTRY_UPDATED,
         ):
-            entry.async_on_unload(self.hass.bus.async_listen(event_type, self._async_changed))
+            entry.async_on_unload(
+                self.hass.bus.async_listen(event_type, self._async_changed)
+            )
         entry.async_on_unload(
             async_listen_entity_updates(self.hass, ASSISTANT, self.async_schedule)
         )
-        entry.async_on_unload(self.hub.async_on_bridge_online(self._async_bridge_online))
+        entry.async_on_unload(
+            self.hub.async_on_bridge_online(self._async_bridge_online)
+        )
         if self.hass.state is not CoreState.running:
-            # Entities are still being set up: send what exists now, then all of them.
-            entry.async_on_unload(
-                self.hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STARTED, self._async_changed)
-            )
+            # Entities are still being set up: send what exists now, then all of them. (The
+            # helper's unsubscribe is safe to call after start-up, unlike a listen_once's.)
+            entry.async_on_unload(async_at_started(self.hass, self._async_started))
         entry.async_create_background_task(
             self.hass, self.async_publish(), "hearth vocabulary publish"
         )
 
     @callback
     def _async_changed(self, event: Event[Any]) -> None:
+        self.async_schedule()
+
+    @callback
+    def _async_started(self, hass: HomeAssistant) -> None:
         self.async_schedule()
 
     @callback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 import logging
 import time
@@ -9,13 +10,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from homeassistant.components import conversation
-from homeassistant.components.assist_pipeline import Pipeline, PipelineNotFound
-from homeassistant.components.assist_pipeline.pipeline import (
-    KEY_ASSIST_PIPELINE,
-    async_get_pipeline,
-)
+from homeassistant.components.assist_pipeline import Pipeline, async_get_pipelines
 from homeassistant.const import MATCH_ALL
-from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.loader import IntegrationNotFound, async_get_integration
 
@@ -70,7 +67,7 @@ def address_is_public(address: str) -> bool:
     elif "://" in address:
         host = urlsplit(address).hostname
     else:
-        host = address.split(":")[0]
+        host = address.split(":", maxsplit=1)[0]
     if not host or not is_ip_literal(host):
         return False
     return address_class(host) == "public"
@@ -91,7 +88,9 @@ async def async_engine_locality(
     its integration's domain.
     """
     if agent_id == conversation.HOME_ASSISTANT_AGENT:
-        return AgentLocality(agent_id, "Home Assistant", conversation.DOMAIN, None, None)
+        return AgentLocality(
+            agent_id, "Home Assistant", conversation.DOMAIN, None, None
+        )
     domain: str | None = None
     entry_data: dict[str, Any] = {}
     name = agent_id
@@ -102,7 +101,9 @@ async def async_engine_locality(
             domain = entity.platform
             name = entity.name or entity.original_name or agent_id
             if entity.config_entry_id and (
-                config_entry := hass.config_entries.async_get_entry(entity.config_entry_id)
+                config_entry := hass.config_entries.async_get_entry(
+                    entity.config_entry_id
+                )
             ):
                 entry_data = dict(config_entry.data)
         if (state := hass.states.get(agent_id)) is not None:
@@ -152,10 +153,41 @@ async def async_pipeline_locality(
     return None
 
 
+def _async_listen_pipeline_changes(
+    hass: HomeAssistant, listener: Callable[..., Awaitable[None]]
+) -> CALLBACK_TYPE | None:
+    """Call `listener` when an Assist pipeline is created, changed or deleted.
+
+    Home Assistant has no public API for this (`assist_pipeline` exports the pipelines, not
+    their changes): the listener goes on the component's pipeline store, in `hass.data`, here
+    only. None when the store is not there.
+    """
+    from homeassistant.components.assist_pipeline.pipeline import KEY_ASSIST_PIPELINE  # noqa: PLC0415
+
+    if (assist := hass.data.get(KEY_ASSIST_PIPELINE)) is None:
+        return None
+    remove: CALLBACK_TYPE = assist.pipeline_store.async_add_listener(listener)
+    return remove
+
+
+def _async_find_pipeline(hass: HomeAssistant, pipeline_id: str) -> Pipeline | None:
+    """Return the Assist pipeline with this id, else None."""
+    return next(
+        (
+            pipeline
+            for pipeline in async_get_pipelines(hass)
+            if pipeline.id == pipeline_id
+        ),
+        None,
+    )
+
+
 class VoiceCommands:
     """Runs a satellite's transcripts through Home Assistant's conversation agents."""
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub
+    ) -> None:
         """Initialize."""
         self.hass = hass
         self.entry = entry
@@ -171,15 +203,21 @@ class VoiceCommands:
         self.entry.async_on_unload(self.hub.async_on_policy(self._async_policy_changed))
         self.entry.async_on_unload(self._async_delete_issues)
         self.entry.async_on_unload(
-            self.hub.async_on_bridge_online(lambda: self._async_schedule_modes(force=True))
+            self.hub.async_on_bridge_online(
+                lambda: self._async_schedule_modes(force=True)
+            )
         )
         self.entry.async_on_unload(
-            self.hub.async_add_satellite_listener(lambda _sat: self._async_schedule_modes())
-        )
-        if (assist := self.hass.data.get(KEY_ASSIST_PIPELINE)) is not None:
-            self.entry.async_on_unload(
-                assist.pipeline_store.async_add_listener(self._async_pipelines_changed)
+            self.hub.async_add_satellite_listener(
+                lambda _sat: self._async_schedule_modes()
             )
+        )
+        if (
+            remove := _async_listen_pipeline_changes(
+                self.hass, self._async_pipelines_changed
+            )
+        ) is not None:
+            self.entry.async_on_unload(remove)
 
     # ------------------------------------------------------------------ pipeline modes
 
@@ -207,7 +245,8 @@ class VoiceCommands:
             if (
                 self.pipeline_for(satellite_id) is not None
                 and self.hub.policy is not None
-                and await self.async_choose_pipeline(satellite_id, count=False) is not None
+                and await self.async_choose_pipeline(satellite_id, count=False)
+                is not None
             ):
                 mode = "assist"
             if not force and self._modes.get(satellite_id) == mode:
@@ -220,7 +259,7 @@ class VoiceCommands:
             )
 
     def mode_for(self, satellite_id: str) -> str:
-        """The pipeline mode last published for a satellite."""
+        """Return the pipeline mode last published for a satellite."""
         return self._modes.get(satellite_id, "hearth")
 
     def pipeline_for(self, satellite_id: str) -> str | None:
@@ -290,9 +329,7 @@ class VoiceCommands:
         """
         if (pipeline_id := self.pipeline_for(satellite_id)) is None:
             return None
-        try:
-            pipeline = async_get_pipeline(self.hass, pipeline_id)
-        except PipelineNotFound:
+        if (pipeline := _async_find_pipeline(self.hass, pipeline_id)) is None:
             _LOGGER.warning(
                 "Assist pipeline %s of satellite %s no longer exists; using Hearth's own",
                 pipeline_id,
@@ -391,7 +428,10 @@ class VoiceCommands:
             if now - satellite.conversation_at < CONVERSATION_TIMEOUT
             else None
         )
-        extra_system_prompt, satellite.extra_system_prompt = satellite.extra_system_prompt, None
+        extra_system_prompt, satellite.extra_system_prompt = (
+            satellite.extra_system_prompt,
+            None,
+        )
         result = await conversation.async_converse(
             self.hass,
             data["text"],
@@ -410,7 +450,9 @@ class VoiceCommands:
         satellite.conversation_id = result.conversation_id
         satellite.conversation_at = time.monotonic()
         if satellite.last_utterance is not None:
-            satellite.last_utterance.agent_id = agent_id or conversation.HOME_ASSISTANT_AGENT
+            satellite.last_utterance.agent_id = (
+                agent_id or conversation.HOME_ASSISTANT_AGENT
+            )
             self.hub.async_satellite_updated(satellite_id)
         speech = result.response.speech.get("plain", {}).get("speech", "")
         await self.hub.async_publish(

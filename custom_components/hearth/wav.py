@@ -6,7 +6,7 @@ import struct
 
 
 def wav_parts(data: bytes) -> tuple[bytes, bytes] | None:
-    """The `fmt ` chunk (whole) and the audio of a RIFF/WAVE file, or None.
+    """Return the `fmt ` chunk (whole) and the audio of a RIFF/WAVE file, or None.
 
     Headers written while streaming (data length 0 or 0xFFFFFFFF) are accepted: the audio then
     runs to the end of `data`.
@@ -24,13 +24,15 @@ def wav_parts(data: bytes) -> tuple[bytes, bytes] | None:
         elif chunk_id == b"data":
             if fmt is None or len(fmt) < 16:
                 return None
-            return fmt, data[body : body + size] if 0 < size < 0xFFFFFFFF else data[body:]
+            return fmt, data[body : body + size] if 0 < size < 0xFFFFFFFF else data[
+                body:
+            ]
         pos = body + size + (size & 1)
     return None
 
 
 def build_wav(fmt16: bytes, pcm: bytes) -> bytes:
-    """A plain 44-byte-header WAV from a 16-byte `fmt ` body and its audio."""
+    """Build a plain 44-byte-header WAV from a 16-byte `fmt ` body and its audio."""
     return (
         b"RIFF"
         + struct.pack("<I", 36 + len(pcm))

@@ -11,6 +11,7 @@ import pytest
 
 from homeassistant.components import mqtt
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 
 from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
@@ -60,6 +61,18 @@ def config_entry(hass: HomeAssistant) -> MockConfigEntry:
     )
     entry.add_to_hass(hass)
     return entry
+
+
+@pytest.fixture
+def transcripts_enabled(hass: HomeAssistant) -> None:
+    """The owner enabled the kitchen's Last transcript sensor (disabled by default)."""
+    er.async_get(hass).async_get_or_create(
+        "sensor",
+        DOMAIN,
+        f"{BRIDGE_ID}-kitchen-last_transcript",
+        suggested_object_id="kitchen_last_transcript",
+        disabled_by=None,
+    )
 
 
 @pytest.fixture

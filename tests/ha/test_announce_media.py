@@ -201,7 +201,18 @@ def test_wav_16bit_mono_formats() -> None:
     assert pcm(wav(1, 2, 2, np.array([100, 300, -100, -300], "<i2").tobytes())) == [200, -200]
     assert pcm(wav(1, 4, 1, np.array([1 << 30], "<i4").tobytes())) == [16384]
     assert pcm(wav(3, 4, 1, np.array([0.5, -2.0], "<f4").tobytes())) == [16384, -32768]
+    assert pcm(wav(3, 8, 1, np.array([0.25, 1.5, -1.0], "<f8").tobytes())) == [8192, 32767, -32767]
+    # Not a number and infinities are clipped, never an error.
+    assert pcm(wav(3, 4, 1, np.array([np.nan, np.inf, -np.inf], "<f4").tobytes())) == [
+        -32768, 32767, -32768
+    ]
+    assert pcm(wav(1, 3, 1, (-(1 << 22)).to_bytes(3, "little", signed=True))) == [-16384]
+    # Half to even, as numpy rounds: (1 + 2) / 2 = 1.5 -> 2, (1 + 0) / 2 = 0.5 -> 0.
+    assert pcm(wav(1, 2, 2, np.array([1, 2, 1, 0], "<i2").tobytes())) == [2, 0]
+    assert pcm(wav(1, 2, 1, np.array([5, -5], "<i2").tobytes())) == [5, -5]
     assert wav_16bit_mono(wav(2, 2, 1, bytes(4))) is None  # ADPCM
+    assert wav_16bit_mono(wav(1, 5, 1, bytes(5))) is None  # 40-bit integers
+    assert wav_16bit_mono(wav(3, 2, 1, bytes(2))) is None  # 16-bit float
     assert wav_16bit_mono(b"not a wav") is None
 
 
@@ -257,3 +268,57 @@ async def test_other_formats_are_converted_with_ffmpeg(
     (played,) = bridge.messages(PLAY)
     assert _read(played) == ((22050, 2, 1), pcm)
     assert "pcm_s16le" in args.read_text() and "-ac 1" in args.read_text()
+
+
+async def test_conversion_does_not_block_the_event_loop(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry, media_dir: Path
+) -> None:
+    """The largest WAV that fits (here 24-bit stereo, 0.9 M frames) is converted in an executor
+    thread: the event loop keeps running meanwhile."""
+    import threading
+    import time
+    from unittest.mock import patch
+
+    from custom_components.hearth import announce_media
+
+    frames = 900_000
+    left = (np.arange(frames, dtype=np.int32) % 20000 - 10000) * 256
+    stereo = np.stack([left, -left], axis=1).reshape(-1).astype("<i4")
+    pcm24 = stereo.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()  # little-endian low 3 bytes
+    _wav(media_dir / "big.wav", pcm24, 16000, 3, 2)
+
+    convert = announce_media._to_16bit_mono
+    runs: list[tuple[int, float, float]] = []
+
+    def timed(fmt: bytes, raw: bytes) -> bytes | None:
+        start = time.monotonic()
+        try:
+            return convert(fmt, raw)
+        finally:
+            runs.append((threading.get_ident(), start, time.monotonic()))
+
+    ticks: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            await asyncio.sleep(0.005)
+
+    bridge.answer = True
+    tick_task = asyncio.create_task(ticker())
+    try:
+        with patch.object(announce_media, "_to_16bit_mono", timed):
+            await _announce(hass, media_id="media-source://media_source/local/big.wav",
+                            preannounce=False)
+    finally:
+        stop.set()
+        await tick_task
+    ((thread, start, end),) = runs
+    assert thread != hass.loop_thread_id
+    assert end - start > 0.05  # long enough to matter
+    assert [tick for tick in ticks if start < tick < end]  # the loop ran during it
+    (played,) = bridge.messages(PLAY)
+    fmt, out = _read(played)
+    assert fmt == (16000, 2, 1) and len(out) == 2 * frames
+    assert set(np.frombuffer(out, "<i2")[:1000].tolist()) == {0}  # (l + -l) / 2

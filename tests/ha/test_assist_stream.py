@@ -191,6 +191,7 @@ async def test_allowed_pipeline_streams_and_the_answer_is_played(
     hass: HomeAssistant,
     bridge: HassBridge,
     mqtt_mock: MqttMockHAClient,
+    transcripts_enabled: None,
     loaded: MockConfigEntry,
     engines: tuple[LocalStt, LocalTts],
     kitchen_light: list,  # noqa: F811
@@ -234,7 +235,7 @@ async def test_allowed_pipeline_streams_and_the_answer_is_played(
     assert "listening" in states and "responding" in states
     assert hass.states.get(ENTITY).state == "idle"
     # The words, as Home Assistant heard them, show on the satellite's transcript sensor.
-    assert hass.states.get("sensor.kitchen_last_transcript").state == COMMAND
+    assert hass.states.get("sensor.kitchen_last_transcript").attributes["text"] == COMMAND
 
 
 async def test_pipeline_without_tts_answers_with_text(

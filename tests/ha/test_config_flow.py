@@ -224,7 +224,7 @@ async def test_options_without_satellites(
 
 
 async def test_options_per_satellite(
-    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+    hass: HomeAssistant, bridge: HassBridge, transcripts_enabled: None, loaded: MockConfigEntry
 ) -> None:
     entry = loaded
     assert hass.states.get("sensor.kitchen_last_transcript") is not None
@@ -262,7 +262,7 @@ async def test_options_per_satellite(
     }
     # The entry reloaded: with transcripts off the sensor is gone, not just unavailable.
     assert hass.states.get("sensor.kitchen_last_transcript") is None
-    assert hass.states.get("sensor.kitchen_state") is not None
+    assert hass.states.get("sensor.kitchen_processed_by") is not None
 
 
 async def _set_polite(hass: HomeAssistant, entry_id: str, polite: bool | None) -> dict[str, Any]:

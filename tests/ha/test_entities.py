@@ -10,6 +10,7 @@ from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UN
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr, entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.util import dt as dt_util
 
 from custom_components.hearth.const import DOMAIN
 from pytest_homeassistant_custom_component.common import (
@@ -30,8 +31,7 @@ BRIDGE_ENTITIES = {
 SATELLITE_ENTITIES = {
     "binary_sensor.kitchen_connectivity": STATE_ON,
     "switch.kitchen_microphone": STATE_ON,
-    "sensor.kitchen_state": "idle",
-    "sensor.kitchen_last_transcript": STATE_UNKNOWN,
+    "assist_satellite.kitchen": "idle",
     "sensor.kitchen_processed_by": STATE_UNKNOWN,
     "event.kitchen_voice": STATE_UNKNOWN,
 }
@@ -64,9 +64,12 @@ async def test_entities_and_devices(hass: HomeAssistant, loaded: MockConfigEntry
 
     size = hass.states.get("sensor.hearth_bridge_audio_sent_off_the_local_network")
     assert size.attributes["unit_of_measurement"] == "B"
-    assert hass.states.get("sensor.kitchen_state").attributes["options"] == [
-        "idle", "listening", "transcribing", "processing", "responding", "error"
-    ]
+    # What people said: the transcript sensor is disabled until the owner enables it.
+    transcript = entity_registry.async_get("sensor.kitchen_last_transcript")
+    assert transcript.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert hass.states.get("sensor.kitchen_last_transcript") is None
+    # No "State" sensor: the Assist satellite entity shows the state.
+    assert entity_registry.async_get_entity_id("sensor", DOMAIN, f"{BRIDGE_ID}-kitchen-state") is None
 
 
 async def test_counters_and_state(
@@ -80,22 +83,26 @@ async def test_counters_and_state(
     await hass.async_block_till_done(wait_background_tasks=True)
     assert hass.states.get("sensor.hearth_bridge_blocked_cloud_requests").state == "5"
     assert hass.states.get("sensor.hearth_bridge_audio_sent_off_the_local_network").state == "32000"
-    assert hass.states.get("sensor.kitchen_state").state == "listening"
+    assert hass.states.get("assist_satellite.kitchen").state == "listening"
 
     await bridge.satellite_state("kitchen", "dancing")
     await bridge.send("bridge/audit", "not json")
     await bridge.send("bridge/audit", {"counters": {"bytes_off_lan": "lots"}})
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert hass.states.get("sensor.kitchen_state").state == STATE_UNKNOWN
+    assert hass.states.get("assist_satellite.kitchen").state == "idle"
     assert hass.states.get("sensor.hearth_bridge_audio_sent_off_the_local_network").state == "0"
 
 
 async def test_transcript_and_processed_by(
-    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+    hass: HomeAssistant, bridge: HassBridge, transcripts_enabled: None, loaded: MockConfigEntry
 ) -> None:
     await bridge.transcript("kitchen", "what time is it")
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert hass.states.get("sensor.kitchen_last_transcript").state == "what time is it"
+    transcript = hass.states.get("sensor.kitchen_last_transcript")
+    assert transcript.attributes["text"] == "what time is it"
+    assert transcript.attributes["device_class"] == "timestamp"
+    heard_at = dt_util.parse_datetime(transcript.state)
+    assert heard_at is not None and abs((dt_util.utcnow() - heard_at).total_seconds()) < 60
     processed = hass.states.get("sensor.kitchen_processed_by")
     assert processed.state == "local"
     assert processed.attributes["engine"] == "pocketsphinx"
@@ -104,13 +111,33 @@ async def test_transcript_and_processed_by(
     # A private transcript is never shown, and the old one is not left standing either.
     await bridge.transcript("kitchen", "my secret", private=True)
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert hass.states.get("sensor.kitchen_last_transcript").state == STATE_UNKNOWN
+    transcript = hass.states.get("sensor.kitchen_last_transcript")
+    assert transcript.state == STATE_UNKNOWN
+    assert transcript.attributes["text"] is None
     for state in hass.states.async_all():
         assert "my secret" not in str(state.as_dict())
 
+    # Words are an attribute: no 255-character limit of a state.
     await bridge.transcript("kitchen", "x" * 300, rejected=True)
     await hass.async_block_till_done(wait_background_tasks=True)
-    assert len(hass.states.get("sensor.kitchen_last_transcript").state) == 255
+    assert hass.states.get("sensor.kitchen_last_transcript").attributes["text"] == "x" * 300
+
+
+async def test_old_state_sensor_is_removed(
+    hass: HomeAssistant, bridge: HassBridge, setup_entry
+) -> None:
+    """The satellite "State" sensor of earlier versions leaves the entity registry."""
+    registry = er.async_get(hass)
+    old = registry.async_get_or_create(
+        "sensor", DOMAIN, f"{BRIDGE_ID}-kitchen-state", suggested_object_id="kitchen_state"
+    )
+    await setup_entry()
+    await bridge.announce()
+    await bridge.satellite("kitchen")
+    await hass.async_block_till_done()
+    assert hass.states.get("assist_satellite.kitchen").state == "idle"
+    assert registry.async_get(old.entity_id) is None
+    assert hass.states.get(old.entity_id) is None
 
 
 async def test_event_entity(hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry) -> None:
@@ -216,7 +243,7 @@ async def test_hermes_satellite_and_bad_topics(
     async_fire_mqtt_message(hass, "hearth/bridge/policy/result", '{"request_id": 5}')
     await hass.async_block_till_done(wait_background_tasks=True)
     assert hass.states.get("binary_sensor.porch_connectivity").state == STATE_ON
-    assert hass.states.get("sensor.porch_state").state == "idle"
+    assert hass.states.get("assist_satellite.porch").state == "idle"
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-porch")})
     assert device.name == "porch"
     assert not [s for s in hass.states.async_all() if "bad" in s.entity_id]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
@@ -90,11 +92,33 @@ async def test_diagnostics(hass: HomeAssistant, bridge: HassBridge, loaded: Mock
         {"counters": {"bytes_off_lan": 1}, "recent": [{"text": "secret words"}]},
     )
     await bridge.transcript("kitchen", "secret words")
+    # The bridge names its engines' servers (a Wyoming STT on the LAN).
+    await bridge.send(
+        "bridge/status",
+        {
+            "state": "online", "protocol": 1, "version": "0.1.0", "bridge_id": BRIDGE_ID,
+            "status_api": "http://127.0.0.1:10500/status",
+            "engines": {
+                "stt": {"name": "wyoming", "locality": "lan", "host": "whisper.home.lan",
+                        "port": 10300, "address_class": "private"},
+                "tts": {"name": "wyoming", "locality": "lan", "host": "192.168.1.20"},
+            },
+        },
+    )
     await hass.async_block_till_done(wait_background_tasks=True)
+    # A conversation started by Home Assistant left its prompt with the satellite.
+    satellite = loaded.runtime_data.hub.satellites["kitchen"]
+    satellite.continue_conversation("01JCONVERSATIONID", "You are a secret prompt")
     diagnostics = await async_get_config_entry_diagnostics(hass, loaded)
     dumped = json.dumps(diagnostics)
-    assert "secret words" not in dumped
-    assert "10500" not in dumped  # the status API address
+    for private in (
+        "secret words", "10500", "whisper.home.lan", "192.168.1.20", "secret prompt",
+        "01JCONVERSATIONID",
+    ):
+        assert private not in dumped, private
+    assert diagnostics["bridge"]["engines"]["stt"]["host"] == "**REDACTED**"
+    assert diagnostics["bridge"]["engines"]["stt"]["locality"] == "lan"
+    assert diagnostics["satellites"]["kitchen"]["extra_system_prompt"] == "**REDACTED**"
     assert diagnostics["bridge"]["bridge_id"] == BRIDGE_ID
     assert diagnostics["bridge"]["status_api"] == "**REDACTED**"
     assert diagnostics["audit"]["counters"] == {"bytes_off_lan": 1}
@@ -158,3 +182,55 @@ async def test_unsupported_protocol_raises_a_repair_issue(
     assert await hass.config_entries.async_unload(loaded.entry_id)
     await hass.async_block_till_done()
     assert issues.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_stale_devices_wait_for_a_reachable_bridge(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    """Satellite devices with nothing on the broker are removed only while the bridge is
+    reachable: an offline bridge publishes nothing, so nothing is judged stale then."""
+    from datetime import timedelta
+
+    from homeassistant.util import dt as dt_util
+
+    from custom_components.hearth.hub import STALE_DEVICE_GRACE
+    from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+    registry = dr.async_get(hass)
+    ghost = registry.async_get_or_create(
+        config_entry_id=loaded.entry_id,
+        identifiers={(DOMAIN, f"{BRIDGE_ID}-ghost")},
+        name="Ghost",
+    )
+    await bridge.go_offline()
+    await hass.async_block_till_done()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=STALE_DEVICE_GRACE + 1))
+    await hass.async_block_till_done()
+    assert registry.async_get(ghost.id) is not None
+    # Online again: judged after the grace period.
+    await bridge.announce()
+    await bridge.satellite("kitchen")
+    await hass.async_block_till_done()
+    async_fire_time_changed(
+        hass, dt_util.utcnow() + timedelta(seconds=2 * STALE_DEVICE_GRACE + 2)
+    )
+    await hass.async_block_till_done()
+    assert registry.async_get(ghost.id) is None
+    kitchen = registry.async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-kitchen")})
+    assert kitchen is not None
+
+
+async def test_unload_cancels_a_pending_request(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    import asyncio
+
+    from homeassistant.exceptions import HomeAssistantError
+
+    bridge.answer = False
+    hub = loaded.runtime_data.hub
+    request = hass.async_create_task(hub.async_purge_history())
+    await asyncio.sleep(0.05)
+    assert await hass.config_entries.async_unload(loaded.entry_id)
+    with pytest.raises((asyncio.CancelledError, HomeAssistantError)):
+        await request

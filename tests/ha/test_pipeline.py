@@ -197,3 +197,26 @@ async def test_missing_pipeline_falls_back_to_hearth(
     _choose_pipeline(hass, loaded, "no-such-pipeline")
     await _say(hass, bridge, "turn on the kitchen light")
     assert len(kitchen_light) == 1
+
+
+async def test_route_of_a_local_pipeline(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    """A pipeline with Home Assistant's own agent and any language answers in Home Assistant's
+    language with the built-in agent, also under Local-only processing."""
+    pipeline = await _pipeline(hass, "Local", conversation_language="*")
+    _choose_pipeline(hass, loaded, pipeline.id)
+    await hass.async_block_till_done()
+    voice = loaded.runtime_data.voice
+    assert await voice.async_choose_route("kitchen") == (None, hass.config.language)
+    await hass.services.async_call(
+        "switch",
+        "turn_on",
+        {"entity_id": "switch.hearth_bridge_local_only_processing"},
+        blocking=True,
+    )
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert (await voice.async_choose_pipeline("kitchen")) is not None
+    await voice.async_update_modes()
+    assert voice.mode_for("kitchen") == "assist"
+    assert voice.mode_for("nobody") == "hearth"

@@ -63,7 +63,7 @@ async def test_entities_switch_and_voice_over_broker(
     assert await hass.config_entries.async_setup(config_entry.entry_id)
     await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "on")
     assert _state(hass, "binary_sensor.hearth_bridge_connectivity") == "on"
-    assert _state(hass, "sensor.kitchen_state") == "idle"
+    assert _state(hass, "assist_satellite.kitchen") == "idle"
 
     # The vocabulary reached the bridge, retained.
     await _until(hass, lambda: bool(broker_bridge.messages("/vocabulary/set")))
@@ -125,3 +125,54 @@ async def test_bridge_that_lost_its_policy_gets_it_back_over_broker(
     assert ir.async_get(hass).async_get_issue(DOMAIN, reset_issue_id(config_entry.entry_id))
     assert await hass.config_entries.async_unload(config_entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_satellite_forgotten_while_home_assistant_was_away(
+    hass: HomeAssistant,
+    broker_bridge: BrokerBridge,
+    real_mqtt: Mosquitto,
+    config_entry: MockConfigEntry,
+) -> None:
+    """A satellite removed while Home Assistant was not running leaves nothing retained: its
+    device is removed once the retained messages had time to arrive; the others stay."""
+    from datetime import timedelta
+
+    from homeassistant.helpers import device_registry as dr
+    from homeassistant.util import dt as dt_util
+
+    from custom_components.hearth.hub import STALE_DEVICE_GRACE
+    from pytest_homeassistant_custom_component.common import async_fire_time_changed
+
+    assert await async_setup_component(hass, "conversation", {})
+    await broker_bridge.announce()
+    await broker_bridge.satellite("kitchen")
+    await broker_bridge.satellite("porch", name="Porch")
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await _until(hass, lambda: _state(hass, "switch.porch_microphone") == "on")
+    registry = dr.async_get(hass)
+
+    def device(satellite: str) -> dr.DeviceEntry | None:
+        return registry.async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-{satellite}")})
+
+    # Nothing is removed after the first grace period: both satellites are retained.
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=STALE_DEVICE_GRACE + 1))
+    await hass.async_block_till_done()
+    assert device("kitchen") is not None and device("porch") is not None
+
+    # Home Assistant goes away; meanwhile the porch satellite is removed (its retained status
+    # emptied, which the broker deletes) and the bridge clears its retained state.
+    assert await hass.config_entries.async_unload(config_entry.entry_id)
+    await hass.async_block_till_done()
+    await broker_bridge.send("satellite/porch/status", "", retain=True)
+    await broker_bridge.send("satellite/porch/state", "", retain=True)
+    await asyncio.sleep(0.2)
+
+    assert await hass.config_entries.async_setup(config_entry.entry_id)
+    await _until(hass, lambda: _state(hass, "switch.kitchen_microphone") == "on")
+    assert device("porch") is not None  # not yet: retained messages may still be coming
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=2 * STALE_DEVICE_GRACE + 2))
+    await hass.async_block_till_done()
+    assert device("porch") is None
+    assert hass.states.get("switch.porch_microphone") is None
+    assert device("kitchen") is not None
+    assert _state(hass, "switch.kitchen_microphone") == "on"

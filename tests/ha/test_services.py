@@ -48,7 +48,7 @@ async def test_mute_by_area_and_entity(
     await hass.services.async_call(DOMAIN, "mute", {"area_id": "kitchen"}, blocking=True)
     assert bridge.messages("/policy/set")[-1]["microphones"] == {"kitchen": {"muted": True}}
     await hass.services.async_call(
-        DOMAIN, "mute", {"entity_id": "sensor.kitchen_state"}, blocking=True
+        DOMAIN, "mute", {"entity_id": "sensor.kitchen_processed_by"}, blocking=True
     )
     assert len(bridge.messages("/policy/set")) == 2
 

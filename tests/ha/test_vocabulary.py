@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 import json
+import logging
 from typing import Any
 
+import pytest
+
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_HOMEASSISTANT_STARTED
+from homeassistant.core import CoreState, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import (
     area_registry as ar,
@@ -187,3 +191,34 @@ async def test_polite_option_published(
     assert len(published) == 3
     assert "polite" not in published[-1]
     assert published[-1] == published[0]
+
+
+async def test_reload_after_start_logs_no_error(
+    hass: HomeAssistant,
+    mqtt_mock: MqttMockHAClient,
+    bridge: HassBridge,
+    setup_entry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Set up while Home Assistant starts: all entities are sent once it has started, and a
+    reload (options save, reconfigure) afterwards logs no error."""
+    hass.set_state(CoreState.not_running)
+    entry = await setup_entry()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert len(_published(mqtt_mock)) == 1
+    # Entities set up late in start-up: sent once Home Assistant has started.
+    hass.states.async_set("light.late", "off", {"friendly_name": "Late lamp"})
+    hass.set_state(CoreState.running)
+    hass.bus.async_fire(EVENT_HOMEASSISTANT_STARTED)
+    await hass.async_block_till_done()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=3))
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert "light.late" in [entity["id"] for entity in _published(mqtt_mock)[-1]["entities"]]
+
+    caplog.clear()
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []
