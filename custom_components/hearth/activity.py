@@ -37,7 +37,9 @@ _POLICY_SETTINGS = ("local_only", "privacy_mode", "retention", "publish_transcri
 class HearthActivity:
     """Fires the logbook events of one bridge and keeps its vocabulary state."""
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub
+    ) -> None:
         """Initialize."""
         self.hass = hass
         self.entry = entry
@@ -50,11 +52,17 @@ class HearthActivity:
     async def async_start(self) -> None:
         """Follow the policy, the satellites' refusals, and the vocabulary state."""
         self.entry.async_on_unload(self.hub.async_on_policy(self._async_policy))
-        self.entry.async_on_unload(self.hub.async_add_listener(self._async_bridge_update))
-        self.entry.async_on_unload(self.hub.async_add_satellite_listener(self._async_satellite))
+        self.entry.async_on_unload(
+            self.hub.async_add_listener(self._async_bridge_update)
+        )
+        self.entry.async_on_unload(
+            self.hub.async_add_satellite_listener(self._async_satellite)
+        )
         self.entry.async_on_unload(
             await mqtt.async_subscribe(
-                self.hass, self.hub.topic("bridge", "vocabulary", "state"), self._handle_vocabulary
+                self.hass,
+                self.hub.topic("bridge", "vocabulary", "state"),
+                self._handle_vocabulary,
             )
         )
 
@@ -69,7 +77,9 @@ class HearthActivity:
             if event_type == "error" and data.get("code") == "cloud_refused":
                 self._fire_refused(satellite_id, "bridge")
 
-        self.entry.async_on_unload(self.hub.async_add_event_listener(satellite_id, bridge_event))
+        self.entry.async_on_unload(
+            self.hub.async_add_event_listener(satellite_id, bridge_event)
+        )
 
     @callback
     def _async_bridge_update(self) -> None:
@@ -82,7 +92,11 @@ class HearthActivity:
     def _fire_refused(self, satellite_id: str | None, source: str) -> None:
         self.hass.bus.async_fire(
             EVENT_CLOUD_REFUSED,
-            {"bridge_id": self.hub.bridge_id, "satellite": satellite_id, "source": source},
+            {
+                "bridge_id": self.hub.bridge_id,
+                "satellite": satellite_id,
+                "source": source,
+            },
         )
 
     @callback
@@ -96,7 +110,9 @@ class HearthActivity:
                 self._fire_privacy(setting, value, None)
         for satellite_id in sorted(set(before.microphones) | set(after.microphones)):
             if bool(before.muted(satellite_id)) != bool(after.muted(satellite_id)):
-                self._fire_privacy("microphone", not after.muted(satellite_id), satellite_id)
+                self._fire_privacy(
+                    "microphone", not after.muted(satellite_id), satellite_id
+                )
 
     @callback
     def _fire_privacy(self, setting: str, value: Any, satellite_id: str | None) -> None:

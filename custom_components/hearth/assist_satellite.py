@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any
+import uuid
 
+from homeassistant.components import intent, tts
+from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
+
+# Not exported by the component root (its __all__); the argument type of the public
+# `async_accept_pipeline_from_satellite`.
+from homeassistant.components.assist_pipeline.pipeline import PipelineStage
 from homeassistant.components.assist_satellite import (
     AssistSatelliteAnnouncement,
     AssistSatelliteConfiguration,
@@ -22,13 +28,6 @@ from homeassistant.components.assist_satellite import (
     AssistSatelliteEntityFeature,
     AssistSatelliteWakeWord,
 )
-from homeassistant.components import tts
-from homeassistant.components.assist_pipeline import PipelineEvent, PipelineEventType
-
-# Not exported by the component root (its __all__); the argument type of the public
-# `async_accept_pipeline_from_satellite`.
-from homeassistant.components.assist_pipeline.pipeline import PipelineStage
-from homeassistant.components import intent
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -39,12 +38,7 @@ from . import HearthConfigEntry
 from .announce_media import async_announcement_wav, tts_message
 from .assist_stream import BridgeAudioStream, wav_for_bridge
 from .chime import chime_wav, is_default_chime
-from .const import (
-    ANNOUNCE_START_TIMEOUT,
-    ANNOUNCE_TIMEOUT,
-    DOMAIN,
-    WAKE_WORDS,
-)
+from .const import ANNOUNCE_START_TIMEOUT, ANNOUNCE_TIMEOUT, DOMAIN, WAKE_WORDS
 from .entity import HearthSatelliteEntity, async_setup_hearth_platform
 from .hub import HearthHub
 from .models import Utterance
@@ -83,7 +77,9 @@ def _async_show_state(entity: AssistSatelliteEntity, state: str) -> None:
     entity._set_state(AssistSatelliteState(state))  # noqa: SLF001
 
 
-def _started_conversation(entity: AssistSatelliteEntity) -> tuple[str | None, str | None]:
+def _started_conversation(
+    entity: AssistSatelliteEntity,
+) -> tuple[str | None, str | None]:
     """Return the chat log id and extra system prompt set for `start_conversation`.
 
     No public API: the base class keeps them for its own pipeline runs only; Hearth's bridge
@@ -146,7 +142,8 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
 
     entity_description: AssistSatelliteEntityDescription
     _attr_supported_features = (
-        AssistSatelliteEntityFeature.ANNOUNCE | AssistSatelliteEntityFeature.START_CONVERSATION
+        AssistSatelliteEntityFeature.ANNOUNCE
+        | AssistSatelliteEntityFeature.START_CONVERSATION
     )
 
     # Ask Assist pipelines for WAV answers: the bridge plays PCM WAV (and has no MP3 decoder).
@@ -167,9 +164,13 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         """Follow the bridge's state of this satellite."""
         await super().async_added_to_hass()
         streams = self.hub.entry.runtime_data.streams
-        self.async_on_remove(streams.async_register(self.satellite_id, self._async_stream))
         self.async_on_remove(
-            self.hub.async_add_event_listener(self.satellite_id, self._async_bridge_event)
+            streams.async_register(self.satellite_id, self._async_stream)
+        )
+        self.async_on_remove(
+            self.hub.async_add_event_listener(
+                self.satellite_id, self._async_bridge_event
+            )
         )
         self._async_follow_bridge(write=True)
         self._async_register_timers()
@@ -227,7 +228,9 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         try:
             # Judged again now: the policy or the pipeline may have changed since the bridge
             # was told to stream. Refused here, the audio goes nowhere.
-            if (pipeline := await voice.async_choose_pipeline(self.satellite_id)) is None:
+            if (
+                pipeline := await voice.async_choose_pipeline(self.satellite_id)
+            ) is None:
                 stream.end(cancelled=True)
                 await voice.async_update_modes()
                 return
@@ -238,7 +241,9 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
                     stream.audio(),
                     start_stage=PipelineStage.STT,
                     # Without a voice the pipeline ends with the answer's text (spoken by the bridge).
-                    end_stage=PipelineStage.TTS if pipeline.tts_engine else PipelineStage.INTENT,
+                    end_stage=PipelineStage.TTS
+                    if pipeline.tts_engine
+                    else PipelineStage.INTENT,
                 )
             except asyncio.CancelledError:
                 if (task := asyncio.current_task()) is not None and task.cancelling():
@@ -260,7 +265,9 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
             try:
                 extension, data = await self._async_answer_audio(self._answer_token)
             except (HomeAssistantError, ValueError) as err:
-                _LOGGER.warning("No spoken answer for satellite %s: %s", self.satellite_id, err)
+                _LOGGER.warning(
+                    "No spoken answer for satellite %s: %s", self.satellite_id, err
+                )
             else:
                 wav = wav_for_bridge(extension, data)
                 if wav is None:
@@ -275,7 +282,11 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
             if self._answer_text:
                 await self.hub.async_publish(
                     self.hub.topic("satellite", self.satellite_id, "response"),
-                    {"session_id": stream.session_id, "text": self._answer_text, "continue": False},
+                    {
+                        "session_id": stream.session_id,
+                        "text": self._answer_text,
+                        "continue": False,
+                    },
                 )
             return
         await self._async_play_wav(wav, "answer")
@@ -294,7 +305,11 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         if event.type is PipelineEventType.STT_END:
             text = (data.get("stt_output") or {}).get("text")
             satellite = self.hub.satellites.get(self.satellite_id)
-            if satellite is not None and isinstance(text, str) and self._stream is not None:
+            if (
+                satellite is not None
+                and isinstance(text, str)
+                and self._stream is not None
+            ):
                 policy = self.hub.policy
                 private = policy is not None and not policy.publish_transcripts
                 satellite.last_utterance = Utterance(
@@ -336,9 +351,12 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
     def vad_sensitivity_entity_id(self) -> str | None:
         """The satellite's Finished speaking detection select, for Home Assistant's own voice
         activity detection in a streamed pipeline run (the bridge uses the same choice). None
-        while the select shows no choice (it is unavailable), so the default is used."""
+        while the select shows no choice (it is unavailable), so the default is used.
+        """
         entity_id = er.async_get(self.hass).async_get_entity_id(
-            Platform.SELECT, DOMAIN, f"{self.hub.satellite_unique_id(self.satellite_id)}-vad_sensitivity"
+            Platform.SELECT,
+            DOMAIN,
+            f"{self.hub.satellite_unique_id(self.satellite_id)}-vad_sensitivity",
         )
         if entity_id is None or (state := self.hass.states.get(entity_id)) is None:
             return None
@@ -349,10 +367,15 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
     @callback
     def _async_register_timers(self) -> None:
         """Make the satellite a timer device: a timer set by voice on it rings on it."""
-        if self.registry_entry is None or (device_id := self.registry_entry.device_id) is None:
+        if (
+            self.registry_entry is None
+            or (device_id := self.registry_entry.device_id) is None
+        ):
             return
         self.async_on_remove(
-            intent.async_register_timer_handler(self.hass, device_id, self._async_timer_event)
+            intent.async_register_timer_handler(
+                self.hass, device_id, self._async_timer_event
+            )
         )
 
     @callback
@@ -361,7 +384,9 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
     ) -> None:
         if event_type is intent.TimerEventType.FINISHED:
             self.hub.entry.async_create_background_task(
-                self.hass, self._async_ring(timer), f"{DOMAIN} timer {self.satellite_id}"
+                self.hass,
+                self._async_ring(timer),
+                f"{DOMAIN} timer {self.satellite_id}",
             )
 
     async def _async_ring(self, timer: intent.TimerInfo) -> None:
@@ -393,9 +418,14 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
             max_active_wake_words=1,
         )
 
-    async def async_set_configuration(self, config: AssistSatelliteConfiguration) -> None:
+    async def async_set_configuration(
+        self, config: AssistSatelliteConfiguration
+    ) -> None:
         """Have the bridge listen for the chosen wake word; return once it confirmed."""
-        if len(config.active_wake_words) != 1 or config.active_wake_words[0] not in WAKE_WORDS:
+        if (
+            len(config.active_wake_words) != 1
+            or config.active_wake_words[0] not in WAKE_WORDS
+        ):
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="wake_word_unsupported",
@@ -464,7 +494,9 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         # then, so show the bridge's state again right after.
         self.hass.loop.call_soon(self._async_follow_bridge, True)
 
-    async def _async_preannounce(self, announcement: AssistSatelliteAnnouncement) -> None:
+    async def _async_preannounce(
+        self, announcement: AssistSatelliteAnnouncement
+    ) -> None:
         """Play the pre-announce chime before the message, and wait until it has played.
 
         Home Assistant's default chime is replaced by Hearth's own WAV (`chime`); another

@@ -39,7 +39,9 @@ def chime_wav() -> bytes:
         fade = int(RATE * 0.01)
         for index in range(count):
             envelope = min(1.0, index / fade) * math.exp(-4.0 * index / count)
-            value = math.sin(2 * math.pi * frequency * index / RATE) * envelope * _VOLUME
+            value = (
+                math.sin(2 * math.pi * frequency * index / RATE) * envelope * _VOLUME
+            )
             samples.append(int(value * 32767))
     samples.extend([0] * int(RATE * 0.08))  # a breath before the message
     fmt = struct.pack("<HHIIHH", 1, 1, RATE, RATE * 2, 2, 16)

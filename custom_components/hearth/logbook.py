@@ -41,7 +41,9 @@ def async_describe_events(
         elif setting == "retention":
             message = f"set audio retention to {value}"
         else:
-            message = f"turned {_SETTINGS.get(str(setting), str(setting))} {_on_off(value)}"
+            message = (
+                f"turned {_SETTINGS.get(str(setting), str(setting))} {_on_off(value)}"
+            )
         return {LOGBOOK_ENTRY_NAME: "Hearth", LOGBOOK_ENTRY_MESSAGE: message}
 
     @callback
@@ -49,7 +51,9 @@ def async_describe_events(
         data = event.data
         if data.get("source") == "bridge":
             what = "a cloud speech engine"
-            where = f" for satellite {data['satellite']}" if data.get("satellite") else ""
+            where = (
+                f" for satellite {data['satellite']}" if data.get("satellite") else ""
+            )
             message = f"refused {what}{where}; the local engine answered"
         else:
             message = "refused a cloud conversation agent or Assist pipeline; a local one answered"

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 import uuid
 
 from homeassistant.components import mqtt
-from homeassistant.components.assist_pipeline import OPTION_PREFERRED, async_get_pipelines
+from homeassistant.components.assist_pipeline import (
+    OPTION_PREFERRED,
+    async_get_pipelines,
+)
 from homeassistant.components.mqtt import ReceiveMessage
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, callback
@@ -36,7 +39,8 @@ SENSITIVITIES = ["default", "relaxed", "aggressive"]
 @callback
 def active_wake_word(hub: HearthHub, satellite_id: str) -> str:
     """The wake word the bridge listens for on a satellite: chosen in Home Assistant (as the
-    bridge confirmed it), else the one the satellite announced, else the bridge's default."""
+    bridge confirmed it), else the one the satellite announced, else the bridge's default.
+    """
     satellite = hub.satellites.get(satellite_id)
     chosen = satellite.settings.get("wake_word") if satellite else None
     if isinstance(chosen, str) and chosen in WAKE_WORDS:
@@ -45,7 +49,9 @@ def active_wake_word(hub: HearthHub, satellite_id: str) -> str:
         return satellite.wake_word
     wake = hub.status.engines.get("wake")
     default = wake.get("default_model") if isinstance(wake, dict) else None
-    return default if isinstance(default, str) and default in WAKE_WORDS else WAKE_WORDS[0]
+    return (
+        default if isinstance(default, str) and default in WAKE_WORDS else WAKE_WORDS[0]
+    )
 
 
 @callback
@@ -57,9 +63,12 @@ def confirmed_sensitivity(hub: HearthHub, satellite_id: str) -> str | None:
 
 
 @callback
-def chosen_pipeline(hass: HomeAssistant, hub: HearthHub, satellite_id: str) -> str | None:
+def chosen_pipeline(
+    hass: HomeAssistant, hub: HearthHub, satellite_id: str
+) -> str | None:
     """The Assist pipeline chosen on a satellite's Assist pipeline select; None when it says
-    "preferred" (then the Hearth options decide: Hearth's own pipeline unless one is chosen there)."""
+    "preferred" (then the Hearth options decide: Hearth's own pipeline unless one is chosen there).
+    """
     entity_id = er.async_get(hass).async_get_entity_id(
         Platform.SELECT, DOMAIN, f"{hub.satellite_unique_id(satellite_id)}-pipeline"
     )
@@ -68,7 +77,11 @@ def chosen_pipeline(hass: HomeAssistant, hub: HearthHub, satellite_id: str) -> s
     if state.state == OPTION_PREFERRED:
         return None
     return next(
-        (pipeline.id for pipeline in async_get_pipelines(hass) if pipeline.name == state.state),
+        (
+            pipeline.id
+            for pipeline in async_get_pipelines(hass)
+            if pipeline.name == state.state
+        ),
         None,
     )
 
@@ -76,7 +89,9 @@ def chosen_pipeline(hass: HomeAssistant, hub: HearthHub, satellite_id: str) -> s
 class SatelliteSettings:
     """Sends settings commands to the bridge and waits for its answers."""
 
-    def __init__(self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub) -> None:
+    def __init__(
+        self, hass: HomeAssistant, entry: HearthConfigEntry, hub: HearthHub
+    ) -> None:
         """Initialize."""
         self.hass = hass
         self.entry = entry
@@ -145,9 +160,11 @@ class SatelliteSettings:
                     "error": str(result.get("error") or ""),
                 },
             )
-        if (satellite := self.hub.satellites.get(satellite_id)) is not None and isinstance(
-            settings := result.get("settings"), dict
-        ):
+        if (
+            satellite := self.hub.satellites.get(satellite_id)
+        ) is not None and isinstance(settings := result.get("settings"), dict):
             satellite.settings = dict(settings)
             self.hub.async_satellite_updated(satellite_id)
-        _LOGGER.debug("Hearth satellite %s settings confirmed: %s", satellite_id, changes)
+        _LOGGER.debug(
+            "Hearth satellite %s settings confirmed: %s", satellite_id, changes
+        )

@@ -1,5 +1,6 @@
 """Selects: the bridge's audio retention; per satellite its Assist pipeline, finished-speaking
-detection and wake word (the last two applied and confirmed by the bridge)."""
+detection and wake word (the last two applied and confirmed by the bridge).
+"""
 
 from __future__ import annotations
 
@@ -63,7 +64,10 @@ class HearthRetentionSelect(HearthEntity, SelectEntity):
     @property
     def current_option(self) -> str | None:
         """Return the confirmed retention."""
-        if self.hub.policy is None or self.hub.policy.retention not in RETENTION_OPTIONS:
+        if (
+            self.hub.policy is None
+            or self.hub.policy.retention not in RETENTION_OPTIONS
+        ):
             return None
         return self.hub.policy.retention
 
@@ -74,14 +78,17 @@ class HearthRetentionSelect(HearthEntity, SelectEntity):
 
 class HearthPipelineSelect(HearthSatelliteEntity, AssistPipelineSelect):
     """The Assist pipeline a satellite's commands go to ("preferred": as in Hearth's options,
-    Hearth's own pipeline unless another is chosen there)."""
+    Hearth's own pipeline unless another is chosen there).
+    """
 
     def __init__(self, hass: HomeAssistant, hub: HearthHub, satellite_id: str) -> None:
         """Initialize."""
         HearthSatelliteEntity.__init__(
             self, hub, satellite_id, AssistPipelineSelect.entity_description
         )
-        AssistPipelineSelect.__init__(self, hass, DOMAIN, hub.satellite_unique_id(satellite_id))
+        AssistPipelineSelect.__init__(
+            self, hass, DOMAIN, hub.satellite_unique_id(satellite_id)
+        )
 
     async def async_select_option(self, option: str) -> None:
         """Choose the pipeline, then tell the bridge whether the satellite streams to it."""
@@ -102,17 +109,23 @@ class HearthVadSensitivitySelect(HearthSatelliteEntity, VadSensitivitySelect):
     @property
     def current_option(self) -> str | None:
         """The sensitivity the bridge confirmed (before it said: the last one chosen here)."""
-        return confirmed_sensitivity(self.hub, self.satellite_id) or self._attr_current_option
+        return (
+            confirmed_sensitivity(self.hub, self.satellite_id)
+            or self._attr_current_option
+        )
 
     async def async_select_option(self, option: str) -> None:
         """Ask the bridge to apply the sensitivity; shown once it confirms."""
-        await self.hub.entry.runtime_data.settings.async_set(self.satellite_id, sensitivity=option)
+        await self.hub.entry.runtime_data.settings.async_set(
+            self.satellite_id, sensitivity=option
+        )
         await super().async_select_option(option)
 
 
 class HearthWakeWordSelect(HearthSatelliteEntity, SelectEntity):
     """The wake word the bridge listens for on the satellite (also the Assist satellite's
-    wake word configuration)."""
+    wake word configuration).
+    """
 
     @property
     def current_option(self) -> str | None:
@@ -121,4 +134,6 @@ class HearthWakeWordSelect(HearthSatelliteEntity, SelectEntity):
 
     async def async_select_option(self, option: str) -> None:
         """Ask the bridge to listen for another wake word; shown once it confirms."""
-        await self.hub.entry.runtime_data.settings.async_set(self.satellite_id, wake_word=option)
+        await self.hub.entry.runtime_data.settings.async_set(
+            self.satellite_id, wake_word=option
+        )

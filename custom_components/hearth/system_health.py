@@ -20,7 +20,9 @@ KEYS = (
 
 
 @callback
-def async_register(hass: HomeAssistant, register: system_health.SystemHealthRegistration) -> None:
+def async_register(
+    hass: HomeAssistant, register: system_health.SystemHealthRegistration
+) -> None:
     """Register the system health information."""
     register.async_register_info(system_health_info)
 
@@ -47,7 +49,11 @@ async def system_health_info(hass: HomeAssistant) -> dict[str, Any]:
     for entry in hass.config_entries.async_loaded_entries(DOMAIN):
         hub = entry.runtime_data.hub
         policy = hub.policy
-        online = sum(1 for satellite_id in hub.satellites if hub.satellite_available(satellite_id))
+        online = sum(
+            1
+            for satellite_id in hub.satellites
+            if hub.satellite_available(satellite_id)
+        )
         rows.append(
             {
                 "bridge_reachable": hub.available,

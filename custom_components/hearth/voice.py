@@ -264,7 +264,8 @@ class VoiceCommands:
 
     def pipeline_for(self, satellite_id: str) -> str | None:
         """Return the Assist pipeline chosen for a satellite (None: Hearth's own): on its
-        Assist pipeline select, else in the options."""
+        Assist pipeline select, else in the options.
+        """
         if (chosen := chosen_pipeline(self.hass, self.hub, satellite_id)) is not None:
             return chosen
         options = self.entry.options.get(CONF_SATELLITES, {}).get(satellite_id, {})
