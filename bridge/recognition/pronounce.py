@@ -14,6 +14,12 @@ A word missing from the dictionary is pronounced by the first method that works:
 
 Anything else (longer unknown words, scripts other than Latin) is *unpronounceable*: the grammar
 drops the name that uses it and reports it. Digits never reach here (see :mod:`.text`).
+
+Every word then also gets its non-rhotic form and its form in each accent of
+:data:`ACCENT_PROFILES` (Caribbean, Scottish, southern British: sound-change rules such as
+TH-stopping, vowel shifts, cluster reduction, applied to the first pronunciation), at most
+:data:`MAX_PRONUNCIATIONS` in all; a multi-word token gets one variant per accent, with every
+word in that accent (:meth:`Pronouncer.token`).
 """
 
 from __future__ import annotations
