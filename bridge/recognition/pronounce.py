@@ -198,13 +198,13 @@ ACCENT_PROFILES: dict[str, tuple[str, ...]] = {
 
 def apply_rules(phones: str, rules: Iterable[str], spelling: str = "",
                 number: bool = False) -> str:
-    """`phones` with each named rule applied in turn. For number words the r stays (non-rhotic
-    "forty" F AO T IY rivalled "for five" and "fourteen")."""
+    """`phones` with each named rule applied in turn. For number words the r stays: the rules
+    that drop it are skipped (non-rhotic "forty" F AO T IY rivalled "for five" and "fourteen")."""
     seq = phones.split()
     for rule in rules:
-        if rule == "non_rhotic":
+        if rule in _DROPS_R:
             if not number:
-                seq = non_rhotic(" ".join(seq)).split()
+                seq = _DROPS_R[rule](seq)
         elif rule == "lot":
             seq = lot_rounded(seq, spelling)
         else:
@@ -212,9 +212,13 @@ def apply_rules(phones: str, rules: Iterable[str], spelling: str = "",
     return " ".join(seq)
 
 
+_DROPS_R: dict[str, Callable[[list[str]], list[str]]] = {
+    "non_rhotic": lambda seq: non_rhotic(" ".join(seq)).split(),
+    "caribbean_vowels": caribbean_vowels,
+}
 _RULES: dict[str, Callable[[list[str]], list[str]]] = {
     "th_stop": th_stop, "h_drop": h_drop, "cluster": cluster_reduction, "trap_open": trap_open,
-    "bath": bath_broad, "caribbean_vowels": caribbean_vowels, "monophthongs": monophthongs, "scottish_nurse": scottish_nurse,
+    "bath": bath_broad, "monophthongs": monophthongs, "scottish_nurse": scottish_nurse,
 }
 
 

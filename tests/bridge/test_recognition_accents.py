@@ -83,6 +83,7 @@ def test_profiles_combine_their_rules() -> None:
     assert apply_rules("F AO R T IY", ACCENT_PROFILES["british"], "forty", number=True) \
         == "F AO R T IY"
     assert apply_rules("TH R IY", ACCENT_PROFILES["caribbean"], "three", number=True) == "T R IY"
+    assert accent_forms("thirty", "TH ER D IY", number=True)["caribbean"] == "T ER D IY"
 
 
 def test_pronouncer_adds_accent_variants_after_the_dictionarys() -> None:
