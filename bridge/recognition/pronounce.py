@@ -159,9 +159,11 @@ def lot_rounded(seq: list[str], spelling: str) -> list[str]:
 
 
 def monophthongs(seq: list[str]) -> list[str]:
-    """FACE and GOAT as long monophthongs /eː/, /oː/ (Scottish, Caribbean, Welsh, Northern
-    England): EY -> EH, OW -> AO, the en-us model's nearest single vowels."""
-    return [{"EY": "EH", "OW": "AO"}.get(p, p) for p in seq]
+    """GOAT as a long monophthong /oː/ (Scottish, Caribbean, Welsh, Northern England): OW -> AO,
+    the en-us model's nearest single vowel ("close" K L AO S). FACE /eː/ stays EY, whose start
+    is that vowel: as EH it made "eight" EH T and "gate" G EH T ("get"), and a 10 dB "turn off
+    the kitchen light" came out as "... lights"."""
+    return ["AO" if p == "OW" else p for p in seq]
 
 
 def scottish_nurse(seq: list[str]) -> list[str]:

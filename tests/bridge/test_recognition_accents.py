@@ -4,6 +4,9 @@ dictionary pocketsphinx reads for a grammar carries them."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from bridge.recognition import compile_grammar, garbage, pronounce
@@ -64,7 +67,7 @@ def test_vowel_shifts() -> None:
     assert lot_rounded(_s("G ER AA ZH"), "garage") == _s("G ER AA ZH")  # no "o": a PALM word
     assert lot_rounded(_s("S T AA R T"), "start") == _s("S T AA R T")
     assert monophthongs(_s("K L OW S")) == _s("K L AO S")  # close
-    assert monophthongs(_s("G EY T")) == _s("G EH T")  # gate
+    assert monophthongs(_s("G EY T")) == _s("G EY T")  # gate: EY starts at the FACE vowel
     assert scottish_nurse(_s("T ER N")) == _s("T AH R N")  # turn, rhotic
     assert scottish_nurse(_s("SH UH R")) == _s("SH UW R")  # sure
     assert caribbean_vowels(_s("T ER N")) == _s("T AO N")  # turn: NURSE back and rounded
@@ -121,6 +124,19 @@ def test_a_token_is_said_in_one_accent_at_a_time() -> None:
     # without accents: the products of the dictionary's and the non-rhotic variants, as before
     plain = Pronouncer(cmudict(), accents=False).token(["turn", "on", "the"], MAX_COMPOUND_VARIANTS)
     assert plain[0] == "T ER N AA N DH AH" and "T AO N AA N D AH" not in plain
+
+
+def test_without_accents_the_dictionary_is_what_it_was(demo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the switch off the demo grammar's dictionary is byte for byte the one compiled before
+    accent variants existed (the hash test_recognition_edges.py pinned), and the FSG is the same
+    either way: the variants change pronunciations only."""
+    monkeypatch.setattr(pronounce, "ACCENTS", False)
+    plain = compile_grammar(load_demo_vocabulary(), cmudict())
+    assert plain.fsg == demo.fsg
+    assert hashlib.sha256(json.dumps(plain.dictionary).encode()).hexdigest() == (
+        "12413df674538ba37f57515a4968497a00de273d2b861d9206d57c8ec99af57e")
+    assert plain.dictionary.keys() == demo.dictionary.keys()
+    assert all(set(plain.dictionary[t]) <= set(demo.dictionary[t]) for t in plain.dictionary)
 
 
 def test_dictionary_text_of_a_grammar_has_the_accent_variants(demo) -> None:
