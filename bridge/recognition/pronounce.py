@@ -104,8 +104,9 @@ def non_rhotic(phones: str) -> str:
 
 # accents -------------------------------------------------------------------------------------
 # Each rule is a sound change of an accent of English, written against the CMU phone set (the
-# one the en-us model has), from the descriptions of those accents (Wells, "Accents of English";
-# the phonological rules of phonemizers such as espeak-ng's), never from test recordings.
+# one the en-us model has) from published descriptions of those accents (Wells, "Accents of
+# English"), never copied from test recordings or a synthesizer's phoneme output. Measured in
+# docs/recognition.md ("Accent variants").
 
 ACCENTS = True
 """Add accent profile variants (:data:`ACCENT_PROFILES`) to every grammar word."""
