@@ -11,7 +11,6 @@ with fewer states; their pronunciations are the products of the words' variants.
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 
 from .automaton import NT, Dfa, entry_counts
@@ -127,14 +126,8 @@ JOIN = "_"  # joins words of a multi-word token; normalisation never leaves "_" 
 
 
 def compound_pronunciations(token: str, pronouncer: Pronouncer) -> tuple[str, ...]:
-    """Pronunciations of a (possibly multi-word) token: products of its words' variants."""
-    parts: list[tuple[str, ...]] = []
-    for word in token.split(JOIN):
-        prons = pronouncer.pronounce(word)
-        assert prons is not None, word  # unpronounceable words never reach the graph
-        parts.append(prons)
-    return tuple(" ".join(combo) for combo in
-                 itertools.islice(itertools.product(*parts), MAX_COMPOUND_VARIANTS))
+    """Pronunciations of a (possibly multi-word) token (:meth:`Pronouncer.token`)."""
+    return pronouncer.token(token.split(JOIN), MAX_COMPOUND_VARIANTS)
 
 
 def eliminate_states(trans: list[_Arc], n_states: int, final: int

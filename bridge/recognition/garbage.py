@@ -19,8 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .pronounce import MAX_PRONUNCIATIONS, NON_RHOTIC_MIN_PHONES, accent_forms
+
 FrequentWords = Mapping[str, tuple[str, ...]]
 """word -> pronunciations, most frequent word first."""
+
+ACCENT_VARIANTS = False
+"""Give loop words the grammar's accent variants too (:func:`bridge.recognition.pronounce.
+accent_forms`), so accented chatter is not pushed into the grammar's side by them."""
 
 PREFIX = "garbage__"
 """Dictionary names of loop words (never a word of a grammar: normalisation drops "_")."""
@@ -72,11 +78,27 @@ def add_garbage_loop(fsg: str, enter: float, words: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def dictionary_lines(stored: FrequentWords, words: list[str]) -> list[str]:
-    """Dictionary lines (pocketsphinx format) for the loop words, every pronunciation."""
+def pronunciations(stored: FrequentWords, word: str, accents: bool = False) -> tuple[str, ...]:
+    """A loop word's pronunciations: the stored ones, with `accents` also the word in each
+    accent profile (new forms only, as long as the word's first one or 3 phones; at most
+    :data:`~bridge.recognition.pronounce.MAX_PRONUNCIATIONS`)."""
+    prons = stored[word]
+    if not accents or not prons:
+        return prons
+    shortest = min(NON_RHOTIC_MIN_PHONES, len(prons[0].split()))
+    extra = [v for v in dict.fromkeys(accent_forms(word, prons[0]).values())
+             if v not in prons and len(v.split()) >= shortest]
+    return (*prons, *extra)[:MAX_PRONUNCIATIONS]
+
+
+def dictionary_lines(stored: FrequentWords, words: list[str],
+                     accents: bool | None = None) -> list[str]:
+    """Dictionary lines (pocketsphinx format) for the loop words, every pronunciation
+    (`accents`: add accent variants; None: :data:`ACCENT_VARIANTS`)."""
+    with_accents = ACCENT_VARIANTS if accents is None else accents
     lines: list[str] = []
     for word in words:
-        for i, pron in enumerate(stored[word]):
+        for i, pron in enumerate(pronunciations(stored, word, with_accents)):
             name = f"{PREFIX}{word}" if i == 0 else f"{PREFIX}{word}({i + 1})"
             lines.append(f"{name} {pron}")
     return lines
