@@ -1,4 +1,6 @@
-"""What the owner may want in the logbook and in automations: privacy changes and refused cloud
+"""Report privacy changes, refused cloud requests and the vocabulary state.
+
+What the owner may want in the logbook and in automations: privacy changes and refused cloud
 requests, fired as events on Home Assistant's bus (described by `logbook.py`, used by the
 blueprints in `blueprints/automation/hearth/`); and the bridge's vocabulary state, for
 `system_health.py`.

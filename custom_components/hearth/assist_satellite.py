@@ -103,7 +103,10 @@ async def async_setup_entry(
 
 
 def timer_finished_message(timer: intent.TimerInfo) -> str:
-    """What the bridge says when a timer ends (in English, the bridge's voice's language)."""
+    """Return what the bridge says when a timer ends.
+
+    In English, the bridge's voice's language.
+    """
     if timer.name:
         return f"The {timer.name} timer is done."
     parts = [
@@ -215,7 +218,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
 
     @callback
     def _async_stream(self, stream: BridgeAudioStream) -> None:
-        """The bridge forwards a command: run it through the satellite's Assist pipeline."""
+        """Run a command the bridge forwards through the satellite's Assist pipeline."""
         self.hub.entry.async_create_background_task(
             self.hass,
             self._async_run_stream(stream),
@@ -292,7 +295,10 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
         await self._async_play_wav(wav, "answer")
 
     async def _async_answer_audio(self, token: str) -> tuple[str, bytes]:
-        """The pipeline's TTS result stream, whole (its media source id does not resolve here)."""
+        """Return the pipeline's TTS result stream, whole.
+
+        Its media source id does not resolve here.
+        """
         if (stream := tts.async_get_stream(self.hass, token)) is None:
             raise ValueError("the spoken answer's stream is gone")
         data = b"".join([chunk async for chunk in stream.async_stream_result()])
@@ -339,7 +345,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
 
     @callback
     def _resolve_pipeline(self) -> str | None:
-        """The Assist pipeline chosen for this satellite in Hearth's options, else preferred.
+        """Return this satellite's Assist pipeline: chosen in Hearth's options, else preferred.
 
         Home Assistant consults it for start_conversation (its agent must hold conversations).
         """
@@ -349,9 +355,11 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
 
     @property
     def vad_sensitivity_entity_id(self) -> str | None:
-        """The satellite's Finished speaking detection select, for Home Assistant's own voice
-        activity detection in a streamed pipeline run (the bridge uses the same choice). None
-        while the select shows no choice (it is unavailable), so the default is used.
+        """Return the satellite's Finished speaking detection select.
+
+        For Home Assistant's own voice activity detection in a streamed pipeline run (the bridge
+        uses the same choice). None while the select shows no choice (it is unavailable), so the
+        default is used.
         """
         entity_id = er.async_get(self.hass).async_get_entity_id(
             Platform.SELECT,
@@ -390,7 +398,7 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
             )
 
     async def _async_ring(self, timer: intent.TimerInfo) -> None:
-        """A timer finished: the chime, then the bridge says which one."""
+        """Ring for a finished timer: the chime, then the bridge says which one."""
         try:
             await self.async_internal_announce(timer_finished_message(timer))
         except HomeAssistantError as err:
@@ -404,7 +412,10 @@ class HearthAssistSatellite(HearthSatelliteEntity, AssistSatelliteEntity):
 
     @callback
     def async_get_configuration(self) -> AssistSatelliteConfiguration:
-        """The wake words the bridge knows; the one it listens for on this satellite is active."""
+        """Return the wake words the bridge knows.
+
+        The one it listens for on this satellite is active.
+        """
         return AssistSatelliteConfiguration(
             available_wake_words=[
                 AssistSatelliteWakeWord(

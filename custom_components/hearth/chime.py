@@ -32,7 +32,7 @@ def is_default_chime(media_id: str) -> bool:
 
 @cache
 def chime_wav() -> bytes:
-    """The chime as a WAV (made once)."""
+    """Return the chime as a WAV (made once)."""
     samples: list[int] = []
     for frequency, seconds in _NOTES:
         count = int(RATE * seconds)

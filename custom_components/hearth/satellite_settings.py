@@ -38,8 +38,10 @@ SENSITIVITIES = ["default", "relaxed", "aggressive"]
 
 @callback
 def active_wake_word(hub: HearthHub, satellite_id: str) -> str:
-    """The wake word the bridge listens for on a satellite: chosen in Home Assistant (as the
-    bridge confirmed it), else the one the satellite announced, else the bridge's default.
+    """Return the wake word the bridge listens for on a satellite.
+
+    Chosen in Home Assistant (as the bridge confirmed it), else the one the satellite announced,
+    else the bridge's default.
     """
     satellite = hub.satellites.get(satellite_id)
     chosen = satellite.settings.get("wake_word") if satellite else None
@@ -56,7 +58,7 @@ def active_wake_word(hub: HearthHub, satellite_id: str) -> str:
 
 @callback
 def confirmed_sensitivity(hub: HearthHub, satellite_id: str) -> str | None:
-    """The finished-speaking sensitivity the bridge confirmed; None before it said."""
+    """Return the finished-speaking sensitivity the bridge confirmed; None before it said."""
     satellite = hub.satellites.get(satellite_id)
     value = satellite.settings.get("sensitivity") if satellite else None
     return value if isinstance(value, str) and value in SENSITIVITIES else None
@@ -66,8 +68,10 @@ def confirmed_sensitivity(hub: HearthHub, satellite_id: str) -> str | None:
 def chosen_pipeline(
     hass: HomeAssistant, hub: HearthHub, satellite_id: str
 ) -> str | None:
-    """The Assist pipeline chosen on a satellite's Assist pipeline select; None when it says
-    "preferred" (then the Hearth options decide: Hearth's own pipeline unless one is chosen there).
+    """Return the Assist pipeline chosen on a satellite's Assist pipeline select.
+
+    None when it says "preferred" (then the Hearth options decide: Hearth's own pipeline unless
+    one is chosen there).
     """
     entity_id = er.async_get(hass).async_get_entity_id(
         Platform.SELECT, DOMAIN, f"{hub.satellite_unique_id(satellite_id)}-pipeline"

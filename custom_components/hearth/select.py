@@ -1,5 +1,7 @@
-"""Selects: the bridge's audio retention; per satellite its Assist pipeline, finished-speaking
-detection and wake word (the last two applied and confirmed by the bridge).
+"""Selects for the bridge's audio retention and per-satellite settings.
+
+The bridge's audio retention; per satellite its Assist pipeline, finished-speaking detection and
+wake word (the last two applied and confirmed by the bridge).
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ class HearthRetentionSelect(HearthEntity, SelectEntity):
 
 
 class HearthPipelineSelect(HearthSatelliteEntity, AssistPipelineSelect):
-    """The Assist pipeline a satellite's commands go to ("preferred": as in Hearth's options,
-    Hearth's own pipeline unless another is chosen there).
+    """The Assist pipeline a satellite's commands go to.
+
+    "preferred": as in Hearth's options, Hearth's own pipeline unless another is chosen there.
     """
 
     def __init__(self, hass: HomeAssistant, hub: HearthHub, satellite_id: str) -> None:
@@ -123,8 +126,9 @@ class HearthVadSensitivitySelect(HearthSatelliteEntity, VadSensitivitySelect):
 
 
 class HearthWakeWordSelect(HearthSatelliteEntity, SelectEntity):
-    """The wake word the bridge listens for on the satellite (also the Assist satellite's
-    wake word configuration).
+    """The wake word the bridge listens for on the satellite.
+
+    Also the Assist satellite's wake word configuration.
     """
 
     @property

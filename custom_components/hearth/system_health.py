@@ -28,7 +28,7 @@ def async_register(
 
 
 def _grammar_size(vocabulary: dict[str, Any] | None) -> str:
-    """The vocabulary in service, as the bridge described it."""
+    """Return the vocabulary in service, as the bridge described it."""
     if not vocabulary or vocabulary.get("status") != "ok":
         return "unknown"
     grammar = vocabulary.get("grammar")

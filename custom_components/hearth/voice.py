@@ -263,8 +263,9 @@ class VoiceCommands:
         return self._modes.get(satellite_id, "hearth")
 
     def pipeline_for(self, satellite_id: str) -> str | None:
-        """Return the Assist pipeline chosen for a satellite (None: Hearth's own): on its
-        Assist pipeline select, else in the options.
+        """Return the Assist pipeline chosen for a satellite (None: Hearth's own).
+
+        On its Assist pipeline select, else in the options.
         """
         if (chosen := chosen_pipeline(self.hass, self.hub, satellite_id)) is not None:
             return chosen
