@@ -59,11 +59,14 @@ class CloseCallSettings:
     """How sure the words that carry the meaning must be (chosen on tuning voices only,
     docs/recognition.md "Close calls")."""
 
-    margin_per_frame: float = 0.001
+    margin_per_frame: float = 0.0025
     """Refuse when a reading of another meaning scores within this much of the best one, per
     frame of the slot's words (pocketsphinx log units / 1000, as the rejection score)."""
     number_min_confidence: float = 0.58
-    """Decoder confidence a command with a number needs (0.5 = the rejection threshold)."""
+    """Decoder confidence a command with a number needs (0.5 = the rejection threshold) ...
+    unless every other reading is at least :attr:`number_clear_margin` per frame behind."""
+    number_clear_margin: float = 0.008
+    """A number this far ahead of its closest rival is clearly heard whatever the confidence."""
     unlikely_min_confidence: float = 0.7
     """... and one with a value nobody asks for (:func:`unlikely`)."""
     max_timer_seconds: int = 4 * 3600
@@ -324,9 +327,7 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
     if match.name in HARMLESS_INTENTS or match.name not in ACTING_INTENTS:
         return Review()
     numeric = any(s in NUMBER_SLOTS for s in match.slots)
-    if numeric and confidence < settings.number_min_confidence:
-        return Review("number_unsure", f"a number heard with confidence {confidence:.2f} "
-                      f"< {settings.number_min_confidence}")
+    unsure_number = numeric and confidence < settings.number_min_confidence
     if unlikely(match, settings) and confidence < settings.unlikely_min_confidence:
         return Review("unlikely_value", f"an unusual value heard with confidence "
                       f"{confidence:.2f} < {settings.unlikely_min_confidence}")
@@ -336,6 +337,9 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
     units = rival_graph(decoder.last_tokens, spans, alternatives, decoder.known_tokens,
                         decoder.walker) if spans else None
     if units is None:
+        if unsure_number:
+            return Review("number_unsure", f"a number heard with confidence {confidence:.2f} "
+                          f"< {settings.number_min_confidence}", cpu_seconds=time.process_time() - started)
         return Review(cpu_seconds=time.process_time() - started)
     chosen = parse(words, units)
     assert chosen is not None  # the chosen readings are in the units by construction
@@ -365,6 +369,10 @@ def review(decoder: Rescorer, match: IntentMatch, confidence: float,
     if margin < settings.margin_per_frame:
         return Review("close_call", f"{rival!r} scores within {margin:.4f} per frame", margin,
                       rival, cpu)
+    if unsure_number and margin < settings.number_clear_margin:
+        return Review("number_unsure", f"a number heard with confidence {confidence:.2f} "
+                      f"< {settings.number_min_confidence}, {rival!r} within {margin:.4f} per frame",
+                      margin, rival, cpu)
     return Review(None, "", margin, rival, cpu)
 
 
