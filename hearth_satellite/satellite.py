@@ -264,6 +264,7 @@ class Satellite:
             await self._on_play(payload)
             return
         data = loads(payload) if payload else None
+        _LOGGER.debug("%s: %s", leaf, data)
         if data is None:
             return
         if leaf == "command":
