@@ -26,8 +26,17 @@ import aiomqtt
 from . import __version__
 from .audio import Cleanup, LevelMeter, Sound
 from .hooks import Hooks
-from .protocol import (FRAME_BYTES, PROTOCOL_VERSION, RATE, WAKE_WORDS, SatelliteTopics, decode_frame, dumps,
-                       encode_frame, loads)
+from .protocol import (
+    FRAME_BYTES,
+    PROTOCOL_VERSION,
+    RATE,
+    WAKE_WORDS,
+    SatelliteTopics,
+    decode_frame,
+    dumps,
+    encode_frame,
+    loads,
+)
 from .wake import WakeWord
 
 _LOGGER = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def test_wake_command_answer_and_privacy(live, say, tmp_path) -> None:
-    broker, bridge = live
+    broker, _ = live
     sat = SatelliteProcess(broker, tmp_path, "pi-kitchen").start()
     try:
         async with Probe(broker.host, broker.port, ["hearth/satellite/+/audio", "hearth/satellite/pi-kitchen/#",
