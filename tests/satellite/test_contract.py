@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import bridge
+from bridge.config import WAKE_WORDS as BRIDGE_WAKE_WORDS
 from bridge.protocol import hearth
 from bridge.protocol.messages import SatelliteEvent, SatelliteStatus
 from hearth_satellite import protocol
@@ -47,7 +48,7 @@ def test_topics_match_the_bridge() -> None:
         assert theirs.parse_satellite_topic(getattr(ours, leaf)) == ("pi@kitchen", leaf)
     assert protocol.SatelliteTopics.OUTBOUND == hearth.SATELLITE_INBOUND
     assert set(protocol.SatelliteTopics.INBOUND) <= hearth.BRIDGE_OUTBOUND
-    assert protocol.WAKE_WORDS == hearth.WAKE_WORDS
+    assert protocol.WAKE_WORDS == hearth.WAKE_WORDS == tuple(BRIDGE_WAKE_WORDS)
     assert protocol.SATELLITE_ID.pattern == hearth.SATELLITE_ID_PATTERN
     with pytest.raises(ValueError):
         protocol.SatelliteTopics("hearth", "living room")
