@@ -1,9 +1,10 @@
-"""The satellite reconnects after the broker restarts (announcing itself again) and its last will
-reads offline when it dies."""
+"""The satellite reconnects after the broker restarts (announcing itself again), follows the wake
+word Home Assistant chose, and its last will reads offline when it dies."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -28,6 +29,15 @@ async def test_reconnects_after_a_broker_restart_and_sets_its_last_will(live, sa
             await sat.heard(say("okay nabu, turn on the kitchen light"))
             transcript = await probe.wait_for("/pi-study/transcript", timeout=20)
             assert transcript["text"] == "turn on the kitchen light", sat.log()
+            # Home Assistant's wake word setting, kept by the bridge in the retained state, is followed.
+            mark = len(probe.messages)
+            await probe.client.publish("hearth/satellite/pi-study/settings/set",
+                                       json.dumps({"request_id": "w1", "wake_word": "hey_jarvis"}))
+            await wait_status(probe, "pi-study", mark, wake_word="hey_jarvis")
+            mark = len(probe.messages)
+            await probe.client.publish("hearth/satellite/pi-study/settings/set",
+                                       json.dumps({"request_id": "w2", "wake_word": None}))
+            await wait_status(probe, "pi-study", mark, wake_word="okay_nabu")
             assert sat.proc is not None
             sat.proc.kill()  # no goodbye: the broker publishes its last will
             await wait_status(probe, "pi-study", len(probe.messages), state="offline", timeout=60)
