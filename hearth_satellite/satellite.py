@@ -420,6 +420,9 @@ class Satellite:
                 while True:
                     chunk = await proc.stdout.readexactly(FRAME_BYTES)
                     await self._on_chunk(chunk)
+                    # Let commands (stand_down, stop_streaming, mute) in between any two chunks,
+                    # even while catching up with a backlog the pipe had buffered.
+                    await asyncio.sleep(0)
             except asyncio.IncompleteReadError:
                 _LOGGER.error("--mic-command ended (exit %s); restarting it in 1 s", await proc.wait())
                 self.hooks.fire("error", code="mic_ended")
