@@ -74,8 +74,13 @@ class HearthSatelliteSensorDescription(SensorEntityDescription):
     attributes_fn: Callable[[Satellite], dict[str, Any] | None] = lambda satellite: None
 
 
+#: Where an engine sends what it is given (the bridge's `Locality`).
+LOCALITIES = ["in_process", "lan", "cloud"]
+
+
 def _processed_by(satellite: Satellite) -> str | None:
-    return satellite.last_utterance.locality if satellite.last_utterance else None
+    locality = satellite.last_utterance.locality if satellite.last_utterance else None
+    return locality if locality in LOCALITIES else None
 
 
 def _processed_by_attributes(satellite: Satellite) -> dict[str, Any] | None:
@@ -95,6 +100,8 @@ TRANSCRIPT = SensorEntityDescription(
 PROCESSED_BY = HearthSatelliteSensorDescription(
     key="processed_by",
     translation_key="processed_by",
+    device_class=SensorDeviceClass.ENUM,
+    options=LOCALITIES,
     entity_category=EntityCategory.DIAGNOSTIC,
     value_fn=_processed_by,
     attributes_fn=_processed_by_attributes,

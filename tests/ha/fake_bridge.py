@@ -186,7 +186,7 @@ class FakeBridge:
             "protocol": 1,
             "version": "0.1.0",
             "bridge_id": self.bridge_id,
-            "engines": {"stt": {"name": "pocketsphinx", "locality": "local"}},
+            "engines": {"stt": {"name": "pocketsphinx", "locality": "in_process"}},
             "status_api": "http://127.0.0.1:10500/status",
         }
 
@@ -254,7 +254,7 @@ class FakeBridge:
             "audio_seconds": 1.5,
             "latency_ms": 120,
             "engine": "pocketsphinx",
-            "locality": "local",
+            "locality": "in_process",
             "private": private,
         }
         if rejected:

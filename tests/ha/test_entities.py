@@ -104,7 +104,7 @@ async def test_transcript_and_processed_by(
     heard_at = dt_util.parse_datetime(transcript.state)
     assert heard_at is not None and abs((dt_util.utcnow() - heard_at).total_seconds()) < 60
     processed = hass.states.get("sensor.kitchen_processed_by")
-    assert processed.state == "local"
+    assert processed.state == "in_process"  # the bridge's Locality; shown as "On the bridge"
     assert processed.attributes["engine"] == "pocketsphinx"
     assert processed.attributes["conversation_agent"] == "conversation.home_assistant"
 
