@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 import json
 import logging
 from typing import TYPE_CHECKING, Any
-import uuid
 
 from homeassistant.components import mqtt
 from homeassistant.components.mqtt import ReceiveMessage
@@ -30,6 +28,7 @@ from .const import (
 )
 from .models import Audit, BridgeStatus, Policy, Satellite, Utterance, parse_json
 from .policy_keeper import PolicyKeeper
+from .requests import PendingRequests
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -71,7 +70,7 @@ class HearthHub:
         self._satellite_added: list[Callable[[str], None]] = []
         self._event_listeners: dict[str, list[SatelliteEventCallback]] = {}
         self._transcript_handler: Callable[[str, dict[str, Any]], None] | None = None
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending = PendingRequests(hass, self.bridge_id)
         self.bridge_device_id: str | None = None
         self._online_callbacks: list[CALLBACK_TYPE] = []
         self._policy_callbacks: list[CALLBACK_TYPE] = []
@@ -129,15 +128,9 @@ class HearthHub:
             self.entry.async_on_unload(
                 await mqtt.async_subscribe(self.hass, topic, handler)
             )
-        self.entry.async_on_unload(self._async_cancel_pending)
+        self.entry.async_on_unload(self._pending.async_cancel_all)
         self.entry.async_on_unload(self._async_cancel_stale_check)
         self.entry.async_on_unload(self._async_delete_protocol_issue)
-
-    @callback
-    def _async_cancel_pending(self) -> None:
-        for future in self._pending.values():
-            future.cancel()
-        self._pending.clear()
 
     # ------------------------------------------------------------------ availability
 
@@ -350,12 +343,7 @@ class HearthHub:
 
     @callback
     def _handle_result(self, msg: ReceiveMessage) -> None:
-        data = parse_json(msg.payload)
-        if data is None or not isinstance(request_id := data.get("request_id"), str):
-            return
-        future = self._pending.get(request_id)
-        if future is not None and not future.done():
-            future.set_result(data)
+        self._pending.async_resolve(parse_json(msg.payload))
 
     @callback
     def _handle_audit(self, msg: ReceiveMessage) -> None:
@@ -569,21 +557,11 @@ class HearthHub:
 
         Raises a translated HomeAssistantError on timeout or when the bridge refuses.
         """
-        request_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = self.hass.loop.create_future()
-        self._pending[request_id] = future
-        try:
-            await self.async_publish(topic, {"request_id": request_id, **payload})
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                result = await future
-        except TimeoutError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="bridge_timeout",
-                translation_placeholders={"bridge": self.bridge_id},
-            ) from err
-        finally:
-            self._pending.pop(request_id, None)
+
+        async def publish(command: dict[str, Any]) -> None:
+            await self.async_publish(topic, command)
+
+        result = await self._pending.async_request(publish, payload, REQUEST_TIMEOUT)
         if not result.get("ok"):
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

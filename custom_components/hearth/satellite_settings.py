@@ -7,14 +7,13 @@ retained `state` (`settings`), so what the entities show is what the bridge conf
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
-import uuid
 
 from homeassistant.components import mqtt
 from homeassistant.components.assist_pipeline import (
     OPTION_PREFERRED,
+    Pipeline,
     async_get_pipelines,
 )
 from homeassistant.components.mqtt import ReceiveMessage
@@ -25,6 +24,7 @@ from homeassistant.helpers import entity_registry as er
 
 from .const import DOMAIN, REQUEST_TIMEOUT, SATELLITE_ID, WAKE_WORDS
 from .models import parse_json
+from .requests import PendingRequests
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -80,11 +80,20 @@ def chosen_pipeline(
         return None
     if state.state == OPTION_PREFERRED:
         return None
+    pipeline = find_pipeline(hass, name=state.state)
+    return pipeline.id if pipeline is not None else None
+
+
+@callback
+def find_pipeline(
+    hass: HomeAssistant, *, pipeline_id: str | None = None, name: str | None = None
+) -> Pipeline | None:
+    """Return the Assist pipeline with this id, or with this name; None if there is none."""
     return next(
         (
-            pipeline.id
+            pipeline
             for pipeline in async_get_pipelines(hass)
-            if pipeline.name == state.state
+            if pipeline.id == pipeline_id or pipeline.name == name
         ),
         None,
     )
@@ -100,7 +109,7 @@ class SatelliteSettings:
         self.hass = hass
         self.entry = entry
         self.hub = hub
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._pending = PendingRequests(hass, hub.bridge_id)
 
     async def async_start(self) -> None:
         """Listen for the bridge's answers."""
@@ -111,49 +120,26 @@ class SatelliteSettings:
                 self._handle_result,
             )
         )
-        self.entry.async_on_unload(self._async_cancel_pending)
-
-    @callback
-    def _async_cancel_pending(self) -> None:
-        for future in self._pending.values():
-            future.cancel()
-        self._pending.clear()
+        self.entry.async_on_unload(self._pending.async_cancel_all)
 
     @callback
     def _handle_result(self, msg: ReceiveMessage) -> None:
         parts = msg.topic[len(self.hub.prefix) + 1 :].split("/")
         if len(parts) != 4 or not SATELLITE_ID.fullmatch(parts[1]):
             return
-        data = parse_json(msg.payload)
-        if data is None or not isinstance(request_id := data.get("request_id"), str):
-            return
-        future = self._pending.get(request_id)
-        if future is not None and not future.done():
-            future.set_result(data)
+        self._pending.async_resolve(parse_json(msg.payload))
 
     async def async_set(self, satellite_id: str, **changes: str) -> None:
         """Change a satellite's settings on the bridge and wait until it confirms them.
 
         Raises a translated HomeAssistantError when the bridge refuses or does not answer.
         """
-        request_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = self.hass.loop.create_future()
-        self._pending[request_id] = future
-        try:
-            await self.hub.async_publish(
-                self.hub.topic("satellite", satellite_id, "settings", "set"),
-                {"request_id": request_id, **changes},
-            )
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                result = await future
-        except TimeoutError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="bridge_timeout",
-                translation_placeholders={"bridge": self.hub.bridge_id},
-            ) from err
-        finally:
-            self._pending.pop(request_id, None)
+        topic = self.hub.topic("satellite", satellite_id, "settings", "set")
+
+        async def publish(command: dict[str, Any]) -> None:
+            await self.hub.async_publish(topic, command)
+
+        result = await self._pending.async_request(publish, changes, REQUEST_TIMEOUT)
         if not result.get("ok"):
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

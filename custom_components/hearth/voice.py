@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from homeassistant.components import conversation
-from homeassistant.components.assist_pipeline import Pipeline, async_get_pipelines
+from homeassistant.components.assist_pipeline import Pipeline
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
@@ -25,7 +25,7 @@ from .const import (
     HEARTH_PIPELINE,
 )
 from .locality import address_class, is_ip_literal
-from .satellite_settings import chosen_pipeline
+from .satellite_settings import chosen_pipeline, find_pipeline
 
 if TYPE_CHECKING:
     from . import HearthConfigEntry
@@ -168,18 +168,6 @@ def _async_listen_pipeline_changes(
         return None
     remove: CALLBACK_TYPE = assist.pipeline_store.async_add_listener(listener)
     return remove
-
-
-def _async_find_pipeline(hass: HomeAssistant, pipeline_id: str) -> Pipeline | None:
-    """Return the Assist pipeline with this id, else None."""
-    return next(
-        (
-            pipeline
-            for pipeline in async_get_pipelines(hass)
-            if pipeline.id == pipeline_id
-        ),
-        None,
-    )
 
 
 class VoiceCommands:
@@ -331,7 +319,7 @@ class VoiceCommands:
         """
         if (pipeline_id := self.pipeline_for(satellite_id)) is None:
             return None
-        if (pipeline := _async_find_pipeline(self.hass, pipeline_id)) is None:
+        if (pipeline := find_pipeline(self.hass, pipeline_id=pipeline_id)) is None:
             _LOGGER.warning(
                 "Assist pipeline %s of satellite %s no longer exists; using Hearth's own",
                 pipeline_id,

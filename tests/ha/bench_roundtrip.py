@@ -23,8 +23,8 @@ from bridge.tools.satellite import SatelliteOptions, run_satellite
 from tests.support.bridge_proc import Probe
 from tests.support.broker import Mosquitto
 
-from .e2e import LIGHT, speech, until
-from .test_e2e_bridge import home, probe, real_bridge  # noqa: F401 - fixtures
+from .e2e import LIGHT, probe_fixture, real_bridge_fixture, speech, until  # noqa: F401 - fixtures
+from .test_e2e_bridge import home  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.timeout(900)]
 ROUNDS = 10

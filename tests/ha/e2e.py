@@ -8,7 +8,7 @@ streaming it in real time, and a light entity whose `turn_on` flips its state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 import json
 from pathlib import Path
 import shutil
@@ -24,7 +24,11 @@ from homeassistant.setup import async_setup_component
 
 from bridge import PROTOCOL_VERSION
 from bridge.recognition.vocabulary import parse_vocabulary
-from pytest_homeassistant_custom_component.common import setup_test_component_platform
+from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    setup_test_component_platform,
+)
 
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
@@ -102,6 +106,36 @@ async def start_bridge(
     )
     await hass.async_add_executor_job(proc.start)
     return proc
+
+
+@pytest.fixture(name="real_bridge")
+async def real_bridge_fixture(
+    hass: HomeAssistant, real_mqtt: Mosquitto, tmp_path: Path
+) -> AsyncIterator[BridgeProcess]:
+    """The real bridge, online on the real broker."""
+    proc = await start_bridge(hass, real_mqtt, tmp_path / "bridge")
+    yield proc
+    await hass.async_add_executor_job(proc.stop)
+
+
+@pytest.fixture(name="probe")
+async def probe_fixture(real_mqtt: Mosquitto) -> AsyncIterator[Probe]:
+    """An outside listener on every Hearth topic (and a publisher for the satellite's status)."""
+    async with Probe("127.0.0.1", real_mqtt.port, ["hearth/#"]) as listener:
+        yield listener
+
+
+async def setup_hearth(hass: HomeAssistant) -> MockConfigEntry:
+    """Set Hearth up against the real bridge."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Hearth bridge {E2E_BRIDGE_ID}",
+        unique_id=E2E_BRIDGE_ID,
+        data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: E2E_BRIDGE_ID},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    return entry
 
 
 def satellite_status(sat_id: str) -> dict[str, Any]:

@@ -19,19 +19,21 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
 from bridge.tools.satellite import SatelliteError, SatelliteOptions, run_satellite
-from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
+from custom_components.hearth.const import DOMAIN
 from custom_components.hearth.policy_keeper import reset_issue_id
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
 
-from .e2e import (
-    E2E_BRIDGE_ID,
+from .e2e import (  # noqa: F401 - probe_fixture, real_bridge_fixture: fixtures
     LIGHT,
     needs_tools,
+    probe_fixture,
     publish_json,
+    real_bridge_fixture,
     satellite_status,
+    setup_hearth,
     setup_kitchen_light,
     speech,
     start_bridge,
@@ -47,37 +49,13 @@ MICROPHONE = "switch.kitchen_microphone"
 
 
 @pytest.fixture
-async def real_bridge(
-    hass: HomeAssistant, real_mqtt: Mosquitto, tmp_path: Path
-) -> AsyncIterator[BridgeProcess]:
-    """The real bridge, online on the real broker."""
-    proc = await start_bridge(hass, real_mqtt, tmp_path / "bridge")
-    yield proc
-    await hass.async_add_executor_job(proc.stop)
-
-
-@pytest.fixture
-async def probe(real_mqtt: Mosquitto) -> AsyncIterator[Probe]:
-    """An outside listener on every Hearth topic (and a publisher for the satellite's status)."""
-    async with Probe("127.0.0.1", real_mqtt.port, ["hearth/#"]) as listener:
-        yield listener
-
-
-@pytest.fixture
 async def home(
     hass: HomeAssistant, real_bridge: BridgeProcess, probe: Probe
 ) -> AsyncIterator[MockConfigEntry]:
     """Kitchen light, Hearth set up against the real bridge, satellite `kitchen` known."""
     assert await async_setup_component(hass, "conversation", {})
     await setup_kitchen_light(hass)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Hearth bridge {E2E_BRIDGE_ID}",
-        unique_id=E2E_BRIDGE_ID,
-        data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: E2E_BRIDGE_ID},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    entry = await setup_hearth(hass)
     # The satellite announces itself first (as a real one does when it boots), so its entities
     # exist before it speaks.
     await publish_json(

@@ -50,7 +50,7 @@ async def test_switch_timeout_keeps_state(
     assert err.value.translation_key == "bridge_timeout"
     assert err.value.translation_domain == "hearth"
     assert hass.states.get("switch.hearth_bridge_privacy_mode").state == STATE_OFF
-    assert loaded.runtime_data.hub._pending == {}
+    assert len(loaded.runtime_data.hub._pending) == 0
 
 
 async def test_switch_refused_keeps_state(

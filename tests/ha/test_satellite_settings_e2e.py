@@ -5,7 +5,6 @@ a restart."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
@@ -13,15 +12,16 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
 
-from .e2e import (
-    E2E_BRIDGE_ID,
+from .e2e import (  # noqa: F401 - probe_fixture, real_bridge_fixture: fixtures
     needs_tools,
+    probe_fixture,
     publish_json,
+    real_bridge_fixture,
     satellite_status,
+    setup_hearth,
     start_bridge,
     state_of,
     until,
@@ -35,32 +35,10 @@ SENSITIVITY = "select.kitchen_finished_speaking_detection"
 
 
 @pytest.fixture
-async def real_bridge(
-    hass: HomeAssistant, real_mqtt: Mosquitto, tmp_path: Path
-) -> AsyncIterator[BridgeProcess]:
-    proc = await start_bridge(hass, real_mqtt, tmp_path / "bridge")
-    yield proc
-    await hass.async_add_executor_job(proc.stop)
-
-
-@pytest.fixture
-async def probe(real_mqtt: Mosquitto) -> AsyncIterator[Probe]:
-    async with Probe("127.0.0.1", real_mqtt.port, ["hearth/#"]) as listener:
-        yield listener
-
-
-@pytest.fixture
 async def home(
     hass: HomeAssistant, real_bridge: BridgeProcess, probe: Probe
 ) -> AsyncIterator[MockConfigEntry]:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Hearth bridge {E2E_BRIDGE_ID}",
-        unique_id=E2E_BRIDGE_ID,
-        data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: E2E_BRIDGE_ID},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    entry = await setup_hearth(hass)
     # The satellite announces its own wake word; nothing is chosen in Home Assistant yet.
     await publish_json(
         probe,
