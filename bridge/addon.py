@@ -96,11 +96,27 @@ def fetch_mqtt_service(base_url: str, token: str | None, wait: float = SUPERVISO
     return data
 
 
+def fetch_own_slug(base_url: str, token: str) -> str | None:
+    """This add-on's slug as Supervisor knows it (``<repository>_hearth``), for the device link to
+    its ingress page; None when Supervisor does not say (the link is then left out)."""
+    request = urllib.request.Request(base_url.rstrip("/") + "/addons/self/info",
+                                     headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read().decode("utf-8"))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    data = body.get("data") if isinstance(body, dict) else None
+    slug = data.get("slug") if isinstance(data, dict) else None
+    return slug if isinstance(slug, str) and slug.replace("_", "").replace("-", "").isalnum() else None
+
+
 _NO_BROKER = ("no MQTT broker is available: install and start the Mosquitto broker add-on "
               "(Settings → Add-ons → Add-on store → Mosquitto broker), then restart Hearth")
 
 
-def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir: Path) -> dict[str, Any]:
+def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir: Path,
+                  slug: str | None = None) -> dict[str, Any]:
     """The bridge's configuration (bridge/config.py's schema) from the add-on's options and the
     MQTT service, without the MQTT login."""
     stt: dict[str, Any] = {"engine": options.get("stt_engine", "pocketsphinx"),
@@ -140,8 +156,10 @@ def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir:
         "tts": tts,
         # Reached only through Supervisor's ingress proxy: the add-on publishes no port, and the
         # API is read-only and content-free unless the owner chose retention "memory".
+        # The device link in Home Assistant: the add-on's ingress page (0.0.0.0 is no address).
         "status_api": {"enabled": True, "host": "0.0.0.0", "port": STATUS_PORT,
-                       "ingress_source": SUPERVISOR_INGRESS},
+                       "ingress_source": SUPERVISOR_INGRESS,
+                       "link": f"homeassistant://hassio/ingress/{slug}" if slug else None},
         "wyoming_server": {"enabled": bool(options.get("wyoming_server", False)),
                            "host": "0.0.0.0", "port": WYOMING_PORT},
     }
@@ -171,7 +189,7 @@ def prepare(data_dir: Path, supervisor_url: str, token: str | None,
     command and the environment to start the bridge with."""
     options = read_options(data_dir)
     mqtt = fetch_mqtt_service(supervisor_url, token, wait)
-    config = bridge_config(options, mqtt, data_dir)
+    config = bridge_config(options, mqtt, data_dir, fetch_own_slug(supervisor_url, token or ""))
     try:
         validate(config)
     except ConfigError as err:

@@ -35,6 +35,14 @@ def _port(value: object) -> int:
     return port
 
 
+def _link(value: object) -> str:
+    """A device link Home Assistant can open: http(s) or its own homeassistant:// pages."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://", "homeassistant://")) \
+            or any(c.isspace() for c in value) or len(value) > 512:
+        raise vol.Invalid("must be an http://, https:// or homeassistant:// URL")
+    return value
+
+
 def _ip_address(value: object) -> str:
     try:
         return str(ipaddress.ip_address(str(value)))
@@ -171,6 +179,7 @@ CONFIG_SCHEMA = vol.Schema({
         vol.Optional("host", default="127.0.0.1"): str,
         vol.Optional("port", default=8765): _port,
         vol.Optional("ingress_source", default=None): vol.Any(None, _ip_address),
+        vol.Optional("link", default=None): vol.Any(None, _link),
     }),
     vol.Optional("wyoming_server", default={}): vol.Schema({
         vol.Optional("enabled", default=False): bool,

@@ -123,6 +123,10 @@ class ServerSettings:
     #: Its requests carry the browser's Host header, so they skip the Host check; other
     #: addresses than it and loopback are refused. None: no ingress.
     ingress_source: str | None = None
+    #: The status API only: the address Home Assistant shows as the bridge's device link, when
+    #: the address it listens on is not one a browser reaches (the add-on's ingress page:
+    #: ``homeassistant://hassio/ingress/<add-on slug>``). None: the address it listens on.
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

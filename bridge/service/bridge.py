@@ -255,8 +255,9 @@ class Bridge:
         if not online:
             return BridgeStatus("offline", self.bridge_id)
         engines = self.engines_description()
+        link = self.settings.status_api.link if self.status_api_url else None
         return BridgeStatus("online", self.bridge_id, PROTOCOL_VERSION, __version__, self.topics.prefix, engines,
-                            self.status_api_url, self.wyoming_port)
+                            link or self.status_api_url, self.wyoming_port)
 
     async def _on_connect(self, connection: Connection) -> None:
         await connection.publish(self.topics.bridge_status, Outbox.encode(self._status(True)), retain=True, qos=1)

@@ -43,6 +43,11 @@ type SatelliteEventCallback = Callable[[str, dict[str, Any]], None]
 STALE_DEVICE_GRACE = 60.0
 
 
+#: Links Home Assistant can open from a device page: the status page, or the add-on's ingress
+#: page as ``homeassistant://hassio/ingress/<slug>``.
+DEVICE_LINK_SCHEMES = ("http://", "https://", "homeassistant://")
+
+
 class HearthHub:
     """Holds what the bridge published and sends it commands.
 
@@ -257,7 +262,7 @@ class HearthHub:
                 sw_version=self.status.version,
                 configuration_url=self.status.status_api
                 if self.status.status_api
-                and self.status.status_api.startswith(("http://", "https://"))
+                and self.status.status_api.startswith(DEVICE_LINK_SCHEMES)
                 else None,
             )
         if self.status.online and not was_online:

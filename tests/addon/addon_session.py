@@ -40,7 +40,8 @@ from bridge.addon import STATUS_PORT, SUPERVISOR_INGRESS
 from tests.support.broker import Mosquitto, free_port
 
 TOKEN = secrets.token_hex(16)
-OTHER_ADDRESS = "10.99.0.7"  # a LAN device that is not Supervisor's ingress proxy
+OTHER_ADDRESS = "10.99.0.7"
+ADDON_SLUG = "5c53de3b_hearth"  # what Supervisor calls an add-on of a third-party repository  # a LAN device that is not Supervisor's ingress proxy
 USER, PASSWORD = "addons", secrets.token_urlsafe(18)
 
 
@@ -55,8 +56,14 @@ def services_api(broker: Mosquitto, seen: list[dict[str, Any]]) -> web.Applicati
             "addon": "core_mosquitto", "host": broker.host, "port": broker.port, "ssl": False,
             "protocol": "3.1.1", "username": USER, "password": PASSWORD}})
 
+    async def self_info(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+            return web.json_response({"result": "error", "message": "Unauthorized"}, status=401)
+        return web.json_response({"result": "ok", "data": {"slug": ADDON_SLUG, "name": "Hearth"}})
+
     app = web.Application()
     app.router.add_get("/services/mqtt", mqtt_service)
+    app.router.add_get("/addons/self/info", self_info)
     return app
 
 

@@ -86,6 +86,12 @@ def test_policy_and_counters_in_data_and_no_password_on_disk(report: dict[str, A
     assert report["exit_code"] == 0, report["log_tail"]
 
 
+def test_the_device_link_is_the_ingress_page(report: dict[str, Any]) -> None:
+    """The bridge listens on 0.0.0.0, which no browser reaches: Home Assistant's device link is
+    the add-on's ingress page, by the slug Supervisor gives the add-on."""
+    assert report["status"]["status_api"] == "homeassistant://hassio/ingress/5c53de3b_hearth"
+
+
 def test_status_api_on_the_ingress_port(report: dict[str, Any]) -> None:
     # every address of the add-on's container (the ingress proxy comes from Supervisor's network)
     assert report["status_listeners"] and set(report["status_listeners"]) <= {"00000000", "00000000000000000000000000000000"}

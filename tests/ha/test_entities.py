@@ -37,7 +37,9 @@ SATELLITE_ENTITIES = {
 }
 
 
-async def test_entities_and_devices(hass: HomeAssistant, loaded: MockConfigEntry) -> None:
+async def test_entities_and_devices(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
     for entity_id, expected in {**BRIDGE_ENTITIES, **SATELLITE_ENTITIES}.items():
         assert hass.states.get(entity_id).state == expected, entity_id
 
@@ -57,6 +59,14 @@ async def test_entities_and_devices(hass: HomeAssistant, loaded: MockConfigEntry
     bridge_device = device_registry.async_get_device(identifiers={(DOMAIN, BRIDGE_ID)})
     assert bridge_device.sw_version == "0.1.0"
     assert bridge_device.configuration_url == "http://127.0.0.1:10500/status"
+    # The add-on's bridge links to its ingress page; a link of another kind is left out.
+    for link, shown in (("homeassistant://hassio/ingress/5c53de3b_hearth", "homeassistant://hassio/ingress/5c53de3b_hearth"),
+                        ("file:///etc/passwd", None)):
+        await bridge.send("bridge/status", {**bridge.status_payload(), "status_api": link}, retain=True)
+        await hass.async_block_till_done()
+        assert device_registry.async_get(bridge_device.id).configuration_url == shown
+    await bridge.send("bridge/status", bridge.status_payload(), retain=True)
+    await hass.async_block_till_done()
     satellite = device_registry.async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-kitchen")})
     assert satellite.name == "Kitchen"
     assert satellite.via_device_id == bridge_device.id
