@@ -500,6 +500,8 @@ class Bridge:
             "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
+            "arbitration": {"decided": self.arbiter.decided, "stood_down": self.arbiter.stood_down,
+                            "alone": self.arbiter.alone},
             "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
             "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started,
             **self.loop_lag.summary(),
