@@ -200,9 +200,10 @@ async def scenario_streaming(args: argparse.Namespace, tmp: Path) -> list[str]:
                         f"{pct(latencies, 0.95):.0f} | {len(latencies)} |")
             print(rows[-1], flush=True)
         finally:
-            if streamer.is_alive():
-                streamer.terminate()
-            streamer.join(10)
+            if count:
+                if streamer.is_alive():
+                    streamer.terminate()
+                streamer.join(10)
             bridge.stop()
             broker.close()
     return rows

@@ -304,9 +304,12 @@ class Satellite:
                 continue
             if not self.queue:
                 self._wakeup.clear()
+                if self.session is None:
+                    await self._wakeup.wait()  # the common case, without wait_for's timer and task
+                    continue
                 limit = self.settings.audio_timeout
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), limit if self.session is not None else None)
+                    await asyncio.wait_for(self._wakeup.wait(), limit)
                 except TimeoutError:
                     if self.session is not None and time.monotonic() - self.session.last_audio_at >= limit:
                         await self.abort("audio_timeout", f"no audio for {limit:g} s while listening")
