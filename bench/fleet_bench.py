@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from bridge.audio.wav import make_wav  # noqa: E402
 from bridge.protocol.hearth import RECOMMENDED_FRAME_BYTES, encode_frame  # noqa: E402
-from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite  # noqa: E402
+from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite, wake_level_db  # noqa: E402
 from tests.support.bridge_proc import BridgeProcess  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.speech import synthesize  # noqa: E402
@@ -227,9 +227,10 @@ async def scenario_arbitration(args: argparse.Namespace, tmp: Path) -> list[str]
             random.shuffle(order)
             results = await asyncio.gather(*(run_satellite(SatelliteOptions(
                 sat_id=f"arb-{k}", host=broker.host, port=broker.port, trailing_silence=1.0, area="kitchen",
-                timeout=6.0), levels[k]) for k in order), return_exceptions=True)
+                timeout=6.0, wake_probability=0.95, speech_db=wake_level_db(levels[k])), levels[k])
+                for k in order), return_exceptions=True)
             for k, result in zip(order, results, strict=True):
-                if k == 0 and isinstance(result, dict):
+                if k == 0 and isinstance(result, dict) and not result.get("stood_down"):
                     wins += 1
                     winner_latency.append(result["latency_ms"])
             lone = await run_satellite(SatelliteOptions(sat_id="arb-lone", host=broker.host, port=broker.port,

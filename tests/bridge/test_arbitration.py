@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import subprocess
 import uuid
@@ -20,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
-import numpy as np
 import pytest
 
 from bridge import PROTOCOL_VERSION
 from bridge.protocol.hearth import RECOMMENDED_FRAME_BYTES, encode_frame
-from bridge.tools.satellite import load_wav_pcm16k
+from bridge.tools.satellite import load_wav_pcm16k, wake_level_db
 from tests.support.broker import Mosquitto
 from tests.support.bridge_proc import BridgeProcess, wait_for_retained
 from tests.support.speech import have_espeak
@@ -38,14 +36,7 @@ NOISE_FLOOR_DBFS = -70.0  # the simulated satellites' own noise floor
 
 def speech_db(pcm: bytes) -> float:
     """RMS of the last second of voiced 30 ms frames above the noise floor, in dB."""
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-    hop = 480
-    n = len(x) // hop
-    frames = x[: n * hop].reshape(n, hop)
-    power = np.mean(frames**2, axis=1) / 32768.0**2
-    level = 10 * np.log10(power + 1e-12)
-    voiced = power[level > NOISE_FLOOR_DBFS + 6][-33:]
-    return round(10 * math.log10(float(np.mean(voiced))) - NOISE_FLOOR_DBFS, 1)
+    return wake_level_db(pcm, NOISE_FLOOR_DBFS)
 
 
 def attenuated(src: Path, db: int, dest: Path) -> bytes:
