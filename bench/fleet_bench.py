@@ -37,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from bridge.audio.wav import make_wav  # noqa: E402
-from bridge.protocol.hearth import RECOMMENDED_FRAME_BYTES, encode_frame  # noqa: E402
 from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite, wake_level_db  # noqa: E402
 from tests.support.bridge_proc import BridgeProcess  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402

@@ -140,9 +140,13 @@ async def _run_all(broker: Mosquitto, say: Any, tmp: Path) -> dict[str, Any]:
             streams = [asyncio.create_task(s.wake_and_stream(clients[s.id], stops[s.id]))
                        for s in contenders + ([other] if with_other else [])]
             before = intents(loud.id), intents(other.id)
-            await until(lambda: intents(loud.id) > before[0] and (not with_other or intents(other.id) > before[1])
-                        and sum(1 for s, leaf, d in seen[start:] if leaf == "command"
-                                and d.get("command") == "stand_down") >= 2)
+
+            def finished(before: tuple[int, int] = before, with_other: bool = with_other, start: int = start) -> bool:
+                return (intents(loud.id) > before[0] and (not with_other or intents(other.id) > before[1])
+                        and sum(1 for _, leaf, d in seen[start:]
+                                if leaf == "command" and d.get("command") == "stand_down") >= 2)
+
+            await until(finished)
             await asyncio.gather(*streams)
             await asyncio.sleep(0.3)  # anything a loser would wrongly get has time to arrive
             results["runs"].append(seen[start:])
@@ -162,7 +166,7 @@ async def _run_all(broker: Mosquitto, say: Any, tmp: Path) -> dict[str, Any]:
 
 
 def test_the_best_heard_satellite_answers_and_the_others_stand_down(bridge, say, tmp_path: Path) -> None:
-    broker, proc = bridge
+    broker, _proc = bridge
     results = asyncio.run(_run_all(broker, say, tmp_path))
     assert len(results["runs"]) == RUNS
     for i, run in enumerate(results["runs"]):
@@ -193,3 +197,32 @@ def test_the_best_heard_satellite_answers_and_the_others_stand_down(bridge, say,
     assert stats["arbitration"]["decided"] == RUNS
     assert stats["arbitration"]["stood_down"] == 2 * RUNS
     assert stats["arbitration"]["alone"] == RUNS // 4 + 1
+
+
+def test_neighbours_and_the_window_are_configured() -> None:
+    from bridge.config import ConfigError, validate  # noqa: PLC0415
+
+    settings = validate({"satellites": {"hall": {"neighbours": ["kitchen-a"]}}, "arbitration": {"window": 0.05}})
+    assert settings.satellite("hall").neighbours == ("kitchen-a",)
+    assert settings.satellite("kitchen-a").neighbours == ()
+    assert settings.arbitration.window == 0.05
+    assert validate({}).arbitration.window <= 0.15
+    with pytest.raises(ConfigError):
+        validate({"arbitration": {"window": 0.4}})  # beyond 150 ms: refused
+    with pytest.raises(ConfigError):
+        validate({"satellites": {"hall": {"neighbours": ["not an id!"]}}})
+
+
+def test_the_best_heard_wins_then_the_likeliest_then_the_earliest() -> None:
+    from bridge.service.arbitration import Claim, best  # noqa: PLC0415
+    from bridge.satellite import SessionSource  # noqa: PLC0415
+
+    def claim(order: int, db: float | None, probability: float | None) -> Claim:
+        return Claim(sat=None, source=SessionSource.SATELLITE, speech_db=db,  # type: ignore[arg-type]
+                     wake_probability=probability, order=order)
+
+    assert best([claim(1, 10.0, 0.99), claim(2, 16.0, 0.6), claim(3, 4.0, 1.0)]).order == 2
+    assert best([claim(1, 16.0, 0.7), claim(2, 16.2, 0.9), claim(3, 4.0, 1.0)]).order == 2  # a tie: likelier
+    assert best([claim(1, 16.0, 0.9), claim(2, 16.0, 0.9)]).order == 1  # a tie: earlier
+    assert best([claim(1, None, None), claim(2, 3.0, None)]).order == 2  # no level says nothing
+    assert best([claim(1, None, None), claim(2, None, 0.5)]).order == 2
