@@ -73,15 +73,16 @@ class ProfiledBridge(BridgeProcess):
         return [command[0], "-m", "cProfile", "-o", str(self.profile), *command[1:]]
 
 
-def _stream_hermes(host: str, port: int, sites: list[str], seconds: float) -> None:
-    """A separate process: every site sends a 30 ms Hermes WAV frame of room noise every 30 ms."""
+def _stream_hermes(host: str, port: int, sites: list[str], seconds: float, room: bytes | None = None) -> None:
+    """A separate process: every site sends a 30 ms Hermes WAV frame of the room every 30 ms
+    (room noise, or `room`: e.g. people talking without the wake word)."""
     import paho.mqtt.client as paho
 
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"fleet-{uuid.uuid4().hex[:6]}")
     client.connect(host, port)
     client.loop_start()
     rng = np.random.default_rng(3)
-    noise = (rng.standard_normal(16000 * 2) * 18).astype("<i2").tobytes()  # about -65 dBFS
+    noise = room if room is not None else (rng.standard_normal(16000 * 2) * 18).astype("<i2").tobytes()  # ~-65 dBFS
     frames = [make_wav(noise[i:i + 960]) for i in range(0, len(noise) - 960, 960)]
     topics = [f"hermes/audioServer/{site}/audioFrame" for site in sites]
     started = time.monotonic()
@@ -174,6 +175,14 @@ async def scenario_streaming(args: argparse.Namespace, tmp: Path) -> list[str]:
     rows = ["| streaming satellites | bridge CPU (% of a core) | per satellite (% of a core) | talkers' p50 (ms) | talkers' p95 (ms) | utterances |",
             "|---|---|---|---|---|---|"]
     baseline: float | None = None
+    room: bytes | None = None
+    if args.room == "speech":  # a room where people talk all the time, never saying the wake word
+        talk = [load_wav_pcm16k(synthesize(t, tmp / f"room{i}.wav")) for i, t in enumerate(
+            ["the weather was lovely yesterday afternoon", "could you pass me the salt please",
+             "we should leave before the traffic gets bad"])]
+        rng = np.random.default_rng(5)
+        room = b"".join(talk)
+        room = (np.frombuffer(room, "<i2") + rng.standard_normal(len(room) // 2) * 18).astype("<i2").tobytes()
     for count in [0, *args.counts]:
         broker = Mosquitto().start()
         bridge = ProfiledBridge(broker.host, broker.port, tmp / f"data-stream-{count}",
@@ -181,7 +190,7 @@ async def scenario_streaming(args: argparse.Namespace, tmp: Path) -> list[str]:
                                 profile=args.profile if count == max(args.counts) else None).start()
         sites = [f"hermes-{i:03d}" for i in range(count)]
         streamer = multiprocessing.Process(target=_stream_hermes,
-                                           args=(broker.host, broker.port, sites, args.seconds + 30))
+                                           args=(broker.host, broker.port, sites, args.seconds + 30, room))
         try:
             if count:
                 streamer.start()
@@ -254,6 +263,8 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="talkers' rounds (2 utterances each)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--room", choices=("quiet", "speech"), default="quiet",
+                        help="streaming: what the satellites hear (room noise, or talk without the wake word)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hearth-fleet-"))
     rows = await {"idle": scenario_idle, "streaming": scenario_streaming,
