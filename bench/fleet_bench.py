@@ -149,7 +149,7 @@ async def scenario_idle(args: argparse.Namespace, tmp: Path) -> list[str]:
     for count in (0, args.idle):
         broker = Mosquitto(extra_config="allow_anonymous true\nmax_connections -1\n").start()
         bridge = BridgeProcess(broker.host, broker.port, tmp / f"data-idle-{count}",
-                               args=["--log-level", "warning"]).start()
+                               args=["--log-level", "warning", "--set", "limits.max_satellites=400"]).start()
         stop, ready = asyncio.Event(), asyncio.Event()
         try:
             idle = asyncio.create_task(_idle_satellites(broker, count, stop, ready))
@@ -186,7 +186,7 @@ async def scenario_streaming(args: argparse.Namespace, tmp: Path) -> list[str]:
     for count in [0, *args.counts]:
         broker = Mosquitto().start()
         bridge = ProfiledBridge(broker.host, broker.port, tmp / f"data-stream-{count}",
-                                args=["--log-level", "warning"],
+                                args=["--log-level", "warning", "--set", "limits.max_satellites=400"],
                                 profile=args.profile if count == max(args.counts) else None).start()
         sites = [f"hermes-{i:03d}" for i in range(count)]
         streamer = multiprocessing.Process(target=_stream_hermes,
@@ -225,7 +225,7 @@ async def scenario_arbitration(args: argparse.Namespace, tmp: Path) -> list[str]
         subprocess.run(["sox", str(clip), str(out), "vol", f"{db}dB"], check=True)
         levels.append(load_wav_pcm16k(out))
     broker = Mosquitto().start()
-    bridge = BridgeProcess(broker.host, broker.port, tmp / "data-arb", args=["--log-level", "warning"]).start()
+    bridge = BridgeProcess(broker.host, broker.port, tmp / "data-arb", args=["--log-level", "warning", "--set", "limits.max_satellites=400"]).start()
     winner_latency: list[float] = []
     lone_latency: list[float] = []
     wins = 0
