@@ -170,10 +170,16 @@ async def scenario_idle(args: argparse.Namespace, tmp: Path) -> list[str]:
     return rows
 
 
+def _frames(url: str) -> int:
+    import urllib.request
+
+    return int(json.loads(urllib.request.urlopen(url + "/stats", timeout=5).read())["frames"])  # noqa: S310
+
+
 async def scenario_streaming(args: argparse.Namespace, tmp: Path) -> list[str]:
     clips = _clips(tmp)
-    rows = ["| streaming satellites | bridge CPU (% of a core) | per satellite (% of a core) | talkers' p50 (ms) | talkers' p95 (ms) | utterances |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| streaming satellites | bridge CPU (% of a core) | per satellite (% of a core) | frames/s received (sent) | talkers' p50 (ms) | talkers' p95 (ms) | utterances |",
+            "|---|---|---|---|---|---|---|"]
     baseline: float | None = None
     room: bytes | None = None
     if args.room == "speech":  # a room where people talk all the time, never saying the wake word
@@ -197,14 +203,18 @@ async def scenario_streaming(args: argparse.Namespace, tmp: Path) -> list[str]:
                 await asyncio.sleep(5)  # every site seen, wake detectors made
             assert bridge.proc is not None
             pid = bridge.proc.pid
+            url = bridge.wait_online()["status_api"]
+            frames0 = _frames(url)
             cpu0, t0 = proc_cpu(pid), time.monotonic()
             await asyncio.sleep(args.seconds)
-            cpu = (proc_cpu(pid) - cpu0) / (time.monotonic() - t0) * 100
+            elapsed = time.monotonic() - t0
+            cpu = (proc_cpu(pid) - cpu0) / elapsed * 100
+            rate = (_frames(url) - frames0) / elapsed
             latencies = await _talk(broker, clips, args.rounds)
             if baseline is None:
                 baseline = cpu
             per = (cpu - baseline) / count if count else 0.0
-            rows.append(f"| {count} | {cpu:.1f} | {per:.2f} | {pct(latencies, 0.5):.0f} | "
+            rows.append(f"| {count} | {cpu:.1f} | {per:.2f} | {rate:.0f} ({count / 0.03:.0f}) | {pct(latencies, 0.5):.0f} | "
                         f"{pct(latencies, 0.95):.0f} | {len(latencies)} |")
             print(rows[-1], flush=True)
         finally:
