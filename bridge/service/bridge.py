@@ -375,8 +375,10 @@ class Bridge:
              speech_db: float | None = None) -> None:
         """A wake: a wake word (the satellite's own or the bridge's) goes through arbitration,
         anything else (a button, a client's startListening) opens its session directly."""
-        if (source not in (SessionSource.SATELLITE, SessionSource.BRIDGE) or sat.session is not None
-                or sat.pending_start is not None or sat.held is not None):
+        arbitrated = source in (SessionSource.SATELLITE, SessionSource.BRIDGE)
+        if arbitrated and sat.held is not None:
+            return  # a second wake while its first one is being decided: the first one counts
+        if not arbitrated or sat.session is not None or sat.pending_start is not None:
             sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)
             return
         sat.hold()  # from here on its audio waits for the decision
