@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from typing import ClassVar
 
+from types import SimpleNamespace
+
 from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
+from pymicro_wakeword import microwakeword as _microwakeword
 
 from .endpoint import frame_dbfs
+
+
+def _mean(values: Iterable[float]) -> float:
+    """The arithmetic mean in floating point."""
+    values = list(values)
+    return math.fsum(values) / len(values)
+
+
+# pymicro-wakeword averages its last few probabilities with `statistics.mean`, which sums exact
+# fractions: about 45 µs of every 30 ms inference, a quarter of the model's cost in a room where
+# people talk. The same mean in floating point (equal to well below the cutoff's precision) is
+# put in its place, for the bridge's process only.
+setattr(_microwakeword, "statistics", SimpleNamespace(mean=_mean))  # noqa: B010 - a module global
 
 
 class WakeWordDetector:
