@@ -134,11 +134,15 @@ class _ReadAhead:
     costs an event-loop iteration and a handful of system calls. Here paho's reads are served
     from one `recv` of up to READ_AHEAD bytes, and its `loop_read` goes on while read-ahead
     bytes remain (they would otherwise wait for the socket's next readiness). paho keeps its own
-    state for a partly read packet, so a piece may end anywhere. Installed on one paho client
+    state for a partly read packet, so a piece may end anywhere. At most READS_PER_WAKEUP pieces
+    are read per wake-up: under a flood the rest waits for the next event-loop iteration (the
+    socket is still readable), so the handlers keep up and the inbound queue does not fill up
+    behind one long read. Installed on one paho client
     (aiomqtt's), through two of paho's methods: isolated here, so an upgrade breaks one place.
     """
 
     READ_AHEAD = 65536
+    READS_PER_WAKEUP = 2
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -146,6 +150,7 @@ class _ReadAhead:
         self._loop_read = client.loop_read
         self._data = b""
         self._at = 0
+        self._reads = 0
 
     def install(self) -> None:
         self._client._sock_recv = self.recv  # noqa: SLF001
@@ -153,6 +158,9 @@ class _ReadAhead:
 
     def recv(self, bufsize: int) -> bytes:
         if self._at >= len(self._data):
+            if self._reads >= self.READS_PER_WAKEUP:
+                raise BlockingIOError  # enough for this wake-up: paho keeps a partial packet's state
+            self._reads += 1
             self._data = self._recv(self.READ_AHEAD)  # raises BlockingIOError when there is nothing
             self._at = 0
         at = self._at
@@ -161,6 +169,7 @@ class _ReadAhead:
         return piece
 
     def loop_read(self, max_packets: int = 1) -> Any:
+        self._reads = 0
         rc = self._loop_read(max_packets)
         while not rc and self._at < len(self._data) and self._client._sock is not None:  # noqa: SLF001
             rc = self._loop_read(max_packets)
