@@ -226,3 +226,62 @@ def test_the_best_heard_wins_then_the_likeliest_then_the_earliest() -> None:
     assert best([claim(1, 16.0, 0.9), claim(2, 16.0, 0.9)]).order == 1  # a tie: earlier
     assert best([claim(1, None, None), claim(2, 3.0, None)]).order == 2  # no level says nothing
     assert best([claim(1, None, None), claim(2, None, 0.5)]).order == 2
+
+
+def test_bridge_side_wakes_of_two_hermes_sites_give_one_answer_and_the_loser_hears_nothing(
+        tmp_path: Path, say: Any) -> None:
+    """Two always-streaming Hermes sites in one area (configured) hear "okay nabu, turn on the
+    kitchen light", one 6 dB quieter: the bridge hears the wake word on both, the louder one gets
+    the hotword detection and the transcript; the other gets nothing a Hermes satellite reacts to
+    (no hotword detection, no toggleOff, no transcript, no error) for its site."""
+    from bridge.tools.satellite import SatelliteOptions, run_satellite  # noqa: PLC0415
+
+    clip = say("okay nabu, turn on the kitchen light", speed=150)
+    loud_pcm = load_wav_pcm16k(clip)
+    quiet_pcm = attenuated(clip, -6, tmp_path / "hermes-m6.wav")
+    broker = Mosquitto().start()
+    proc = BridgeProcess(broker.host, broker.port, tmp_path / "data", args=[
+        "--set", "satellites.hermes-loud.area=kitchen", "--set", "satellites.hermes-quiet.area=kitchen"]).start()
+    try:
+        async def run() -> tuple[list[tuple[str, dict[str, Any]]], list[Any]]:
+            seen: list[tuple[str, dict[str, Any]]] = []
+            async with aiomqtt.Client(broker.host, broker.port, identifier=f"probe-{uuid.uuid4().hex[:4]}") as probe:
+                await probe.subscribe("hermes/#")
+
+                async def read() -> None:
+                    async for message in probe.messages:
+                        topic = str(message.topic)
+                        if "/audioServer/" in topic and topic.endswith("/audioFrame"):
+                            continue
+                        try:
+                            data = json.loads(message.payload) if isinstance(message.payload, bytes) else {}
+                        except ValueError:
+                            data = {}
+                        seen.append((topic, data if isinstance(data, dict) else {}))
+
+                reader = asyncio.create_task(read())
+                results = await asyncio.gather(*(run_satellite(SatelliteOptions(
+                    sat_id=sat_id, host=broker.host, port=broker.port, protocol="hermes", wake="bridge",
+                    trailing_silence=1.5, timeout=8.0), pcm)
+                    for sat_id, pcm in (("hermes-loud", loud_pcm), ("hermes-quiet", quiet_pcm))),
+                    return_exceptions=True)
+                await asyncio.sleep(0.5)
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            return seen, results
+
+        seen, results = asyncio.run(run())
+        loud, quiet = results
+        assert isinstance(loud, dict) and loud["transcript"] == "turn on the kitchen light", (loud, proc.log()[-3000:])
+        assert not isinstance(quiet, dict), quiet  # no transcript for the quieter site
+        for_quiet = [(topic, data) for topic, data in seen if data.get("siteId") == "hermes-quiet"]
+        assert for_quiet == [], for_quiet
+        assert any(topic.startswith("hermes/hotword/") and topic.endswith("/detected")
+                   and data.get("siteId") == "hermes-loud" for topic, data in seen), seen
+        stats = wait_for_retained(broker.host, broker.port, "hearth/bridge/stats",
+                                  lambda d: d.get("arbitration", {}).get("decided", 0) >= 1, timeout=20)
+        assert stats["arbitration"]["stood_down"] == 1  # the quieter site did wake, and lost
+        assert stats["satellites"]["hermes-quiet"]["stood_down"] == 1
+    finally:
+        proc.stop()
+        broker.close()
