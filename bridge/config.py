@@ -101,6 +101,9 @@ SATELLITE_SCHEMA = vol.Schema({
     vol.Optional("name"): str,
     # The vocabulary area the satellite stands in: "turn on the lights" means this area's lights.
     vol.Optional("area"): vol.All(str, vol.Length(min=1, max=100)),
+    # Satellites that hear the same room besides those of its area: their wakes compete, and
+    # only the best-heard one answers (docs/protocol.md, "Arbitration").
+    vol.Optional("neighbours"): vol.All([_satellite_id], vol.Length(max=64)),
 })
 
 ENDPOINT_SCHEMA = vol.Schema({
@@ -161,6 +164,14 @@ CONFIG_SCHEMA = vol.Schema({
         vol.Optional("model", default="okay_nabu"): vol.In(WAKE_WORDS),
     }),
     vol.Optional("satellites", default={}): vol.All(dict, _satellite_keys, {str: SATELLITE_SCHEMA}),
+    vol.Optional("arbitration", default={}): vol.Schema({
+        # Seconds after the first of competing satellites' wakes in which the others' join; the
+        # best-heard one then answers. The winner's answer comes at most this much later.
+        vol.Optional("window", default=0.08): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=0.15)),
+        # A competitor's wake this long after the first one of a decided group is the same
+        # utterance heard late: it loses at once.
+        vol.Optional("late", default=1.0): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=5.0)),
+    }),
     vol.Optional("endpoint", default={}): ENDPOINT_SCHEMA,
     vol.Optional("stt", default={}): STT_SCHEMA,
     vol.Optional("tts", default={}): TTS_SCHEMA,

@@ -64,6 +64,18 @@ class SatelliteConfig:
     play_rate: int | None = None  #: sample rate answers are played at
     name: str | None = None
     area: str | None = None  #: the vocabulary area the satellite stands in
+    #: satellites that hear the same room (besides those of the same area): their wakes compete
+    neighbours: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ArbitrationSettings:
+    """One answer per wake (docs/protocol.md, "Arbitration")."""
+
+    #: seconds after the first wake of competing satellites in which the others' wakes join
+    window: float = 0.08
+    #: a competitor's wake this long after the first one of a decided group loses at once
+    late: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +152,7 @@ class Settings:
     hermes: HermesSettings = field(default_factory=HermesSettings)
     wake_model: str = "okay_nabu"  #: the default wake word the bridge listens for
     satellites: Mapping[str, SatelliteConfig] = field(default_factory=lambda: MappingProxyType({}))
+    arbitration: ArbitrationSettings = field(default_factory=ArbitrationSettings)
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     stt: SttSettings = field(default_factory=SttSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
@@ -168,7 +181,9 @@ class Settings:
             hermes=HermesSettings(enabled=config["hermes"]["enabled"], sites=frozenset(config["hermes"]["sites"]),
                                   session_control=config["hermes"]["session_control"]),
             wake_model=config["wake"]["model"],
-            satellites=MappingProxyType({sid: SatelliteConfig(**sat) for sid, sat in config["satellites"].items()}),
+            satellites=MappingProxyType({sid: SatelliteConfig(**{**sat, "neighbours": tuple(sat.get("neighbours", ()))})
+                                         for sid, sat in config["satellites"].items()}),
+            arbitration=ArbitrationSettings(**config["arbitration"]),
             endpoint=EndpointSettings(**config["endpoint"]),
             stt=SttSettings(**config["stt"]),
             tts=TtsSettings(**config["tts"]),

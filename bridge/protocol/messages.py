@@ -8,6 +8,7 @@ messages from satellites (`status`, `event`) are parsed with `from_json()`, whic
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -213,7 +214,7 @@ class SatelliteError:
                    fatal=data.get("fatal") is True)
 
 
-type CommandName = Literal["mute", "unmute", "start_streaming", "stop_streaming", "stop_playback"]
+type CommandName = Literal["mute", "unmute", "start_streaming", "stop_streaming", "stop_playback", "stand_down"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,7 @@ class Command:
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:
         command = data.get("command")
-        if command not in ("mute", "unmute", "start_streaming", "stop_streaming", "stop_playback"):
+        if command not in ("mute", "unmute", "start_streaming", "stop_streaming", "stop_playback", "stand_down"):
             raise ProtocolError("bad_command", f"unknown command {command!r}")
         return cls(command=command, session_id=_str(data, "session_id"))
 
@@ -311,6 +312,17 @@ class SatelliteStatus:
 type EventType = Literal["wake", "button", "stop", "played"]
 
 
+def _measure(data: Mapping[str, object], key: str, low: float, high: float) -> float | None:
+    """An optional finite number in [low, high]; anything else is a protocol error."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ProtocolError("bad_event", f"{key} must be a number from {low:g} to {high:g}, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class SatelliteEvent:
     """`<prefix>/satellite/<id>/event`: wake (its own wake word), button, stop, played."""
@@ -319,6 +331,11 @@ class SatelliteEvent:
     wake_word: str | None = None
     stream_id: int | None = None  #: wake/button: the stream the session's audio will come in
     play_id: str | None = None  #: played: which answer finished
+    #: wake: the wake-word model's probability (0..1) at detection (arbitration; optional)
+    wake_probability: float | None = None
+    #: wake: the wake word's level (RMS over its last ~1 s of voiced frames) above the
+    #: satellite's noise floor, in dB (arbitration; optional)
+    speech_db: float | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:
@@ -326,7 +343,8 @@ class SatelliteEvent:
         if kind not in ("wake", "button", "stop", "played"):
             raise ProtocolError("bad_event", f"unknown satellite event type {kind!r}")
         return cls(type=kind, wake_word=_str(data, "wake_word"), stream_id=_int(data, "stream_id"),
-                   play_id=_str(data, "play_id"))
+                   play_id=_str(data, "play_id"), wake_probability=_measure(data, "wake_probability", 0.0, 1.0),
+                   speech_db=_measure(data, "speech_db", -200.0, 200.0))
 
     def to_json(self) -> JsonObject:
         data: JsonObject = {"type": self.type}
@@ -336,6 +354,10 @@ class SatelliteEvent:
             data["stream_id"] = self.stream_id
         if self.play_id is not None:
             data["play_id"] = self.play_id
+        if self.wake_probability is not None:
+            data["wake_probability"] = self.wake_probability
+        if self.speech_db is not None:
+            data["speech_db"] = self.speech_db
         return data
 
 

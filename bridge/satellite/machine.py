@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from typing import Final
 
 from ..engines import EngineError, SttStream, Transcript
@@ -34,6 +35,7 @@ BYTES_PER_SECOND = 32000  # 16 kHz, 16-bit mono
 PRIME_BYTES = BYTES_PER_SECOND  # audio before a bridge-detected wake word that calibrates the recognizer
 RATE_FACTOR = 1.5  # satellites may catch up after a network hiccup, but not flood
 BURST_BYTES = BYTES_PER_SECOND * 3
+HOLD_BYTES = BYTES_PER_SECOND * 3  # audio held while an arbitration decides (far more than its window)
 #: queued in place of audio: the satellite ended the stream (a last frame, Hermes stopListening)
 END_OF_STREAM: Final = None
 
@@ -67,13 +69,21 @@ class Satellite:
         self.expected_seq = 0
         self.counters: dict[str, int] = {"frames": 0, "dropped_queue_full": 0, "gaps": 0, "late": 0,
                                          "utterances": 0, "wakes": 0, "after_session": 0,
-                                         "wake_chunks": 0, "decoded_chunks": 0, "rate_limited": 0}
+                                         "wake_chunks": 0, "decoded_chunks": 0, "rate_limited": 0,
+                                         "stood_down": 0}
         self.closed_streams: deque[int] = deque(maxlen=8)
         self._tokens = float(BURST_BYTES)
         self._refilled = time.monotonic()
         self._rate_dropped = 0  # frames refused by the rate limit since the last accepted one
         self.last_result: dict[str, str] = {}  # the last result's session id, engine and locality
         self.pending_start: SessionRequest | None = None
+        #: Audio held since a wake while the bridge decides which of several satellites answers
+        #: (bridge.service.arbitration); None when nothing is held.
+        self.held: deque[tuple[float, bytes | None]] | None = None
+        self._held_bytes = 0
+        #: Where the bridge's own wake detections go (the arbiter): (satellite, probability,
+        #: speech_db). None: a session is asked for at once.
+        self.on_wake: Callable[[Satellite, float | None, float | None], None] | None = None
         self._task = spawn(self._run(), name="satellite",
                            report=lambda code, message: host.report_error(code, message, sat_id))
 
@@ -134,6 +144,12 @@ class Satellite:
                 self._fill_gap(missing * len(pcm))
         self.expected_seq = seq + 1
         self._rate_dropped = 0
+        if self.held is not None and self.session is None and self.pending_start is None:
+            self.counters["frames"] += 1
+            self._hold(time.monotonic(), pcm)
+            if last:
+                self._hold(time.monotonic(), END_OF_STREAM)
+            return
         if self.session is not None and self.session.stream_id is None:
             self.session.stream_id = stream_id
         if self.on_device_wake and self.session is None and self.pending_start is None:
@@ -159,6 +175,40 @@ class Satellite:
 
     def _session_id(self) -> str | None:
         return self.session.id if self.session else None
+
+    # -- arbitration: hold the audio after a wake until the bridge decides ------------------------
+
+    def hold(self) -> None:
+        """From now on audio is held (bounded), not heard for a wake word nor dropped."""
+        if self.held is None:
+            self.held = deque()
+            self._held_bytes = 0
+
+    def _hold(self, arrived: float, pcm: bytes | None) -> None:
+        assert self.held is not None
+        if pcm is not None:
+            if self._held_bytes + len(pcm) > HOLD_BYTES:
+                self.counters["dropped_queue_full"] += 1
+                return
+            self._held_bytes += len(pcm)
+        self.held.append((arrived, pcm))
+
+    def release(self, keep: bool, stream_id: int | None = None) -> None:
+        """The decision: kept audio goes first in the queue (the session that opens next hears it
+        before anything later); otherwise it is dropped and the stream counts as ended."""
+        held, self.held = self.held, None
+        self._held_bytes = 0
+        if held is None:
+            return
+        if keep:
+            self.queue.extendleft(reversed(held))
+            self._wakeup.set()
+        else:
+            ended = stream_id if stream_id is not None else self.stream_id
+            if ended is not None:
+                self.closed_streams.append(ended)
+            if self._wake is not None:
+                self._wake.reset()
 
     # -- session control ------------------------------------------------------------------------
 
@@ -254,9 +304,12 @@ class Satellite:
                 continue
             if not self.queue:
                 self._wakeup.clear()
+                if self.session is None:
+                    await self._wakeup.wait()  # the common case, without wait_for's timer and task
+                    continue
                 limit = self.settings.audio_timeout
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), limit if self.session is not None else None)
+                    await asyncio.wait_for(self._wakeup.wait(), limit)
                 except TimeoutError:
                     if self.session is not None and time.monotonic() - self.session.last_audio_at >= limit:
                         await self.abort("audio_timeout", f"no audio for {limit:g} s while listening")
@@ -279,6 +332,9 @@ class Satellite:
             return
         session = self.session
         if session is None:
+            if self.held is not None and self.pending_start is None:
+                self._hold(arrived, pcm)
+                return
             if pcm is None:  # END_OF_STREAM
                 return  # the end of a stream whose session is already over
             self._remember(pcm)
@@ -326,8 +382,12 @@ class Satellite:
                 self._wake.close()  # the wake word changed: free the old model
             self._wake = GatedWakeWordDetector(self.wake_word)
         if self._wake.process(pcm):
+            probability, speech_db = self._wake.probability, self._wake.speech_db()
             self._wake.reset()
-            self.request_session(SessionSource.BRIDGE, self.wake_word)
+            if self.on_wake is None:
+                self.request_session(SessionSource.BRIDGE, self.wake_word)
+            else:
+                self.on_wake(self, probability, speech_db)
 
     def _close_session(self, session: Session) -> None:
         self.session = None

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, cast
 
 import aiomqtt
 
@@ -82,6 +82,8 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
 
 
 def _as_bytes(payload: object) -> bytes:
+    if type(payload) is bytes:
+        return payload
     if isinstance(payload, (bytes, bytearray)):
         return bytes(payload)
     return b"" if payload is None else str(payload).encode()
@@ -95,23 +97,24 @@ class InboundBacklog:
         self.sheddable = sheddable
         self.shed_audio = 0
         self.shed_other = 0
-        self.queue: asyncio.Queue[aiomqtt.Message] | None = None  #: the current connection's
+        self.queue: asyncio.Queue[Any] | None = None  #: the current connection's
 
     @property
     def depth(self) -> int:
         """Messages received and waiting to be handled."""
         return self.queue.qsize() if self.queue is not None else 0
 
-    def queue_type(self) -> type[asyncio.Queue[aiomqtt.Message]]:
-        """The queue class handed to aiomqtt (it builds the queue itself)."""
+    def queue_type(self) -> type[asyncio.Queue[Any]]:
+        """The queue class handed to aiomqtt (it builds the queue itself). It holds received
+        messages as paho made them (anything with `topic`, `payload` and `retain`)."""
         backlog = self
 
-        class InboundQueue(asyncio.Queue[aiomqtt.Message]):
+        class InboundQueue(asyncio.Queue[Any]):
             def __init__(self, maxsize: int = 0) -> None:
                 super().__init__(maxsize)
                 backlog.queue = self
 
-            def put_nowait(self, item: aiomqtt.Message) -> None:
+            def put_nowait(self, item: Any) -> None:
                 waiting = self.qsize()
                 if waiting >= INBOUND_AUDIO_CAP and backlog.sheddable(str(item.topic)):
                     backlog.shed_audio += 1
@@ -121,6 +124,56 @@ class InboundBacklog:
                     super().put_nowait(item)
 
         return InboundQueue
+
+
+class _ReadAhead:
+    """Reads the socket in large pieces for paho, and every whole packet that arrived per wake-up.
+
+    paho reads a packet with three or four `recv` calls (its type byte, each length byte, its
+    body) and handles one packet each time the socket becomes readable, so every audio frame
+    costs an event-loop iteration and a handful of system calls. Here paho's reads are served
+    from one `recv` of up to READ_AHEAD bytes, and its `loop_read` goes on while read-ahead
+    bytes remain (they would otherwise wait for the socket's next readiness). paho keeps its own
+    state for a partly read packet, so a piece may end anywhere. At most READS_PER_WAKEUP pieces
+    are read per wake-up: under a flood the rest waits for the next event-loop iteration (the
+    socket is still readable), so the handlers keep up and the inbound queue does not fill up
+    behind one long read. Installed on one paho client
+    (aiomqtt's), through two of paho's methods: isolated here, so an upgrade breaks one place.
+    """
+
+    READ_AHEAD = 65536
+    READS_PER_WAKEUP = 2
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._recv = client._sock_recv  # noqa: SLF001 - the bound original
+        self._loop_read = client.loop_read
+        self._data = b""
+        self._at = 0
+        self._reads = 0
+
+    def install(self) -> None:
+        self._client._sock_recv = self.recv  # noqa: SLF001
+        self._client.loop_read = self.loop_read
+
+    def recv(self, bufsize: int) -> bytes:
+        if self._at >= len(self._data):
+            if self._reads >= self.READS_PER_WAKEUP:
+                raise BlockingIOError  # enough for this wake-up: paho keeps a partial packet's state
+            self._reads += 1
+            self._data = self._recv(self.READ_AHEAD)  # raises BlockingIOError when there is nothing
+            self._at = 0
+        at = self._at
+        piece = self._data[at:at + bufsize]
+        self._at = at + len(piece)
+        return piece
+
+    def loop_read(self, max_packets: int = 1) -> Any:
+        self._reads = 0
+        rc = self._loop_read(max_packets)
+        while not rc and self._at < len(self._data) and self._client._sock is not None:  # noqa: SLF001
+            rc = self._loop_read(max_packets)
+        return rc
 
 
 class Connection:
@@ -136,6 +189,16 @@ class Connection:
             tls_context=_tls_context(settings),
             queue_type=backlog.queue_type() if backlog is not None else None,
         )
+        # The receive path, lean: paho's message goes into the queue as it is (aiomqtt would
+        # wrap each one in its own Message and validate its topic), and :meth:`messages` takes
+        # every waiting message per wake-up instead of one task and one wait per message.
+        # aiomqtt has no public hook for either: its paho client (`_client`), its queue
+        # (`_queue`) and its disconnection future (`_disconnected`) are used here, and only here.
+        self._queue = cast("asyncio.Queue[Any]", self._client._queue)  # noqa: SLF001
+        paho_client = self._client._client  # noqa: SLF001
+        queue = self._queue
+        paho_client.on_message = lambda _client, _userdata, message: queue.put_nowait(message)
+        _ReadAhead(paho_client).install()
 
     async def __aenter__(self) -> Self:
         try:
@@ -163,11 +226,39 @@ class Connection:
 
     async def messages(self) -> AsyncIterator[Message]:
         """Every message for our subscriptions, in arrival order, until the connection ends."""
-        try:
-            async for message in self._client.messages:
-                yield Message(str(message.topic), _as_bytes(message.payload), bool(message.retain))
-        except aiomqtt.MqttError as err:
-            raise BrokerError(str(err)) from err
+        async for batch in self.batches():
+            for message in batch:
+                yield message
+
+    async def batches(self) -> AsyncIterator[list[Message]]:
+        """Every message for our subscriptions, in arrival order, as lists of all the messages
+        that were waiting at each wake-up, until the connection ends."""
+        queue = self._queue
+        disconnected: asyncio.Future[None] = self._client._disconnected  # noqa: SLF001
+        while True:
+            if queue.empty():
+                getter = asyncio.ensure_future(queue.get())
+                try:
+                    await asyncio.wait((getter, disconnected), return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    getter.cancel()
+                    raise
+                if not getter.done():
+                    getter.cancel()
+                    try:
+                        disconnected.result()
+                    except Exception as err:  # noqa: BLE001 - whatever ended the connection
+                        raise BrokerError(str(err)) from err
+                    raise BrokerError("disconnected")
+                first = getter.result()
+                batch = [Message(first.topic, _as_bytes(first.payload), bool(first.retain))]
+            else:
+                batch = []
+            get = queue.get_nowait
+            for _ in range(queue.qsize()):
+                raw = get()
+                batch.append(Message(raw.topic, _as_bytes(raw.payload), bool(raw.retain)))
+            yield batch
 
     def peer_address(self) -> str | None:
         """The IP address the connection actually reached, or None when it cannot be read.
@@ -248,8 +339,10 @@ class MqttLink:
                     self.connected.set()
                     delay = FIRST_RETRY_DELAY
                     _LOGGER.info("Connected to MQTT broker %s:%s", settings.host, settings.port)
-                    async for message in connection.messages():
-                        self._on_message(message)
+                    handle = self._on_message
+                    async for batch in connection.batches():
+                        for message in batch:
+                            handle(message)
             except BrokerError as err:
                 if self.connected.is_set():
                     _LOGGER.warning("MQTT connection lost: %s", err)

@@ -48,6 +48,8 @@ class SatelliteOptions:
     trailing_silence: float = 3.0  # keep streaming silence after the file, as a live microphone does
     area: str | None = None  # the vocabulary area announced in the status ("what is the temperature")
     end_of_speech: float | None = None  # seconds into the audio where speech ends (default: measured)
+    wake_probability: float | None = None  # sent with the wake event (arbitration)
+    speech_db: float | None = None  # sent with the wake event: the wake word's level above the noise floor
 
 
 def load_wav_pcm16k(path: Path) -> bytes:
@@ -57,6 +59,19 @@ def load_wav_pcm16k(path: Path) -> bytes:
     if (rate, width, channels) == (16000, 2, 1):
         return data
     return convert(data, rate, width, channels)
+
+
+def wake_level_db(pcm: bytes, noise_floor_dbfs: float = -70.0) -> float:
+    """The level a satellite reports as `speech_db`: the RMS of the last second of voiced 30 ms
+    frames (those 6 dB or more above the noise floor) above the noise floor, in dB."""
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    hop = 480
+    n = len(x) // hop
+    power = np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) / 32768.0**2
+    voiced = power[10 * np.log10(power + 1e-12) > noise_floor_dbfs + 6][-33:]
+    if not len(voiced):
+        return 0.0
+    return round(10 * float(np.log10(np.mean(voiced))) - noise_floor_dbfs, 1)
 
 
 def end_of_speech_offset(pcm: bytes, rate: int = 16000) -> float:
@@ -128,6 +143,10 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                 elif topic.endswith("/command"):
                     if data.get("command") == "stop_streaming":
                         stop_streaming.set()
+                    elif data.get("command") == "stand_down":  # another satellite answers
+                        result["stood_down"] = True
+                        stop_streaming.set()
+                        done.set()
                 elif topic.endswith("/error") or topic == hermes.ERROR_ASR:
                     if not data.get("session_id", data.get("sessionId")) or data.get("fatal") is False:
                         continue  # not the end of our utterance (e.g. a dropped frame)
@@ -143,8 +162,12 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         stream_id = random.randrange(1 << 32)
         if o.wake == "event":
             if o.protocol == "hearth":
-                await client.publish(topics.satellite(o.sat_id, "event"),
-                                     json.dumps({"type": "wake", "wake_word": "okay_nabu", "stream_id": stream_id}).encode())
+                event: dict[str, Any] = {"type": "wake", "wake_word": "okay_nabu", "stream_id": stream_id}
+                if o.wake_probability is not None:
+                    event["wake_probability"] = o.wake_probability
+                if o.speech_db is not None:
+                    event["speech_db"] = o.speech_db
+                await client.publish(topics.satellite(o.sat_id, "event"), json.dumps(event).encode())
             else:
                 await client.publish(hermes.START_LISTENING, json.dumps(
                     {"siteId": o.sat_id, "sessionId": session_id, "stopOnSilence": True, "lang": None}).encode())
@@ -182,7 +205,7 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         await asyncio.gather(receiver, return_exceptions=True)
         if o.protocol == "hearth":
             await client.publish(status_topic, json.dumps({"state": "offline"}).encode(), qos=1, retain=True)
-    if result["transcript"] is None:
+    if result["transcript"] is None and not result.get("stood_down"):
         raise SatelliteError(f"no result from the bridge within {o.timeout:.0f} s"
                              + (f" ({result['error']['code']}: {result['error']['message']})" if result.get("error") else ""))
     result["end_of_speech_s"] = round(eos, 3)
