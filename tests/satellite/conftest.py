@@ -101,12 +101,16 @@ class SatelliteProcess:
     def played_bytes(self) -> int:
         return self.played.stat().st_size if self.played.exists() else 0
 
-    def speak(self, wav: Path) -> Path:
-        """Queues `wav` on the microphone; returns the path that appears once it has been played."""
+    def speak(self, wav: Path, at: float | None = None) -> Path:
+        """Queues `wav` on the microphone, to start at once or at the monotonic instant `at`
+        (a sound that reaches several microphones together); returns the path that appears once
+        it has been played."""
         self._clips += 1
         name = f"{self._clips:03d}-{uuid.uuid4().hex[:4]}"
         target = self.queue / f"{name}.wav"
         tmp = self.queue / f"{name}.tmp"
+        if at is not None:
+            (self.queue / f"{name}.at").write_text(repr(at))
         tmp.write_bytes(wav.read_bytes())
         tmp.rename(target)
         return target.with_suffix(".played")

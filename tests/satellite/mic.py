@@ -1,6 +1,8 @@
 """A stand-in microphone for the satellite's `--mic-command`: raw 16 kHz 16-bit mono PCM on
 stdout in real time, quiet room noise (about -80 dBFS) until a WAV file appears in the queue
-folder, which it then plays (`<name>.wav` → `<name>.playing` → `<name>.played`).
+folder, which it then plays (`<name>.wav` → `<name>.playing` → `<name>.played`). A clip may name
+the instant its sound arrives (`<name>.at`: a time.monotonic() value, the same clock in every
+process): it then starts at that sample, as one sound reaches several microphones at once.
 
     python tests/satellite/mic.py QUEUE_DIR
 """
@@ -36,6 +38,11 @@ def main() -> None:
                 with wave.open(str(clip_path), "rb") as wav:
                     clip = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
                 clip_pos = 0
+                at = clip_path.with_suffix(".at")
+                if at.exists():
+                    # the room's noise until the sound arrives, to the sample
+                    lead = max(0, round((float(at.read_text()) - started) * 16000) - sent)
+                    clip = np.concatenate([np.resize(noise, lead), clip])
         if clip is not None:
             chunk = clip[clip_pos:clip_pos + CHUNK]
             clip_pos += CHUNK
