@@ -76,6 +76,7 @@ class Stream:
     stream_id: int
     started: float
     seq: int = 0
+    session_id: str | None = None  #: the bridge's session, once its state has named it
 
 
 class Player:
@@ -291,7 +292,9 @@ class Satellite:
         command = data.get("command")
         session_id = data.get("session_id")
         if command in ("stop_streaming", "stand_down"):
-            if command == "stand_down":
+            if self._other_session(session_id):
+                _LOGGER.debug("%s for session %s, not this stream's: ignored", command, session_id)
+            elif command == "stand_down":
                 # Lost the arbitration: stop at once, no sound, back to listening for the wake word.
                 if self.stream is not None:
                     self._end_stream("idle")
@@ -313,10 +316,23 @@ class Satellite:
             # The bridge continues a conversation (it asked a question): stream without a wake word.
             self._update_mute()
             if not self.muted and self.stream is None and self.client is not None:
-                self.stream = Stream(random.randrange(1 << 32), time.monotonic())
+                self.stream = Stream(random.randrange(1 << 32), time.monotonic(),
+                                     session_id=session_id if isinstance(session_id, str) else None)
                 self._set_phase("listening", session_id=session_id)
 
+    def _other_session(self, session_id: object) -> bool:
+        """Whether a command names a session other than the one this stream belongs to (a late
+        command of an earlier session must not end the current stream). Until the bridge's state
+        has named the stream's session, every command counts as this stream's."""
+        stream = self.stream
+        return (stream is not None and stream.session_id is not None and isinstance(session_id, str)
+                and session_id != stream.session_id)
+
     def _on_state(self, data: dict[str, object]) -> None:
+        session_id = data.get("session_id")
+        if (self.stream is not None and self.stream.session_id is None and data.get("state") == "listening"
+                and isinstance(session_id, str)):
+            self.stream.session_id = session_id
         muted = data.get("muted")
         if isinstance(muted, bool) and muted != self.bridge_muted:
             self.bridge_muted = muted

@@ -37,8 +37,10 @@ async def test_stand_down_stops_the_stream_at_once_without_sound(live, say, tmp_
                 await asyncio.sleep(0.005)
             [(_, wake)] = events_of(probe, "pi-hall", "wake")
             assert 0 < wake["wake_probability"] <= 1 and wake["speech_db"] > 0
+            # (This bridge has no rival for it and opened a session: its id is the one told.)
+            first = (await probe.wait_for("/pi-hall/wake", timeout=5))["session_id"]
             await probe.client.publish("hearth/satellite/pi-hall/command",
-                                       json.dumps({"command": "stand_down", "session_id": "lost-1"}))
+                                       json.dumps({"command": "stand_down", "session_id": first}))
             told_at = time.monotonic()
             await heard
             await asyncio.sleep(0.5)
@@ -52,11 +54,25 @@ async def test_stand_down_stops_the_stream_at_once_without_sound(live, say, tmp_
             await probe.wait_for("/pi-hall/error", lambda d: d.get("fatal") is True, timeout=10)
             assert "error" in sat.events()
 
-            # Back to listening: the next wake word opens a session that goes through.
+            # Back to listening: the next wake word opens a session that goes through. The earlier
+            # session's commands, arriving late, do not end it.
             streamed = len(frames)
-            await sat.heard(say("okay nabu, turn on the kitchen light"))
+            mark = len(probe.messages)
+            heard = asyncio.create_task(sat.heard(say("okay nabu, turn on the kitchen light")))
+            deadline = time.monotonic() + 15
+            while not (listening := [json.loads(p) for t, p in probe.messages[mark:] if t.endswith("/pi-hall/state")
+                                     and p and json.loads(p).get("state") == "listening"]):
+                assert time.monotonic() < deadline, sat.log()
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)  # the satellite has the same message by now
+            for command in ("stand_down", "stop_streaming"):
+                await probe.client.publish("hearth/satellite/pi-hall/command",
+                                           json.dumps({"command": command, "session_id": first}))
+            await heard
+            assert listening[0]["session_id"] != first
             transcript = await probe.wait_for("/pi-hall/transcript", timeout=20)
             assert transcript["text"] == "turn on the kitchen light"
+            assert f"stand_down for session {first}, not this stream's: ignored" in sat.log()
             assert len(events_of(probe, "pi-hall", "wake")) == 2
             assert len(audio_frames(probe, "pi-hall")) > streamed + 30
             await probe.wait_for("/pi-hall/command", lambda d: d["command"] == "stop_streaming")
