@@ -30,7 +30,7 @@ from tests.support.speech import have_espeak
 
 pytestmark = pytest.mark.skipif(not have_espeak(), reason="espeak-ng is needed for real speech")
 
-RUNS = 20
+RUNS = 8  # the 20-run contest with the satellite program itself: tests/satellite/test_arbitration.py
 NOISE_FLOOR_DBFS = -70.0  # the simulated satellites' own noise floor
 
 
