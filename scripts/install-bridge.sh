@@ -36,6 +36,8 @@ POCKETSPHINX_VERSION=5.1.1
 POCKETSPHINX_SDIST_SHA256=675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355
 # the local version names the patches' content: a venv with this exact build is not rebuilt
 POCKETSPHINX_LOCAL_VERSION="hearth.1.p$(cat "$ROOT"/third_party/pocketsphinx/*.patch | sha1sum | cut -c1-8)"
+# the patched build, kept for the next venv of this checkout (scripts/test makes two)
+WHEEL_CACHE="${HEARTH_WHEEL_CACHE:-$ROOT/.cache/wheels}"
 
 install_bridge() {
     # install_bridge <pip arguments naming the bridge>: into "$VENV", then pocketsphinx as asked.
@@ -74,6 +76,14 @@ install_patched_pocketsphinx() {
 assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 2>/dev/null; then
         apt_install_missing dummy-never-there:python3.13-dev
     fi
+    local wheel
+    wheel="$(find "$WHEEL_CACHE" -maxdepth 1 -name "pocketsphinx-$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION-*.whl" \
+        2>/dev/null | head -n 1)"
+    if [ -n "$wheel" ]; then
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel"
+        install_stock_pocketsphinx
+        return 0
+    fi
     build="$(mktemp -d)"
     echo "Building pocketsphinx $POCKETSPHINX_VERSION with Hearth's patches (about a minute)" >&2
     "$VENV/bin/python" -m pip download -q --disable-pip-version-check --no-deps --no-binary :all: \
@@ -87,9 +97,17 @@ assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 
     sed -i "s/^version = \"$POCKETSPHINX_VERSION\"/version = \"$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION\"/" "$src/pyproject.toml"
     grep -q "^version = \"$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION\"" "$src/pyproject.toml" \
         || { echo "error: could not mark the patched pocketsphinx's version" >&2; exit 1; }
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$src"
+    mkdir -p "$WHEEL_CACHE"
+    "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$build/wheel" "$src"
+    wheel="$(find "$build/wheel" -name 'pocketsphinx-*.whl' | head -n 1)"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel"
+    cp "$wheel" "$WHEEL_CACHE/"
+    install_stock_pocketsphinx
+    rm -rf "$build"
+}
+
+install_stock_pocketsphinx() {
     # the unpatched wheel beside it, for the test that both decode alike
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --only-binary :all: \
         --upgrade --target "$VENV/pocketsphinx-stock" "pocketsphinx==$POCKETSPHINX_VERSION"
-    rm -rf "$build"
 }

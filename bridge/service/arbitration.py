@@ -11,20 +11,28 @@ tie), then the highest `wake_probability`, then the earliest. The others lose, a
 competitor whose wake comes after the decision but within `arbitration.late` seconds of the
 group's first wake (the same utterance, heard late).
 
-The arbiter only decides: the bridge holds each contender's audio meanwhile (the winner's is
-fed to its session, so no word is lost) and tells the losers (`stand_down` for a Hearth
-satellite that streams per wake; nothing at all for the others, so none of them beeps).
+The arbiter only decides. :class:`WakeRouter` carries its decisions out for the bridge: it holds
+each contender's audio meanwhile (the winner's is fed to its session, so no word is lost) and
+tells the losers (`stand_down` for a Hearth satellite that streams per wake; nothing at all for
+the others, so none of them beeps).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
-from collections.abc import Callable, Collection
+import uuid
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
+from ..protocol.messages import JsonObject
+from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SessionSource
+from ..settings import Settings
+
+_LOGGER = logging.getLogger("bridge")
 
 #: speech_db values this close to the best count as a tie (decided by wake_probability).
 TIE_DB = 0.5
@@ -148,3 +156,72 @@ class Arbiter:
             if group.timer is not None:
                 group.timer.cancel()
         self._groups = []
+
+
+class WakeRouter:
+    """Where a wake goes: a wake word (the satellite's own or the bridge's) through arbitration,
+    anything else (a button, a Hermes client's startListening) straight to its session."""
+
+    def __init__(self, satellites: Mapping[str, Satellite], settings: Settings, is_muted: Callable[[str], bool],
+                 stand_down: Callable[[Satellite, str | None], None]) -> None:
+        self._satellites = satellites
+        self._settings = settings
+        self._is_muted = is_muted
+        self._stand_down = stand_down  #: tells a Hearth satellite that streams per wake it lost
+        self.arbiter = Arbiter(settings.arbitration.window, settings.arbitration.late, self.competitors,
+                               self._won, self._lost)
+
+    def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
+             stream_id: int | None = None, wake_probability: float | None = None,
+             speech_db: float | None = None) -> None:
+        arbitrated = source in (SessionSource.SATELLITE, SessionSource.BRIDGE)
+        if arbitrated and sat.held is not None:
+            return  # a second wake while its first one is being decided: the first one counts
+        if not arbitrated or sat.session is not None or sat.pending_start is not None:
+            sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)
+            return
+        sat.hold()  # from here on its audio waits for the decision
+        self.arbiter.claim(Claim(sat, source, wake_word, session_id or uuid.uuid4().hex, stream_id,
+                                 wake_probability, speech_db))
+
+    def heard(self, sat: Satellite, probability: float | None, speech_db: float | None) -> None:
+        """The bridge heard the wake word on an always-streaming satellite."""
+        self.wake(sat, sat.wake_word, SessionSource.BRIDGE, wake_probability=probability, speech_db=speech_db)
+
+    def competitors(self, sat: Satellite) -> set[str]:
+        """The online satellites whose wakes compete with this one's: the same area, or
+        neighbours in the configuration (either way round)."""
+        area = sat.area
+        neighbours = self._settings.satellite(sat.id).neighbours
+        rivals: set[str] = set()
+        for other in self._satellites.values():
+            if other is sat or not other.online:
+                continue
+            if ((area is not None and other.area == area) or other.id in neighbours
+                    or sat.id in self._settings.satellite(other.id).neighbours):
+                rivals.add(other.id)
+        return rivals
+
+    def _won(self, claim: Claim) -> None:
+        sat = claim.sat
+        if self._satellites.get(sat.id) is not sat or self._is_muted(sat.id):
+            sat.release(keep=False)
+            return
+        sat.request_session(claim.source, claim.wake_word, session_id=claim.session_id, stream_id=claim.stream_id)
+        sat.release(keep=True)
+
+    def _lost(self, claim: Claim) -> None:
+        """A loser: its audio is dropped; a Hearth satellite streaming per wake is told to stand
+        down. Nothing else is published (no wake, no Hermes hotword detection: nothing beeps)."""
+        sat = claim.sat
+        sat.release(keep=False, stream_id=claim.stream_id)
+        sat.counters["stood_down"] += 1
+        _LOGGER.debug("Satellite %s stands down (another satellite heard the wake word better)", sat.id)
+        if sat.protocol is SatelliteProtocol.HEARTH and claim.source is SessionSource.SATELLITE:
+            self._stand_down(sat, claim.session_id)
+
+    def stats(self) -> JsonObject:
+        return {"decided": self.arbiter.decided, "stood_down": self.arbiter.stood_down, "alone": self.arbiter.alone}
+
+    def close(self) -> None:
+        self.arbiter.close()

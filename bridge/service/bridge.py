@@ -43,7 +43,7 @@ from ..stt.forward import ForwardStt
 from ..stt.local import PocketsphinxStt
 from ..stt.pool import DecoderPool
 from ..tasks import spawn
-from .arbitration import Arbiter, Claim
+from .arbitration import WakeRouter
 from .control import PolicyState, PrivacyControl
 from .dispatch import Dispatcher
 from .hermes import HermesAdapter
@@ -132,9 +132,7 @@ class Bridge:
         self.metrics = BridgeMetrics(self)  #: Prometheus metrics and the status page's figures
         self.results.metrics = self.metrics
         self.dispatcher.on_audio = self.hermes.on_audio = self.metrics.input_level
-        arbitration = settings.arbitration
-        self.arbiter = Arbiter(arbitration.window, arbitration.late, self.competitors, self._claim_won,
-                               self._claim_lost)
+        self.wakes = WakeRouter(self._satellites, settings, self.is_muted, self._stand_down)
 
     # -- state the parts read ---------------------------------------------------------------------
 
@@ -220,7 +218,7 @@ class Bridge:
         if self._closed:
             return
         self._closed = True
-        self.arbiter.close()
+        self.wakes.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -302,7 +300,7 @@ class Bridge:
             wake_word=self.preferences.wake_word(sat_id) or configured.wake_word or self.settings.wake_model,
             play_rate=configured.play_rate, area=configured.area, queue_frames=self.settings.limits.queue_frames,
             endpoint=self.preferences.endpoint_settings(sat_id)))
-        sat.on_wake = self._heard_wake
+        sat.on_wake = self.wakes.heard
         self._satellites[sat_id] = sat
         self.last_seen.seen(sat_id)
         _LOGGER.info("Satellite %s (%s) joined", sat_id, protocol)
@@ -374,53 +372,11 @@ class Bridge:
     def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
              stream_id: int | None = None, wake_probability: float | None = None,
              speech_db: float | None = None) -> None:
-        """A wake: a wake word (the satellite's own or the bridge's) goes through arbitration,
-        anything else (a button, a client's startListening) opens its session directly."""
-        arbitrated = source in (SessionSource.SATELLITE, SessionSource.BRIDGE)
-        if arbitrated and sat.held is not None:
-            return  # a second wake while its first one is being decided: the first one counts
-        if not arbitrated or sat.session is not None or sat.pending_start is not None:
-            sat.request_session(source, wake_word, session_id=session_id, stream_id=stream_id)
-            return
-        sat.hold()  # from here on its audio waits for the decision
-        self.arbiter.claim(Claim(sat, source, wake_word, session_id or uuid.uuid4().hex, stream_id,
-                                 wake_probability, speech_db))
+        """A wake, from the dispatcher or the Hermes adapter: `bridge.service.arbitration`."""
+        self.wakes.wake(sat, wake_word, source, session_id, stream_id, wake_probability, speech_db)
 
-    def _heard_wake(self, sat: Satellite, probability: float | None, speech_db: float | None) -> None:
-        """The bridge heard the wake word on an always-streaming satellite."""
-        self.wake(sat, sat.wake_word, SessionSource.BRIDGE, wake_probability=probability, speech_db=speech_db)
-
-    def competitors(self, sat: Satellite) -> set[str]:
-        """The online satellites whose wakes compete with this one's: the same area, or
-        neighbours in the configuration (either way round)."""
-        area = sat.area
-        neighbours = self.settings.satellite(sat.id).neighbours
-        rivals: set[str] = set()
-        for other in self._satellites.values():
-            if other is sat or not other.online:
-                continue
-            if ((area is not None and other.area == area) or other.id in neighbours
-                    or sat.id in self.settings.satellite(other.id).neighbours):
-                rivals.add(other.id)
-        return rivals
-
-    def _claim_won(self, claim: Claim) -> None:
-        sat = claim.sat
-        if self._satellites.get(sat.id) is not sat or self.is_muted(sat.id):
-            sat.release(keep=False)
-            return
-        sat.request_session(claim.source, claim.wake_word, session_id=claim.session_id, stream_id=claim.stream_id)
-        sat.release(keep=True)
-
-    def _claim_lost(self, claim: Claim) -> None:
-        """A loser: its audio is dropped; a Hearth satellite streaming per wake is told to stand
-        down. Nothing else is published (no wake, no Hermes hotword detection: nothing beeps)."""
-        sat = claim.sat
-        sat.release(keep=False, stream_id=claim.stream_id)
-        sat.counters["stood_down"] += 1
-        _LOGGER.debug("Satellite %s stands down (another satellite heard the wake word better)", sat.id)
-        if sat.protocol is SatelliteProtocol.HEARTH and claim.source is SessionSource.SATELLITE:
-            self.outbox.send(self.topics.satellite(sat.id, "command"), Command("stand_down", claim.session_id))
+    def _stand_down(self, sat: Satellite, session_id: str | None) -> None:
+        self.outbox.send(self.topics.satellite(sat.id, "command"), Command("stand_down", session_id))
 
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None:
         """Home Assistant's answer, an announcement, stop/played, Hermes say/endSession: speech out."""
@@ -503,8 +459,7 @@ class Bridge:
             "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
-            "arbitration": {"decided": self.arbiter.decided, "stood_down": self.arbiter.stood_down,
-                            "alone": self.arbiter.alone},
+            "arbitration": self.wakes.stats(),
             "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
             "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started,
             **self.loop_lag.summary(),
