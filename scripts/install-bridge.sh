@@ -77,8 +77,11 @@ assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 
         apt_install_missing dummy-never-there:python3.13-dev
     fi
     local wheel
-    wheel="$(find "$WHEEL_CACHE" -maxdepth 1 -name "pocketsphinx-$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION-*.whl" \
-        2>/dev/null | head -n 1)"
+    wheel=""
+    if [ -d "$WHEEL_CACHE" ]; then
+        wheel="$(find "$WHEEL_CACHE" -maxdepth 1 \
+            -name "pocketsphinx-$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION-*.whl" | head -n 1)"
+    fi
     if [ -n "$wheel" ]; then
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel"
         install_stock_pocketsphinx
