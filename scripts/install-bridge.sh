@@ -63,11 +63,29 @@ pocketsphinx_version() {
 }
 
 install_patched_pocketsphinx() {
-    local build
     if [ "$(pocketsphinx_version)" = "$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION" ] \
             && [ -d "$VENV/pocketsphinx-stock/pocketsphinx" ]; then
         return 0  # already built from these patches (scripts/test and scripts/demo share the venv)
     fi
+    if [ -z "$(cached_pocketsphinx_wheel)" ]; then
+        build_patched_pocketsphinx_wheel
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+        "$(cached_pocketsphinx_wheel)"
+    # the unpatched wheel beside it, for the test that both decode alike
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --only-binary :all: \
+        --upgrade --target "$VENV/pocketsphinx-stock" "pocketsphinx==$POCKETSPHINX_VERSION"
+}
+
+cached_pocketsphinx_wheel() {
+    [ -d "$WHEEL_CACHE" ] || return 0
+    find "$WHEEL_CACHE" -maxdepth 1 -name "pocketsphinx-$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION-*.whl" \
+        | head -n 1
+}
+
+build_patched_pocketsphinx_wheel() {
+    # into "$WHEEL_CACHE": PyPI's source (its hash checked), Hearth's patches, the local version
+    local build
     # ninja from Debian: without it the build backend asks PyPI for ninja, which may come as source
     # only and then needs a C++ compiler
     apt_install_missing cc:gcc make:make patch:patch cmake:cmake ninja:ninja-build
@@ -75,17 +93,6 @@ install_patched_pocketsphinx() {
     if ! "$VENV/bin/python" -c 'import os, sysconfig
 assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 2>/dev/null; then
         apt_install_missing dummy-never-there:python3.13-dev
-    fi
-    local wheel
-    wheel=""
-    if [ -d "$WHEEL_CACHE" ]; then
-        wheel="$(find "$WHEEL_CACHE" -maxdepth 1 \
-            -name "pocketsphinx-$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION-*.whl" | head -n 1)"
-    fi
-    if [ -n "$wheel" ]; then
-        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel"
-        install_stock_pocketsphinx
-        return 0
     fi
     build="$(mktemp -d)"
     echo "Building pocketsphinx $POCKETSPHINX_VERSION with Hearth's patches (about a minute)" >&2
@@ -101,16 +108,6 @@ assert os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h"))' 
     grep -q "^version = \"$POCKETSPHINX_VERSION+$POCKETSPHINX_LOCAL_VERSION\"" "$src/pyproject.toml" \
         || { echo "error: could not mark the patched pocketsphinx's version" >&2; exit 1; }
     mkdir -p "$WHEEL_CACHE"
-    "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$build/wheel" "$src"
-    wheel="$(find "$build/wheel" -name 'pocketsphinx-*.whl' | head -n 1)"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel"
-    cp "$wheel" "$WHEEL_CACHE/"
-    install_stock_pocketsphinx
+    "$VENV/bin/python" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WHEEL_CACHE" "$src"
     rm -rf "$build"
-}
-
-install_stock_pocketsphinx() {
-    # the unpatched wheel beside it, for the test that both decode alike
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --only-binary :all: \
-        --upgrade --target "$VENV/pocketsphinx-stock" "pocketsphinx==$POCKETSPHINX_VERSION"
 }

@@ -126,12 +126,12 @@ class SatelliteProcess:
         return time.monotonic()
 
 
-async def wait_status(probe: Probe, sat_id: str, since: int = 0, timeout: float = 30.0,
+async def wait_status(probe: Probe, sat_id: str, since: int = 0, timeout: float = 30.0, leaf: str = "status",
                       **expected: Any) -> dict[str, Any]:
-    """The first status of `sat_id` among the probe's messages from index `since` on that has the
-    `expected` values."""
+    """The first status of `sat_id` (or another of its JSON leaves, e.g. the bridge's `state`)
+    among the probe's messages from index `since` on that has the `expected` values."""
     deadline = time.monotonic() + timeout
-    topic = f"hearth/satellite/{sat_id}/status"
+    topic = f"hearth/satellite/{sat_id}/{leaf}"
     while True:
         for t, payload in probe.messages[since:]:
             if t == topic and payload:

@@ -59,17 +59,13 @@ async def test_stand_down_stops_the_stream_at_once_without_sound(live, say, tmp_
             streamed = len(frames)
             mark = len(probe.messages)
             heard = asyncio.create_task(sat.heard(say("okay nabu, turn on the kitchen light")))
-            deadline = time.monotonic() + 15
-            while not (listening := [json.loads(p) for t, p in probe.messages[mark:] if t.endswith("/pi-hall/state")
-                                     and p and json.loads(p).get("state") == "listening"]):
-                assert time.monotonic() < deadline, sat.log()
-                await asyncio.sleep(0.01)
+            listening = await wait_status(probe, "pi-hall", mark, timeout=15, leaf="state", state="listening")
             await asyncio.sleep(0.1)  # the satellite has the same message by now
             for command in ("stand_down", "stop_streaming"):
                 await probe.client.publish("hearth/satellite/pi-hall/command",
                                            json.dumps({"command": command, "session_id": first}))
             await heard
-            assert listening[0]["session_id"] != first
+            assert listening["session_id"] != first
             transcript = await probe.wait_for("/pi-hall/transcript", timeout=20)
             assert transcript["text"] == "turn on the kitchen light"
             assert f"stand_down for session {first}, not this stream's: ignored" in sat.log()
