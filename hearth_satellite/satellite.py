@@ -18,6 +18,7 @@ import shlex
 import signal
 import ssl
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,9 @@ _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MIC = "arecord -r 16000 -c 1 -f S16_LE -t raw"
 DEFAULT_SND = "aplay -r {rate} -c 1 -f S16_LE -t raw"
+#: The status is announced again this often: the bridge forgets an "online" satellite it has heard
+#: nothing from for 15 minutes (docs/protocol.md, "The satellite table").
+STATUS_REFRESH = 300.0
 
 
 @dataclass
@@ -166,6 +170,7 @@ class Satellite:
         self.frames_sent = 0
         self.wakes = 0
         self._quiet_until = 0.0  # no wake word before this (monotonic): refractory time
+        self._ended_sessions: deque[str] = deque(maxlen=8)  # the bridge's sessions of streams that ended
         self._stopping = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sound_task: asyncio.Task[None] | None = None
@@ -240,8 +245,12 @@ class Satellite:
                     await self._publish_status()
                     _LOGGER.info("Connected to %s:%s as %s", self.o.host, self.o.port, self.o.sat_id)
                     delay = 1.0
-                    async for message in client.messages:
-                        await self._on_message(str(message.topic), bytes(message.payload))
+                    refresh = asyncio.get_running_loop().create_task(self._refresh_status(), name="status-refresh")
+                    try:
+                        async for message in client.messages:
+                            await self._on_message(str(message.topic), bytes(message.payload))
+                    finally:
+                        refresh.cancel()
             except aiomqtt.MqttError as err:
                 _LOGGER.warning("MQTT: %s; reconnecting in %.1f s", err, delay)
             finally:
@@ -268,6 +277,11 @@ class Satellite:
     async def _publish_status(self) -> None:
         await self._publish(self.topics.status, dumps(self.status()), qos=1, retain=True)
 
+    async def _refresh_status(self) -> None:
+        while True:
+            await asyncio.sleep(STATUS_REFRESH)
+            await self._publish_status()
+
     async def _on_message(self, topic: str, payload: bytes) -> None:
         leaf = self.topics.leaf(topic)
         if leaf == "play":
@@ -282,6 +296,13 @@ class Satellite:
         elif leaf == "state":
             self._on_state(data)
         elif leaf == "error" and data.get("fatal") is True:
+            if data.get("code") == "unknown_satellite":  # the bridge forgot us (silent too long): announce again
+                self._spawn(self._publish_status(), "status")
+            session_id = data.get("session_id")
+            if self.stream is not None and (self._other_session(session_id) or session_id in self._ended_sessions):
+                # An earlier session's end (e.g. one a broker outage interrupted) must not end this stream.
+                _LOGGER.debug("error %s for session %s, not this stream's: ignored", data.get("code"), session_id)
+                return
             if self.stream is not None:
                 self._end_stream("error")
             self.hooks.fire("error", code=data.get("code"), session_id=data.get("session_id"))
@@ -494,6 +515,8 @@ class Satellite:
 
     def _end_stream(self, phase: str) -> None:
         """Stops the stream at once (the next chunk is not sent) and resets the wake word."""
+        if self.stream is not None and self.stream.session_id is not None:
+            self._ended_sessions.append(self.stream.session_id)
         self.stream = None
         self.wake.reset()
         if self.phase != "muted" or phase == "muted":

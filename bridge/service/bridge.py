@@ -107,7 +107,8 @@ class Bridge:
             settings.mqtt, settings.mqtt.client_id or f"{self.bridge_id}-{uuid.uuid4().hex[:6]}",
             subscriptions=lambda: self.dispatcher.subscriptions(),
             will=LastWill(self.topics.bridge_status, Outbox.encode(self._status(False))),
-            on_connect=self._on_connect, on_message=self._on_message, sheddable=is_audio_topic)
+            on_connect=self._on_connect, on_message=self._on_message, sheddable=is_audio_topic,
+            on_disconnect=self._link_lost)
         self.outbox = Outbox(self.topics, self.link.publish)
         self.reporter = Reporter(self.outbox, self.errors, self._satellites)
         self.hermes = HermesAdapter(settings.hermes, self.outbox, self, self.pool)
@@ -266,6 +267,16 @@ class Bridge:
         await connection.publish(self.topics.bridge_status, Outbox.encode(self._status(True)), retain=True, qos=1)
         self._republish_retained()
 
+    def _link_lost(self) -> None:
+        """The broker went away: every session listening through it lost its audio with it. Each
+        is closed now (`broker_disconnected`), not by its audio timeout seconds after the
+        satellite reconnected and began its next command."""
+        for sat in self._satellites.values():
+            sat.pending_start = None
+            if sat.session is not None:
+                spawn(sat.abort("broker_disconnected", "the connection to the MQTT broker was lost mid-utterance"),
+                      name="satellite-abort", report=self.reporter.report_error)
+
     def _on_message(self, message: Message) -> None:
         self.dispatcher.dispatch(message.topic, message.payload)
 
@@ -288,6 +299,8 @@ class Bridge:
         limit = self.settings.limits.max_satellites
         if len(self._satellites) >= limit:
             self.expire_satellites()  # make room from what is gone before refusing anyone
+        if len(self._satellites) >= limit:
+            self._make_room()
         if len(self._satellites) >= limit:
             message = f"satellite limit {limit} reached (limits.max_satellites); {sat_id!r} is not served"
             # No satellite field: a flood of made-up ids must not make one log line or one
@@ -344,6 +357,14 @@ class Bridge:
             _LOGGER.info("Satellite %s expired (not heard from)", sat_id)
             self._forget(sat_id, "satellite_expired", "satellite expired")
         return gone
+
+    def _make_room(self) -> None:
+        """A full table, nothing gone: the longest-silent satellite without a session gives way."""
+        sat_id = self.last_seen.longest_silent(list(self._satellites.values()),
+                                                lambda sat: self.speech_out.is_playing(sat.id))
+        if sat_id is not None:
+            _LOGGER.info("Satellite %s forgotten to make room (the longest silent)", sat_id)
+            self._forget(sat_id, "satellite_expired", "satellite forgotten to make room for another")
 
     def _forget(self, sat_id: str, code: str, message: str) -> None:
         """Out of the table now (synchronously), its retained state cleared, closed in the background."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from ..protocol.hearth import BRIDGE_OUTBOUND, MAX_PIPELINE_PLAY, ProtocolError, decode_frame, parse_json_object
 from ..protocol.messages import SatelliteEvent, SatelliteStatus
@@ -38,6 +38,7 @@ class DispatchHost(Protocol):
     def add_satellite(self, sat_id: str, protocol: SatelliteProtocol) -> Satellite | None: ...
     def take_over(self, sat_id: str) -> Satellite | None: ...
     def seen(self, sat_id: str) -> None: ...
+    def tell_refused(self, sat_id: str, protocol: SatelliteProtocol, code: str, message: str) -> None: ...
     async def remove_satellite(self, sat_id: str) -> None: ...
     def wake(self, sat: Satellite, wake_word: str | None, source: SessionSource, session_id: str | None = None,
              stream_id: int | None = None, wake_probability: float | None = None,
@@ -134,7 +135,8 @@ class Dispatcher:
     def _audio(self, sat_id: str, payload: bytes) -> None:
         sat = self.host.satellites.get(sat_id)
         if sat is None or sat.protocol is not SatelliteProtocol.HEARTH or not sat.online:
-            raise ProtocolError("unknown_satellite", f"audio from satellite {sat_id!r}, which has not announced itself online")
+            self._unknown(sat_id, f"audio from satellite {sat_id!r}, which has not announced itself online")
+        self.host.seen(sat_id)
         frame = decode_frame(payload)
         self.frames += 1
         if self.control.is_muted(sat_id):
@@ -144,6 +146,13 @@ class Dispatcher:
             return
         self.on_audio(sat_id, frame.pcm)
         sat.accept_frame(frame.stream_id, frame.seq, frame.pcm, frame.last)
+
+    def _unknown(self, sat_id: str, message: str) -> NoReturn:
+        """A Hearth satellite the table does not hold (never announced, or forgotten as gone) is
+        told on its own topic (bounded), so that it announces itself again; then the error."""
+        if sat_id not in self.host.satellites:  # a Hermes site's id is not a Hearth satellite's topic
+            self.host.tell_refused(sat_id, SatelliteProtocol.HEARTH, "unknown_satellite", message)
+        raise ProtocolError("unknown_satellite", message)
 
     def _pipeline_set(self, sat_id: str, payload: bytes) -> None:
         """Home Assistant's choice for one satellite: `hearth` (default) or `assist`."""
@@ -197,7 +206,8 @@ class Dispatcher:
     def _event(self, sat_id: str, event: SatelliteEvent) -> None:
         sat = self.host.satellites.get(sat_id)
         if sat is None or sat.protocol is not SatelliteProtocol.HEARTH:
-            raise ProtocolError("unknown_satellite", f"event from satellite {sat_id!r}, which has not announced itself")
+            self._unknown(sat_id, f"event from satellite {sat_id!r}, which has not announced itself")
+        self.host.seen(sat_id)
         if event.type in ("wake", "button"):
             if self.control.is_muted(sat_id):
                 self.control.drop_muted(sat)

@@ -282,13 +282,15 @@ class MqttLink:
 
     def __init__(self, settings: MqttSettings, client_id: str, *, subscriptions: Callable[[], Sequence[str]],
                  will: LastWill, on_connect: Callable[[Connection], Awaitable[None]],
-                 on_message: Callable[[Message], None], sheddable: Callable[[str], bool] = lambda _: False) -> None:
+                 on_message: Callable[[Message], None], sheddable: Callable[[str], bool] = lambda _: False,
+                 on_disconnect: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
         self.client_id = client_id
         self._subscriptions = subscriptions
         self._will = will
         self._on_connect = on_connect
         self._on_message = on_message
+        self._on_disconnect = on_disconnect
         self._connection: Connection | None = None
         self._outgoing: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue()
         self.connected = asyncio.Event()
@@ -328,6 +330,7 @@ class MqttLink:
         lost_at: float | None = None  # when the last working connection was lost
         settings = self.settings
         while True:
+            failure: str | None = None
             try:
                 async with Connection(settings, self.client_id, self._will, self.backlog) as connection:
                     for topic in self._subscriptions():
@@ -344,17 +347,26 @@ class MqttLink:
                         for message in batch:
                             handle(message)
             except BrokerError as err:
-                if self.connected.is_set():
-                    _LOGGER.warning("MQTT connection lost: %s", err)
-                else:
-                    _LOGGER.info("MQTT broker not reachable (%s); retrying in %.1f s", err, delay)
+                failure = str(err)
             finally:
-                if self.connected.is_set():
+                was_connected = self.connected.is_set()
+                if was_connected:
                     lost_at = time.monotonic()
                 self._connection = None
                 self.connected.clear()
+            if was_connected:
+                # Whatever was streaming through the broker was cut off with it: the link's owner
+                # closes it now, not when an audio timeout notices it much later.
+                self._on_disconnect()
             self.reconnects += 1
-            await asyncio.sleep(self._retry_delay(delay, lost_at) * (0.8 + 0.4 * random.random()))
+            # The pause actually taken (the backoff, capped while a broker was just lost, jittered):
+            # what the log says is what is done.
+            pause = self._retry_delay(delay, lost_at) * (0.8 + 0.4 * random.random())
+            if was_connected:
+                _LOGGER.warning("MQTT connection lost: %s; reconnecting in %.1f s", failure or "closed", pause)
+            else:
+                _LOGGER.info("MQTT broker not reachable (%s); retrying in %.1f s", failure or "closed", pause)
+            await asyncio.sleep(pause)
             delay = min(delay * 2, settings.reconnect_max)
 
     @staticmethod

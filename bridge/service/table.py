@@ -24,6 +24,17 @@ OFFLINE_SATELLITE_EXPIRY = 600.0
 #: ~30 frames a second while its microphone is on, so five silent minutes mean it is gone (or
 #: muted: its mute is kept in the policy by id, and it is served again when it streams again).
 HERMES_SITE_EXPIRY = 300.0
+#: A Hearth satellite that says it is online but has sent nothing at all (no status, event or
+#: audio) for this long is treated as gone, as a broker treats a client past its keep-alive: a
+#: status announced "online" without a last will (any broker login can make one up) must not
+#: hold a place for ever. hearth-satellite re-announces its status every
+#: `hearth_satellite.satellite.STATUS_REFRESH` seconds (5 minutes), well within this; a forgotten
+#: satellite that speaks again is told `unknown_satellite` and announces itself again.
+ONLINE_SILENCE_EXPIRY = 900.0
+#: When the table is full and nothing is gone, the longest-silent satellite without a session
+#: makes room for a new one, if it has been silent at least this long (a flood of new ids cannot
+#: push out satellites that are talking).
+EVICTABLE_SILENCE = 60.0
 
 
 class LastSeen:
@@ -52,8 +63,23 @@ class LastSeen:
                 continue
             if sat.protocol is SatelliteProtocol.HERMES:
                 expired = now - last >= HERMES_SITE_EXPIRY
+            elif sat.online:
+                expired = now - last >= ONLINE_SILENCE_EXPIRY
             else:
-                expired = not sat.online and now - last >= OFFLINE_SATELLITE_EXPIRY
+                expired = now - last >= OFFLINE_SATELLITE_EXPIRY
             if expired:
                 out.append(sat.id)
         return out
+
+    def longest_silent(self, satellites: Iterable[Satellite], busy: Callable[[Satellite], bool]) -> str | None:
+        """The id of the satellite silent longest (at least EVICTABLE_SILENCE) that is not `busy`
+        and has no session: the one that makes room in a full table. None when every one talks."""
+        now = self.clock()
+        oldest: tuple[float, str] | None = None
+        for sat in satellites:
+            if sat.session is not None or sat.pending_start is not None or busy(sat):
+                continue
+            last = self._times.setdefault(sat.id, now)
+            if now - last >= EVICTABLE_SILENCE and (oldest is None or last < oldest[0]):
+                oldest = (last, sat.id)
+        return oldest[1] if oldest is not None else None

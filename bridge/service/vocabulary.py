@@ -54,6 +54,7 @@ class VocabularySwap:
         self.vocabulary: Vocabulary | None = None
         self.grammar: CompiledGrammar | None = None
         self.state: VocabularyState | None = None
+        self._serving: VocabularyState | None = None  #: the state of the vocabulary in service ("ok")
         self._lock = asyncio.Lock()
 
     async def start(self, source: str | Mapping[str, object] | None) -> None:
@@ -79,6 +80,11 @@ class VocabularySwap:
         """Compiles in the background, then swaps atomically; in-flight utterances finish on the old one."""
         async with self._lock:
             if self.vocabulary is not None and vocab.hash() == self.vocabulary.hash():
+                # Nothing to compile; but a rejected vocabulary since may have left the state at
+                # "error": the one in service being sent again clears it.
+                if self._serving is not None and self.state != self._serving:
+                    self.state = self._serving
+                    self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
                 return True
             try:
                 grammar, seconds = await compile_in_subprocess(vocab)
@@ -106,4 +112,5 @@ class VocabularySwap:
             status="ok", hash=vocab.hash(), error=None, entities=len(vocab.entities), areas=len(vocab.areas),
             floors=len(vocab.floors), sentences=len(vocab.sentences), compile_seconds=seconds,
             grammar={k: v for k, v in grammar.stats.items() if isinstance(v, (int, float, str))})
+        self._serving = self.state
         self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)

@@ -105,6 +105,8 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
             await client.subscribe(topics.satellite(o.sat_id, "intent"))
             await client.subscribe(topics.satellite(o.sat_id, "error"))
             await client.subscribe(topics.satellite(o.sat_id, "command"))
+            await client.subscribe(topics.satellite(o.sat_id, "wake"))
+            await client.subscribe(topics.satellite(o.sat_id, "state"))
             await client.publish(status_topic, json.dumps({
                 "state": "online", "protocol": PROTOCOL_VERSION, "name": o.sat_id,
                 "audio": {"rate": 16000, "width": 2, "channels": 1},
@@ -118,14 +120,35 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
         done = asyncio.Event()
         stop_streaming = asyncio.Event()
         eos_sent_at: list[float] = []
+        # Which session is ours: the first the bridge announces on `wake` after our wake. An error
+        # for any other session (one interrupted before, e.g. by a broker outage, whose error comes
+        # late) is not the end of our utterance; nor is one for a session the retained `state`
+        # named before our wake.
+        woke = asyncio.Event()
+        ours: list[str] = []
+        before: set[str] = set()
+
+        def other_session(session: object) -> bool:
+            if not isinstance(session, str) or not session:
+                return False
+            return session != ours[0] if ours else session in before
 
         async def receive() -> None:
             async for message in client.messages():
+                if not message.payload:
+                    continue  # a retained state cleared
                 data = json.loads(message.payload)
                 topic = message.topic
                 if o.protocol == "hermes" and data.get("siteId") != o.sat_id:
                     continue
-                if topic.endswith("/transcript") or topic == hermes.TEXT_CAPTURED:
+                if topic.endswith("/wake") or topic.endswith("/state"):
+                    session = data.get("session_id") if isinstance(data, dict) else None
+                    if isinstance(session, str) and session:
+                        if not woke.is_set():
+                            before.add(session)
+                        elif topic.endswith("/wake") and not ours:
+                            ours.append(session)
+                elif topic.endswith("/transcript") or topic == hermes.TEXT_CAPTURED:
                     result["transcript"] = data.get("text", "")
                     result["rejected"] = bool(data.get("rejected", False))
                     result["confidence"] = data.get("confidence", data.get("likelihood"))
@@ -150,6 +173,8 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                 elif topic.endswith("/error") or topic == hermes.ERROR_ASR:
                     if not data.get("session_id", data.get("sessionId")) or data.get("fatal") is False:
                         continue  # not the end of our utterance (e.g. a dropped frame)
+                    if o.protocol == "hearth" and other_session(data.get("session_id")):
+                        continue  # another session's end, not ours
                     result["error"] = {"code": data.get("code", data.get("context")), "message": data.get("message", data.get("error"))}
                     if o.protocol == "hermes" and result["transcript"] is None:
                         result["transcript"] = ""
@@ -159,7 +184,9 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                     done.set()
 
         receiver = asyncio.create_task(receive())
+        await asyncio.sleep(0)  # the receiver takes what arrived so far (the retained state) first
         stream_id = random.randrange(1 << 32)
+        woke.set()
         if o.wake == "event":
             if o.protocol == "hearth":
                 event: dict[str, Any] = {"type": "wake", "wake_word": "okay_nabu", "stream_id": stream_id}

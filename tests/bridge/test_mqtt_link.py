@@ -199,3 +199,33 @@ async def test_the_link_hands_its_messages_through_the_bounded_queue(mosquitto: 
     audio = sum(m.topic == "test/in/sat/audio" for m in received)
     assert link.backlog.shed_audio > 0
     assert audio + link.backlog.shed_audio == flood
+
+
+async def test_the_reconnect_log_says_the_pause_actually_taken(caplog: pytest.LogCaptureFixture) -> None:
+    """The probe: "retrying in 16.0 s" while the next attempt came a second later. After losing a
+    broker the pause is capped (FAST_RETRY_DELAY); each line must say the pause that follows it."""
+    import logging
+    import re
+
+    from bridge.service.link import FAST_RETRY_DELAY
+
+    broker = Mosquitto().start()
+    link = MqttLink(MqttSettings(port=broker.port, reconnect_max=30.0), "retry-log", subscriptions=lambda: [],
+                    will=LastWill("test/status", b"offline"), on_connect=lambda _c: asyncio.sleep(0),
+                    on_message=lambda _m: None)
+    caplog.set_level(logging.INFO, logger="bridge")
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        await asyncio.to_thread(broker.stop)
+        await asyncio.sleep(3.5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        broker.close()
+    said = [(record.created, float(match.group(1))) for record in caplog.records
+            if (match := re.search(r"(?:retrying|reconnecting) in ([0-9.]+) s", record.getMessage()))]
+    assert len(said) >= 3, caplog.text
+    for (at, pause), (next_at, _) in zip(said, said[1:], strict=False):
+        assert pause <= FAST_RETRY_DELAY * 1.2 + 0.05, caplog.text  # a broker just lost: about a second
+        assert pause - 0.1 <= next_at - at <= pause + 1.0, caplog.text  # and that is what was waited

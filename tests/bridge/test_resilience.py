@@ -18,13 +18,22 @@ async def test_broker_restart_mid_stream_then_next_utterance(tmp_path, say) -> N
         opts = SatelliteOptions(sat_id="restart", host=broker.host, port=broker.port, timeout=5)
         streaming = asyncio.create_task(run_satellite(opts, pcm))
         await asyncio.sleep(1.0)  # mid-utterance
-        await asyncio.to_thread(broker.restart)  # same port, retained messages gone (no persistence)
+        assert broker.proc is not None
+        broker.proc.kill()  # a blip: no last wills delivered; same port, retained messages gone (no persistence)
+        await asyncio.to_thread(broker.proc.wait)
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(broker.start)
         result = await asyncio.gather(streaming, return_exceptions=True)
         assert isinstance(result[0], Exception)  # that utterance is lost with the broker
         # The bridge comes back by itself: status re-published (retained), subscriptions restored.
         status = await asyncio.to_thread(wait_for_retained, broker.host, broker.port, "hearth/bridge/status",
                                          lambda d: d.get("state") == "online", 30.0)
         assert status["protocol"] == 1
+        # The interrupted session was closed when the link dropped, not by its audio timeout
+        # seconds later (a fatal error with its id would then end the satellite's next command).
+        stats = await asyncio.to_thread(wait_for_retained, broker.host, broker.port, "hearth/bridge/stats",
+                                        lambda d: "broker_disconnected" in d.get("errors", {}), 15.0)
+        assert "audio_timeout" not in stats["errors"], stats["errors"]
         policy = await asyncio.to_thread(wait_for_retained, broker.host, broker.port, "hearth/bridge/policy/state",
                                          lambda d: "local_only" in d, 10.0)
         assert policy["local_only"] is True

@@ -19,7 +19,8 @@ from bridge.audio.wav import make_wav
 from bridge.protocol import hermes
 from bridge.service import Bridge
 from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
-from bridge.service.table import HERMES_SITE_EXPIRY, OFFLINE_SATELLITE_EXPIRY
+from bridge.protocol.hearth import encode_frame
+from bridge.service.table import EVICTABLE_SILENCE, HERMES_SITE_EXPIRY, OFFLINE_SATELLITE_EXPIRY, ONLINE_SILENCE_EXPIRY
 
 
 
@@ -64,11 +65,12 @@ async def test_an_offline_hearth_satellite_is_forgotten_and_its_state_cleared(br
     status(bridge, "hall")
     clock.advance(3600)
     status(bridge, "kitchen", "offline")
+    status(bridge, "hall")  # the online one announces itself again (hearth-satellite's refresh)
     clock.advance(OFFLINE_SATELLITE_EXPIRY - 1)
     assert bridge.expire_satellites() == []
     sent(bridge)
     clock.advance(1)
-    assert bridge.expire_satellites() == ["kitchen"]  # the online one stays, however long
+    assert bridge.expire_satellites() == ["kitchen"]  # the online one that keeps talking stays
     assert sorted(bridge.satellites) == ["hall"]
     assert ("hearth/satellite/kitchen/state", b"", True) in sent(bridge)
     await asyncio.gather(*bridge._closing)  # noqa: SLF001 - closed
@@ -110,6 +112,8 @@ async def test_a_full_table_makes_room_from_what_is_gone_then_refuses_and_tells(
     clock.advance(OFFLINE_SATELLITE_EXPIRY)  # s2 is gone: it makes room at once
     status(bridge, "s3")
     assert sorted(bridge.satellites) == ["s0", "s1", "s3"]
+    status(bridge, "s0")
+    status(bridge, "s1")  # all three are talking: none of them makes room
     sent(bridge)
     status(bridge, "s4")  # nothing is gone now: refused, and told on its own topic
     frame(bridge, "porch")
@@ -134,3 +138,48 @@ async def test_refusal_notices_are_bounded_across_ids(bridge: Bridge) -> None:
     told = [t for t, _, _ in sent(bridge) if t.endswith("/error") and t.startswith("hearth/satellite/")]
     assert 1 <= len(told) <= 25
     assert bridge.errors.counts["too_many_satellites"] == 200
+
+
+async def test_an_online_satellite_that_sends_nothing_is_forgotten(bridge: Bridge, clock: Clock) -> None:
+    """An "online" status without a last will (any broker login can make one up) does not hold a
+    place for ever: silent for ONLINE_SILENCE_EXPIRY, it is gone; audio keeps a satellite."""
+    status(bridge, "ghost")
+    status(bridge, "talker")
+    for seq in range(3):
+        clock.advance(ONLINE_SILENCE_EXPIRY / 3)
+        bridge.dispatch("hearth/satellite/talker/audio", encode_frame(7, seq, bytes(960)))
+        if seq < 2:
+            assert bridge.expire_satellites() == []
+    assert bridge.expire_satellites() == ["ghost"]
+    assert sorted(bridge.satellites) == ["talker"]
+    assert ("hearth/satellite/ghost/state", b"", True) in sent(bridge)
+
+
+async def test_a_full_table_of_ghosts_makes_room_for_a_real_satellite(bridge: Bridge, clock: Clock) -> None:
+    """The probe: a flood of made-up "online" announcements fills the table; a real satellite
+    2.5 minutes later is served, the longest-silent ghost giving way."""
+    for index in range(3):
+        status(bridge, f"ghost{index}")
+        clock.advance(1)
+    clock.advance(150)
+    assert 150 >= EVICTABLE_SILENCE
+    sent(bridge)
+    status(bridge, "real")
+    assert sorted(bridge.satellites) == ["ghost1", "ghost2", "real"]
+    out = sent(bridge)
+    assert ("hearth/satellite/ghost0/state", b"", True) in out
+    assert not on(out, "hearth/satellite/real/error")
+    assert "too_many_satellites" not in bridge.errors.counts
+
+
+async def test_a_forgotten_satellite_that_speaks_is_told_to_announce_itself(bridge: Bridge, clock: Clock) -> None:
+    status(bridge, "kitchen")
+    clock.advance(ONLINE_SILENCE_EXPIRY)
+    assert bridge.expire_satellites() == ["kitchen"]
+    sent(bridge)
+    for _ in range(5):  # however often it tries: told once, bounded
+        bridge.dispatch("hearth/satellite/kitchen/event", json.dumps({"type": "wake", "stream_id": 1}).encode())
+    (told,) = on(sent(bridge), "hearth/satellite/kitchen/error")
+    assert (told["code"], told["session_id"], told["fatal"]) == ("unknown_satellite", None, True)
+    status(bridge, "kitchen")  # it announces itself again: served
+    assert "kitchen" in bridge.satellites

@@ -73,3 +73,20 @@ async def test_bad_vocabulary_rejected_old_grammar_keeps_serving(live, say, name
     pcm = load_wav_pcm16k(say("turn on the kitchen light"))
     result = await run_satellite(SatelliteOptions(sat_id=f"after-{name}", host=broker.host, port=broker.port, timeout=30), pcm)
     assert result["transcript"] == "turn on the kitchen light"
+
+
+async def test_the_vocabulary_in_service_sent_again_clears_an_error(live) -> None:
+    """A rejected vocabulary leaves `vocabulary/state` at "error"; sending the one in service again
+    (what Home Assistant's re-sync does) puts it back to "ok", though nothing is compiled."""
+    broker, _ = live
+    demo = json.dumps(DEMO).encode()
+    async with Probe(broker.host, broker.port, ["hearth/bridge/vocabulary/state"]) as probe:
+        await probe.client.publish("hearth/bridge/vocabulary/set", demo)
+        serving = await probe.wait_for("vocabulary/state", lambda d: d["status"] == "ok" and d["entities"] == len(DEMO["entities"]), 60)
+        probe.messages.clear()
+        await probe.client.publish("hearth/bridge/vocabulary/set", b"{this is not json")
+        await probe.wait_for("vocabulary/state", lambda d: d["status"] == "error", 30)
+        probe.messages.clear()
+        await probe.client.publish("hearth/bridge/vocabulary/set", demo)
+        cleared = await probe.wait_for("vocabulary/state", lambda d: d["status"] == "ok", 30)
+        assert cleared == serving
