@@ -79,6 +79,8 @@ MAX_NAME_LENGTH: Final = 100
 
 # Repair issue raised while the bridge advertises a protocol version the integration lacks.
 ISSUE_UNSUPPORTED_PROTOCOL: Final = "unsupported_protocol"
+#: The bridge refused a satellite: its table is full (the bridge's error code, and the issue's key).
+ISSUE_TOO_MANY_SATELLITES: Final = "too_many_satellites"
 # Repair issues when the bridge lost its policy: re-applied (a notice), or not yet.
 ISSUE_POLICY_RESET: Final = "policy_reset"
 ISSUE_POLICY_RESET_PENDING: Final = "policy_reset_pending"

@@ -20,6 +20,7 @@ from homeassistant.helpers.event import async_call_later
 
 from .const import (
     DOMAIN,
+    ISSUE_TOO_MANY_SATELLITES,
     ISSUE_UNSUPPORTED_PROTOCOL,
     MANUFACTURER,
     REQUEST_TIMEOUT,
@@ -81,6 +82,8 @@ class HearthHub:
         self._policy_callbacks: list[CALLBACK_TYPE] = []
         self.unsupported_protocol: str | None = None
         """The protocol version the bridge advertises ("none": none) if it is not spoken here."""
+        self.table_full_reported = False
+        """Whether the bridge refused a satellite for a full table (its repair issue raised)."""
         self.keeper = PolicyKeeper(hass, entry, self)
         """The owner's policy, re-applied when the bridge loses its own."""
         self._stale_check: CALLBACK_TYPE | None = None
@@ -136,6 +139,7 @@ class HearthHub:
         self.entry.async_on_unload(self._pending.async_cancel_all)
         self.entry.async_on_unload(self._async_cancel_stale_check)
         self.entry.async_on_unload(self._async_delete_protocol_issue)
+        self.entry.async_on_unload(self._async_delete_table_full_issue)
 
     # ------------------------------------------------------------------ availability
 
@@ -526,14 +530,50 @@ class HearthHub:
             return
         if (data := parse_json(msg.payload)) is None:
             return
-        self._async_satellite(satellite_id)
         event_type = msg.topic.rsplit("/", 1)[1]
+        if event_type == "error" and data.get("code") == ISSUE_TOO_MANY_SATELLITES:
+            self._async_table_full(satellite_id)
+            if satellite_id not in self.satellites:
+                return  # a satellite the bridge does not serve gets no device
+        self._async_satellite(satellite_id)
         if event_type != "error" and self.keeper.async_withheld(
             satellite_id, event_type
         ):
             return
         for listener in list(self._event_listeners.get(satellite_id, ())):
             listener(event_type, data)
+
+    @callback
+    def _async_table_full(self, satellite_id: str) -> None:
+        """The bridge refused a satellite (its table is full): a repair issue, raised once.
+
+        A flood of made-up satellites would refuse many ids; the owner needs to hear it once.
+        """
+        if self.table_full_reported:
+            return
+        self.table_full_reported = True
+        _LOGGER.warning(
+            "Hearth bridge %s refused satellite %s: too many satellites",
+            self.bridge_id,
+            satellite_id,
+        )
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            table_full_issue_id(self.entry.entry_id),
+            is_fixable=False,
+            is_persistent=False,
+            severity=ir.IssueSeverity.WARNING,
+            translation_key=ISSUE_TOO_MANY_SATELLITES,
+            translation_placeholders={
+                "bridge": self.bridge_id,
+                "satellite": satellite_id,
+            },
+        )
+
+    @callback
+    def _async_delete_table_full_issue(self) -> None:
+        ir.async_delete_issue(self.hass, DOMAIN, table_full_issue_id(self.entry.entry_id))
 
     # ------------------------------------------------------------------ commands
 
@@ -602,6 +642,11 @@ class HearthHub:
     def async_satellite_updated(self, satellite_id: str) -> None:
         """Tell a satellite's entities that the hub changed it from outside."""
         self._async_update(satellite_id)
+
+
+def table_full_issue_id(entry_id: str) -> str:
+    """Return the repair issue id for a bridge that refused a satellite (its table is full)."""
+    return f"{ISSUE_TOO_MANY_SATELLITES}_{entry_id}"
 
 
 def protocol_issue_id(entry_id: str) -> str:
