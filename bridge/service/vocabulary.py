@@ -55,6 +55,7 @@ class VocabularySwap:
         self.grammar: CompiledGrammar | None = None
         self.state: VocabularyState | None = None
         self._serving: VocabularyState | None = None  #: the state of the vocabulary in service ("ok")
+        self._waiting: Vocabulary | None = None  #: the latest vocabulary sent while one compiles
         self._lock = asyncio.Lock()
 
     async def start(self, source: str | Mapping[str, object] | None) -> None:
@@ -77,26 +78,44 @@ class VocabularySwap:
         return await self.apply(vocab)
 
     async def apply(self, vocab: Vocabulary) -> bool:
-        """Compiles in the background, then swaps atomically; in-flight utterances finish on the old one."""
+        """Compiles in the background, then swaps atomically; in-flight utterances finish on the old one.
+
+        One vocabulary compiles at a time, and only the latest sent meanwhile waits for it: one
+        sent while another waits replaces it (the retained topic's last word is the one that
+        counts). A flood of vocabularies thus costs one compile and one waiting vocabulary, not a
+        compile, a grammar load in every worker and a vocabulary held in memory for each. True
+        when this vocabulary (or, if it was replaced while waiting, a later one) is in service.
+        """
+        self._waiting = vocab
+        if self._lock.locked():
+            return False  # the apply in progress takes the latest waiting one next
         async with self._lock:
-            if self.vocabulary is not None and vocab.hash() == self.vocabulary.hash():
-                # Nothing to compile; but a rejected vocabulary since may have left the state at
-                # "error": the one in service being sent again clears it.
-                if self._serving is not None and self.state != self._serving:
-                    self.state = self._serving
-                    self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
-                return True
-            try:
-                grammar, seconds = await compile_in_subprocess(vocab)
-                await self.pool.set_grammar(vocab, grammar)
-            except Exception as err:  # noqa: BLE001 - keep the old grammar in service
-                self.rejected(f"vocabulary could not be compiled: {type(err).__name__}: {err}")
-                return False
-            self.vocabulary, self.grammar = vocab, grammar
-            self._set_state(vocab, grammar, seconds)
-            _LOGGER.info("Vocabulary %s in service: %d entities, %d areas (compiled in %.2f s)",
-                         vocab.hash()[:8], len(vocab.entities), len(vocab.areas), seconds)
+            ok = False
+            while self._waiting is not None:
+                vocab, self._waiting = self._waiting, None
+                ok = await self._apply_one(vocab)
+            return ok
+
+    async def _apply_one(self, vocab: Vocabulary) -> bool:
+        """One vocabulary: compiled and swapped in, or rejected (the old one keeps serving)."""
+        if self.vocabulary is not None and vocab.hash() == self.vocabulary.hash():
+            # Nothing to compile; but a rejected vocabulary since may have left the state at
+            # "error": the one in service being sent again clears it.
+            if self._serving is not None and self.state != self._serving:
+                self.state = self._serving
+                self.outbox.send(self.outbox.topics.vocabulary_state, self.state, retain=True)
             return True
+        try:
+            grammar, seconds = await compile_in_subprocess(vocab)
+            await self.pool.set_grammar(vocab, grammar)
+        except Exception as err:  # noqa: BLE001 - keep the old grammar in service
+            self.rejected(f"vocabulary could not be compiled: {type(err).__name__}: {err}")
+            return False
+        self.vocabulary, self.grammar = vocab, grammar
+        self._set_state(vocab, grammar, seconds)
+        _LOGGER.info("Vocabulary %s in service: %d entities, %d areas (compiled in %.2f s)",
+                     vocab.hash()[:8], len(vocab.entities), len(vocab.areas), seconds)
+        return True
 
     def rejected(self, message: str) -> None:
         self._report_error("bad_vocabulary", message, None, None, self.outbox.topics.vocabulary_set)

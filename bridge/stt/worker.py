@@ -76,6 +76,32 @@ def _recognize(intents: IntentRecognizer | None, text: str, area: str | None,
     return intent_result(match), time.process_time() - started
 
 
+def release_freed_memory() -> bool:
+    """Hands memory freed since the last call back to the system; True if the C library could.
+
+    A grammar swap builds a new pocketsphinx decoder (with its acoustic model), intent recognizer
+    and close-call reviewer, and frees the old ones. Nothing of them is kept, but glibc keeps freed
+    heap pages for reuse: without this a worker's resident memory stays at the high-water mark of
+    every grammar it ever loaded (measured in docs/benchmarks.md, "Memory after hostile
+    messages"). Called after each swap (rare: one vocabulary compiles at a time, the bridge keeps
+    only the latest waiting one); elsewhere than glibc it only collects garbage.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        trim = None
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
 def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None:
     from bridge.recognition import CompiledGrammar, GrammarDecoder, IntentRecognizer, Vocabulary
     from bridge.recognition.closecall import Reviewer
@@ -100,6 +126,7 @@ def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None
         intents = IntentRecognizer(vocab)
         reviewer = Reviewer(vocab)  # close calls: a second pass over the meaning's words
         intents.recognize("what time is it")  # warm up: hassil's first match builds its caches
+        release_freed_memory()  # the previous grammar's decoder, recognizer and reviewer
         write_message(out, GrammarLoaded(grammar.hash, time.monotonic() - started))
 
     def end(message: EndUtterance, decoder: GrammarDecoder) -> None:
