@@ -81,6 +81,8 @@ MAX_NAME_LENGTH: Final = 100
 ISSUE_UNSUPPORTED_PROTOCOL: Final = "unsupported_protocol"
 #: The bridge refused a satellite: its table is full (the bridge's error code, and the issue's key).
 ISSUE_TOO_MANY_SATELLITES: Final = "too_many_satellites"
+#: Errors the bridge sends a satellite it does not serve (any id can be made up): no device for it.
+NOT_SERVED_CODES: Final = frozenset({ISSUE_TOO_MANY_SATELLITES, "unknown_satellite"})
 # Repair issues when the bridge lost its policy: re-applied (a notice), or not yet.
 ISSUE_POLICY_RESET: Final = "policy_reset"
 ISSUE_POLICY_RESET_PENDING: Final = "policy_reset_pending"

@@ -23,6 +23,7 @@ from .const import (
     ISSUE_TOO_MANY_SATELLITES,
     ISSUE_UNSUPPORTED_PROTOCOL,
     MANUFACTURER,
+    NOT_SERVED_CODES,
     REQUEST_TIMEOUT,
     SATELLITE_ID,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -531,8 +532,10 @@ class HearthHub:
         if (data := parse_json(msg.payload)) is None:
             return
         event_type = msg.topic.rsplit("/", 1)[1]
-        if event_type == "error" and data.get("code") == ISSUE_TOO_MANY_SATELLITES:
-            self._async_table_full(satellite_id)
+        code = data.get("code")
+        if event_type == "error" and code in NOT_SERVED_CODES:
+            if code == ISSUE_TOO_MANY_SATELLITES:
+                self._async_table_full(satellite_id)
             if satellite_id not in self.satellites:
                 return  # a satellite the bridge does not serve gets no device
         self._async_satellite(satellite_id)

@@ -33,6 +33,8 @@ async def test_a_refused_satellite_raises_one_repair_issue(
 
     for index in range(5):  # a flood of refused ids
         await bridge.send(f"satellite/ghost{index}/error", _refused(f"ghost{index}"))
+    # An id the bridge does not know (audio or an event before any status) is no satellite either.
+    await bridge.send("satellite/stranger/error", {**_refused("stranger"), "code": "unknown_satellite"})
     await hass.async_block_till_done()
     issue = issues.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
@@ -46,7 +48,8 @@ async def test_a_refused_satellite_raises_one_repair_issue(
     # A satellite the bridge does not serve gets no device in Home Assistant.
     devices = dr.async_get(hass)
     assert all(devices.async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-ghost{i}")}) is None for i in range(5))
-    assert "ghost0" not in hub.satellites
+    assert "ghost0" not in hub.satellites and "stranger" not in hub.satellites
+    assert devices.async_get_device(identifiers={(DOMAIN, f"{BRIDGE_ID}-stranger")}) is None
 
     # A satellite Home Assistant knows, refused (e.g. after it was forgotten): its entities hear it.
     await bridge.send("satellite/kitchen/error", _refused("kitchen"))
