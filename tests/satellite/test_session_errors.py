@@ -63,3 +63,30 @@ async def test_unknown_satellite_makes_it_announce_itself_again() -> None:
     finally:
         sat.wake.close()
         await sat.hooks.close()
+
+
+async def test_the_status_is_announced_again_well_within_the_bridges_expiry(monkeypatch) -> None:  # noqa: ANN001
+    import asyncio
+
+    from bridge.service.table import ONLINE_SILENCE_EXPIRY
+    from hearth_satellite import satellite as module
+
+    assert module.STATUS_REFRESH * 3 <= ONLINE_SILENCE_EXPIRY  # two refreshes may be lost
+    monkeypatch.setattr(module, "STATUS_REFRESH", 0.02)
+    sat = Satellite(Options(sat_id="t", snd_command=None))
+    announced: list[str] = []
+
+    async def publish(topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
+        announced.append(topic)
+        return True
+
+    sat._publish = publish  # type: ignore[method-assign]
+    refresh = asyncio.create_task(sat._refresh_status())
+    try:
+        await asyncio.sleep(0.15)
+    finally:
+        refresh.cancel()
+        await asyncio.gather(refresh, return_exceptions=True)
+        sat.wake.close()
+        await sat.hooks.close()
+    assert len(announced) >= 3 and set(announced) == {TOPIC + "status"}
