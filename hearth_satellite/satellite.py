@@ -299,7 +299,7 @@ class Satellite:
             if data.get("code") == "unknown_satellite":  # the bridge forgot us (silent too long): announce again
                 self._spawn(self._publish_status(), "status")
             session_id = data.get("session_id")
-            if self.stream is not None and (self._other_session(session_id) or session_id in self._ended_sessions):
+            if self._other_session(session_id):
                 # An earlier session's end (e.g. one a broker outage interrupted) must not end this stream.
                 _LOGGER.debug("error %s for session %s, not this stream's: ignored", data.get("code"), session_id)
                 return
@@ -342,17 +342,21 @@ class Satellite:
                 self._set_phase("listening", session_id=session_id)
 
     def _other_session(self, session_id: object) -> bool:
-        """Whether a command names a session other than the one this stream belongs to (a late
-        command of an earlier session must not end the current stream). Until the bridge's state
-        has named the stream's session, every command counts as this stream's."""
+        """Whether a command or error names a session other than the one this stream belongs to (a
+        late message of an earlier session, e.g. one a broker outage interrupted, must not end the
+        current stream). Until the bridge's state has named the stream's session, only the
+        sessions of streams that already ended count as other."""
         stream = self.stream
-        return (stream is not None and stream.session_id is not None and isinstance(session_id, str)
-                and session_id != stream.session_id)
+        if stream is None or not isinstance(session_id, str):
+            return False
+        if stream.session_id is not None:
+            return session_id != stream.session_id
+        return session_id in self._ended_sessions
 
     def _on_state(self, data: dict[str, object]) -> None:
         session_id = data.get("session_id")
         if (self.stream is not None and self.stream.session_id is None and data.get("state") == "listening"
-                and isinstance(session_id, str)):
+                and isinstance(session_id, str) and session_id not in self._ended_sessions):
             self.stream.session_id = session_id
         muted = data.get("muted")
         if isinstance(muted, bool) and muted != self.bridge_muted:

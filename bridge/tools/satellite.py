@@ -164,6 +164,8 @@ async def run_satellite(options: SatelliteOptions, pcm: bytes) -> dict[str, Any]
                     result["hermes_intent"] = data if topic == hermes.INTENT_PARSED else None
                     done.set()
                 elif topic.endswith("/command"):
+                    if other_session(data.get("session_id")):
+                        continue  # a late command of an earlier session
                     if data.get("command") == "stop_streaming":
                         stop_streaming.set()
                     elif data.get("command") == "stand_down":  # another satellite answers

@@ -30,8 +30,11 @@ async def test_an_earlier_sessions_error_does_not_end_the_new_stream() -> None:
         sat._end_stream("idle")  # the broker went away mid-utterance
         sat.stream = Stream(2, time.monotonic())  # reconnected: the next command, not yet named by the bridge
         await sat._on_message(TOPIC + "error", _error("old"))
-        assert sat.stream is not None and sat.stream.stream_id == 2
+        await sat._on_message(TOPIC + "command", json.dumps({"command": "stop_streaming", "session_id": "old"}).encode())
+        await sat._on_message(TOPIC + "state", json.dumps({"state": "listening", "session_id": "old"}).encode())
+        assert sat.stream is not None and sat.stream.stream_id == 2 and sat.stream.session_id is None
         await sat._on_message(TOPIC + "state", json.dumps({"state": "listening", "session_id": "new"}).encode())
+        assert sat.stream.session_id == "new"
         await sat._on_message(TOPIC + "error", _error("old"))
         await sat._on_message(TOPIC + "error", _error("another"))
         assert sat.stream is not None and sat.stream.stream_id == 2
