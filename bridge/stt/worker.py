@@ -87,16 +87,12 @@ def release_freed_memory() -> bool:
     only the latest waiting one); elsewhere than glibc it only collects garbage.
     """
     import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
-    name = ctypes.util.find_library("c")
     try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
+        trim = ctypes.CDLL(None).malloc_trim  # glibc's, in the process already (not musl's)
     except (OSError, AttributeError):
-        trim = None
-    if trim is None:
         return False
     trim(0)
     return True

@@ -34,3 +34,12 @@ async def test_vocabularies_sent_while_one_compiles_cost_one_more_compile(tmp_pa
         assert swap._waiting is None  # noqa: SLF001 - nothing left held
     finally:
         await close_in_process(bridge)
+
+
+def test_a_worker_can_give_freed_memory_back() -> None:
+    """After a grammar swap a decoder worker hands the old grammar's freed pages back (glibc's
+    `malloc_trim`, here and in the add-on's image); without it its memory stays at the
+    high-water mark of every grammar it loaded (docs/benchmarks.md)."""
+    from bridge.stt.worker import release_freed_memory
+
+    assert release_freed_memory() is True
