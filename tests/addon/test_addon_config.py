@@ -45,8 +45,8 @@ def test_config_follows_supervisor_schema(config: dict[str, Any]) -> None:
         assert config.get(key), f"config.yaml lacks {key}"
     assert set(config["arch"]) == {"amd64", "aarch64"}
     assert config["slug"] == ADDON.name
-    # the image is built by Supervisor from this folder (no prebuilt image to pull)
-    assert "image" not in config
+    # prebuilt images (tests/addon/test_addon_image.py checks the name against the workflow)
+    assert "{arch}" in config["image"]
 
 
 def test_a_broken_config_is_caught_by_these_rules(config: dict[str, Any]) -> None:

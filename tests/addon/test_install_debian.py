@@ -37,8 +37,6 @@ SUITE = "trixie"  # Home Assistant's Debian base images are trixie; Python 3.13 
 VENV = "/opt/hearth"  # as in hearth/Dockerfile and the add-on's run script
 #: the command hearth/Dockerfile runs (tests/addon/test_addon_config.py checks they agree)
 INSTALL = ["/usr/src/hearth/scripts/install-bridge.sh", VENV]
-#: the bridge's source as the image gets it (a release archive holds the tracked files)
-SOURCE_PARTS = ("pyproject.toml", "README.md", "bridge", "scripts", "third_party")
 #: what the installed Python says about itself (the add-on's start module must import too)
 PROBE = ("import sys, importlib.metadata as m, bridge.addon; print(sys.executable, sys.version_info[:2],"
          " m.version('pocketsphinx'), m.version('hearth-bridge'))")
@@ -104,14 +102,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     start = time.monotonic()
     root = tmp_path_factory.mktemp("debian") / "root"
     subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(root)], check=True)
-    src = root / "usr/src/hearth"
-    src.mkdir(parents=True)
-    for part in SOURCE_PARTS:
-        if (ROOT / part).is_dir():
-            shutil.copytree(ROOT / part, src / part,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".venv"))
-        else:
-            shutil.copy2(ROOT / part, src / part)
+    # the source as the image gets it: what scripts/addon-source copies (the tracked files the
+    # Dockerfile's build context lets in; test_addon_image.py checks the two agree)
+    subprocess.run([str(ROOT / "scripts/addon-source"), str(root / "usr/src/hearth")], check=True,
+                   capture_output=True, timeout=120)
     shutil.copy2("/etc/resolv.conf", root / "etc/resolv.conf")
     # This machine reaches the registries through its own certificate authorities; a container
     # build reaches them directly. The recipe is the same either way.
