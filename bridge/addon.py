@@ -119,7 +119,9 @@ def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir:
                   slug: str | None = None) -> dict[str, Any]:
     """The bridge's configuration (bridge/config.py's schema) from the add-on's options and the
     MQTT service, without the MQTT login."""
-    stt: dict[str, Any] = {"engine": options.get("stt_engine", "pocketsphinx"),
+    # a Wyoming server exactly when its host is given (the add-on has no engine option: one that
+    # said wyoming without a host passed Supervisor's schema and then stopped the bridge)
+    stt: dict[str, Any] = {"engine": "wyoming" if options.get("stt_host") else "pocketsphinx",
                            "fallback": bool(options.get("stt_fallback", True))}
     if options.get("stt_host"):
         stt["host"] = options["stt_host"]
