@@ -181,6 +181,8 @@ def code_literals() -> str:
     return "\n".join(parts)
 
 
+#: topics the docs name as ones the bridge does not act on
+NOT_HANDLED_TOPICS = {"hermes/dialogueManager/startSession": "the ESP32 firmware's button (esp32-hermes.md)"}
 TOPIC = re.compile(r"^(?:<prefix>|hearth)/(?:bridge|satellite)/[^\s`]*$|^hermes/[A-Za-z]+/[^\s`]*$")
 
 
@@ -204,6 +206,9 @@ def test_every_documented_topic_exists() -> None:
     assert len(found) > 20
     missing = []
     for where, topic in found:
+        if topic in NOT_HANDLED_TOPICS:
+            assert f"`{topic}`" in (ROOT / where).read_text() and "does not act on" in (ROOT / where).read_text()
+            continue
         parts = topic.replace("<prefix>", "hearth").split("/")
         if parts[0] == "hermes":
             # every fixed level of a Hermes topic is one the code builds or matches
