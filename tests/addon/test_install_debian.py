@@ -9,7 +9,10 @@ espeak-ng from Debian itself, the packages from PyPI, and builds the patched poc
 Slow: marked `slow`, run by scripts/test only with HEARTH_SLOW=1. Measured here (2 shared cores):
 4 min 23 s with the caches below warm (install 251 s, most of it compiling pocketsphinx; the
 installed bridge online 3.7 s after it starts); a cold first run adds debootstrap (67 s) and the
-Debian and PyPI downloads, about 10-15 minutes in all on a busy machine. The debootstrap root is cached in
+Debian and PyPI downloads, about 10-15 minutes in all on a busy machine. Measured again with
+the source from scripts/addon-source (the image's build context) and pocketsphinx's build tools
+as wheels, on a cold cache at load average 7: debootstrap 70 s, install 259 s, online 4.9 s
+(5 min 56 s in all). The debootstrap root is cached in
 /var/cache/hearth/debian-trixie-minbase (HEARTH_DEBIAN_ROOT to move it), and the Debian and pip
 download caches beside it, so a rerun spends its time installing and compiling only.
 """
