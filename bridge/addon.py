@@ -127,7 +127,9 @@ def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir:
         stt["host"] = options["stt_host"]
     if options.get("stt_port"):
         stt["port"] = options["stt_port"]
-    tts: dict[str, Any] = {"engine": options.get("tts_engine", "espeak")}
+    # a Wyoming voice exactly when its host is given (no engine option that could name it alone)
+    tts: dict[str, Any] = {"engine": "none" if options.get("tts_engine") == "none"
+                           else "wyoming" if options.get("tts_host") else "espeak"}
     for key in ("voice", "host", "port"):
         if options.get(f"tts_{key}"):
             tts[key] = options[f"tts_{key}"]

@@ -106,7 +106,9 @@ def test_option_choices_are_what_the_bridge_accepts(config: dict[str, Any]) -> N
     assert choices("log_level") == {"debug", "info", "warning", "error"}
     # the add-on's two speech-to-text engines: the bridge's own, or Wyoming when a host is given
     assert set(next(v for k, v in STT_SCHEMA.schema.items() if k == "engine").container) == {"pocketsphinx", "wyoming"}
-    assert choices("tts_engine") == set(next(v for k, v in TTS_SCHEMA.schema.items() if k == "engine").container)
+    # the bridge's three voices: espeak, none, or wyoming when a host is given
+    assert choices("tts_engine") | {"wyoming"} == set(next(v for k, v in TTS_SCHEMA.schema.items()
+                                                           if k == "engine").container)
     sat_match = rules.RE_SCHEMA_ELEMENT.match(types["satellites.id"])
     assert sat_match and sat_match.group("match") == f"^{SATELLITE_ID_PATTERN}$"
     prefix_match = rules.RE_SCHEMA_ELEMENT.match(types["topic_prefix"])
@@ -119,7 +121,7 @@ def test_option_choices_are_what_the_bridge_accepts(config: dict[str, Any]) -> N
     {"log_level": "debug", "wake_word": "hey_jarvis", "silence_tail": 0.05, "complete_tail": 3, "vad_tail": 5,
      "satellites": [{"id": "kitchen", "area": "kitchen", "wake_word": "alexa"}, {"id": "pi@living.room"}],
      "stt_host": "core-whisper", "stt_port": 10300, "stt_fallback": False,
-     "tts_engine": "wyoming", "tts_host": "core-piper", "tts_port": 10200, "tts_voice": "en_US-lessac",
+     "tts_engine": "espeak", "tts_host": "core-piper", "tts_port": 10200, "tts_voice": "en_US-lessac",
      "topic_prefix": "home/hearth", "hermes": False, "wyoming_server": True},
 ])
 def test_valid_options_make_a_valid_bridge_config(config: dict[str, Any], options: dict[str, Any] | None,
@@ -198,7 +200,9 @@ def test_hacs_layout_beside_the_addon() -> None:
 
 @pytest.mark.parametrize("stt", [{}, {"stt_host": "core-whisper"}, {"stt_host": "core-whisper", "stt_port": 10300},
                                  {"stt_port": 10300}, {"stt_fallback": False}])
-@pytest.mark.parametrize("tts", [{}, {"tts_engine": "none"}, {"tts_engine": "wyoming", "tts_host": "core-piper"}])
+@pytest.mark.parametrize("tts", [{}, {"tts_engine": "none"}, {"tts_host": "core-piper"},
+                                 {"tts_host": "core-piper", "tts_voice": "en_US-lessac-medium"},
+                                 {"tts_port": 10200}, {"tts_engine": "none", "tts_host": "core-piper"}])
 def test_every_speech_option_set_supervisor_accepts_starts_the_bridge(config: dict[str, Any], stt: dict[str, Any],
                                                                        tts: dict[str, Any], tmp_path: Path) -> None:
     """What Supervisor's schema lets an owner save must not stop the bridge at start: a Wyoming
@@ -208,6 +212,10 @@ def test_every_speech_option_set_supervisor_accepts_starts_the_bridge(config: di
     mqtt = {"host": "core-mosquitto", "port": 1883}
     settings = validate(addon.bridge_config(options, mqtt, tmp_path))
     assert settings.stt.engine == ("wyoming" if stt.get("stt_host") else "pocketsphinx")
+    assert settings.tts.engine == ("none" if tts.get("tts_engine") == "none"
+                                   else "wyoming" if tts.get("tts_host") else "espeak")
     # the engine-without-host option no longer exists (Supervisor drops what its schema lacks)
     with pytest.raises(vol.Invalid, match="stt_engine"):
         rules.validate_options(config["schema"], {**config["options"], "stt_engine": "wyoming"})
+    with pytest.raises(vol.Invalid):
+        rules.validate_options(config["schema"], {**config["options"], "tts_engine": "wyoming"})
