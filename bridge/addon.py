@@ -119,13 +119,17 @@ def bridge_config(options: Mapping[str, Any], mqtt: Mapping[str, Any], data_dir:
                   slug: str | None = None) -> dict[str, Any]:
     """The bridge's configuration (bridge/config.py's schema) from the add-on's options and the
     MQTT service, without the MQTT login."""
-    stt: dict[str, Any] = {"engine": options.get("stt_engine", "pocketsphinx"),
+    # a Wyoming server exactly when its host is given (the add-on has no engine option: one that
+    # said wyoming without a host passed Supervisor's schema and then stopped the bridge)
+    stt: dict[str, Any] = {"engine": "wyoming" if options.get("stt_host") else "pocketsphinx",
                            "fallback": bool(options.get("stt_fallback", True))}
     if options.get("stt_host"):
         stt["host"] = options["stt_host"]
     if options.get("stt_port"):
         stt["port"] = options["stt_port"]
-    tts: dict[str, Any] = {"engine": options.get("tts_engine", "espeak")}
+    # a Wyoming voice exactly when its host is given (no engine option that could name it alone)
+    tts: dict[str, Any] = {"engine": "none" if options.get("tts_engine") == "none"
+                           else "wyoming" if options.get("tts_host") else "espeak"}
     for key in ("voice", "host", "port"):
         if options.get(f"tts_{key}"):
             tts[key] = options[f"tts_{key}"]

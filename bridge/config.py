@@ -75,11 +75,14 @@ def _satellite_keys(value: dict[object, object]) -> dict[object, object]:
 
 PREFIX = vol.All(str, vol.Match(r"^[A-Za-z0-9_][A-Za-z0-9_/-]{0,63}$", msg="expected an MQTT topic prefix without wildcards"))
 
+#: the files TLS reads, each checked only when TLS is on (_check_tls_files): a configuration
+#: that names them with TLS off (the documented example) starts
+TLS_FILES = {"ca_file": "CA file", "cert_file": "client certificate", "key_file": "client certificate's key"}
+
 TLS_SCHEMA = vol.Schema({
     vol.Optional("enabled", default=False): bool,
-    vol.Optional("ca_file"): vol.Any(None, vol.IsFile(msg="expected an existing CA file")),
-    vol.Optional("cert_file"): vol.Any(None, vol.IsFile(msg="expected an existing certificate file")),
-    vol.Optional("key_file"): vol.Any(None, vol.IsFile(msg="expected an existing key file")),
+    **{vol.Optional(key): vol.Any(None, vol.All(str, vol.Length(min=1)), msg="expected a file path")
+       for key in TLS_FILES},
     vol.Optional("insecure", default=False): bool,
 })
 
@@ -224,6 +227,7 @@ def _validated_mapping(raw: object) -> dict[str, Any]:
         raise ConfigError(_describe(err.errors[0])) from None
     except vol.Invalid as err:
         raise ConfigError(_describe(err)) from None
+    _check_tls_files(config["mqtt"]["tls"])
     if config["stt"]["engine"] == "wyoming" and not config["stt"].get("host"):
         raise ConfigError("stt.host: required when stt.engine is wyoming")
     if config["tts"]["engine"] == "wyoming" and not config["tts"].get("host"):
@@ -235,6 +239,17 @@ def _validated_mapping(raw: object) -> dict[str, Any]:
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         config["data_dir"] = str(Path(base) / "hearth")
     return config
+
+
+def _check_tls_files(tls: dict[str, Any]) -> None:
+    """With TLS on, each file named must be a readable file; the error names the key and why."""
+    if not tls["enabled"]:
+        return
+    for key, what in TLS_FILES.items():
+        path = tls.get(key)
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"mqtt.tls.{key}: {path} is not a file (the {what}, read because "
+                              "mqtt.tls.enabled is true)")
 
 
 def _set_path(raw: dict[str, Any], dotted: str, value: object) -> None:

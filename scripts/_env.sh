@@ -58,7 +58,9 @@ ensure_venv() {
     stamp="$VENV/.hearth-$extras-$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/_env.sh" \
         "$ROOT/scripts/install-bridge.sh" "$ROOT"/third_party/pocketsphinx/*.patch | sha1sum | cut -c1-12)${HEARTH_STOCK_POCKETSPHINX:+-stock}"
     if [ ! -f "$stamp" ]; then
-        install_bridge -e "$ROOT[$extras]"
+        # --no-compile: no bytecode for the whole of Home Assistant and its dependencies up front
+        # (a good part of the build's CPU); Python compiles what the tests import, once
+        install_bridge --no-compile -e "$ROOT[$extras]"
         touch "$stamp"
     fi
 }

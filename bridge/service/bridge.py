@@ -119,6 +119,7 @@ class Bridge:
         self.preferences = SatellitePreferenceControl(
             PreferenceStore(settings.data_dir), self.outbox, self, self.reporter.report_error, settings.endpoint,
             settings.limits.max_satellites)
+        self.preferences.configured_wake_word = lambda sat_id: settings.satellite(sat_id).wake_word
         self.results.settings_of = self.preferences.settings_json
         self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
         self.speech_out = SpeechOut(self, self.tts)

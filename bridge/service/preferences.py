@@ -125,13 +125,20 @@ class SatellitePreferenceControl:
         self.endpoint = endpoint
         self.max_satellites = max_satellites
         self.prefs = store.load()
+        #: the configuration's wake word for a satellite (set by the bridge)
+        self.configured_wake_word: Callable[[str], str | None] = lambda _sat_id: None
 
     def get(self, sat_id: str) -> SatellitePreferences:
         return self.prefs.get(sat_id) or SatellitePreferences()
 
     def settings_json(self, sat_id: str) -> JsonObject:
-        """What the satellite's retained state shows: the settings in force."""
-        return self.get(sat_id).to_json()
+        """What the satellite's retained state shows: the settings in force. With no wake word
+        chosen in Home Assistant, the configuration's for the satellite (`satellites.<id>.wake_word`,
+        the add-on's satellite option), so that a satellite hearing the wake word itself follows it."""
+        data = self.get(sat_id).to_json()
+        if data["wake_word"] is None:
+            data["wake_word"] = self.configured_wake_word(sat_id)
+        return data
 
     def wake_word(self, sat_id: str) -> str | None:
         """The wake word Home Assistant chose for a satellite (None: it chose none)."""

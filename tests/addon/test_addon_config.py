@@ -45,8 +45,8 @@ def test_config_follows_supervisor_schema(config: dict[str, Any]) -> None:
         assert config.get(key), f"config.yaml lacks {key}"
     assert set(config["arch"]) == {"amd64", "aarch64"}
     assert config["slug"] == ADDON.name
-    # the image is built by Supervisor from this folder (no prebuilt image to pull)
-    assert "image" not in config
+    # prebuilt images (tests/addon/test_addon_image.py checks the name against the workflow)
+    assert "{arch}" in config["image"]
 
 
 def test_a_broken_config_is_caught_by_these_rules(config: dict[str, Any]) -> None:
@@ -104,8 +104,11 @@ def test_option_choices_are_what_the_bridge_accepts(config: dict[str, Any]) -> N
 
     assert choices("wake_word") == choices("satellites.wake_word") == set(WAKE_WORDS)
     assert choices("log_level") == {"debug", "info", "warning", "error"}
-    assert choices("stt_engine") == set(next(v for k, v in STT_SCHEMA.schema.items() if k == "engine").container)
-    assert choices("tts_engine") == set(next(v for k, v in TTS_SCHEMA.schema.items() if k == "engine").container)
+    # the add-on's two speech-to-text engines: the bridge's own, or Wyoming when a host is given
+    assert set(next(v for k, v in STT_SCHEMA.schema.items() if k == "engine").container) == {"pocketsphinx", "wyoming"}
+    # the bridge's three voices: espeak, none, or wyoming when a host is given
+    assert choices("tts_engine") | {"wyoming"} == set(next(v for k, v in TTS_SCHEMA.schema.items()
+                                                           if k == "engine").container)
     sat_match = rules.RE_SCHEMA_ELEMENT.match(types["satellites.id"])
     assert sat_match and sat_match.group("match") == f"^{SATELLITE_ID_PATTERN}$"
     prefix_match = rules.RE_SCHEMA_ELEMENT.match(types["topic_prefix"])
@@ -117,8 +120,8 @@ def test_option_choices_are_what_the_bridge_accepts(config: dict[str, Any]) -> N
     None,  # the defaults
     {"log_level": "debug", "wake_word": "hey_jarvis", "silence_tail": 0.05, "complete_tail": 3, "vad_tail": 5,
      "satellites": [{"id": "kitchen", "area": "kitchen", "wake_word": "alexa"}, {"id": "pi@living.room"}],
-     "stt_engine": "wyoming", "stt_host": "core-whisper", "stt_port": 10300, "stt_fallback": False,
-     "tts_engine": "wyoming", "tts_host": "core-piper", "tts_port": 10200, "tts_voice": "en_US-lessac",
+     "stt_host": "core-whisper", "stt_port": 10300, "stt_fallback": False,
+     "tts_engine": "espeak", "tts_host": "core-piper", "tts_port": 10200, "tts_voice": "en_US-lessac",
      "topic_prefix": "home/hearth", "hermes": False, "wyoming_server": True},
 ])
 def test_valid_options_make_a_valid_bridge_config(config: dict[str, Any], options: dict[str, Any] | None,
@@ -162,7 +165,7 @@ def test_build_matches_config_and_installs_with_the_one_recipe(config: dict[str,
     assert config["init"] is False  # s6-overlay is the image's init
     # _env.sh (scripts/test, scripts/demo) installs through the same recipe
     env_sh = (ROOT / "scripts/_env.sh").read_text()
-    assert 'source "$ROOT/scripts/install-bridge.sh"' in env_sh and "install_bridge -e" in env_sh
+    assert 'source "$ROOT/scripts/install-bridge.sh"' in env_sh and "install_bridge --no-compile -e" in env_sh
     assert "pocketsphinx==" not in env_sh
 
 
@@ -193,3 +196,26 @@ def test_hacs_layout_beside_the_addon() -> None:
     assert integrations == ["hearth"]
     manifest = json.loads((ROOT / "custom_components/hearth/manifest.json").read_text())
     assert manifest["domain"] == "hearth"
+
+
+@pytest.mark.parametrize("stt", [{}, {"stt_host": "core-whisper"}, {"stt_host": "core-whisper", "stt_port": 10300},
+                                 {"stt_port": 10300}, {"stt_fallback": False}])
+@pytest.mark.parametrize("tts", [{}, {"tts_engine": "none"}, {"tts_host": "core-piper"},
+                                 {"tts_host": "core-piper", "tts_voice": "en_US-lessac-medium"},
+                                 {"tts_port": 10200}, {"tts_engine": "none", "tts_host": "core-piper"}])
+def test_every_speech_option_set_supervisor_accepts_starts_the_bridge(config: dict[str, Any], stt: dict[str, Any],
+                                                                       tts: dict[str, Any], tmp_path: Path) -> None:
+    """What Supervisor's schema lets an owner save must not stop the bridge at start: a Wyoming
+    speech-to-text server is chosen by giving its host (no engine option that could say wyoming
+    without one)."""
+    options = rules.validate_options(config["schema"], {**config["options"], **stt, **tts})
+    mqtt = {"host": "core-mosquitto", "port": 1883}
+    settings = validate(addon.bridge_config(options, mqtt, tmp_path))
+    assert settings.stt.engine == ("wyoming" if stt.get("stt_host") else "pocketsphinx")
+    assert settings.tts.engine == ("none" if tts.get("tts_engine") == "none"
+                                   else "wyoming" if tts.get("tts_host") else "espeak")
+    # the engine-without-host option no longer exists (Supervisor drops what its schema lacks)
+    with pytest.raises(vol.Invalid, match="stt_engine"):
+        rules.validate_options(config["schema"], {**config["options"], "stt_engine": "wyoming"})
+    with pytest.raises(vol.Invalid):
+        rules.validate_options(config["schema"], {**config["options"], "tts_engine": "wyoming"})

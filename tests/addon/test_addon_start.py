@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OPTIONS = {
     "log_level": "info", "wake_word": "hey_jarvis", "silence_tail": 0.4, "complete_tail": 0.15, "vad_tail": 0.8,
     "satellites": [{"id": "kitchen", "area": "kitchen"}, {"id": "pi@bedroom", "wake_word": "alexa", "name": "Bedroom"}],
-    "stt_engine": "pocketsphinx", "stt_fallback": True, "tts_engine": "espeak", "tts_voice": "en-us",
+    "stt_fallback": True, "tts_engine": "espeak", "tts_voice": "en-us",
     "topic_prefix": "addontest", "hermes": True, "wyoming_server": False,
 }
 

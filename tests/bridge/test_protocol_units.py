@@ -160,10 +160,29 @@ def test_documented_configuration_is_valid(tmp_path) -> None:
     text = (Path(__file__).resolve().parents[2] / "docs/configuration.md").read_text()
     example = re.search(r"```yaml\n(.*?)```", text, re.S).group(1)
     raw = yaml.safe_load(example)
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-")
-    raw["mqtt"]["tls"]["ca_file"] = str(ca)
-    config = validate(raw)
+    config = validate(raw)  # as written: its ca_file (TLS off) need not exist
+    assert config.mqtt.tls.enabled is False and config.mqtt.tls.ca_file == "/etc/hearth/ca.pem"
     assert config.satellites["kitchen"].area == "kitchen"
     assert config.recognition.sensitive_confidence == 0.6
     assert config.recognition.broad_confidence == 0.55
+
+
+def test_tls_files_are_checked_when_tls_is_on(tmp_path) -> None:
+    """A TLS file that is not there stops start-up only with TLS on, naming the key and why."""
+    import pytest
+
+    from bridge.config import ConfigError
+
+    missing = tmp_path / "nope.pem"
+    with pytest.raises(ConfigError) as err:
+        validate({"mqtt": {"tls": {"enabled": True, "ca_file": str(missing)}}})
+    assert str(err.value) == (f"mqtt.tls.ca_file: {missing} is not a file (the CA file, read because "
+                              "mqtt.tls.enabled is true)")
+    with pytest.raises(ConfigError, match=r"^mqtt\.tls\.cert_file: .* is not a file \(the client certificate"):
+        validate({"mqtt": {"tls": {"enabled": True, "cert_file": str(tmp_path)}}})  # a folder
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-")
+    assert validate({"mqtt": {"tls": {"enabled": True, "ca_file": str(ca)}}}).mqtt.tls.ca_file == str(ca)
+    assert validate({"mqtt": {"tls": {"enabled": False, "ca_file": str(missing)}}}).mqtt.tls.enabled is False
+    with pytest.raises(ConfigError, match=r"^mqtt\.tls\.ca_file: expected a file path"):
+        validate({"mqtt": {"tls": {"ca_file": 3}}})

@@ -85,6 +85,29 @@ async def test_a_wake_word_and_sensitivity_are_applied_saved_and_acknowledged(
     assert result["settings"] == {"wake_word": None, "sensitivity": "aggressive"}
 
 
+async def test_a_configured_wake_word_is_in_the_retained_state(tmp_path: Path) -> None:
+    """A satellite's wake word from the configuration (the add-on's satellite option) reaches a
+    satellite that hears the wake word itself: its retained state's `settings.wake_word`, which
+    the satellite program follows; Home Assistant's choice still wins, and clearing it goes back
+    to the configured one."""
+    made = in_process_bridge(tmp_path, satellites={"den": {"wake_word": "hey_mycroft"}})
+    try:
+        status(made, "den", wake_word="okay_nabu")
+        (state,) = on(sent(made), "hearth/satellite/den/state")[-1:]
+        assert state["settings"] == {"wake_word": "hey_mycroft", "sensitivity": "default"}
+        assert made.satellites["den"].wake_word == "hey_mycroft"
+        settings_set(made, "den", {"request_id": "a", "wake_word": "alexa"})
+        (state,) = on(sent(made), "hearth/satellite/den/state")[-1:]
+        assert state["settings"]["wake_word"] == "alexa"
+        settings_set(made, "den", {"request_id": "b", "wake_word": None})
+        out = sent(made)
+        assert on(out, "hearth/satellite/den/state")[-1]["settings"]["wake_word"] == "hey_mycroft"
+        assert on(out, "hearth/satellite/den/settings/result")[-1]["settings"]["wake_word"] == "hey_mycroft"
+        assert made.satellites["den"].wake_word == "hey_mycroft"
+    finally:
+        await close_in_process(made)
+
+
 @pytest.mark.parametrize(
     ("payload", "code"),
     [
