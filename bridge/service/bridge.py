@@ -456,7 +456,8 @@ class Bridge:
     def stats(self) -> JsonObject:
         return {
             "frames": self.dispatcher.frames + self.hermes.frames, "messages": self.dispatcher.messages,
-            "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
+            "dropped_muted": self.control.dropped_muted, "withheld_muted": self.results.withheld_muted,
+            "dropped_outgoing": self.link.dropped_outgoing,
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
             "arbitration": self.wakes.stats(),

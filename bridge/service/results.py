@@ -98,6 +98,8 @@ class ResultPublisher:
         #: a satellite's settings in force, for its retained state (set by the bridge)
         self.settings_of: Callable[[str], JsonObject] = lambda _sat_id: {}
         self.metrics: BridgeMetrics | None = None
+        #: results discarded because the microphone was muted while they were being decoded
+        self.withheld_muted = 0
 
     def satellite_state(self, sat: Satellite) -> None:
         self.outbox.send(self.topics.satellite(sat.id, "state"), SatelliteState(
@@ -120,6 +122,8 @@ class ResultPublisher:
             return
         private = not self._policy().publish_transcripts
         intent, intent_used, waited_ms, intent_ms = await self._intent(sat, session, transcript)
+        if self._withheld_for_mute(sat, session, transcript, intent_used):
+            return
         refused = None if intent is None else refusal(
             intent, transcript.confidence, self.recognition.sensitive_confidence,
             self.recognition.broad_confidence)
@@ -157,6 +161,26 @@ class ResultPublisher:
         _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
                      "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
                      intent.name if intent else "no intent", latency)
+
+    # -- the mute race -----------------------------------------------------------------------------
+
+    def _withheld_for_mute(self, sat: Satellite, session: Session, transcript: Transcript,
+                           intent_used: bool) -> bool:
+        """Nothing heard before a confirmed mute is delivered after it: a result whose decoding
+        (or intent matching) outlived the mute's confirmation is dropped here, at publish time.
+
+        A mute is put in force in memory before `policy/result` confirms it, and everything from
+        here to the last publish of :meth:`deliver` runs without yielding to the event loop, so
+        either the whole result is queued before the confirmation or none of it is. The session
+        ends with a fatal `muted` error (no text, no intent), and the decoding is still audited."""
+        if not self._is_muted(sat.id):
+            return False
+        self.withheld_muted += 1
+        self._audit(sat, session, transcript, intent_used=intent_used)
+        self.reporter.session_failed(sat, session.id, "muted",
+                                     "microphone muted before the result was delivered; it was discarded")
+        _LOGGER.info("%s: a result finished after the microphone was muted; discarded", sat.id)
+        return True
 
     async def _intent(self, sat: Satellite, session: Session,
                       transcript: Transcript) -> tuple[IntentResult | None, bool, float, float]:
