@@ -457,6 +457,7 @@ class Bridge:
         return {
             "frames": self.dispatcher.frames + self.hermes.frames, "messages": self.dispatcher.messages,
             "dropped_muted": self.control.dropped_muted, "withheld_muted": self.results.withheld_muted,
+            "policy_saved": self.control.state.saved,
             "dropped_outgoing": self.link.dropped_outgoing,
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
