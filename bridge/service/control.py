@@ -76,6 +76,10 @@ class PolicyState:
         except OSError as err:
             if not at_once:
                 raise
+            if self.saved:  # logged once per failure, not on every retry
+                _LOGGER.error("Could not save the policy (%s); revision %d, which only makes the house more "
+                              "private, is in force in memory and the save is retried every second",
+                              err.strerror or err, updated.revision)
             self.policy, self.saved, self.save_error = updated, False, err.strerror or str(err)
             return
         self.policy, self.saved, self.save_error = updated, True, None
