@@ -175,3 +175,19 @@ async def test_an_unchanged_more_private_policy_is_retried_until_saved(bridge: B
     disk.heal("full")
     bridge.control.expire(time.time())
     assert on_disk(disk)["microphones"]["hall"]["muted"] is True  # type: ignore[index]
+
+
+async def test_a_start_that_cannot_save_is_retried(disk: Disk) -> None:
+    """The policy a bridge starts with (a first start: the defaults under a new epoch) is saved
+    by the same retry once the folder can be written."""
+    (disk.root / "data").mkdir(mode=0o700)
+    disk.break_("read-only")
+    made = build_bridge(validate({"data_dir": str(disk.root / "data"), "bridge_id": "test",
+                                  "status_api": {"enabled": False}, "tts": {"engine": "none"}}))
+    assert made.stats()["policy_saved"] is False and not (disk.root / "data" / "policy.json").exists()
+    made.control.expire(time.time())
+    assert made.control.state.saved is False  # still read-only: nothing changes
+    disk.heal("read-only")
+    made.control.expire(time.time())
+    assert made.stats()["policy_saved"] is True
+    assert on_disk(disk)["epoch"] == made.policy.epoch
