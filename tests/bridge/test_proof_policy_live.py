@@ -252,3 +252,4 @@ def test_kill_9_loses_no_accepted_command(bench: Bench) -> None:
     lost = [r["request_id"] for r in answered if not in_force(state, COMMANDS[int(r["request_id"][1:])])]
     assert lost == [], (lost, state)
     assert KILL_AFTER <= len(answered) <= len(COMMANDS)
+    assert all(r.get("saved") is True for r in answered), answered  # "ok" meant "on disk"
