@@ -119,6 +119,7 @@ class Bridge:
             PreferenceStore(settings.data_dir), self.outbox, self, self.reporter.report_error, settings.endpoint,
             settings.limits.max_satellites)
         self.results.settings_of = self.preferences.settings_json
+        self.control.withdraw = self.results.withdraw_forwarded
         self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
         self.speech_out = SpeechOut(self, self.tts)
         self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,

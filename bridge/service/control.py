@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from ..privacy.audit import AuditLog
@@ -119,6 +119,8 @@ class PrivacyControl:
         self.retention = UtteranceRetention(state)
         self.dropped_muted = 0
         self._reset_reported = False
+        #: a satellite just muted with no session open: withdraw what it already handed on (set by the bridge)
+        self.withdraw: Callable[[Satellite], None] = lambda _sat: None
 
     @property
     def policy(self) -> Policy:
@@ -203,6 +205,8 @@ class PrivacyControl:
                 if now_muted and sat.session is not None:
                     spawn(sat.abort("muted", "microphone muted"), name="satellite-abort",
                           report=self.reporter.report_error)
+                elif now_muted:
+                    self.withdraw(sat)  # before the mute is confirmed
 
     def expire(self, now: float) -> None:
         """Timed mutes and modes that ran out, and the retried save (called every second)."""

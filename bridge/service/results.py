@@ -40,6 +40,10 @@ from .outbox import Outbox
 
 _LOGGER = logging.getLogger("bridge")
 
+#: how long after its audio ended a forwarded command may still be running in Home Assistant's
+#: pipeline, so that a mute withdraws it (see ResultPublisher.withdraw_forwarded)
+FORWARDED_RUN_SECONDS = 60.0
+
 _LISTENING_ENGINES = (EngineUse("wake", "pymicro-wakeword", Locality.IN_PROCESS),
                       EngineUse("vad", "pymicro-vad", Locality.IN_PROCESS))
 
@@ -100,6 +104,8 @@ class ResultPublisher:
         self.metrics: BridgeMetrics | None = None
         #: results discarded because the microphone was muted while they were being decoded
         self.withheld_muted = 0
+        #: each satellite's last forwarded session and when its audio ended (Home Assistant may still run it)
+        self._forwarded: dict[str, tuple[str, float]] = {}
 
     def satellite_state(self, sat: Satellite) -> None:
         self.outbox.send(self.topics.satellite(sat.id, "state"), SatelliteState(
@@ -116,6 +122,9 @@ class ResultPublisher:
     async def deliver(self, sat: Satellite, session: Session, transcript: Transcript, timings: Timings) -> None:
         """Publishes one finished utterance (or, for a forwarded one, only audits it)."""
         if transcript.forwarded:
+            self._forwarded[sat.id] = (session.id, time.monotonic())
+            if self._is_muted(sat.id):  # muted while the session closed
+                self.withdraw_forwarded(sat)
             self._audit(sat, session, transcript)
             _LOGGER.info("%s: %.1f s of audio forwarded to Home Assistant's Assist pipeline", sat.id,
                          transcript.audio_seconds)
@@ -181,6 +190,15 @@ class ResultPublisher:
                                      "microphone muted before the result was delivered; it was discarded")
         _LOGGER.info("%s: a result finished after the microphone was muted; discarded", sat.id)
         return True
+
+    def withdraw_forwarded(self, sat: Satellite) -> None:
+        """A mute after a forwarded command's audio went to Home Assistant, whose pipeline may
+        still be running it: a fatal `muted` error for that session (sent before the mute is
+        confirmed) tells Home Assistant to abandon the run."""
+        forwarded = self._forwarded.pop(sat.id, None)
+        if forwarded is not None and time.monotonic() - forwarded[1] <= FORWARDED_RUN_SECONDS:
+            self.reporter.session_failed(sat, forwarded[0], "muted",
+                                         "microphone muted; the command forwarded to Home Assistant is withdrawn")
 
     async def _intent(self, sat: Satellite, session: Session,
                       transcript: Transcript) -> tuple[IntentResult | None, bool, float, float]:
