@@ -6,9 +6,11 @@ policy the bridge does not hold, with one exception that favours privacy: a chan
 house only more private (`bridge.privacy.policy.loosened` finds nothing) takes effect at once even
 when the data folder is full or read-only; `policy/result` then says `"saved": false`, a
 `policy_not_saved` error is published, and the save is retried every second until it succeeds. A
-change that loosens anything is refused while it cannot be saved. A mute is told to the satellite (Hearth `command`, Hermes
-`mute_input` and hotword toggles), ends any session it interrupts, and frames from a muted
-microphone are dropped and counted where they arrive. A policy that had to start from the
+change that loosens anything is refused while it cannot be saved. A mute is told to the satellite
+(Hearth `command`, Hermes `mute_input` and hotword toggles), ends any session it interrupts,
+withdraws a command already forwarded to Home Assistant, and frames from a muted microphone are
+dropped and counted where they arrive; a result decoded after a mute is discarded
+(`ResultPublisher`). A policy that had to start from the
 defaults because the saved one was missing or unusable is a reset: it has a new epoch (in
 `policy/state`), is logged, and is reported once on `bridge/error` as `policy_reset` when the
 bridge first connects, so Home Assistant and the owner can tell it from a restart.

@@ -129,6 +129,7 @@ class ResultPublisher:
             _LOGGER.info("%s: %.1f s of audio forwarded to Home Assistant's Assist pipeline", sat.id,
                          transcript.audio_seconds)
             return
+        self._forwarded.pop(sat.id, None)  # a newer command, recognized here
         private = not self._policy().publish_transcripts
         intent, intent_used, waited_ms, intent_ms = await self._intent(sat, session, transcript)
         if self._withheld_for_mute(sat, session, transcript, intent_used):
