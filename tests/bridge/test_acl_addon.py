@@ -58,7 +58,7 @@ async def test_a_satellite_login_publishes_its_own_audio_but_no_policy_command(a
         async with client(addon_broker, "kitchen") as kitchen:
             await kitchen.publish("hearth/bridge/policy/set", b'{"local_only": false}', qos=1)
             await kitchen.publish("hearth/bridge/history/purge", b'{"request_id": "x"}', qos=1)
-            await kitchen.publish("hearth/bridge/settings/set", b"{}", qos=1)
+            await kitchen.publish("hearth/satellite/kitchen/settings/set", b"{}", qos=1)
             await kitchen.publish("hearth/satellite/bedroom/audio", b"spoofed", qos=1)
             await kitchen.publish("hearth/satellite/kitchen/command", b"forged", qos=1)
             await kitchen.publish("hearth/satellite/kitchen/audio", b"own-audio", qos=1)
