@@ -241,6 +241,31 @@ class Policy:
         )
 
 
+def loosened(before: Policy, after: Policy, now: float) -> list[str]:
+    """The parts of the change from `before` to `after` that make the house less private, by
+    field name (empty: the change is as private or more). Less private: local-only or privacy
+    mode turned off, retention turned on, transcripts published again, a microphone unmuted or
+    its mute shortened (a mute "until unmuted" made timed, or ending sooner) at `now`.
+
+    The privacy control puts a change with nothing loosened in force at once, even when it
+    cannot be saved; anything loosened waits until the change is saved (docs/security.md).
+    """
+    found = [name for name, was, now_is in (
+        ("local_only", before.local_only, after.local_only),
+        ("privacy_mode", before.privacy_mode, after.privacy_mode),
+        ("publish_transcripts", not before.publish_transcripts, not after.publish_transcripts),
+        ("retention", before.retention is Retention.NONE, after.retention is Retention.NONE),
+    ) if was and not now_is]
+    for sat in sorted(set(before.microphones) | set(after.microphones)):
+        was_mute, mute = before.microphones.get(sat), after.microphones.get(sat)
+        if was_mute is None or not was_mute.active(now):
+            continue
+        if mute is None or not mute.active(now) or (
+                mute.until is not None and (was_mute.until is None or mute.until < was_mute.until)):
+            found.append(f"microphones.{sat}")
+    return found
+
+
 # -- validation helpers --------------------------------------------------------------------
 
 

@@ -246,20 +246,25 @@ class PolicyResult:
     error: str | None
     policy: JsonObject
     purged: int | None = None  #: only for a history purge: audit entries removed
+    #: only for an accepted policy command: whether the policy in force is saved (False: a change
+    #: that makes the house more private, in force in memory while the data folder cannot be written)
+    saved: bool | None = None
 
     def to_json(self) -> JsonObject:
         data: JsonObject = {"request_id": self.request_id, "ok": self.ok, "error": self.error}
         if self.purged is not None:
             data["purged"] = self.purged
+        if self.saved is not None:
+            data["saved"] = self.saved
         data["policy"] = self.policy
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:
-        request_id = data.get("request_id")
+        request_id, saved = data.get("request_id"), data.get("saved")
         return cls(request_id=request_id,
                    ok=data.get("ok") is True, error=_str(data, "error"), policy=_object(data, "policy"),
-                   purged=_int(data, "purged"))
+                   purged=_int(data, "purged"), saved=saved if isinstance(saved, bool) else None)
 
 
 # -- satellites → bridge ------------------------------------------------------------------------

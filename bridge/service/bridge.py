@@ -121,6 +121,7 @@ class Bridge:
             settings.limits.max_satellites)
         self.preferences.configured_wake_word = lambda sat_id: settings.satellite(sat_id).wake_word
         self.results.settings_of = self.preferences.settings_json
+        self.control.withdraw = self.results.withdraw_forwarded
         self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
         self.speech_out = SpeechOut(self, self.tts)
         self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,
@@ -478,7 +479,9 @@ class Bridge:
     def stats(self) -> JsonObject:
         return {
             "frames": self.dispatcher.frames + self.hermes.frames, "messages": self.dispatcher.messages,
-            "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
+            "dropped_muted": self.control.dropped_muted, "withheld_muted": self.results.withheld_muted,
+            "policy_saved": self.control.state.saved,
+            "dropped_outgoing": self.link.dropped_outgoing,
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
             "arbitration": self.wakes.stats(),

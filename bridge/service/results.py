@@ -40,6 +40,10 @@ from .outbox import Outbox
 
 _LOGGER = logging.getLogger("bridge")
 
+#: how long after its audio ended a forwarded command may still be running in Home Assistant's
+#: pipeline, so that a mute withdraws it (see ResultPublisher.withdraw_forwarded)
+FORWARDED_RUN_SECONDS = 60.0
+
 _LISTENING_ENGINES = (EngineUse("wake", "pymicro-wakeword", Locality.IN_PROCESS),
                       EngineUse("vad", "pymicro-vad", Locality.IN_PROCESS))
 
@@ -98,6 +102,10 @@ class ResultPublisher:
         #: a satellite's settings in force, for its retained state (set by the bridge)
         self.settings_of: Callable[[str], JsonObject] = lambda _sat_id: {}
         self.metrics: BridgeMetrics | None = None
+        #: results discarded because the microphone was muted while they were being decoded
+        self.withheld_muted = 0
+        #: each satellite's last forwarded session and when its audio ended (Home Assistant may still run it)
+        self._forwarded: dict[str, tuple[str, float]] = {}
 
     def satellite_state(self, sat: Satellite) -> None:
         self.outbox.send(self.topics.satellite(sat.id, "state"), SatelliteState(
@@ -114,12 +122,18 @@ class ResultPublisher:
     async def deliver(self, sat: Satellite, session: Session, transcript: Transcript, timings: Timings) -> None:
         """Publishes one finished utterance (or, for a forwarded one, only audits it)."""
         if transcript.forwarded:
+            self._forwarded[sat.id] = (session.id, time.monotonic())
+            if self._is_muted(sat.id):  # muted while the session closed
+                self.withdraw_forwarded(sat)
             self._audit(sat, session, transcript)
             _LOGGER.info("%s: %.1f s of audio forwarded to Home Assistant's Assist pipeline", sat.id,
                          transcript.audio_seconds)
             return
+        self._forwarded.pop(sat.id, None)  # a newer command, recognized here
         private = not self._policy().publish_transcripts
         intent, intent_used, waited_ms, intent_ms = await self._intent(sat, session, transcript)
+        if self._withheld_for_mute(sat, session, transcript, intent_used):
+            return
         refused = None if intent is None else refusal(
             intent, transcript.confidence, self.recognition.sensitive_confidence,
             self.recognition.broad_confidence)
@@ -157,6 +171,35 @@ class ResultPublisher:
         _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
                      "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
                      intent.name if intent else "no intent", latency)
+
+    # -- the mute race -----------------------------------------------------------------------------
+
+    def _withheld_for_mute(self, sat: Satellite, session: Session, transcript: Transcript,
+                           intent_used: bool) -> bool:
+        """Nothing heard before a confirmed mute is delivered after it: a result whose decoding
+        (or intent matching) outlived the mute's confirmation is dropped here, at publish time.
+
+        A mute is put in force in memory before `policy/result` confirms it, and everything from
+        here to the last publish of :meth:`deliver` runs without yielding to the event loop, so
+        either the whole result is queued before the confirmation or none of it is. The session
+        ends with a fatal `muted` error (no text, no intent), and the decoding is still audited."""
+        if not self._is_muted(sat.id):
+            return False
+        self.withheld_muted += 1
+        self._audit(sat, session, transcript, intent_used=intent_used)
+        self.reporter.session_failed(sat, session.id, "muted",
+                                     "microphone muted before the result was delivered; it was discarded")
+        _LOGGER.info("%s: a result finished after the microphone was muted; discarded", sat.id)
+        return True
+
+    def withdraw_forwarded(self, sat: Satellite) -> None:
+        """A mute after a forwarded command's audio went to Home Assistant, whose pipeline may
+        still be running it: a fatal `muted` error for that session (sent before the mute is
+        confirmed) tells Home Assistant to abandon the run."""
+        forwarded = self._forwarded.pop(sat.id, None)
+        if forwarded is not None and time.monotonic() - forwarded[1] <= FORWARDED_RUN_SECONDS:
+            self.reporter.session_failed(sat, forwarded[0], "muted",
+                                         "microphone muted; the command forwarded to Home Assistant is withdrawn")
 
     async def _intent(self, sat: Satellite, session: Session,
                       transcript: Transcript) -> tuple[IntentResult | None, bool, float, float]:

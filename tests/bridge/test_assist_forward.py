@@ -166,6 +166,33 @@ async def test_muted_assist_satellite_forwards_nothing(forwarding, say) -> None:
         await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "m2")
 
 
+async def test_a_mute_after_the_forwarded_audio_withdraws_the_command(forwarding, say) -> None:
+    """The audio already went to Home Assistant, whose pipeline may still be running it: the mute
+    sends a fatal `muted` error for that session before `policy/result` confirms it (Home
+    Assistant abandons a run on a fatal error)."""
+    broker, _ = forwarding
+    spoken = load_wav_pcm16k(say("turn on the kitchen light"))
+    async with Probe(broker.host, broker.port, ["hearth/#"]) as probe:
+        await _online(probe, "late")
+        await _speak(probe, "late", spoken, 52, until=lambda: any(f.last for f in _frames(probe, "late")))
+        async with asyncio.timeout(15):
+            while not any(f.last for f in _frames(probe, "late")):
+                await asyncio.sleep(0.05)
+        session_id = probe.json("/late/pipeline/start")[0]["session_id"]
+        assert not [e for e in probe.json("/late/error") if e.get("fatal")]  # the session ended normally
+        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+            {"request_id": "m-late", "microphones": {"late": {"muted": True}}}))
+        await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "m-late" and d["ok"])
+        topics = [(t, json.loads(p)) for t, p in probe.messages if t.endswith(("/late/error", "policy/result"))]
+        withdrawn = [i for i, (t, d) in enumerate(topics) if t.endswith("/late/error") and d["fatal"]
+                     and d["code"] == "muted" and d["session_id"] == session_id]
+        confirmed = [i for i, (t, d) in enumerate(topics) if t.endswith("policy/result") and d["request_id"] == "m-late"]
+        assert withdrawn and withdrawn[0] < confirmed[0], topics
+        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+            {"request_id": "u-late", "microphones": {"late": {"muted": False}}}))
+        await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "u-late")
+
+
 async def test_bad_pipeline_mode_is_reported(forwarding) -> None:
     broker, _ = forwarding
     async with Probe(broker.host, broker.port, ["hearth/bridge/error"]) as probe:

@@ -53,7 +53,7 @@ HERMES_MESSAGES: tuple[type, ...] = (
 FIELDS = ("state", "bridge_id", "protocol", "version", "prefix", "engines", "status_api", "wyoming_port", "code",
           "message", "topic", "satellite", "session_id", "muted", "online", "last", "wake_word", "source", "text",
           "rejected", "confidence", "audio_seconds", "latency_ms", "engine", "locality", "private", "timings",
-          "cpu_seconds", "intent", "fatal", "command", "request_id", "ok", "error", "policy", "purged",
+          "cpu_seconds", "intent", "fatal", "command", "request_id", "ok", "error", "policy", "purged", "saved",
           "capabilities", "play_rate", "area", "type", "stream_id", "play_id", "status", "hash", "entities",
           "areas", "floors", "sentences", "compile_seconds", "grammar", "siteId", "sessionId", "lang", "wakewordId",
           "input", "id", "reason", "modelId", "currentSensitivity", "likelihood", "seconds", "context",

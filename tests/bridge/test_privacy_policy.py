@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bridge.engines import Locality
-from bridge.privacy.policy import MicrophoneMute, Policy, PolicyError, Retention
+from bridge.privacy.policy import MicrophoneMute, Policy, PolicyError, Retention, loosened
 
 NOW = 1_764_100_000.0
 
@@ -282,3 +282,29 @@ def test_allows_follows_local_only() -> None:
     for locality in Locality:
         assert cloud_ok.allows(locality)
     assert [loc for loc in Locality if not Policy().allows(loc)] == [Locality.CLOUD]
+
+
+def test_loosened_names_what_makes_the_house_less_private() -> None:
+    now = 1000.0
+    base = Policy().apply({"microphones": {"a": {"muted": True}, "b": {"muted": True, "duration": 60}}}, now)
+
+    def change(command: dict[str, object]) -> list[str]:
+        return loosened(base, base.apply(command, now), now)
+
+    # more private (or the same): nothing loosened
+    assert change({"privacy_mode": True, "publish_transcripts": False, "local_only": True}) == []
+    assert change({"microphones": {"c": {"muted": True}, "b": {"muted": True}}}) == []  # b: timed -> until unmuted
+    assert change({"microphones": {"b": {"muted": True, "duration": 120}}}) == []  # b ends later
+    assert change({"retention": "none"}) == []
+    # less private: each named
+    assert change({"local_only": False}) == ["local_only"]
+    assert change({"retention": "memory"}) == ["retention"]
+    assert change({"microphones": {"a": {"muted": False}}}) == ["microphones.a"]
+    assert change({"microphones": {"a": {"muted": True, "duration": 5}}}) == ["microphones.a"]  # now ends
+    assert change({"microphones": {"b": {"muted": True, "duration": 10}}}) == ["microphones.b"]  # ends sooner
+    assert change({"local_only": False, "microphones": {"c": {"muted": True}}}) == ["local_only"]  # mixed
+    private = base.apply({"privacy_mode": True, "publish_transcripts": False}, now)
+    assert loosened(private, private.apply({"privacy_mode": False, "publish_transcripts": True}, now), now) == [
+        "privacy_mode", "publish_transcripts"]
+    # an expired mute dropped is no change in effect
+    assert loosened(base, base.expire(now + 61), now + 61) == []

@@ -48,6 +48,7 @@ MESSAGES = [
     PolicyResult("r1", True, None, {"revision": 3}),
     PolicyResult(7, False, "unknown key 'x'", {"revision": 3}),
     PolicyResult("r2", True, None, {"revision": 3}, purged=12),
+    PolicyResult("r3", True, None, {"revision": 4}, saved=False),
     SatelliteEvent("wake", wake_word="okay_nabu", stream_id=42),
     SatelliteEvent("played", play_id="abc"),
     SatelliteEvent("stop"),
@@ -68,6 +69,8 @@ def test_wire_shapes_are_the_documented_ones() -> None:
     assert Command("stop_playback").to_json() == {"command": "stop_playback"}
     assert Command("mute").to_json() == {"command": "mute", "session_id": None}
     assert "purged" not in PolicyResult("r", True, None, {}).to_json()
+    assert "saved" not in PolicyResult("r", True, None, {}).to_json()
+    assert PolicyResult("r", True, None, {}, saved=False).to_json()["saved"] is False
 
 
 def test_satellite_status_keeps_only_what_the_bridge_can_use() -> None:
