@@ -29,6 +29,7 @@ from ..errors import ErrorReporter
 from ..metrics import BridgeMetrics
 from ..privacy.audit import AuditLog
 from ..privacy.gate import LocalityGate
+from ..privacy.auth import CommandAuth
 from ..privacy.policy import Policy
 from ..privacy.retention import UtteranceRetention
 from ..privacy.store import AuditStore
@@ -119,7 +120,9 @@ class Bridge:
             PreferenceStore(settings.data_dir), self.outbox, self, self.reporter.report_error, settings.endpoint,
             settings.limits.max_satellites)
         self.results.settings_of = self.preferences.settings_json
-        self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
+        self.auth = CommandAuth(settings.data_dir, settings.pairing_key)
+        self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes,
+                                     self.auth)
         self.speech_out = SpeechOut(self, self.tts)
         self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,
                                       self.link.broker_address_class)
@@ -260,7 +263,7 @@ class Bridge:
         engines = self.engines_description()
         link = self.settings.status_api.link if self.status_api_url else None
         return BridgeStatus("online", self.bridge_id, PROTOCOL_VERSION, __version__, self.topics.prefix, engines,
-                            link or self.status_api_url, self.wyoming_port)
+                            link or self.status_api_url, self.wyoming_port, self.auth.key_id)
 
     async def _on_connect(self, connection: Connection) -> None:
         await connection.publish(self.topics.bridge_status, Outbox.encode(self._status(True)), retain=True, qos=1)
@@ -457,6 +460,7 @@ class Bridge:
         return {
             "frames": self.dispatcher.frames + self.hermes.frames, "messages": self.dispatcher.messages,
             "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
+            "refused_commands": self.auth.stats(),
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
             "arbitration": self.wakes.stats(),
