@@ -17,6 +17,8 @@ MANUFACTURER: Final = "Hearth"
 
 CONF_PREFIX: Final = "prefix"
 CONF_BRIDGE_ID: Final = "bridge_id"
+# The key privacy and settings commands are signed with (pairing.py), 64 hex digits.
+CONF_PAIRING_KEY: Final = "pairing_key"
 CONF_SATELLITES: Final = "satellites"
 CONF_AGENT_ID: Final = "agent_id"
 CONF_SHOW_TRANSCRIPTS: Final = "show_transcripts"
@@ -82,6 +84,8 @@ ISSUE_UNSUPPORTED_PROTOCOL: Final = "unsupported_protocol"
 # Repair issues when the bridge lost its policy: re-applied (a notice), or not yet.
 ISSUE_POLICY_RESET: Final = "policy_reset"
 ISSUE_POLICY_RESET_PENDING: Final = "policy_reset_pending"
+# Repair issue when the bridge refused a command that was not signed with its pairing key.
+ISSUE_COMMANDS_REFUSED: Final = "commands_refused"
 
 SERVICE_MUTE: Final = "mute"
 SERVICE_PURGE_HISTORY: Final = "purge_history"
