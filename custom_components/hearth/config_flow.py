@@ -323,9 +323,7 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             # The key the bridge advertises, if it answers; else the key's form alone is checked.
-            status = None
-            if await mqtt.async_wait_for_mqtt_client(self.hass):
-                status = await async_find_bridge(self.hass, entry.data[CONF_PREFIX])
+            status = await async_find_bridge(self.hass, entry.data[CONF_PREFIX])
             key, error = check_key(user_input[CONF_PAIRING_KEY], status)
             if key is not None:
                 return self.async_update_reload_and_abort(
