@@ -33,6 +33,7 @@ import os
 import re
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,6 +186,8 @@ class CommandAuth:
         self.pairing = load_pairing(data_dir, configured_key)
         self.refused = 0
         self.refused_by: dict[str, int] = {}
+        #: called when the key changed while the bridge runs (the status announces its id)
+        self.on_key_change: Callable[[], None] = lambda: None
         self._unsaved = False
         if self.pairing.key is None:
             _LOGGER.error("No usable pairing key (%s): every policy, purge and settings command is refused until "
@@ -219,9 +222,12 @@ class CommandAuth:
         if fresh.key != self.pairing.key:
             _LOGGER.warning("The pairing key changed (now %s): commands signed with another key are refused",
                             key_id(fresh.key) if fresh.key is not None else f"none: {fresh.problem}")
+        changed = fresh.key != self.pairing.key
         for kid, seq in self.pairing.seq.items():
             fresh.seq[kid] = max(seq, fresh.seq.get(kid, 0))
         self.pairing = fresh
+        if changed:
+            self.on_key_change()
 
     def _verify(self, topic: str, payload: bytes) -> bytes:
         self._refresh()

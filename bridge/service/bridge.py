@@ -121,6 +121,7 @@ class Bridge:
             settings.limits.max_satellites)
         self.results.settings_of = self.preferences.settings_json
         self.auth = CommandAuth(settings.data_dir, settings.pairing_key)
+        self.auth.on_key_change = lambda: self.outbox.send(self.topics.bridge_status, self._status(True), retain=True)
         self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes,
                                      self.auth)
         self.speech_out = SpeechOut(self, self.tts)

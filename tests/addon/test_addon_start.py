@@ -64,6 +64,19 @@ def test_bridge_online_with_supervisors_login(report: dict[str, Any]) -> None:
     assert report["process"][0].endswith("hearth-bridge") and report["process"][1:] == ["run", "--config"]
 
 
+def test_the_pairing_key_is_offered_to_home_assistant(report: dict[str, Any]) -> None:
+    """Supervisor's discovery (service `hearth`) carries the key the bridge then verifies with:
+    the bridge announces the same key id in its status."""
+    (offer,) = [r for r in report["supervisor_requests"] if r["path"] == "/discovery"]
+    assert offer["authorization_ok"] and offer["body"]["service"] == "hearth"
+    config = offer["body"]["config"]
+    assert config["prefix"] == "addontest" and config["bridge_id"] == report["status"]["bridge_id"]
+    assert len(config["key"]) == 64 and config["key_id"] == report["status"]["key_id"]
+    from bridge.privacy.auth import key_id
+
+    assert key_id(bytes.fromhex(config["key"])) == config["key_id"]
+
+
 def test_options_reach_the_bridge(report: dict[str, Any]) -> None:
     config = yaml.safe_load(report["config_text"])
     assert config["wake"] == {"model": "hey_jarvis"}

@@ -134,8 +134,11 @@ async def test_a_lost_key_fails_closed_and_re_pairing_recovers(bridge: Bridge, t
     new = rotate(data)  # `hearth-bridge pair --rotate`
     bridge.dispatch(SET, sign(old, SET, next_seq(), b'{"request_id": "u2", "privacy_mode": true}'))
     bridge.dispatch(SET, sign(new, SET, next_seq(), b'{"request_id": "u3", "privacy_mode": true}'))
-    answers = {r["request_id"]: r for r in on(sent(bridge), RESULT)}
+    out = sent(bridge)
+    answers = {r["request_id"]: r for r in on(out, RESULT)}
     assert answers["u2"]["code"] == "unauthenticated" and answers["u3"]["ok"] is True
+    # The status announces the new key's id at once, so Home Assistant can check the pasted key.
+    assert [s["key_id"] for s in on(out, "hearth/bridge/status")] == [key_id(new)]
     assert bridge.auth.refused_by == {"no_key": 1, "unknown_key": 1}
 
 
