@@ -221,3 +221,27 @@ async def test_a_satellite_login_cannot_change_the_policy(open_broker: tuple[Mos
         await ha.client.publish(SET, unmute, qos=1)
         assert (await wait_result(ha, "ha-unmute"))["code"] == "unauthenticated"
     assert os.path.exists(bridge.data_dir / PAIRING_FILE)
+
+
+def test_hearth_bridge_pair_prints_rotates_and_respects_a_configured_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import main
+
+    def pair(*args: str) -> tuple[int, str]:
+        with pytest.raises(SystemExit) as done:
+            main(["pair", *args])
+        return int(done.value.code or 0), capsys.readouterr().out
+
+    data = tmp_path / "data"
+    code, out = pair("--data-dir", str(data))
+    first = pairing_key(data)
+    assert code == 0 and out.split()[-1] == first.hex() and key_id(first) in out
+    assert pair("--data-dir", str(data))[1].split()[-1] == first.hex()  # shown again, not remade
+    code, out = pair("--data-dir", str(data), "--rotate")
+    assert code == 0 and out.splitlines()[1] == pairing_key(data).hex() != first.hex()
+    config = tmp_path / "bridge.yaml"
+    config.write_text(f"data_dir: {data}\npairing_key: {'ab' * 32}\n")
+    assert pair("--config", str(config))[1].split()[-1] == "ab" * 32
+    assert pair("--config", str(config), "--rotate")[0] == 2
+    (data / PAIRING_FILE).write_text("{torn")
+    assert pair("--data-dir", str(data))[0] == 1
