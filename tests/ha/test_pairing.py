@@ -152,7 +152,7 @@ async def test_a_forgery_raises_the_repair_issue_once(
 
 
 async def test_an_entry_never_paired_asks_for_the_key_and_sends_nothing(
-    hass: HomeAssistant, bridge: HassBridge, voice_components: None
+    hass: HomeAssistant, bridge: HassBridge, voice_components: None, fast_timeouts: None
 ) -> None:
     entry = MockConfigEntry(domain=DOMAIN, unique_id=BRIDGE_ID,
                             data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: BRIDGE_ID})
