@@ -12,6 +12,13 @@ The status API listens on the add-on's own network address at :data:`STATUS_PORT
 ``ingress_port``: Supervisor's ingress proxy (behind Home Assistant's login) is its only way in,
 since the add-on publishes no port on the host.
 
+The pairing key Home Assistant signs privacy commands with (docs/security.md) is made in ``/data``
+here, before the bridge starts, and handed to Home Assistant through Supervisor's discovery
+(``POST http://supervisor/discovery``, service ``hearth``; config.yaml declares it): the Hearth
+integration's ``async_step_hassio`` receives it, so the owner pastes nothing. When Supervisor does
+not take it, the add-on's log (shown only to Home Assistant's administrators) prints the key to
+paste into the integration instead.
+
 Run as ``python -m bridge.addon``; ``--data-dir`` and ``--supervisor`` (or ``HEARTH_ADDON_DATA``
 and ``HEARTH_SUPERVISOR_URL``) point it elsewhere for tests.
 """
@@ -33,6 +40,7 @@ from typing import Any
 import yaml
 
 from .config import ConfigError, validate
+from .settings import Settings
 
 #: Supervisor's ingress proxy on the add-on network (hassio bridge): the only client the status
 #: API answers besides loopback; it forwards the browser's Host header, so it skips the Host check
@@ -200,6 +208,7 @@ def prepare(data_dir: Path, supervisor_url: str, token: str | None,
         raise AddonError(f"option error: {err}") from None
     config_path = data_dir / CONFIG_NAME
     write_config(config, config_path)
+    offer_pairing(supervisor_url, token, data_dir, validate(config))
     env = {key: value for key, value in os.environ.items()
            if key not in ("HEARTH_MQTT_USERNAME", "HEARTH_MQTT_PASSWORD")}
     if mqtt.get("username"):
@@ -207,6 +216,47 @@ def prepare(data_dir: Path, supervisor_url: str, token: str | None,
     if mqtt.get("password"):
         env["HEARTH_MQTT_PASSWORD"] = str(mqtt["password"])
     return bridge_command(config_path), env
+
+
+def send_discovery(base_url: str, token: str, config: Mapping[str, Any]) -> str | None:
+    """Tells Home Assistant about the bridge through Supervisor's discovery (service `hearth`);
+    returns why it failed, or None."""
+    body = json.dumps({"service": "hearth", "config": dict(config)}).encode("utf-8")
+    request = urllib.request.Request(base_url.rstrip("/") + "/discovery", data=body, method="POST",
+                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer = json.loads(response.read().decode("utf-8"))
+    except urllib.error.HTTPError as err:
+        return f"Supervisor answered {err.code}"
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        return f"cannot reach Supervisor: {getattr(err, 'reason', err)}"
+    if not isinstance(answer, dict) or answer.get("result") != "ok":
+        return f"Supervisor did not accept it: {answer!r:.200}"
+    return None
+
+
+def offer_pairing(base_url: str, token: str | None, data_dir: Path, settings: Settings) -> None:
+    """Makes the pairing key if there is none yet and hands it to Home Assistant."""
+    from .privacy.auth import PairingFileError, key_id, load_pairing
+
+    try:
+        key = load_pairing(data_dir, settings.pairing_key).key
+    except (OSError, PairingFileError) as err:
+        print(f"hearth add-on: no pairing key ({err}); privacy commands will be refused", file=sys.stderr)
+        return
+    if key is None:
+        print("hearth add-on: the pairing file cannot be used; every privacy command is refused until it is "
+              "replaced (delete pairing.json in the add-on's data to make a new key)", file=sys.stderr)
+        return
+    problem = send_discovery(base_url, token or "", {
+        "bridge_id": settings.bridge_id, "prefix": settings.mqtt.prefix, "key": key.hex(),
+        "key_id": key_id(key)})
+    if problem is None:
+        print(f"hearth add-on: pairing key {key_id(key)} offered to Home Assistant", file=sys.stderr)
+    else:
+        print(f"hearth add-on: could not offer the pairing key to Home Assistant ({problem}); paste it into the "
+              f"Hearth integration's setup: {key.hex()}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     sat.add_argument("--timeout", type=float, default=15.0)
     _broker_args(sat)
 
+    pair = sub.add_parser("pair", help="print the pairing key to paste into Home Assistant (made if missing)")
+    pair.add_argument("--config", "-c", help="YAML config file")
+    pair.add_argument("--data-dir", help="where the pairing key is kept")
+    pair.add_argument("--rotate", action="store_true",
+                      help="make a new key: Home Assistant must be paired again (restart the bridge)")
+
     demo = sub.add_parser("demo", help="start a broker if needed, the bridge and a satellite speaking commands")
     demo.add_argument("--mqtt-host", default="127.0.0.1")
     demo.add_argument("--mqtt-port", type=int, default=1883)
@@ -144,6 +150,40 @@ def _cmd_satellite(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pair(args: argparse.Namespace) -> int:
+    from .privacy.auth import PairingFileError, key_id, load_pairing, rotate
+
+    try:
+        config = load(args.config, {"data_dir": args.data_dir})
+    except ConfigError as err:
+        print(f"hearth-bridge pair: config error: {err}", file=sys.stderr)
+        return 2
+    if config.pairing_key is not None:
+        print("hearth-bridge pair: the key is set in the config (pairing_key); change it there", file=sys.stderr)
+        if args.rotate:
+            return 2
+        key: bytes | None = bytes.fromhex(config.pairing_key)
+    else:
+        problem = _data_dir_problem(config.data_dir)
+        if problem is not None:
+            print(f"hearth-bridge pair: {problem}", file=sys.stderr)
+            return 2
+        try:
+            key = rotate(config.data_dir) if args.rotate else load_pairing(config.data_dir).key
+        except (OSError, PairingFileError) as err:
+            print(f"hearth-bridge pair: {err}", file=sys.stderr)
+            return 1
+        if key is None:
+            print("hearth-bridge pair: the pairing file cannot be used; make a new key with --rotate", file=sys.stderr)
+            return 1
+    assert key is not None
+    print(f"Pairing key (key id {key_id(key)}); paste it into Home Assistant's Hearth setup:\n{key.hex()}")
+    if args.rotate:
+        print("Restart the bridge, then re-pair Home Assistant (Hearth > Reconfigure): until then every "
+              "privacy command is refused and the policy in force stays.")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .tools.demo import run_demo
 
@@ -153,5 +193,5 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "satellite": _cmd_satellite, "demo": _cmd_demo}
+    handlers = {"run": _cmd_run, "satellite": _cmd_satellite, "pair": _cmd_pair, "demo": _cmd_demo}
     sys.exit(handlers[args.command](args))

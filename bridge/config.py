@@ -17,6 +17,7 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
+from .privacy.auth import normalize_key
 from .protocol.hearth import SATELLITE_ID_RULE, WAKE_WORDS, is_satellite_id
 from .settings import Settings
 
@@ -149,9 +150,18 @@ LIMITS_SCHEMA = vol.Schema({
     vol.Optional("intent_timeout", default=5.0): vol.All(vol.Coerce(float), vol.Range(min=0.1, max=600)),
 })
 
+def _pairing_key(value: object) -> str:
+    try:
+        return normalize_key(str(value))
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
+
+
 CONFIG_SCHEMA = vol.Schema({
     vol.Optional("bridge_id", default=None): vol.Any(None, vol.Match(r"^[A-Za-z0-9_-]{1,64}$")),
     vol.Optional("data_dir", default=None): vol.Any(None, str),
+    # The key Home Assistant signs commands with (docs/security.md); None: the one made in data_dir.
+    vol.Optional("pairing_key", default=None): vol.Any(None, _pairing_key),
     vol.Optional("log_level", default="info"): vol.In(("debug", "info", "warning", "error")),
     vol.Optional("mqtt", default={}): MQTT_SCHEMA,
     vol.Optional("hermes", default={}): vol.Schema({

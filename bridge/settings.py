@@ -147,6 +147,8 @@ class Settings:
 
     bridge_id: str
     data_dir: Path  #: the policy and the audit counters live here
+    #: the key commands are signed with (None: the one made in `data_dir`, privacy/auth.py)
+    pairing_key: str | None = None
     log_level: LogLevel = "info"
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     hermes: HermesSettings = field(default_factory=HermesSettings)
@@ -176,6 +178,7 @@ class Settings:
         return cls(
             bridge_id=config["bridge_id"],
             data_dir=Path(config["data_dir"]),
+            pairing_key=config.get("pairing_key"),
             log_level=config["log_level"],
             mqtt=MqttSettings(tls=tls, **mqtt),
             hermes=HermesSettings(enabled=config["hermes"]["enabled"], sites=frozenset(config["hermes"]["sites"]),

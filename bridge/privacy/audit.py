@@ -29,6 +29,7 @@ COUNTER_NAMES = (
     "bytes_to_lan",
     "dropped_muted_frames",
     "errors",
+    "refused_commands",
 )
 #: Identifiers (engine names, reasons, ids) are short tokens: no room for sentences.
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_.:/@+-]{0,64}")
@@ -150,6 +151,10 @@ class AuditLog:
     def note_muted_frame(self, count: int = 1) -> None:
         """Count audio frames dropped because their microphone was muted."""
         self._counters["dropped_muted_frames"] += count
+
+    def note_refused_command(self) -> None:
+        """A policy, purge or settings command that did not prove it came from Home Assistant."""
+        self._counters["refused_commands"] += 1
 
     def note_error(self, count: int = 1) -> None:
         """Count an error."""

@@ -49,13 +49,15 @@ class BridgeStatus:
     engines: JsonObject = field(default_factory=dict)
     status_api: str | None = None
     wyoming_port: int | None = None
+    #: the pairing key's public id (privacy/auth.py): a config flow checks a pasted key against it
+    key_id: str | None = None
 
     def to_json(self) -> JsonObject:
         if self.state == "offline":
             return {"state": "offline", "protocol": self.protocol, "bridge_id": self.bridge_id}
         return {"state": "online", "protocol": self.protocol, "version": self.version,
                 "bridge_id": self.bridge_id, "prefix": self.prefix, "engines": self.engines,
-                "status_api": self.status_api, "wyoming_port": self.wyoming_port}
+                "status_api": self.status_api, "wyoming_port": self.wyoming_port, "key_id": self.key_id}
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:
@@ -64,7 +66,8 @@ class BridgeStatus:
             raise ProtocolError("bad_status", f"bridge status 'state' must be online or offline, got {state!r}")
         return cls(state=state, bridge_id=_str(data, "bridge_id") or "", protocol=_int(data, "protocol") or 0,
                    version=_str(data, "version"), prefix=_str(data, "prefix"), engines=_object(data, "engines"),
-                   status_api=_str(data, "status_api"), wyoming_port=_int(data, "wyoming_port"))
+                   status_api=_str(data, "status_api"), wyoming_port=_int(data, "wyoming_port"),
+                   key_id=_str(data, "key_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +252,12 @@ class PolicyResult:
     #: only for an accepted policy command: whether the policy in force is saved (False: a change
     #: that makes the house more private, in force in memory while the data folder cannot be written)
     saved: bool | None = None
+    code: str | None = None  #: why it was refused, when that has a code (`unauthenticated`)
 
     def to_json(self) -> JsonObject:
         data: JsonObject = {"request_id": self.request_id, "ok": self.ok, "error": self.error}
+        if self.code is not None:
+            data["code"] = self.code
         if self.purged is not None:
             data["purged"] = self.purged
         if self.saved is not None:
@@ -264,7 +270,8 @@ class PolicyResult:
         request_id, saved = data.get("request_id"), data.get("saved")
         return cls(request_id=request_id,
                    ok=data.get("ok") is True, error=_str(data, "error"), policy=_object(data, "policy"),
-                   purged=_int(data, "purged"), saved=saved if isinstance(saved, bool) else None)
+                   purged=_int(data, "purged"), saved=saved if isinstance(saved, bool) else None,
+                   code=_str(data, "code"))
 
 
 # -- satellites → bridge ------------------------------------------------------------------------

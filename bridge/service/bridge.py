@@ -29,6 +29,7 @@ from ..errors import ErrorReporter
 from ..metrics import BridgeMetrics
 from ..privacy.audit import AuditLog
 from ..privacy.gate import LocalityGate
+from ..privacy.auth import CommandAuth
 from ..privacy.policy import Policy
 from ..privacy.retention import UtteranceRetention
 from ..privacy.store import AuditStore
@@ -122,7 +123,10 @@ class Bridge:
         self.preferences.configured_wake_word = lambda sat_id: settings.satellite(sat_id).wake_word
         self.results.settings_of = self.preferences.settings_json
         self.control.withdraw = self.results.withdraw_forwarded
-        self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
+        self.auth = CommandAuth(settings.data_dir, settings.pairing_key)
+        self.auth.on_key_change = lambda: self.outbox.send(self.topics.bridge_status, self._status(True), retain=True)
+        self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes,
+                                     self.auth)
         self.speech_out = SpeechOut(self, self.tts)
         self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,
                                       self.link.broker_address_class)
@@ -263,7 +267,7 @@ class Bridge:
         engines = self.engines_description()
         link = self.settings.status_api.link if self.status_api_url else None
         return BridgeStatus("online", self.bridge_id, PROTOCOL_VERSION, __version__, self.topics.prefix, engines,
-                            link or self.status_api_url, self.wyoming_port)
+                            link or self.status_api_url, self.wyoming_port, self.auth.key_id)
 
     async def _on_connect(self, connection: Connection) -> None:
         await connection.publish(self.topics.bridge_status, Outbox.encode(self._status(True)), retain=True, qos=1)
@@ -482,6 +486,7 @@ class Bridge:
             "dropped_muted": self.control.dropped_muted, "withheld_muted": self.results.withheld_muted,
             "policy_saved": self.control.state.saved,
             "dropped_outgoing": self.link.dropped_outgoing,
+            "refused_commands": self.auth.stats(),
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
             "arbitration": self.wakes.stats(),

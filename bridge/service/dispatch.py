@@ -15,8 +15,16 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import NoReturn, Protocol
 
-from ..protocol.hearth import BRIDGE_OUTBOUND, MAX_PIPELINE_PLAY, ProtocolError, decode_frame, parse_json_object
-from ..protocol.messages import SatelliteEvent, SatelliteStatus
+from ..privacy.auth import AuthError, CommandAuth, split
+from ..protocol.hearth import (
+    BRIDGE_OUTBOUND,
+    MAX_PIPELINE_PLAY,
+    ProtocolError,
+    decode_frame,
+    loads_json,
+    parse_json_object,
+)
+from ..protocol.messages import PolicyResult, SatelliteEvent, SatelliteSettingsResult, SatelliteStatus
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SessionSource
 from ..settings import Settings
@@ -55,8 +63,9 @@ class Dispatcher:
     """Routes one message; counts messages and audio frames."""
 
     def __init__(self, settings: Settings, host: DispatchHost, reporter: Reporter, control: PrivacyControl,
-                 vocabulary: VocabularySwap, hermes: HermesAdapter) -> None:
+                 vocabulary: VocabularySwap, hermes: HermesAdapter, auth: CommandAuth) -> None:
         self.settings = settings
+        self.auth = auth  #: policy, purge and settings commands must be signed (privacy/auth.py)
         self.topics = reporter.topics
         self.host = host
         self.reporter = reporter
@@ -95,12 +104,14 @@ class Dispatcher:
             if parsed is not None:
                 self._satellite_topic(parsed[0], parsed[1], payload)
             elif topic == self.topics.policy_set:
-                self.control.on_command(payload)
+                if (body := self._authenticated(topic, payload, None)) is not None:
+                    self.control.on_command(body)
             elif topic == self.topics.vocabulary_set:
                 spawn(self.vocabulary.apply_payload(payload), name="vocabulary-apply",
                       report=self.reporter.report_error)
             elif topic == self.topics.history_purge:
-                self.control.on_purge(payload)
+                if (body := self._authenticated(topic, payload, None)) is not None:
+                    self.control.on_purge(body)
             elif topic.startswith("hermes/"):
                 self.hermes.dispatch(topic, payload)
         except ProtocolError as err:
@@ -128,9 +139,38 @@ class Dispatcher:
         elif leaf == "pipeline/play":
             self.host.play_wav(sat_id, payload)
         elif leaf == "settings/set":
-            self.host.preferences.on_command(sat_id, payload, self.host.default_wake_word)
+            topic = self.topics.satellite(sat_id, leaf)
+            if (body := self._authenticated(topic, payload, sat_id)) is not None:
+                self.host.preferences.on_command(sat_id, body, self.host.default_wake_word)
         else:
             raise ProtocolError("bad_topic", f"unknown satellite topic leaf {leaf!r}")
+
+    def _authenticated(self, topic: str, payload: bytes, sat_id: str | None) -> bytes | None:
+        """The command's body when it is signed with the pairing key; else None: not applied,
+        counted (stats, audit, `bridge/error`), and answered with code `unauthenticated`."""
+        try:
+            return self.auth.verify(topic, payload)
+        except AuthError as err:
+            message = f"{err.reason}: {err}"
+        request_id = None
+        try:  # only to address the answer; nothing else in an unproven command is used
+            data = loads_json(split(payload)[1], "refused command")
+            if isinstance(data, dict) and isinstance(data.get("request_id"), (str, int)):
+                request_id = data["request_id"]
+        except ProtocolError:
+            pass
+        audit = self.control.audit
+        audit.note_refused_command()
+        self.reporter.outbox.send(self.topics.audit, audit.to_json(), retain=True)
+        self.reporter.outbox.stats_dirty = True
+        self.reporter.report_error(AuthError.code, message, sat_id, None, topic)
+        if sat_id is None:
+            self.reporter.outbox.send(self.topics.policy_result, PolicyResult(
+                request_id, False, message, self.control.policy.to_json(), code=AuthError.code))
+        else:
+            self.reporter.outbox.send(self.topics.satellite(sat_id, "settings/result"), SatelliteSettingsResult(
+                request_id, False, AuthError.code, message, self.host.preferences.settings_json(sat_id)))
+        return None
 
     def _audio(self, sat_id: str, payload: bytes) -> None:
         sat = self.host.satellites.get(sat_id)

@@ -17,6 +17,7 @@ from .activity import HearthActivity
 from .assist_stream import PipelineStreams
 from .const import CONF_PREFIX, DOMAIN
 from .hub import HearthHub
+from .pairing import async_remove_pairing
 from .policy_keeper import async_remove_kept_policy
 from .satellite_settings import SatelliteSettings
 from .services import async_setup_services
@@ -93,8 +94,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> b
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: HearthConfigEntry) -> None:
-    """Forget the policy kept for a removed bridge."""
+    """Forget the policy and the command sequence number kept for a removed bridge."""
     await async_remove_kept_policy(hass, entry.entry_id)
+    await async_remove_pairing(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

@@ -1,8 +1,15 @@
-"""Config flow for Hearth: MQTT discovery, manual prefix, reconfigure, per-satellite options."""
+"""Config flow for Hearth: MQTT and add-on discovery, manual prefix, pairing, reconfigure,
+re-pairing (reauth), per-satellite options.
+
+Pairing: the bridge's privacy and settings commands are signed with a key the bridge made
+(pairing.py). The add-on hands it over through Supervisor's discovery; otherwise the owner
+pastes what `hearth-bridge pair` prints, checked against the key id in the bridge's status.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import voluptuous as vol
@@ -24,12 +31,16 @@ from homeassistant.helpers.selector import (
     SelectSelector,
     SelectSelectorConfig,
     TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
 )
+from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
 
 from .const import (
     CONF_AGENT_ID,
     CONF_BRIDGE_ID,
+    CONF_PAIRING_KEY,
     CONF_PIPELINE,
     CONF_POLITE,
     CONF_PREFIX,
@@ -42,6 +53,7 @@ from .const import (
     HEARTH_PIPELINE,
 )
 from .models import BridgeStatus, parse_json
+from .pairing import key_id, normalize_key
 
 STATUS_SUFFIX = "/bridge/status"
 
@@ -80,8 +92,34 @@ def _prefix_schema(default: str) -> vol.Schema:
     return vol.Schema({vol.Required(CONF_PREFIX, default=default): TextSelector()})
 
 
+def _key_schema() -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_PAIRING_KEY): TextSelector(
+                TextSelectorConfig(type=TextSelectorType.PASSWORD)
+            )
+        }
+    )
+
+
+def check_key(text: str, status: BridgeStatus | None) -> tuple[str | None, str | None]:
+    """Return (the key as 64 hex digits, None) or (None, an error key).
+
+    A key in the wrong form is `invalid_key`; one whose id is not the one the bridge advertises
+    in its status is `wrong_key` (a bridge that advertises none cannot be checked here: its
+    first refused command asks again).
+    """
+    try:
+        key = normalize_key(text)
+    except ValueError:
+        return None, "invalid_key"
+    if status is not None and status.key_id and key_id(bytes.fromhex(key)) != status.key_id:
+        return None, "wrong_key"
+    return key, None
+
+
 class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Set up a Hearth bridge."""
+    """Set up a Hearth bridge, and pair with it (the key its privacy commands are signed with)."""
 
     VERSION = 1
 
@@ -89,6 +127,8 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
         """Initialize."""
         self._prefix = DEFAULT_PREFIX
         self._bridge_id = ""
+        self._status: BridgeStatus | None = None
+        self._key = ""
 
     @staticmethod
     @callback
@@ -115,18 +155,64 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
             return self.async_abort(reason="bridge_offline")
         self._prefix = discovery_info.topic.removesuffix(STATUS_SUFFIX)
         self._bridge_id = status.bridge_id
+        self._status = status
         self.context["title_placeholders"] = {"bridge_id": status.bridge_id}
         return await self.async_step_discovery_confirm()
 
     async def async_step_discovery_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Confirm adding a discovered bridge."""
+        """Confirm adding a discovered bridge, with its pairing key."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            key, error = check_key(user_input[CONF_PAIRING_KEY], self._status)
+            if key is not None:
+                self._key = key
+                return self._async_create()
+            errors["base"] = error or "invalid_key"
+        return self.async_show_form(
+            step_id="discovery_confirm",
+            data_schema=_key_schema(),
+            description_placeholders={
+                "bridge_id": self._bridge_id,
+                "prefix": self._prefix,
+            },
+            errors=errors,
+        )
+
+    async def async_step_hassio(
+        self, discovery_info: HassioServiceInfo
+    ) -> ConfigFlowResult:
+        """Handle the Hearth add-on, which hands over its bridge's pairing key."""
+        config = discovery_info.config
+        bridge_id, prefix = config.get("bridge_id"), config.get("prefix")
+        try:
+            key = normalize_key(str(config.get("key", "")))
+        except ValueError:
+            return self.async_abort(reason="invalid_discovery_info")
+        if not isinstance(bridge_id, str) or not bridge_id:
+            return self.async_abort(reason="invalid_discovery_info")
+        if not isinstance(prefix, str) or not valid_prefix(prefix):
+            return self.async_abort(reason="invalid_discovery_info")
+        # A flow for the same bridge found over MQTT may be open: this one needs no pasting.
+        await self.async_set_unique_id(bridge_id, raise_on_progress=False)
+        # A configured bridge whose add-on made a new key: the entry takes it (and reloads).
+        self._abort_if_unique_id_configured(
+            updates={CONF_PREFIX: prefix, CONF_PAIRING_KEY: key}
+        )
+        self._prefix, self._bridge_id, self._key = prefix, bridge_id, key
+        self.context["title_placeholders"] = {"bridge_id": bridge_id}
+        return await self.async_step_hassio_confirm()
+
+    async def async_step_hassio_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Confirm adding the add-on's bridge."""
         if user_input is not None:
             return self._async_create()
         self._set_confirm_only()
         return self.async_show_form(
-            step_id="discovery_confirm",
+            step_id="hassio_confirm",
             description_placeholders={
                 "bridge_id": self._bridge_id,
                 "prefix": self._prefix,
@@ -161,7 +247,8 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
                 self._abort_if_unique_id_configured()
                 self._prefix = prefix
                 self._bridge_id = status.bridge_id
-                return self._async_create()
+                self._status = status
+                return await self.async_step_pair()
             errors["base"] = error or "no_bridge"
         return self.async_show_form(
             step_id="user",
@@ -171,10 +258,28 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    async def async_step_pair(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the bridge's pairing key (`hearth-bridge pair` prints it)."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            key, error = check_key(user_input[CONF_PAIRING_KEY], self._status)
+            if key is not None:
+                self._key = key
+                return self._async_create()
+            errors["base"] = error or "invalid_key"
+        return self.async_show_form(
+            step_id="pair",
+            data_schema=_key_schema(),
+            description_placeholders={"bridge_id": self._bridge_id},
+            errors=errors,
+        )
+
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change the topic prefix of a configured bridge."""
+        """Change the topic prefix of a configured bridge, and its pairing key."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -185,15 +290,50 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
                     status.bridge_id, raise_on_progress=False
                 )
                 self._abort_if_unique_id_mismatch(reason="wrong_bridge")
-                return self.async_update_reload_and_abort(
-                    entry, data_updates={CONF_PREFIX: prefix}
-                )
+                key, error = check_key(user_input[CONF_PAIRING_KEY], status)
+                if key is not None:
+                    return self.async_update_reload_and_abort(
+                        entry,
+                        data_updates={CONF_PREFIX: prefix, CONF_PAIRING_KEY: key},
+                    )
             errors["base"] = error or "no_bridge"
+        schema = _prefix_schema(entry.data[CONF_PREFIX]).extend(
+            _key_schema().schema
+        )
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
-                _prefix_schema(entry.data[CONF_PREFIX]), user_input
+                schema,
+                {CONF_PREFIX: user_input[CONF_PREFIX]} if user_input else None,
             ),
+            errors=errors,
+        )
+
+    async def async_step_reauth(
+        self, entry_data: Mapping[str, Any]
+    ) -> ConfigFlowResult:
+        """Pair again: the bridge refuses this entry's key, or the entry has none."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the bridge's current pairing key."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            # The key the bridge advertises, if it answers; else the key's form alone is checked.
+            status = await async_find_bridge(self.hass, entry.data[CONF_PREFIX])
+            key, error = check_key(user_input[CONF_PAIRING_KEY], status)
+            if key is not None:
+                return self.async_update_reload_and_abort(
+                    entry, data_updates={CONF_PAIRING_KEY: key}
+                )
+            errors["base"] = error or "invalid_key"
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=_key_schema(),
+            description_placeholders={"bridge_id": entry.unique_id or entry.title},
             errors=errors,
         )
 
@@ -201,7 +341,11 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
     def _async_create(self) -> ConfigFlowResult:
         return self.async_create_entry(
             title=f"Hearth bridge {self._bridge_id}",
-            data={CONF_PREFIX: self._prefix, CONF_BRIDGE_ID: self._bridge_id},
+            data={
+                CONF_PREFIX: self._prefix,
+                CONF_BRIDGE_ID: self._bridge_id,
+                CONF_PAIRING_KEY: self._key,
+            },
         )
 
 

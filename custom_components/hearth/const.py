@@ -17,6 +17,8 @@ MANUFACTURER: Final = "Hearth"
 
 CONF_PREFIX: Final = "prefix"
 CONF_BRIDGE_ID: Final = "bridge_id"
+# The key privacy and settings commands are signed with (pairing.py), 64 hex digits.
+CONF_PAIRING_KEY: Final = "pairing_key"
 CONF_SATELLITES: Final = "satellites"
 CONF_AGENT_ID: Final = "agent_id"
 CONF_SHOW_TRANSCRIPTS: Final = "show_transcripts"
@@ -86,6 +88,8 @@ NOT_SERVED_CODES: Final = frozenset({ISSUE_TOO_MANY_SATELLITES, "unknown_satelli
 # Repair issues when the bridge lost its policy: re-applied (a notice), or not yet.
 ISSUE_POLICY_RESET: Final = "policy_reset"
 ISSUE_POLICY_RESET_PENDING: Final = "policy_reset_pending"
+# Repair issue when the bridge refused a command that was not signed with its pairing key.
+ISSUE_COMMANDS_REFUSED: Final = "commands_refused"
 
 SERVICE_MUTE: Final = "mute"
 SERVICE_PURGE_HISTORY: Final = "purge_history"

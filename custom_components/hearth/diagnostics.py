@@ -20,6 +20,7 @@ TO_REDACT = {
     "session_id",
     # Credentials and addresses: the status API, engines' servers (Wyoming STT/TTS hosts).
     "password",
+    "pairing_key",
     "username",
     "token",
     "status_api",

@@ -29,6 +29,7 @@ from .const import (
     SUPPORTED_PROTOCOL_VERSIONS,
 )
 from .models import Audit, BridgeStatus, Policy, Satellite, Utterance, parse_json
+from .pairing import CommandSigner
 from .policy_keeper import PolicyKeeper
 from .requests import PendingRequests
 
@@ -85,6 +86,8 @@ class HearthHub:
         """The protocol version the bridge advertises ("none": none) if it is not spoken here."""
         self.table_full_reported = False
         """Whether the bridge refused a satellite for a full table (its repair issue raised)."""
+        self.signer = CommandSigner(hass, entry, self.bridge_id)
+        """Signs policy, purge and settings commands with the pairing key."""
         self.keeper = PolicyKeeper(hass, entry, self)
         """The owner's policy, re-applied when the bridge loses its own."""
         self._stale_check: CALLBACK_TYPE | None = None
@@ -112,6 +115,7 @@ class HearthHub:
             .id
         )
         await self.keeper.async_load()
+        await self.signer.async_start(self.topic("bridge", "error"))
         self.entry.async_on_unload(
             self.async_on_bridge_online(self.keeper.async_reapply_soon)
         )
@@ -601,15 +605,18 @@ class HearthHub:
     async def async_request(
         self, topic: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
-        """Publish a command with a fresh request_id and wait for its `policy/result`.
+        """Publish a signed command with a fresh request_id and wait for its `policy/result`.
 
         Raises a translated HomeAssistantError on timeout or when the bridge refuses.
         """
 
         async def publish(command: dict[str, Any]) -> None:
-            await self.async_publish(topic, command)
+            await self.signer.async_publish(
+                topic, json.dumps(command, separators=(",", ":")).encode()
+            )
 
         result = await self._pending.async_request(publish, payload, REQUEST_TIMEOUT)
+        self.signer.async_check_result(result)
         if not result.get("ok"):
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

@@ -41,6 +41,8 @@ class BridgeStatus:
     protocol: int | None = None
     engines: dict[str, Any] = field(default_factory=dict)
     status_api: str | None = None
+    key_id: str | None = None
+    """The public id of the bridge's pairing key (pairing.py): checks a pasted key."""
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> BridgeStatus:
@@ -55,6 +57,7 @@ class BridgeStatus:
             status_api=data.get("status_api")
             if isinstance(data.get("status_api"), str)
             else None,
+            key_id=data.get("key_id") if isinstance(data.get("key_id"), str) else None,
         )
 
 

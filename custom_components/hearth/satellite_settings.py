@@ -7,6 +7,7 @@ retained `state` (`settings`), so what the entities show is what the bridge conf
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -137,9 +138,12 @@ class SatelliteSettings:
         topic = self.hub.topic("satellite", satellite_id, "settings", "set")
 
         async def publish(command: dict[str, Any]) -> None:
-            await self.hub.async_publish(topic, command)
+            await self.hub.signer.async_publish(
+                topic, json.dumps(command, separators=(",", ":")).encode()
+            )
 
         result = await self._pending.async_request(publish, changes, REQUEST_TIMEOUT)
+        self.hub.signer.async_check_result(result)
         if not result.get("ok"):
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

@@ -61,8 +61,15 @@ def services_api(broker: Mosquitto, seen: list[dict[str, Any]]) -> web.Applicati
             return web.json_response({"result": "error", "message": "Unauthorized"}, status=401)
         return web.json_response({"result": "ok", "data": {"slug": ADDON_SLUG, "name": "Hearth"}})
 
+    async def discovery(request: web.Request) -> web.Response:
+        """`POST /discovery`: what the add-on offers Home Assistant (the pairing key)."""
+        seen.append({"path": request.path, "authorization_ok": request.headers.get("Authorization") == f"Bearer {TOKEN}",
+                     "body": await request.json()})
+        return web.json_response({"result": "ok", "data": {"uuid": "0" * 32}})
+
     app = web.Application()
     app.router.add_get("/services/mqtt", mqtt_service)
+    app.router.add_post("/discovery", discovery)
     app.router.add_get("/addons/self/info", self_info)
     return app
 

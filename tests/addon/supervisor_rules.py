@@ -64,6 +64,7 @@ SCHEMA_ADDON_CONFIG = vol.Schema({
     vol.Optional("startup"): vol.In(("initialize", "system", "services", "application", "once")),
     vol.Optional("boot"): vol.In(("auto", "manual", "manual_only")),
     vol.Optional("services"): [vol.Match(RE_SERVICE)],
+    vol.Optional("discovery"): [str],  # services it may announce on `POST /discovery`
     vol.Optional("watchdog"): vol.Match(r"^(?:https?|\[PROTO:\w+\]|tcp):\/\/\[HOST\]:(\[PORT:\d+\]|\d+).*$"),
     vol.Optional("ingress"): bool,
     vol.Optional("ingress_port"): vol.Any(_network_port, vol.Equal(0)),

@@ -64,6 +64,19 @@ def test_bridge_online_with_supervisors_login(report: dict[str, Any]) -> None:
     assert report["process"][0].endswith("hearth-bridge") and report["process"][1:] == ["run", "--config"]
 
 
+def test_the_pairing_key_is_offered_to_home_assistant(report: dict[str, Any]) -> None:
+    """Supervisor's discovery (service `hearth`) carries the key the bridge then verifies with:
+    the bridge announces the same key id in its status."""
+    (offer,) = [r for r in report["supervisor_requests"] if r["path"] == "/discovery"]
+    assert offer["authorization_ok"] and offer["body"]["service"] == "hearth"
+    config = offer["body"]["config"]
+    assert config["prefix"] == "addontest" and config["bridge_id"] == report["status"]["bridge_id"]
+    assert len(config["key"]) == 64 and config["key_id"] == report["status"]["key_id"]
+    from bridge.privacy.auth import key_id
+
+    assert key_id(bytes.fromhex(config["key"])) == config["key_id"]
+
+
 def test_options_reach_the_bridge(report: dict[str, Any]) -> None:
     config = yaml.safe_load(report["config_text"])
     assert config["wake"] == {"model": "hey_jarvis"}
@@ -140,3 +153,27 @@ def test_start_errors_are_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "options.json").unlink()
     with pytest.raises(addon.AddonError, match="options.json is missing"):
         addon.prepare(tmp_path, "http://127.0.0.1:9", "token")
+
+
+class ForbiddenDiscovery(NoMqttService):
+    """Supervisor refusing the discovery (an add-on whose config.yaml does not declare it)."""
+
+    def do_POST(self) -> None:
+        self.send_response(403)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_refused_discovery_leaves_the_key_in_the_log_and_the_start_goes_on(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = HTTPServer(("127.0.0.1", 0), ForbiddenDiscovery)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = addon.validate({"data_dir": str(tmp_path), "bridge_id": "hearth-test"})
+    try:
+        addon.offer_pairing(f"http://127.0.0.1:{server.server_port}", "token", tmp_path, settings)
+    finally:
+        server.shutdown()
+        server.server_close()
+    key = json.loads((tmp_path / "pairing.json").read_text())["key"]
+    log = capsys.readouterr().err
+    assert "Supervisor answered 403" in log and log.rstrip().endswith(key)

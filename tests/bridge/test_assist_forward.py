@@ -26,6 +26,7 @@ from bridge.protocol.hearth import Topics, decode_frame, encode_frame
 from bridge.stt.forward import ForwardStt
 from bridge.tools.satellite import load_wav_pcm16k
 from tests.support.bridge_proc import BridgeProcess, Probe
+from tests.support.signing import signed
 from tests.support.broker import Mosquitto
 
 pytestmark = pytest.mark.timeout(180)
@@ -70,7 +71,7 @@ def _frames(probe: Probe, sat: str) -> list:
 
 
 async def test_assist_satellite_forwards_audio_and_plays_the_answer(forwarding, say) -> None:
-    broker, _ = forwarding
+    broker, bridge = forwarding
     spoken = load_wav_pcm16k(say("turn on the kitchen light"))  # 0.6 s of silence either side
     async with Probe(broker.host, broker.port, ["hearth/#"]) as probe:
         await _online(probe, "fwd")
@@ -136,7 +137,7 @@ def topics_after(probe: Probe, state: str) -> bool:
 
 
 async def test_hearth_mode_again_recognizes_locally(forwarding, say) -> None:
-    broker, _ = forwarding
+    broker, bridge = forwarding
     spoken = load_wav_pcm16k(say("turn on the kitchen light"))
     async with Probe(broker.host, broker.port, ["hearth/satellite/back/#"]) as probe:
         await _online(probe, "back", mode="assist")
@@ -150,18 +151,18 @@ async def test_hearth_mode_again_recognizes_locally(forwarding, say) -> None:
 
 
 async def test_muted_assist_satellite_forwards_nothing(forwarding, say) -> None:
-    broker, _ = forwarding
+    broker, bridge = forwarding
     spoken = load_wav_pcm16k(say("turn on the kitchen light"))
     async with Probe(broker.host, broker.port, ["hearth/#"]) as probe:
         await _online(probe, "hush")
-        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+        await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
             {"request_id": "m1", "microphones": {"hush": {"muted": True}}}))
         await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "m1" and d["ok"])
         await _speak(probe, "hush", spoken[:32000], 3, until=lambda: bool(probe.json("/hush/pipeline/start")))
         await asyncio.sleep(0.5)
         assert not probe.json("/hush/pipeline/start")
         assert not _frames(probe, "hush")
-        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+        await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
             {"request_id": "m2", "microphones": {"hush": {"muted": False}}}))
         await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "m2")
 

@@ -298,3 +298,23 @@ def test_wav_with_extra_chunks_and_a_streaming_header() -> None:
     again = parse_wav(repaired)
     assert (again.rate, again.width, again.channels, again.data) == (16000, 2, 1, pcm)
     assert again.declared_length == len(pcm)
+
+
+def test_command_signing_matches() -> None:
+    """The integration signs exactly as the bridge verifies (bridge/privacy/auth.py, pairing.py)."""
+    from bridge.privacy import auth
+    from custom_components.hearth import pairing
+
+    key = bytes(range(32))
+    topic, body = "hearth/satellite/kitchen/settings/set", '{"request_id": "r", "wake_word": "alexa"}'.encode()
+    assert pairing.sign(key, topic, 1733600000123, body) == auth.sign(key, topic, 1733600000123, body)
+    assert pairing.key_id(key) == auth.key_id(key)
+    assert pairing.SCHEME == auth.SCHEME
+    for pasted in (key.hex().upper(), " ".join(key.hex()[i:i + 8] for i in range(0, 64, 8)), "xyz", "ab" * 31):
+        try:
+            expected = auth.normalize_key(pasted)
+        except ValueError:
+            with pytest.raises(ValueError):
+                pairing.normalize_key(pasted)
+        else:
+            assert pairing.normalize_key(pasted) == expected

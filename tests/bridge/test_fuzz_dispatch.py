@@ -50,12 +50,13 @@ from bridge.resources import load_demo_vocabulary
 from bridge.satellite import Protocol
 from bridge.service import Bridge, build_bridge
 from tests.support.fuzz import NORMAL, budget, deep_json, encoded, json_values, junk, long_digits, topic_payloads
+from tests.support.signing import signed
 
 #: Every error code the bridge may count for bad input or a refused session. A new refusal adds
 #: its code here; `internal_error` (a bug caught by a safety net) is deliberately not one.
 KNOWN_CODES = frozenset({
     # dispatcher and protocol
-    "oversized", "bad_topic", "bad_satellite_id", "unknown_satellite", "too_many_satellites", "invalid_json",
+    "oversized", "unauthenticated", "bad_topic", "bad_satellite_id", "unknown_satellite", "too_many_satellites", "invalid_json",
     "bad_status", "bad_event", "bad_frame", "bad_pipeline_mode", "bad_policy_command", "bad_vocabulary",
     # audio
     "not_wav", "bad_header", "unsupported_format", "rate_limited", "queue_full", "late_frame", "gap", "no_session",
@@ -187,6 +188,14 @@ def offered_hash(payload: bytes) -> str | None:
         return None
 
 
+def as_home_assistant(made: Any, topic: str, payload: bytes) -> bytes:
+    """Commands that must be signed (bridge/privacy/auth.py) are, with the bridge's own key:
+    a paired Home Assistant may send anything too. Unsigned ones: tests/bridge/test_signed_commands.py."""
+    if topic in (POLICY_SET, PURGE) or topic.endswith("/settings/set"):
+        return signed(made.auth.pairing.key, topic, payload)
+    return payload
+
+
 async def scenario(messages: list[tuple[str, bytes]], data_dir: Path) -> Outcome:
     outcome = Outcome()
     problems = outcome.problems
@@ -215,6 +224,7 @@ async def scenario(messages: list[tuple[str, bytes]], data_dir: Path) -> Outcome
         in_service = made.vocabulary.vocabulary
         refuse = must_refuse(made, topic, payload)
         counted = sum(made.errors.counts.values())
+        payload = as_home_assistant(made, topic, payload)  # the content is what is fuzzed, not the key
         try:
             made.dispatch(topic, payload)
         except BaseException as err:  # noqa: BLE001 - the property: nothing comes out of dispatch
@@ -231,7 +241,7 @@ async def scenario(messages: list[tuple[str, bytes]], data_dir: Path) -> Outcome
             if in_service is None or offered_hash(payload) != in_service.hash():
                 problems.append("a vocabulary was offered and no vocabulary/state said what became of it")
     # Afterwards the bridge still serves everyone else.
-    made.dispatch(POLICY_SET, b'{"request_id": "still-serving", "privacy_mode": false}')
+    made.dispatch(POLICY_SET, as_home_assistant(made, POLICY_SET, b'{"request_id": "still-serving", "privacy_mode": false}'))
     await settle()
     results = [json.loads(d) for t, d in drain(made, outcome) if t == POLICY_RESULT]
     if [r.get("ok") for r in results if r.get("request_id") == "still-serving"] != [True]:

@@ -36,6 +36,7 @@ from bridge.satellite import Protocol, Satellite, SatelliteSettings, SessionSour
 from bridge.service import Bridge, build_bridge
 from bridge.tasks import spawn
 from tests.bridge.test_satellite_unit import FakeHost, FakeStream, listening, until
+from tests.support.inprocess import send_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,7 +105,7 @@ async def settle() -> None:
 async def test_deeply_nested_json_is_refused_as_invalid_json(bridge: Bridge, loop_errors: list[dict[str, object]]) -> None:
     out = Outgoing(bridge)
     online(bridge, "kitchen")
-    bridge.dispatch("hearth/bridge/policy/set", f'{{"request_id": "r1", "x": {nested(20000)}}}'.encode())
+    send_signed(bridge, "hearth/bridge/policy/set", f'{{"request_id": "r1", "x": {nested(20000)}}}'.encode())
     (result,) = out.on("hearth/bridge/policy/result")
     assert result["ok"] is False and "nested too deeply" in str(result["error"])  # the answer HA waits for
     bridge.dispatch("hearth/satellite/kitchen/event", nested(20000).encode())
@@ -123,7 +124,7 @@ async def test_a_huge_mute_duration_is_refused_on_policy_result(bridge: Bridge) 
     out = Outgoing(bridge)
     before = bridge.policy
     command = '{"request_id": "r2", "microphones": {"kitchen": {"muted": true, "duration": 1' + "0" * 400 + "}}}"
-    bridge.dispatch("hearth/bridge/policy/set", command.encode())
+    send_signed(bridge, "hearth/bridge/policy/set", command.encode())
     (result,) = out.on("hearth/bridge/policy/result")
     assert result["request_id"] == "r2" and result["ok"] is False
     assert "microphones.kitchen.duration" in str(result["error"])
@@ -322,11 +323,11 @@ def _entry(session_id: str) -> AuditEntry:
 async def test_a_malformed_purge_is_refused_and_purges_nothing(bridge: Bridge) -> None:
     out = Outgoing(bridge)
     bridge.audit.record(_entry("s1"))
-    bridge.dispatch("hearth/bridge/history/purge", b"{not json")
+    send_signed(bridge, "hearth/bridge/history/purge", b"{not json")
     (result,) = out.on("hearth/bridge/policy/result")
     assert result["ok"] is False and result["error"]
     assert len(bridge.audit.recent) == 1
-    bridge.dispatch("hearth/bridge/history/purge", b'{"request_id": "p1"}')
+    send_signed(bridge, "hearth/bridge/history/purge", b'{"request_id": "p1"}')
     result = out.on("hearth/bridge/policy/result")[-1]
     assert (result["request_id"], result["ok"], result["purged"]) == ("p1", True, 1)
 

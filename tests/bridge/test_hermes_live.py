@@ -21,6 +21,7 @@ import pytest
 
 from bridge.audio.wav import make_wav
 from tests.support.bridge_proc import BridgeProcess, Probe
+from tests.support.signing import signed
 from tests.support.broker import Mosquitto
 
 WATCH = ["hearth/#", "hermes/#", "+/audio"]  # `<siteId>/audio`: the ESP32 firmware's mute_input
@@ -61,9 +62,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         broker.close()
 
 
-async def set_policy(probe: Probe, command: dict[str, Any]) -> dict[str, Any]:
+async def set_policy(probe: Probe, command: dict[str, Any], live: Live) -> dict[str, Any]:
     request_id = uuid.uuid4().hex[:8]
-    await probe.client.publish("hearth/bridge/policy/set", json.dumps({"request_id": request_id, **command}), qos=1)
+    await probe.client.publish("hearth/bridge/policy/set", signed(live.bridge.data_dir, "hearth/bridge/policy/set",
+                                                                  {"request_id": request_id, **command}), qos=1)
     result = await probe.wait_for("hearth/bridge/policy/result", lambda d: d.get("request_id") == request_id)
     assert result["ok"] is True, result
     return result
@@ -74,7 +76,7 @@ async def test_a_dotted_hermes_site_is_muted(live: Live) -> None:
     async with Probe(live.broker.host, live.broker.port, WATCH) as probe:
         await probe.client.publish("hermes/audioServer/living.room/audioFrame", frame)
         await live.until("/status", lambda d: "living.room" in d["satellites"])
-        result = await set_policy(probe, {"microphones": {"living.room": {"muted": True}}})
+        result = await set_policy(probe, {"microphones": {"living.room": {"muted": True}}}, live)
         assert result["policy"]["microphones"]["living.room"]["muted"] is True
         await probe.wait_for("living.room/audio", lambda d: d.get("mute_input") == "true")
         await probe.wait_for("hearth/satellite/living.room/state", lambda d: d.get("muted") is True)
@@ -89,7 +91,7 @@ async def test_a_dotted_hermes_site_is_muted(live: Live) -> None:
         assert status["satellites"]["living.room"]["muted"] is True
         assert not [t for t, _ in probe.messages if t in ("hearth/satellite/living.room/transcript",
                                                           "hearth/satellite/living.room/wake")]
-        await set_policy(probe, {"microphones": {"living.room": {"muted": False}}})
+        await set_policy(probe, {"microphones": {"living.room": {"muted": False}}}, live)
 
 
 async def test_hermes_say_for_a_hearth_satellite_is_refused(live: Live) -> None:

@@ -21,6 +21,8 @@ from bridge.config import validate
 from bridge.service import Bridge, build_bridge
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
+from tests.support.inprocess import send_signed
+from tests.support.signing import signed
 
 STATE, ERROR, SET = "hearth/bridge/policy/state", "hearth/bridge/error", "hearth/bridge/policy/set"
 MUTE_KITCHEN = json.dumps({"request_id": "m1", "microphones": {"kitchen": {"muted": True}}}).encode()
@@ -58,7 +60,7 @@ def first_run_with_kitchen_muted(data_dir: Path) -> dict[str, Any]:
     bridge = make_bridge(data_dir)
     out = connect(bridge)
     assert on(out, ERROR) == []
-    bridge.dispatch(SET, MUTE_KITCHEN)
+    send_signed(bridge, SET, MUTE_KITCHEN)
     (state,) = on(sent(bridge), STATE)
     assert state["microphones"]["kitchen"]["muted"] is True and state["revision"] == 1
     bridge.audit_store.save(bridge.audit.counters_to_json())
@@ -146,7 +148,7 @@ async def test_real_bridge_restart_keeps_the_epoch_and_a_lost_or_torn_file_is_a_
     data_dir = tmp_path / "data"
     bridge, probe = await start_and_listen(mosquitto, data_dir)
     first = probe.json("/bridge/policy/state")[-1]
-    await probe.client.publish(SET, MUTE_KITCHEN, qos=1)
+    await probe.client.publish(SET, signed(data_dir, SET, MUTE_KITCHEN), qos=1)
     muted = await probe.wait_for("/bridge/policy/state", lambda d: d["revision"] == first["revision"] + 1)
     assert muted["epoch"] == first["epoch"] and muted["microphones"]["kitchen"]["muted"] is True
     await stop(bridge, probe)
@@ -166,7 +168,7 @@ async def test_real_bridge_restart_keeps_the_epoch_and_a_lost_or_torn_file_is_a_
     error = await probe.wait_for("/bridge/error", lambda d: d.get("code") == "policy_reset")
     assert "missing" in error["message"] and lost["epoch"] in error["message"], error
     assert "Policy reset" in bridge.log()
-    await probe.client.publish(SET, MUTE_KITCHEN, qos=1)
+    await probe.client.publish(SET, signed(data_dir, SET, MUTE_KITCHEN), qos=1)
     remuted = await probe.wait_for("/bridge/policy/state", lambda d: d["epoch"] == lost["epoch"] and d["revision"] == 1)
     await stop(bridge, probe, signal.SIGKILL)
 

@@ -103,6 +103,7 @@ def test_counters_by_destination() -> None:
     log.note_muted_frame()
     log.note_muted_frame(4)
     log.note_error()
+    log.note_refused_command()
     assert log.counters == {
         "utterances": 4,
         "blocked_cloud_requests": 2,
@@ -110,6 +111,7 @@ def test_counters_by_destination() -> None:
         "bytes_to_lan": 110,
         "dropped_muted_frames": 5,
         "errors": 1,
+        "refused_commands": 1,
     }
     assert log.blocked_by() == {("cloud-stt", "local_only"): 2}
     assert tuple(log.counters) == COUNTER_NAMES

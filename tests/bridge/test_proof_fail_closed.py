@@ -29,6 +29,7 @@ import pytest
 
 from bridge.tools.satellite import load_wav_pcm16k
 from tests.support.bridge_proc import Probe, wait_for_retained
+from tests.support.signing import signed
 from tests.support.broker import Mosquitto
 from tests.support.netguard import (
     GuardedBridgeProcess,
@@ -170,8 +171,8 @@ def test_local_only_off_then_crash_and_a_corrupt_policy_file_fails_closed(rig: R
 
     async def turn_local_only_off() -> dict[str, Any]:
         async with Probe(rig.broker.host, rig.broker.port, ["hearth/bridge/policy/result"]) as probe:
-            await probe.client.publish("hearth/bridge/policy/set",
-                                       json.dumps({"request_id": "cloud-ok", "local_only": False}), qos=1)
+            await probe.client.publish("hearth/bridge/policy/set", signed(
+                rig.data_dir, "hearth/bridge/policy/set", {"request_id": "cloud-ok", "local_only": False}), qos=1)
             return await probe.wait_for("policy/result", lambda d: d.get("request_id") == "cloud-ok")
 
     result = asyncio.run(turn_local_only_off())  # no session runs while local-only is off

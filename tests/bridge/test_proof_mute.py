@@ -23,6 +23,7 @@ import pytest
 
 from bridge.tools.satellite import SatelliteError, SatelliteOptions, load_wav_pcm16k, run_satellite
 from tests.support.bridge_proc import BridgeProcess, Probe
+from tests.support.signing import signed
 from tests.support.broker import Mosquitto
 
 SATS = {  # satellite -> (protocol, wake)
@@ -67,9 +68,10 @@ def live(tmp_path_factory: pytest.TempPathFactory, say: Any) -> Iterator[Live]:
         broker.close()
 
 
-async def set_policy(probe: Probe, command: dict[str, Any]) -> dict[str, Any]:
+async def set_policy(probe: Probe, command: dict[str, Any], live: Live) -> dict[str, Any]:
     request_id = uuid.uuid4().hex[:8]
-    await probe.client.publish("hearth/bridge/policy/set", json.dumps({"request_id": request_id, **command}), qos=1)
+    await probe.client.publish("hearth/bridge/policy/set", signed(live.bridge.data_dir, "hearth/bridge/policy/set",
+                                                                  {"request_id": request_id, **command}), qos=1)
     result = await probe.wait_for("hearth/bridge/policy/result", lambda d: d.get("request_id") == request_id)
     assert result["ok"] is True, result
     return result["policy"]
@@ -96,7 +98,7 @@ class MutedRun:
 def muted_run(live: Live) -> MutedRun:
     async def run() -> MutedRun:
         async with Probe(live.broker.host, live.broker.port, WATCH) as probe:
-            policy = await set_policy(probe, {"microphones": {sat: {"muted": True} for sat in SATS}})
+            policy = await set_policy(probe, {"microphones": {sat: {"muted": True} for sat in SATS}}, live)
             assert all(policy["microphones"][sat]["muted"] for sat in SATS), policy
             before = await asyncio.to_thread(live.stats)
             outcomes = await asyncio.gather(
@@ -150,7 +152,7 @@ def test_muted_satellites_are_told_to_mute(muted_run: MutedRun) -> None:
 def test_unmuted_the_same_audio_is_transcribed(live: Live, muted_run: MutedRun) -> None:
     async def run() -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
         async with Probe(live.broker.host, live.broker.port, WATCH) as probe:
-            policy = await set_policy(probe, {"microphones": {sat: {"muted": False} for sat in SATS}})
+            policy = await set_policy(probe, {"microphones": {sat: {"muted": False} for sat in SATS}}, live)
             assert policy["microphones"] == {}, policy
             before = await asyncio.to_thread(live.stats)
             results = []

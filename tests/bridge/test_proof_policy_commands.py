@@ -4,7 +4,7 @@ A real Mosquitto runs with the shipped ACL (docs/mosquitto/, set up exactly as
 tests/bridge/test_acl.py does: `allow_anonymous false`, passwords from make-passwd.sh), and the
 real bridge logs in as `hearth-bridge`. A satellite user's policy commands are dropped by the
 broker: the bridge never answers them and the policy revision does not move. Home Assistant's
-malformed commands reach the bridge and are refused on `policy/result` with an error naming
+malformed commands (signed with the pairing key, tests/support/signing.py) reach the bridge and are refused on `policy/result` with an error naming
 the field, leaving the policy, its revision and the saved file as they were. A good command
 from Home Assistant is applied, so the test can fail.
 """
@@ -22,6 +22,7 @@ import pytest
 
 from tests.bridge.test_acl import Recorder, Secured, client, recording, secured  # noqa: F401 - `secured` is a fixture
 from tests.support.bridge_proc import BridgeProcess
+from tests.support.signing import signed
 
 if shutil.which("mosquitto_passwd") is None:  # the ACL broker needs it; CI has it
     pytest.fail("proof 5 needs mosquitto_passwd (package mosquitto)", pytrace=False)
@@ -73,14 +74,17 @@ async def ha(secured: Secured, acl_bridge: BridgeProcess) -> AsyncIterator[Recor
         yield recorder
 
 
-async def command(secured: Secured, ha: Recorder, payload: bytes, match: Any) -> dict[str, Any]:  # noqa: F811
+async def command(secured: Secured, ha: Recorder, payload: bytes, match: Any,  # noqa: F811
+                  bridge: BridgeProcess) -> dict[str, Any]:
+    """Home Assistant's command, signed with the pairing key (the broker ACL is the other wall)."""
     seen = len(messages(ha, RESULT))
     async with client(secured, "homeassistant") as mqtt:
-        await mqtt.publish(SET, payload, qos=1)
+        await mqtt.publish(SET, signed(bridge.data_dir, SET, payload), qos=1)
     return await wait_json(ha, RESULT, match, after=seen)
 
 
-async def test_satellite_policy_commands_are_dropped_by_the_broker(secured: Secured, ha: Recorder) -> None:  # noqa: F811
+async def test_satellite_policy_commands_are_dropped_by_the_broker(secured: Secured, ha: Recorder,  # noqa: F811
+                                                                   acl_bridge: BridgeProcess) -> None:
     before = messages(ha, STATE)[-1]
     async with client(secured, "kitchen") as kitchen, client(secured, "bedroom") as bedroom:
         await kitchen.publish(SET, json.dumps({"request_id": "sat-1", "local_only": False}), qos=1)
@@ -92,7 +96,7 @@ async def test_satellite_policy_commands_are_dropped_by_the_broker(secured: Secu
     # broker. The bridge answers commands in order, so by its answer any of theirs would be in.
     result = await command(secured, ha, json.dumps({"request_id": "ha-sentinel", "publish_transcripts":
                                                      not before["publish_transcripts"]}).encode(),
-                           lambda d: d.get("request_id") == "ha-sentinel")
+                           lambda d: d.get("request_id") == "ha-sentinel", acl_bridge)
     assert result["ok"] is True, result
     answered = {d.get("request_id") for d in messages(ha, RESULT)}
     assert not answered & {"sat-1", "sat-2", "sat-3", "sat-4"}, answered
@@ -125,7 +129,7 @@ async def test_malformed_command_is_refused_with_a_clear_error_and_changes_nothi
     saved = acl_bridge.data_dir / "policy.json"
     saved_before = saved.read_bytes() if saved.exists() else None
     states = len(messages(ha, STATE))
-    result = await command(secured, ha, payload, lambda d: d.get("request_id") == request_id)
+    result = await command(secured, ha, payload, lambda d: d.get("request_id") == request_id, acl_bridge)
     assert result["ok"] is False, result
     for word in words:
         assert word in result["error"], result["error"]
@@ -134,14 +138,15 @@ async def test_malformed_command_is_refused_with_a_clear_error_and_changes_nothi
     assert (saved.read_bytes() if saved.exists() else None) == saved_before
 
 
-async def test_home_assistant_good_command_is_applied(secured: Secured, ha: Recorder) -> None:  # noqa: F811
+async def test_home_assistant_good_command_is_applied(secured: Secured, ha: Recorder,  # noqa: F811
+                                                      acl_bridge: BridgeProcess) -> None:
     before = messages(ha, STATE)[-1]
     result = await command(secured, ha, b'{"request_id": "ha-good", "privacy_mode": true}',
-                           lambda d: d.get("request_id") == "ha-good")
+                           lambda d: d.get("request_id") == "ha-good", acl_bridge)
     assert result["ok"] is True and result["error"] is None, result
     assert result["policy"]["privacy_mode"] is True and result["policy"]["revision"] == before["revision"] + 1
     state = await wait_json(ha, STATE, lambda d: d["revision"] == before["revision"] + 1)
     assert state["privacy_mode"] is True
     restored = await command(secured, ha, b'{"request_id": "ha-restore", "privacy_mode": false}',
-                             lambda d: d.get("request_id") == "ha-restore")
+                             lambda d: d.get("request_id") == "ha-restore", acl_bridge)
     assert restored["ok"] is True and restored["policy"]["privacy_mode"] is False

@@ -9,6 +9,7 @@ import wave
 
 from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite
 from tests.support.bridge_proc import BridgeProcess, Probe, wait_for_retained
+from tests.support.signing import signed
 from tests.support.broker import Mosquitto
 
 
@@ -27,7 +28,8 @@ async def test_memory_retention_keeps_serves_and_purges(tmp_path, say) -> None:
         assert json.loads(get(api + "/retention"))["utterances"] == []  # default: keep nothing
 
         async with Probe(broker.host, broker.port, ["hearth/bridge/policy/result"]) as probe:
-            await probe.client.publish("hearth/bridge/policy/set", json.dumps({"request_id": "r1", "retention": "memory"}))
+            await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
+                                                                          {"request_id": "r1", "retention": "memory"}))
             await probe.wait_for("policy/result", lambda d: d["request_id"] == "r1" and d["ok"])
             result = await run_satellite(opts, pcm)
             kept = json.loads(get(api + "/retention"))["utterances"]
@@ -37,14 +39,16 @@ async def test_memory_retention_keeps_serves_and_purges(tmp_path, say) -> None:
                 assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
                 assert abs(wav.getnframes() / 16000 - kept[0]["seconds"]) < 0.01
 
-            await probe.client.publish("hearth/bridge/history/purge", json.dumps({"request_id": "p1"}))
+            await probe.client.publish("hearth/bridge/history/purge", signed(bridge.data_dir, "hearth/bridge/history/purge",
+                                                                             {"request_id": "p1"}))
             await probe.wait_for("policy/result", lambda d: d["request_id"] == "p1" and d["ok"])
             assert json.loads(get(api + "/retention"))["utterances"] == []
 
             await run_satellite(opts, pcm)
             assert len(json.loads(get(api + "/retention"))["utterances"]) == 1
             # Back to "none": what was kept is wiped at once.
-            await probe.client.publish("hearth/bridge/policy/set", json.dumps({"request_id": "r2", "retention": "none"}))
+            await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
+                                                                          {"request_id": "r2", "retention": "none"}))
             await probe.wait_for("policy/result", lambda d: d["request_id"] == "r2" and d["ok"])
             assert json.loads(get(api + "/retention"))["utterances"] == []
     finally:

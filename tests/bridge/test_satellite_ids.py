@@ -23,7 +23,7 @@ from bridge.protocol import hermes
 from bridge.protocol.hearth import SATELLITE_ID, ProtocolError, Topics, encode_frame, is_satellite_id
 from bridge.satellite import Protocol
 from bridge.service import Bridge, build_bridge
-from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
+from tests.support.inprocess import close_in_process, in_process_bridge, on, send_signed, sent
 from custom_components.hearth import const as ha_const
 
 SERVED = ["living.room", "pi@kitchen", "rhasspy:satellite-2", "kitchen", "a" * 64, "default"]
@@ -97,7 +97,7 @@ async def test_a_dotted_hermes_site_is_served_and_can_be_muted(bridge: Bridge) -
     bridge.dispatch("hermes/audioServer/living.room/audioFrame", make_wav(bytes(512)))
     assert bridge.satellites["living.room"].protocol is Protocol.HERMES
     sent(bridge)
-    bridge.dispatch("hearth/bridge/policy/set", json.dumps(
+    send_signed(bridge, "hearth/bridge/policy/set", json.dumps(
         {"request_id": "m1", "microphones": {"living.room": {"muted": True}}}).encode())
     out = sent(bridge)
     (result,) = on(out, "hearth/bridge/policy/result")

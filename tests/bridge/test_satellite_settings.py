@@ -23,7 +23,7 @@ from bridge.protocol.messages import SENSITIVITIES
 from bridge.service import Bridge
 from bridge.service.preferences import SETTINGS_FILE, endpoint_for
 from tests.support.fuzz import NORMAL, json_values, shaped
-from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
+from tests.support.inprocess import close_in_process, in_process_bridge, on, send_signed, sent
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def status(bridge: Bridge, sat_id: str, **extra: object) -> None:
 
 def settings_set(bridge: Bridge, sat_id: str, payload: dict[str, object] | bytes) -> None:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    bridge.dispatch(f"hearth/satellite/{sat_id}/settings/set", raw)
+    send_signed(bridge, f"hearth/satellite/{sat_id}/settings/set", raw)
 
 
 async def test_a_wake_word_and_sensitivity_are_applied_saved_and_acknowledged(

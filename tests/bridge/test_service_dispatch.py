@@ -19,7 +19,7 @@ from bridge.protocol import hermes
 from bridge.protocol.hearth import encode_frame
 from bridge.satellite import Protocol, SessionSource, Timings
 from bridge.service import Bridge
-from tests.support.inprocess import close_in_process, in_process_bridge, on, sent
+from tests.support.inprocess import close_in_process, in_process_bridge, on, send_signed, sent
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ async def test_the_satellite_table_is_bounded(bridge: Bridge) -> None:
 async def test_a_mute_is_saved_confirmed_told_and_drops_frames(bridge: Bridge, tmp_path: Path) -> None:
     status(bridge, "kitchen")
     sent(bridge)
-    bridge.dispatch("hearth/bridge/policy/set", json.dumps(
+    send_signed(bridge, "hearth/bridge/policy/set", json.dumps(
         {"request_id": "r1", "microphones": {"kitchen": {"muted": True}}}).encode())
     out = sent(bridge)
     (result,) = on(out, "hearth/bridge/policy/result")
@@ -85,7 +85,7 @@ async def test_a_mute_is_saved_confirmed_told_and_drops_frames(bridge: Bridge, t
 
 async def test_a_bad_policy_command_is_refused_with_the_policy_unchanged(bridge: Bridge) -> None:
     before = bridge.policy
-    bridge.dispatch("hearth/bridge/policy/set", json.dumps({"request_id": 5, "no_such_key": 1}).encode())
+    send_signed(bridge, "hearth/bridge/policy/set", json.dumps({"request_id": 5, "no_such_key": 1}).encode())
     (result,) = on(sent(bridge), "hearth/bridge/policy/result")
     assert result["ok"] is False and result["request_id"] == 5 and result["error"]
     assert bridge.policy == before

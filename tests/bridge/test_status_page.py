@@ -31,6 +31,7 @@ from bridge.service import build_bridge
 from bridge.status_api import build_app
 from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite
 from tests.support.bridge_proc import BridgeProcess, Probe
+from tests.support.signing import signed
 from tests.support.broker import Mosquitto, free_port
 from tests.support.speech import have_espeak
 
@@ -217,12 +218,13 @@ def cell(driver: Any, sat: str, name: str) -> str | None:
     return None if text is None else str(text)
 
 
-async def set_policy(broker: Mosquitto, change: dict[str, Any]) -> float:
+async def set_policy(live: Live, change: dict[str, Any]) -> float:
     """Changes the policy over MQTT; returns when the change was sent (time.monotonic())."""
-    async with Probe(broker.host, broker.port, ["hearth/bridge/policy/result"]) as probe:
+    async with Probe(live.broker.host, live.broker.port, ["hearth/bridge/policy/result"]) as probe:
         request_id = uuid.uuid4().hex[:8]
         sent = time.monotonic()
-        await probe.client.publish("hearth/bridge/policy/set", json.dumps({"request_id": request_id, **change}), qos=1)
+        await probe.client.publish("hearth/bridge/policy/set", signed(live.bridge.data_dir, "hearth/bridge/policy/set",
+                                                                      {"request_id": request_id, **change}), qos=1)
         result = await probe.wait_for("policy/result", lambda d: d.get("request_id") == request_id)
         assert result["ok"] is True, result
     return sent
@@ -284,12 +286,12 @@ async def speak_and_watch(live: Live, page_url: str, sat: str, say: Any, screens
     assert counted == total >= 1
 
     # a mute set over MQTT shows within a second
-    sent = await set_policy(live.broker, {"microphones": {sat: {"muted": True}}})
+    sent = await set_policy(live, {"microphones": {sat: {"muted": True}}})
     await asyncio.to_thread(wait_until, "the mute", lambda: cell(driver, sat, "muted") == "muted", 3.0)
     shown_after = time.monotonic() - sent
     assert shown_after < 1.0, shown_after
     assert sat in driver.find_element(By.ID, "policy-mutes").text
-    await set_policy(live.broker, {"microphones": {sat: {"muted": False}}})
+    await set_policy(live, {"microphones": {sat: {"muted": False}}})
     await asyncio.to_thread(wait_until, "the unmute", lambda: cell(driver, sat, "muted") == "on", 3.0)
 
     # retention is "none": what was said is nowhere on the page
@@ -350,19 +352,20 @@ async def test_the_words_show_only_while_their_audio_is_retained(live: Live, say
     await asyncio.to_thread(driver.get, live.url + "/")
     await asyncio.to_thread(wait_until, "the live badge", lambda: driver.find_element(By.ID, "live").text == "live")
     assert COMMAND not in page_text()
-    await set_policy(live.broker, {"retention": "memory"})
+    await set_policy(live, {"retention": "memory"})
     try:
         await asyncio.to_thread(wait_until, "retention memory",
                                 lambda: driver.find_element(By.ID, "policy-retention").text == "memory")
         await speak()
         async with Probe(live.broker.host, live.broker.port, ["hearth/bridge/policy/result"]) as probe:
-            await probe.client.publish("hearth/bridge/history/purge", json.dumps({"request_id": "purge-1"}), qos=1)
+            await probe.client.publish("hearth/bridge/history/purge", signed(
+                live.bridge.data_dir, "hearth/bridge/history/purge", {"request_id": "purge-1"}), qos=1)
             purged = await probe.wait_for("policy/result", lambda d: d.get("request_id") == "purge-1")
         assert purged["ok"] is True and purged["purged"] >= 1, purged
         await asyncio.to_thread(wait_until, "the words purged", lambda: COMMAND not in page_text(), 3.0)
         await speak()
     finally:
-        sent = await set_policy(live.broker, {"retention": "none"})
+        sent = await set_policy(live, {"retention": "none"})
     await asyncio.to_thread(wait_until, "the words gone", lambda: COMMAND not in page_text(), 3.0)
     assert time.monotonic() - sent < 1.5
     async with aiohttp.ClientSession() as session, session.get(live.url + "/page.json") as response:

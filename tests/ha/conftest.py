@@ -14,13 +14,13 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.setup import async_setup_component
 
-from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
+from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PAIRING_KEY, CONF_PREFIX, DOMAIN
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
 from tests.support.broker import Mosquitto
 
-from .fake_bridge import BRIDGE_ID, BrokerBridge, HassBridge
+from .fake_bridge import BRIDGE_ID, PAIRING_KEY, BrokerBridge, HassBridge
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +57,7 @@ def config_entry(hass: HomeAssistant) -> MockConfigEntry:
         domain=DOMAIN,
         title=f"Hearth bridge {BRIDGE_ID}",
         unique_id=BRIDGE_ID,
-        data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: BRIDGE_ID},
+        data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: BRIDGE_ID, CONF_PAIRING_KEY: PAIRING_KEY},
     )
     entry.add_to_hass(hass)
     return entry

@@ -10,30 +10,33 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 import json
+import os
 from pathlib import Path
 import shutil
+import subprocess
+import sys
 from typing import Any
 
 import pytest
 
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.light import ColorMode, LightEntity
+from homeassistant.config_entries import SOURCE_USER, ConfigEntry
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import area_registry as ar, entity_registry as er
 from homeassistant.setup import async_setup_component
 
 from bridge import PROTOCOL_VERSION
 from bridge.recognition.vocabulary import parse_vocabulary
-from custom_components.hearth.const import CONF_BRIDGE_ID, CONF_PREFIX, DOMAIN
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    setup_test_component_platform,
-)
+from custom_components.hearth.const import CONF_PAIRING_KEY, CONF_PREFIX, DOMAIN
+from pytest_homeassistant_custom_component.common import setup_test_component_platform
 
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
 from tests.support.speech import have_espeak, read_pcm, synthesize
 
+ROOT = Path(__file__).resolve().parents[2]
 E2E_BRIDGE_ID = "e2e-bridge"
 LIGHT = "light.kitchen_light"
 
@@ -125,16 +128,27 @@ async def probe_fixture(real_mqtt: Mosquitto) -> AsyncIterator[Probe]:
         yield listener
 
 
-async def setup_hearth(hass: HomeAssistant) -> MockConfigEntry:
-    """Set Hearth up against the real bridge."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Hearth bridge {E2E_BRIDGE_ID}",
-        unique_id=E2E_BRIDGE_ID,
-        data={CONF_PREFIX: "hearth", CONF_BRIDGE_ID: E2E_BRIDGE_ID},
+async def setup_hearth(hass: HomeAssistant, bridge: BridgeProcess) -> ConfigEntry:
+    """Set Hearth up against the real bridge as the owner does: the config flow's prefix step,
+    then its pairing step with the key `hearth-bridge pair` prints (checked against the key id
+    the real bridge announces)."""
+    printed = await hass.async_add_executor_job(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "bridge", "pair", "--data-dir", str(bridge.data_dir)],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        ).stdout
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
+    key = printed.split()[-1]
+    flow = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    flow = await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_PREFIX: "hearth"})
+    assert flow["step_id"] == "pair", flow
+    # Pasted as people paste: upper case, in groups.
+    pasted = " ".join(key[i : i + 8].upper() for i in range(0, 64, 8))
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"], {CONF_PAIRING_KEY: pasted})
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    entry = result["result"]
+    assert entry.unique_id == E2E_BRIDGE_ID and entry.data[CONF_PAIRING_KEY] == key
+    await hass.async_block_till_done()
     return entry
 
 

@@ -14,6 +14,8 @@ import json
 from typing import Any
 import uuid
 
+import hmac
+
 import aiomqtt
 
 from homeassistant.components import mqtt
@@ -21,7 +23,31 @@ from homeassistant.core import HomeAssistant, callback
 
 from pytest_homeassistant_custom_component.common import async_fire_mqtt_message
 
+from bridge.privacy import auth
+
 BRIDGE_ID = "test-bridge"
+#: The pairing key the fake bridge holds and the test config entries carry (64 hex digits).
+PAIRING_KEY = "5e" * 32
+SIGNED_LEAVES = ("/bridge/policy/set", "/bridge/history/purge", "/settings/set")
+
+
+def verify(key: str, topic: str, raw: str | bytes, last_seq: int) -> tuple[bytes, int] | str:
+    """As the bridge (bridge/privacy/auth.py): (body, seq) of a command signed with `key` for
+    `topic` with a seq after `last_seq`, else why not."""
+    data = raw.encode() if isinstance(raw, str) else bytes(raw)
+    header, newline, body = data.partition(b"\n")
+    parts = header.split(b" ")
+    if not newline or len(parts) != 4 or parts[0] != b"hearth-auth1":
+        return "unsigned"
+    secret = bytes.fromhex(key)
+    if parts[1].decode() != auth.key_id(secret):
+        return "unknown_key"
+    seq = int(parts[2])
+    if not hmac.compare_digest(parts[3].decode(), auth.mac(secret, topic, parts[1].decode(), seq, body)):
+        return "bad_mac"
+    if seq <= last_seq:
+        return "replayed"
+    return body, seq
 
 
 class FakeBridge:
@@ -48,6 +74,11 @@ class FakeBridge:
         self.settings: dict[str, dict[str, Any]] = {}
         """Per-satellite settings in force (`settings/set`), shown in the satellite's state."""
         self.publish: Callable[[str, str, bool], Awaitable[None]]
+        self.key = PAIRING_KEY
+        """The pairing key the bridge holds (change it to re-pair)."""
+        self.last_seq = 0
+        self.refused: list[tuple[str, str]] = []
+        """(topic, reason) of every command refused as unauthenticated."""
 
     def topic(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))
@@ -82,6 +113,12 @@ class FakeBridge:
                 await self.satellite_state(topic.split("/")[-3], "responding")
                 await self.satellite_state(topic.split("/")[-3], "idle")
             return
+        if topic.endswith(SIGNED_LEAVES):
+            checked = verify(self.key, topic, raw, self.last_seq)
+            if isinstance(checked, str):
+                await self._refuse(topic, raw, checked)
+                return
+            raw, self.last_seq = checked
         payload = json.loads(raw) if raw else None
         self.received.append((topic, payload))
         if topic.endswith("/policy/set"):
@@ -92,6 +129,16 @@ class FakeBridge:
             await self._announce(topic.split("/")[-2], payload)
         elif topic.endswith("/settings/set"):
             await self._settings_set(topic.split("/")[-3], payload)
+
+    async def _refuse(self, topic: str, raw: str | bytes, reason: str) -> None:
+        """As the bridge: not applied, reported on `bridge/error`, answered `unauthenticated`."""
+        self.refused.append((topic, reason))
+        body = (raw.encode() if isinstance(raw, str) else bytes(raw)).partition(b"\n")
+        request_id = json.loads(body[2] or body[0]).get("request_id")
+        message = f"{reason}: the command is not signed with the pairing key"
+        await self.send("bridge/error", {"code": "unauthenticated", "message": message, "topic": topic})
+        result = "bridge/policy/result" if "/bridge/" in topic else topic.removeprefix(f"{self.prefix}/")[:-4] + "/result"
+        await self.send(result, {"request_id": request_id, "ok": False, "code": "unauthenticated", "error": message})
 
     async def _settings_set(self, satellite: str, command: dict[str, Any]) -> None:
         """As the bridge: refuse an unknown wake word or sensitivity, else apply and confirm."""
@@ -188,6 +235,7 @@ class FakeBridge:
             "bridge_id": self.bridge_id,
             "engines": {"stt": {"name": "pocketsphinx", "locality": "in_process"}},
             "status_api": "http://127.0.0.1:10500/status",
+            "key_id": auth.key_id(bytes.fromhex(self.key)),
         }
 
     async def announce(self, audit: dict[str, Any] | None = None) -> None:

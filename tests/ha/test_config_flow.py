@@ -17,6 +17,7 @@ from custom_components.hearth.config_flow import valid_prefix
 from custom_components.hearth.const import (
     CONF_AGENT_ID,
     CONF_BRIDGE_ID,
+    CONF_PAIRING_KEY,
     CONF_POLITE,
     CONF_PREFIX,
     CONF_SATELLITES,
@@ -29,7 +30,10 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
-from .fake_bridge import BRIDGE_ID, FakeBridge, HassBridge
+from .fake_bridge import BRIDGE_ID, PAIRING_KEY, FakeBridge, HassBridge
+
+# As people paste it: upper case, in groups of eight.
+PASTED_KEY = " ".join(PAIRING_KEY[i : i + 8].upper() for i in range(0, 64, 8))
 
 
 def _discovery(payload: Any, topic: str = "hearth/bridge/status") -> MqttServiceInfo:
@@ -44,11 +48,17 @@ def _discovery(payload: Any, topic: str = "hearth/bridge/status") -> MqttService
 
 
 async def _configure_while_bridge_answers(
-    hass: HomeAssistant, flow_id: str, prefix: str, status: dict[str, Any] | None
+    hass: HomeAssistant,
+    flow_id: str,
+    prefix: str,
+    status: dict[str, Any] | None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Submit a prefix; the (mocked) broker delivers the bridge's retained status meanwhile."""
     task = asyncio.ensure_future(
-        hass.config_entries.flow.async_configure(flow_id, {CONF_PREFIX: prefix})
+        hass.config_entries.flow.async_configure(
+            flow_id, {CONF_PREFIX: prefix, **(extra or {})}
+        )
     )
     for _ in range(5):
         await asyncio.sleep(0)
@@ -74,10 +84,25 @@ async def test_discovery_creates_entry(hass: HomeAssistant, mqtt_mock: MqttMockH
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "discovery_confirm"
     assert result["description_placeholders"] == {"bridge_id": BRIDGE_ID, "prefix": "hearth"}
-    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    # The key is checked: its form, then its id against the one the bridge announces.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: "not a key"}
+    )
+    assert result["errors"] == {"base": "invalid_key"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: "ab" * 32}
+    )
+    assert result["errors"] == {"base": "wrong_key"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: PASTED_KEY}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"Hearth bridge {BRIDGE_ID}"
-    assert result["data"] == {CONF_PREFIX: "hearth", CONF_BRIDGE_ID: BRIDGE_ID}
+    assert result["data"] == {
+        CONF_PREFIX: "hearth",
+        CONF_BRIDGE_ID: BRIDGE_ID,
+        CONF_PAIRING_KEY: PAIRING_KEY,
+    }
     assert result["result"].unique_id == BRIDGE_ID
 
 
@@ -131,8 +156,22 @@ async def test_user_flow(hass: HomeAssistant, mqtt_mock: MqttMockHAClient) -> No
     assert result["errors"] == {}
     status = FakeBridge(prefix="home/hearth").status_payload()
     result = await _configure_while_bridge_answers(hass, result["flow_id"], "/home/hearth/", status)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "pair"
+    assert result["description_placeholders"] == {"bridge_id": BRIDGE_ID}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: "ab" * 32}
+    )
+    assert result["errors"] == {"base": "wrong_key"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: PASTED_KEY}
+    )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["data"] == {CONF_PREFIX: "home/hearth", CONF_BRIDGE_ID: BRIDGE_ID}
+    assert result["data"] == {
+        CONF_PREFIX: "home/hearth",
+        CONF_BRIDGE_ID: BRIDGE_ID,
+        CONF_PAIRING_KEY: PAIRING_KEY,
+    }
     assert result["result"].unique_id == BRIDGE_ID
 
 
@@ -156,6 +195,14 @@ async def test_user_flow_errors_then_recovers(
     assert result["errors"] == {"base": "no_bridge"}
     result = await _configure_while_bridge_answers(
         hass, result["flow_id"], "hearth", FakeBridge().status_payload()
+    )
+    assert result["step_id"] == "pair"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: "12345"}
+    )
+    assert result["errors"] == {"base": "invalid_key"}
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: PAIRING_KEY}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
@@ -191,21 +238,32 @@ async def test_reconfigure(
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_PREFIX: "elsewhere"}
+        result["flow_id"], {CONF_PREFIX: "elsewhere", CONF_PAIRING_KEY: PAIRING_KEY}
     )
     assert result["errors"] == {"base": "no_bridge"}
     other = FakeBridge(prefix="elsewhere", bridge_id="another-bridge").status_payload()
-    result = await _configure_while_bridge_answers(hass, result["flow_id"], "elsewhere", other)
+    result = await _configure_while_bridge_answers(
+        hass, result["flow_id"], "elsewhere", other, {CONF_PAIRING_KEY: PAIRING_KEY}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_bridge"
 
+    # The bridge moved and was re-paired (`hearth-bridge pair --rotate`): the new key is checked.
+    moved = FakeBridge(prefix="elsewhere")
+    moved.key = "c0" * 32
     result = await entry.start_reconfigure_flow(hass)
-    moved = FakeBridge(prefix="elsewhere").status_payload()
-    result = await _configure_while_bridge_answers(hass, result["flow_id"], "elsewhere", moved)
+    result = await _configure_while_bridge_answers(
+        hass, result["flow_id"], "elsewhere", moved.status_payload(), {CONF_PAIRING_KEY: PAIRING_KEY}
+    )
+    assert result["errors"] == {"base": "wrong_key"}
+    result = await _configure_while_bridge_answers(
+        hass, result["flow_id"], "elsewhere", moved.status_payload(), {CONF_PAIRING_KEY: moved.key}
+    )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert entry.data[CONF_PREFIX] == "elsewhere"
+    assert entry.data[CONF_PAIRING_KEY] == moved.key
     assert entry.runtime_data.hub.prefix == "elsewhere"
 
 

@@ -9,6 +9,7 @@ conversation agent turns the light on.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import json
 from pathlib import Path
 import signal
 
@@ -20,6 +21,7 @@ from homeassistant.setup import async_setup_component
 
 from bridge.tools.satellite import SatelliteError, SatelliteOptions, run_satellite
 from custom_components.hearth.const import DOMAIN
+from custom_components.hearth.pairing import refused_issue_id
 from custom_components.hearth.policy_keeper import reset_issue_id
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -55,7 +57,7 @@ async def home(
     """Kitchen light, Hearth set up against the real bridge, satellite `kitchen` known."""
     assert await async_setup_component(hass, "conversation", {})
     await setup_kitchen_light(hass)
-    entry = await setup_hearth(hass)
+    entry = await setup_hearth(hass, real_bridge)
     # The satellite announces itself first (as a real one does when it boots), so its entities
     # exist before it speaks.
     await publish_json(
@@ -106,6 +108,31 @@ async def test_muted_microphone_hears_nothing(
     assert state_of(hass, MICROPHONE) == "off"
     policy = probe.json("/bridge/policy/state")[-1]
     assert policy["microphones"]["kitchen"]["muted"] is True
+
+    # Another client on the broker (every login may publish here) tries to unmute: unsigned, and
+    # by replaying the signed command Home Assistant just sent. The bridge applies neither, and
+    # Home Assistant raises the repair issue on the first refusal.
+    (signed_mute,) = [p for t, p in probe.messages if t == "hearth/bridge/policy/set"]
+    assert signed_mute.startswith(b"hearth-auth1 ")
+    await probe.client.publish(
+        "hearth/bridge/policy/set",
+        json.dumps({"request_id": "forged", "microphones": {"kitchen": {"muted": False}}}),
+        qos=1,
+    )
+    await probe.client.publish("hearth/bridge/policy/set", signed_mute, qos=1)
+    refused = await probe.wait_for(
+        "/bridge/policy/result", lambda d: d.get("request_id") == "forged"
+    )
+    assert refused["code"] == "unauthenticated" and refused["ok"] is False
+    await until(
+        hass,
+        lambda: ir.async_get(hass).async_get_issue(DOMAIN, refused_issue_id(home.entry_id)) is not None,
+        message="no repair issue for the refused command",
+    )
+    stats = await probe.wait_for("/bridge/stats", lambda d: d["refused_commands"]["refused"] >= 2, timeout=15)
+    assert stats["refused_commands"]["by_reason"] == {"unsigned": 1, "replayed": 1}
+    assert probe.json("/bridge/policy/state")[-1] == policy, "a refused command changed the policy"
+    assert state_of(hass, MICROPHONE) == "off"
 
     with pytest.raises(SatelliteError, match="no result"):
         await _say(hass, real_mqtt.port, tmp_path, timeout=5)

@@ -20,7 +20,7 @@ from custom_components.hearth.diagnostics import async_get_config_entry_diagnost
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import MqttMockHAClient
 
-from .fake_bridge import BRIDGE_ID, HassBridge
+from .fake_bridge import BRIDGE_ID, PAIRING_KEY, HassBridge
 
 
 async def test_not_ready_without_mqtt(
@@ -113,9 +113,10 @@ async def test_diagnostics(hass: HomeAssistant, bridge: HassBridge, loaded: Mock
     dumped = json.dumps(diagnostics)
     for private in (
         "secret words", "10500", "whisper.home.lan", "192.168.1.20", "secret prompt",
-        "01JCONVERSATIONID",
+        "01JCONVERSATIONID", PAIRING_KEY,
     ):
         assert private not in dumped, private
+    assert diagnostics["entry"]["data"]["pairing_key"] == "**REDACTED**"
     assert diagnostics["bridge"]["engines"]["stt"]["host"] == "**REDACTED**"
     assert diagnostics["bridge"]["engines"]["stt"]["locality"] == "lan"
     assert diagnostics["satellites"]["kitchen"]["extra_system_prompt"] == "**REDACTED**"

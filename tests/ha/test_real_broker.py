@@ -12,13 +12,13 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 
-from custom_components.hearth.const import CONF_PREFIX, DOMAIN
+from custom_components.hearth.const import CONF_PAIRING_KEY, CONF_PREFIX, DOMAIN
 from custom_components.hearth.policy_keeper import reset_issue_id
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
 from tests.support.broker import Mosquitto
 
-from .fake_bridge import BRIDGE_ID, BrokerBridge
+from .fake_bridge import BRIDGE_ID, PAIRING_KEY, BrokerBridge
 
 
 async def _until(hass: HomeAssistant, condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -42,6 +42,10 @@ async def test_manual_flow_finds_retained_status(
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_PREFIX: "hearth"}
+    )
+    assert result["step_id"] == "pair"  # the key id came with the retained status
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_PAIRING_KEY: PAIRING_KEY}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["result"].unique_id == BRIDGE_ID

@@ -38,7 +38,7 @@ SENSITIVITY = "select.kitchen_finished_speaking_detection"
 async def home(
     hass: HomeAssistant, real_bridge: BridgeProcess, probe: Probe
 ) -> AsyncIterator[MockConfigEntry]:
-    entry = await setup_hearth(hass)
+    entry = await setup_hearth(hass, real_bridge)
     # The satellite announces its own wake word; nothing is chosen in Home Assistant yet.
     await publish_json(
         probe,

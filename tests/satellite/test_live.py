@@ -12,12 +12,13 @@ import pytest
 from hearth_satellite.protocol import FRAME_BYTES, FRAME_HEADER
 from tests.satellite.conftest import SatelliteProcess, audio_frames, events_of, wait_status
 from tests.support.bridge_proc import Probe
+from tests.support.signing import signed
 
 pytestmark = pytest.mark.timeout(120)
 
 
 async def test_wake_command_answer_and_privacy(live, say, tmp_path) -> None:
-    broker, _ = live
+    broker, bridge = live
     sat = SatelliteProcess(broker, tmp_path, "pi-kitchen").start()
     try:
         async with Probe(broker.host, broker.port, ["hearth/satellite/+/audio", "hearth/satellite/pi-kitchen/#",
@@ -63,7 +64,7 @@ async def test_wake_command_answer_and_privacy(live, say, tmp_path) -> None:
 
             # Muted by the bridge's policy: the wake word and a command during the mute send nothing.
             mark = len(probe.messages)
-            await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+            await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
                 {"request_id": "m1", "microphones": {"pi-kitchen": {"muted": True}}}))
             await wait_status(probe, "pi-kitchen", mark, muted=True)
             await sat.heard(say("okay nabu, turn off the kitchen light"))
@@ -71,7 +72,7 @@ async def test_wake_command_answer_and_privacy(live, say, tmp_path) -> None:
             assert len(audio_frames(probe)) == streamed
             assert len(events_of(probe, "pi-kitchen", "wake")) == 1
             mark = len(probe.messages)
-            await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+            await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
                 {"request_id": "m2", "microphones": {"pi-kitchen": {"muted": False}}}))
             await wait_status(probe, "pi-kitchen", mark, muted=False)
 

@@ -4,12 +4,12 @@ word Home Assistant chose, and its last will reads offline when it dies."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
 from tests.satellite.conftest import SatelliteProcess, wait_status
 from tests.support.bridge_proc import Probe
+from tests.support.signing import signed
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,12 +31,12 @@ async def test_reconnects_after_a_broker_restart_and_sets_its_last_will(live, sa
             assert transcript["text"] == "turn on the kitchen light", sat.log()
             # Home Assistant's wake word setting, kept by the bridge in the retained state, is followed.
             mark = len(probe.messages)
-            await probe.client.publish("hearth/satellite/pi-study/settings/set",
-                                       json.dumps({"request_id": "w1", "wake_word": "hey_jarvis"}))
+            await probe.client.publish("hearth/satellite/pi-study/settings/set", signed(
+                bridge.data_dir, "hearth/satellite/pi-study/settings/set", {"request_id": "w1", "wake_word": "hey_jarvis"}))
             await wait_status(probe, "pi-study", mark, wake_word="hey_jarvis")
             mark = len(probe.messages)
-            await probe.client.publish("hearth/satellite/pi-study/settings/set",
-                                       json.dumps({"request_id": "w2", "wake_word": None}))
+            await probe.client.publish("hearth/satellite/pi-study/settings/set", signed(
+                bridge.data_dir, "hearth/satellite/pi-study/settings/set", {"request_id": "w2", "wake_word": None}))
             await wait_status(probe, "pi-study", mark, wake_word="okay_nabu")
             assert sat.proc is not None
             sat.proc.kill()  # no goodbye: the broker publishes its last will

@@ -32,6 +32,15 @@ async def close_in_process(bridge: Bridge) -> None:
     await asyncio.gather(*bridge._closing, return_exceptions=True)  # noqa: SLF001
 
 
+def send_signed(bridge: Bridge, topic: str, payload: bytes) -> None:
+    """A command as Home Assistant sends it: signed with the bridge's pairing key
+    (bridge/privacy/auth.py; tests/support/signing.py), then dispatched."""
+    from tests.support.signing import signed
+
+    assert bridge.auth.pairing.key is not None
+    bridge.dispatch(topic, signed(bridge.auth.pairing.key, topic, payload))
+
+
 def sent(bridge: Bridge) -> Messages:
     """Everything queued for the broker so far, JSON decoded where it is JSON (the queue emptied)."""
     out: Messages = []

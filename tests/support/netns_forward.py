@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 from bridge import PROTOCOL_VERSION
 from bridge.protocol.hearth import RECOMMENDED_FRAME_BYTES, encode_frame
 from tests.support.bridge_proc import BridgeProcess, Probe, wait_for_retained
+from tests.support.signing import signed
 from tests.support.broker import Mosquitto
 
 PUBLIC = "198.51.100.7"
@@ -68,7 +69,7 @@ def forwarded(probe: Probe) -> tuple[int, int]:
     return starts, frames
 
 
-async def session(broker: Mosquitto, report: dict[str, Any]) -> None:
+async def session(broker: Mosquitto, report: dict[str, Any], data_dir: Path) -> None:
     async with Probe(broker.host, broker.port, ["hearth/#"]) as probe:
         await probe.client.publish(f"hearth/satellite/{SAT}/status", json.dumps(
             {"state": "online", "protocol": PROTOCOL_VERSION, "capabilities": {"wake_word": True, "speaker": True}}),
@@ -86,7 +87,8 @@ async def session(broker: Mosquitto, report: dict[str, Any]) -> None:
         report["refused_forwarded"] = forwarded(probe)
 
         # 2. The owner allows the cloud: the same path forwards (the test could have failed).
-        await probe.client.publish("hearth/bridge/policy/set", json.dumps({"request_id": "open", "local_only": False}))
+        await probe.client.publish("hearth/bridge/policy/set", signed(data_dir, "hearth/bridge/policy/set",
+                                                                      {"request_id": "open", "local_only": False}))
         await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "open" and d["ok"])
         await wake_and_stream(probe, 6)
         start = await probe.wait_for(f"/{SAT}/pipeline/start", timeout=15)
@@ -110,7 +112,7 @@ def main() -> int:
     bridge = BridgeProcess(broker.host, broker.port, data / "data", args=["--set", "stt.workers=1"])
     try:
         bridge.start()
-        asyncio.run(session(broker, report))
+        asyncio.run(session(broker, report, bridge.data_dir))
         # The audit counters as published after the forwarded session ended.
         report["audit_counters"] = wait_for_retained(
             broker.host, broker.port, "hearth/bridge/audit",
