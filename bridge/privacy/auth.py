@@ -142,7 +142,14 @@ def load_pairing(data_dir: Path, configured_key: str | None = None, *, create: b
         key = configured or secrets.token_bytes(KEY_BYTES)
         pairing = Pairing(key, {})
         if create:
-            save_pairing(data_dir, pairing, keep_key=configured is None)
+            try:
+                save_pairing(data_dir, pairing, keep_key=configured is None)
+            except OSError as err:
+                if configured is not None:  # the key is in the config; the seqs are kept in memory
+                    return pairing
+                # A key nobody can read back could never be paired: no key, every command refused
+                # (the policy in force stays); the next start tries again.
+                return Pairing(None, {}, f"cannot save a new pairing key in {path}: {err.strerror or err}")
             if configured is None:
                 _LOGGER.warning("Made a new pairing key (id %s) in %s; `hearth-bridge pair` shows it",
                                 key_id(key), path)

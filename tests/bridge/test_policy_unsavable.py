@@ -30,6 +30,7 @@ from bridge.privacy.store import PolicyStore
 from bridge.protocol.hearth import encode_frame
 from bridge.service import Bridge, build_bridge
 from tests.bridge.test_hardening import Outgoing, online
+from tests.support.inprocess import send_signed
 
 
 class Disk:
@@ -106,7 +107,7 @@ async def bridge(disk: Disk) -> AsyncIterator[Bridge]:
 
 
 def command(bridge: Bridge, out: Outgoing, request_id: str, body: dict[str, object]) -> dict[str, object]:
-    bridge.dispatch("hearth/bridge/policy/set", json.dumps({"request_id": request_id, **body}).encode())
+    send_signed(bridge, "hearth/bridge/policy/set", json.dumps({"request_id": request_id, **body}).encode())
     (result,) = [r for r in out.on("hearth/bridge/policy/result") if r["request_id"] == request_id]
     return result
 

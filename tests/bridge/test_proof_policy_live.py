@@ -38,6 +38,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -48,6 +49,7 @@ from bridge.protocol.hearth import RECOMMENDED_FRAME_BYTES, encode_frame
 from bridge.tools.satellite import end_of_speech_offset, load_wav_pcm16k
 from tests.support.bridge_proc import BridgeProcess, Probe, wait_for_retained
 from tests.support.broker import Mosquitto
+from tests.support.signing import signed
 
 TEXT = "turn on the kitchen light"
 SATS = [f"race-{n}" for n in range(4)]
@@ -85,10 +87,11 @@ def bench(tmp_path_factory: pytest.TempPathFactory, say: Any) -> Iterator[Bench]
         broker.close()
 
 
-async def policy_command(probe: Probe, command: dict[str, Any]) -> int:
+async def policy_command(probe: Probe, command: dict[str, Any], data_dir: Path) -> int:
     """Publishes a policy command; returns the index of its `policy/result` in the probe's record."""
     request_id = uuid.uuid4().hex[:10]
-    await probe.client.publish("hearth/bridge/policy/set", json.dumps({"request_id": request_id, **command}))
+    await probe.client.publish("hearth/bridge/policy/set", signed(data_dir, "hearth/bridge/policy/set",
+                                                                  {"request_id": request_id, **command}))
     result = await probe.wait_for("hearth/bridge/policy/result", lambda d: d.get("request_id") == request_id)
     assert result["ok"] is True, result
     for index, (topic, payload) in enumerate(probe.messages):
@@ -111,7 +114,8 @@ def transcribing(probe: Probe, sat: str, start: int) -> bool:
                for topic, payload in probe.messages[start:])
 
 
-async def trial(probe: Probe, satellite: aiomqtt.Client, sat: str, pcm: bytes, offset: float | None) -> Trial:
+async def trial(probe: Probe, satellite: aiomqtt.Client, sat: str, pcm: bytes, offset: float | None,
+                data_dir: Path) -> Trial:
     eos = end_of_speech_offset(pcm)
     audio = pcm + bytes(int(TRAILING_SILENCE * 32000))
     start_index = len(probe.messages)
@@ -128,7 +132,7 @@ async def trial(probe: Probe, satellite: aiomqtt.Client, sat: str, pcm: bytes, o
                 await asyncio.sleep(0.001)
         else:
             await asyncio.sleep(max(0.0, started + eos + offset - time.monotonic()))
-        index = await policy_command(probe, {"microphones": {sat: {"muted": True}}})
+        index = await policy_command(probe, {"microphones": {sat: {"muted": True}}}, data_dir)
         confirmed.append((index, probe.received_at[index]))
 
     muting = asyncio.create_task(mute())
@@ -153,7 +157,7 @@ async def trial(probe: Probe, satellite: aiomqtt.Client, sat: str, pcm: bytes, o
         outcome = "withheld"  # the mute came while the closed session's last words were decoded
     else:
         outcome = "cut off"
-    await policy_command(probe, {"microphones": {sat: {"muted": False}}})
+    await policy_command(probe, {"microphones": {sat: {"muted": False}}}, data_dir)
     return Trial(sat, offset, outcome, late, round((at - (started + eos)) * 1000, 1))
 
 
@@ -179,7 +183,8 @@ def test_no_result_is_delivered_after_a_confirmed_mute(bench: Bench) -> None:
                 # then one round muted right inside the decoding window, whatever the machine's speed
                 rounds: list[list[float | None]] = [[*OFFSETS[n::ROUNDS]] for n in range(ROUNDS)]
                 for offsets in [*rounds, [None] * len(SATS)]:
-                    trials += await asyncio.gather(*(trial(probe, client, sat, pcm, offset) for sat, client, offset
+                    trials += await asyncio.gather(*(trial(probe, client, sat, pcm, offset, bench.bridge.data_dir)
+                                                     for sat, client, offset
                                                      in zip(SATS, clients, offsets, strict=True)))
             finally:
                 for client in clients:
@@ -227,8 +232,8 @@ def test_kill_9_loses_no_accepted_command(bench: Bench) -> None:
 
             async def burst() -> None:
                 for n, command in enumerate(COMMANDS):
-                    await probe.client.publish("hearth/bridge/policy/set",
-                                               json.dumps({"request_id": f"c{n}", **command}))
+                    await probe.client.publish("hearth/bridge/policy/set", signed(
+                        bench.bridge.data_dir, "hearth/bridge/policy/set", {"request_id": f"c{n}", **command}))
                     await asyncio.sleep(0.005)
 
             sending = asyncio.create_task(burst())
