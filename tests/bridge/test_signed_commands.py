@@ -246,15 +246,3 @@ def test_hearth_bridge_pair_prints_rotates_and_respects_a_configured_key(
     (data / PAIRING_FILE).write_text("{torn")
     assert pair("--data-dir", str(data))[0] == 1
 
-
-def test_a_new_key_that_cannot_be_saved_is_not_used(tmp_path: Path) -> None:
-    """A bridge whose data folder cannot hold a new key starts with none (every command refused,
-    the policy in force kept) instead of stopping; a configured key is used with its sequence
-    numbers in memory."""
-    from bridge.privacy.auth import load_pairing
-
-    nowhere = tmp_path / "missing"  # cannot be written: the folder does not exist
-    pairing = load_pairing(nowhere)
-    assert pairing.key is None and pairing.problem is not None and "cannot save" in pairing.problem
-    configured = load_pairing(nowhere, "ab" * 32)
-    assert configured.key == bytes.fromhex("ab" * 32)
