@@ -178,6 +178,7 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     out.update(heard=res.text, rejected=verdict.outcome is not Outcome.ACT, verdict=str(verdict.outcome),
                reason=verdict.reason, choices=[c.get("name") for c in verdict.choices],
                open_text=hearing.open_text, open_agreement=hearing.open_agreement,
+               open_fit_gap=hearing.open_fit_gap,
                open_opposite=hearing.open_opposite, open_broad_missing=hearing.open_broad_missing,
                open_cpu=ear.cpu_seconds if ear is not None else 0.0,
                open_end_cpu=ear.end_cpu_seconds if ear is not None else 0.0, intent_cpu=intent_cpu,

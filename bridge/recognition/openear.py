@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from pocketsphinx import Config, Decoder
 
+from .scoring import UtteranceScore, score_path
 from .text import NUMBER_WORDS
 
 HAS_CMN_SCALE = hasattr(Decoder, "set_cmn_scale")
@@ -164,6 +165,7 @@ class OpenEar:
         self._started = False
         self.cpu_seconds = 0.0
         self.end_cpu_seconds = 0.0  # CPU of the last finish (what end of speech waits for)
+        self.last_score = UtteranceScore()  # the open path's acoustic fit (as the grammar's)
 
     def begin(self, cmn: str, scale: list[float] | None, warp: str | None) -> None:
         """A new utterance, with the grammar decoder's feature normalisation."""
@@ -199,6 +201,7 @@ class OpenEar:
         self._decoder.end_utt()
         self._started = False
         hyp = self._decoder.hyp()
+        self.last_score = score_path(self._decoder)
         words = [] if hyp is None or not hyp.hypstr else [
             w.split("(")[0].lower() for w in hyp.hypstr.split() if not w.startswith(("<", "["))]
         self.end_cpu_seconds = time.process_time() - t0

@@ -26,6 +26,7 @@ class UtteranceScore:
     worst_word: float | None = None  # the same for the worst-fitting word
     speech_frames: int = 0
     words: list[tuple[str, int, int, float]] = field(default_factory=list)
+    overall: float | None = None  # the same over every frame, silences included (open ear's comparison)
 
 
 def _log_score(decoder: Decoder, density: float) -> float:
@@ -42,6 +43,8 @@ def score_path(decoder: Decoder) -> UtteranceScore:
     if not words:
         return UtteranceScore()
     first, last = words[0].start_frame, words[-1].end_frame
+    all_frames = sum(s.end_frame - s.start_frame + 1 for s in segments)
+    overall = sum(-_log_score(decoder, s.ascore) / 1000.0 for s in segments) / max(1, all_frames)
     word_ids = {id(w) for w in words}
     total = 0.0
     out: list[tuple[str, int, int, float]] = []
@@ -58,7 +61,7 @@ def score_path(decoder: Decoder) -> UtteranceScore:
     span = last - first + 1
     speech = sum(w.end_frame - w.start_frame + 1 for w in words)
     return UtteranceScore(per_frame=total / span, worst_word=worst, speech_frames=speech,
-                          words=out)
+                          words=out, overall=overall)
 
 
 Position = tuple[int, tuple[str, ...]]

@@ -102,6 +102,7 @@ def hear(decoder: GrammarDecoder, result: DecodeResult, intents: IntentRecognize
         match = intents.recognize(result.text, area_id=area)
     alternatives: tuple[dict[str, object], ...] = ()
     comparison = None
+    fit_gap: float | None = None
     if match is not None and reason is None:
         if reviewer is not None:
             match = reviewer.bind(decoder, result.confidence)(match)
@@ -113,18 +114,22 @@ def hear(decoder: GrammarDecoder, result: DecodeResult, intents: IntentRecognize
         if open_text is not None and open_ear is not None:
             from ..recognition.openear import compare
             comparison = compare(result.text, open_text, open_ear.phones)
+            grammar_fit, open_fit = decoder.last_score.overall, open_ear.last_score.overall
+            if grammar_fit is not None and open_fit is not None:
+                fit_gap = round(grammar_fit - open_fit, 5)
     intent = intent_result(match)
     hearing = Hearing(
         result.text, result.confidence, _json(intent) if intent is not None else None, reason,
         open_text=open_text, alternatives=alternatives, unsure=intent.unsure if intent else None,
-        open_agreement=comparison.agreement if comparison else None,
+        open_agreement=comparison.agreement if comparison else None, open_fit_gap=fit_gap,
         open_opposite=comparison.opposite if comparison else False,
         open_broad_missing=comparison.broad_missing if comparison else False,
         detail=comparison.detail if comparison else "")
     verdict = decide(hearing, settings)
     if reason is not None and verdict.outcome is Outcome.REFUSE:
         intent = None  # rejected by the decoder: nothing to report beyond the rejection
-    return verdict, intent, time.process_time() - started, hearing
+    matched = intents is not None and result.text and intent_error is None and reason in (None, "score")
+    return verdict, intent, time.process_time() - started if matched else 0.0, hearing
 
 
 def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT, open_ear: bool = True) -> None:
