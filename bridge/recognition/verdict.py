@@ -81,18 +81,17 @@ class VerdictSettings:
     which the grammar's hearing is refused as chatter bent into a command
     (``open_ear_disagrees``). Below every right command of the tuning set (lowest 0.34): the open
     ear mangles names too often for the words alone to tell chatter from commands."""
-    open_fit_gap_max: float = 0.005
-    """How much better the open ear's sentence may fit the audio than the grammar's (per frame of
-    the utterance, pocketsphinx log units / 1000) before the hearing is refused as chatter
-    (``open_ear_disagrees``). A command fits its grammar sentence better than the open ear's
-    mangled guess; chatter the grammar bent fits the open ear's near word-for-word sentence
-    better. Tuning set (300 samples, cut 0.25 s after the speech): above 0.005 were 1 of 153
-    right commands, 4 of 30 wrong meanings, 3 of the 4 non-commands the rest would have acted on.
-    Through the bridge an utterance the endpointer ends as soon as it is a whole command has
-    less audio after its last word, which moves the gap up by up to 0.002 ("turn on the lights":
-    0.0004 offline, 0.0021 through the bridge), hence the margin over 0.003."""
-    open_fit_gap_ask: float = 0.003
-    """... and above this, asked about (``open_ear_unsure``): 3 more right commands and 6 more
+    open_fit_gap_max: float = 0.01
+    """How much better the open ear's sentence may fit the audio than the grammar's before the
+    hearing is refused as chatter (``open_ear_disagrees``): the two paths' scores over the same
+    frames, up to where the grammar's last word begins, per frame of the grammar's words
+    (pocketsphinx log units / 1000; ``bridge.stt.worker.fit_difference``). A command fits its
+    grammar sentence better than the open ear's mangled guess; chatter the grammar bent fits the
+    open ear's near word-for-word sentence better. Tuning set (300 samples): above 0.01 were 6
+    of 153 right commands, 8 of 30 wrong meanings and all 4 non-commands the rest would have
+    acted on."""
+    open_fit_gap_ask: float = 0.008
+    """... and above this, asked about (``open_ear_unsure``): 5 more right commands and 4 more
     wrong meanings of that set."""
     # the close-call review's (bridge.recognition.closecall), chosen on tuning voices only
     margin_per_frame: float = 0.0025

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ..recognition.closecall import Reviewer
     from ..recognition.decoder import DecodeResult
     from ..recognition.openear import OpenEar
+    from ..recognition.scoring import UtteranceScore
 
 
 def intent_result(match: IntentMatch | None) -> IntentResult | None:
@@ -77,6 +78,21 @@ def _recognize(intents: IntentRecognizer | None, text: str, area: str | None,
     if match is not None and review is not None:
         match = review(match)
     return intent_result(match), time.process_time() - started
+
+
+def fit_difference(grammar: UtteranceScore, heard: UtteranceScore) -> float | None:
+    """How much better the open ear's path fits the audio than the grammar's: both paths' scores
+    over the same frames, from the start to where the grammar's last word begins (an endpointer
+    that ends a whole command early cuts that word short, and the grammar must finish it while
+    the open ear need not), per frame of the grammar's words before it (the silence before them
+    fits both equally and would only dilute the difference). None without both paths."""
+    if not grammar.words or not grammar.frame_scores or not heard.frame_scores:
+        return None
+    first, cutoff = grammar.words[0][1], grammar.words[-1][1]
+    if cutoff - first < 10:  # one word: compare the whole path
+        cutoff = grammar.words[-1][2] + 1
+    gap = grammar.score_before(cutoff) - heard.score_before(cutoff)
+    return round(gap / max(1, cutoff - first), 5)
 
 
 def _json(intent: IntentResult) -> dict[str, object]:
@@ -114,9 +130,7 @@ def hear(decoder: GrammarDecoder, result: DecodeResult, intents: IntentRecognize
         if open_text is not None and open_ear is not None:
             from ..recognition.openear import compare
             comparison = compare(result.text, open_text, open_ear.phones)
-            grammar_fit, open_fit = decoder.last_score.overall, open_ear.last_score.overall
-            if grammar_fit is not None and open_fit is not None:
-                fit_gap = round(grammar_fit - open_fit, 5)
+            fit_gap = fit_difference(decoder.last_score, open_ear.last_score)
     intent = intent_result(match)
     hearing = Hearing(
         result.text, result.confidence, _json(intent) if intent is not None else None, reason,

@@ -49,16 +49,20 @@ def ears(tmp_path_factory: pytest.TempPathFactory) -> Ears:
     return Ears(tmp_path_factory.mktemp("openear"))
 
 
-def test_chatter_that_shares_a_devices_words_is_refused(ears: Ears) -> None:
-    """The grammar bends the remark into a command (here a question about the bedroom light);
-    the open ear hears the remark, so the verdict refuses it. Without the open ear it is acted on."""
-    text = "my bedroom light is too bright"
-    verdict, hearing = ears.hear(text)
-    assert hearing.intent is not None and hearing.rejected_reason is None, hearing  # the grammar's command
-    assert hearing.open_text is not None and "bedroom" in hearing.open_text.split()
-    assert (verdict.outcome, verdict.reason) == (Outcome.REFUSE, "open_ear_disagrees"), hearing
-    without, _ = ears.hear(text, open_ear=False)
-    assert without.outcome is Outcome.ACT  # what the open ear is there for
+def test_chatter_that_shares_a_devices_words_is_not_acted_on(ears: Ears) -> None:
+    """The grammar bends the remark into a command (a question about the bedroom light); the
+    open ear hears the remark, whose sentence fits the audio better than the grammar's, so the
+    verdict does not act (today it is asked about: its fit gap, 0.0097, lies between the asking
+    and the refusing thresholds). Without the open ear it is acted on. A gap above the refusing
+    threshold is refused: the unit tests of decide() and the bench's figures."""
+    for text in ("my bedroom light is too bright",):
+        verdict, hearing = ears.hear(text)
+        assert hearing.intent is not None and hearing.rejected_reason is None, hearing  # a command
+        assert hearing.open_text is not None and hearing.open_fit_gap is not None
+        assert verdict.outcome is not Outcome.ACT and verdict.reason.startswith("open_ear_"), hearing
+        assert hearing.open_fit_gap > VerdictSettings().open_fit_gap_ask
+        without, _ = ears.hear(text, open_ear=False)
+        assert without.outcome is Outcome.ACT, text  # what the open ear is there for
 
 
 def test_real_commands_are_not_refused_by_the_open_ear(ears: Ears) -> None:
