@@ -133,7 +133,8 @@ def main() -> None:
                                          args.fresh_noise, args.voices, args.homes, args.conditions)
     rendered = time.monotonic()
     if args.offline:
-        results = tune_offline.run(samples, tune_offline.settings_from(args.decoder), args.procs)
+        results = tune_offline.run(samples, tune_offline.settings_from(args.decoder), args.procs,
+                                   not args.no_open_ear)
     else:
         results = asyncio.run(bridge_run(samples, args.seed, args.parallel))
     elapsed = time.monotonic() - rendered

@@ -124,6 +124,18 @@ HELDOUT_NON_COMMANDS: tuple[str, ...] = (
     "the greenhouse tomatoes are nearly ripe", "cancel the newspaper while we are away",
     "the cloakroom smells of wet coats", "my sister painted the parlour green",
     "start with the easy questions first", "we ran ninety minutes without a break",
+    # issue 24: sharing words with the held-out home's names, and with numbers (written before
+    # any run of the verdict or the open ear; never tuned on)
+    "rosie read two chapters by the light of the fireplace", "the wine cellar holds forty bottles",
+    "harvey bought his lamp for thirty pounds", "the greenhouse fan cost us sixty pounds in june",
+    "we kept three boots in the boot room for the kids", "the garage door was painted twenty years ago",
+    "tilly has been reading since she was four", "the loft bedroom sleeps two people at most",
+    "arthur left his lamp at the annex in nineteen ninety", "the toaster takes five minutes to warm up",
+    "the scullery blinds are older than the two of us", "the bose speaker was half price on friday",
+    "ten people squeezed into the front parlour", "the robot hoover got stuck three times today",
+    "the side gate lock broke after eight years", "the thermostat on the ground floor says nineteen",
+    "the cloakroom spotlights took an hour to fit", "we planted fifty tomatoes in the greenhouse",
+    "the heater in the wine cellar is from nineteen eighty", "the ceiling light over the island has six bulbs",
 )
 # ---------------------------------------------------------------------------------------------
 

@@ -44,11 +44,13 @@ def acted(r: Result, rejected: Callable[[Result], bool] | None = None) -> bool:
 
 
 def outcome(r: Result, rejected: Callable[[Result], bool] | None = None) -> str:
-    """understood | wrong | missed for commands; acted | refused for non-commands."""
+    """understood | wrong | asked | missed for commands; acted | asked | refused for non-commands
+    (asked: the verdict would ask back, bridge/recognition/verdict.py; offline runner only)."""
+    asked = r.get("verdict") == "ask" and rejected is None
     if not r["command"]:
-        return "acted" if acted(r, rejected) else "refused"
+        return "acted" if acted(r, rejected) else "asked" if asked else "refused"
     if not acted(r, rejected):
-        return "missed"
+        return "asked" if asked else "missed"
     return "understood" if understood({"intent": r["intent"]}, r["expected"]) else "wrong"
 
 
@@ -64,8 +66,9 @@ def _row(name: str, rows: list[Result], rejected: Callable[[Result], bool] | Non
     cmds = [r for r in rows if r["command"]]
     nons = [r for r in rows if not r["command"]]
     got = [outcome(r, rejected) for r in cmds]
-    ok, wrong = got.count("understood"), got.count("wrong")
-    non_acted = sum(outcome(r, rejected) == "acted" for r in nons)
+    ok, wrong, asked = got.count("understood"), got.count("wrong"), got.count("asked")
+    non_got = [outcome(r, rejected) for r in nons]
+    non_acted, non_asked = non_got.count("acted"), non_got.count("asked")
     if mode == "bridge":
         lat = [r["latency_ms"] for r in rows if r.get("latency_ms") is not None]
         extra = f"{statistics.median(lat):.0f} / {_pctl(lat, 0.95):.0f} ms" if lat else "–"
@@ -73,13 +76,15 @@ def _row(name: str, rows: list[Result], rejected: Callable[[Result], bool] | Non
         audio = sum(r.get("audio") or 0.0 for r in rows)
         extra = f"{sum(r.get('cpu') or 0.0 for r in rows) / audio:.3f}" if audio else "–"
     return (f"| {name} | {_pct(ok, len(cmds))} | {wrong} ({100 * wrong / max(1, len(cmds)):.1f}%) "
-            f"| {_pct(non_acted, len(nons))} | {extra} |")
+            f"| {_pct(non_acted, len(nons))} | {_pct(non_asked, len(nons))} "
+            f"| {100 * asked / max(1, len(cmds)):.1f} | {extra} |")
 
 
 def tables(results: list[Result], mode: str, rejected: Callable[[Result], bool] | None = None) -> str:
     """Markdown: per split, one table by voice group and one by condition (mode: offline | bridge)."""
     last = "end of speech → intent p50 / p95" if mode == "bridge" else "decode CPU s per audio s"
-    head = f"| {{}} | commands understood | wrong actions | non-commands acted on | {last} |\n|---|---|---|---|---|"
+    head = (f"| {{}} | commands understood at once | wrong actions | non-commands acted on "
+            f"| non-commands asked about | asked per 100 commands | {last} |\n|---|---|---|---|---|---|---|")
     out: list[str] = []
     for split in ("tuning", "heldout"):
         rows = [r for r in results if r["split"] == split]

@@ -10,9 +10,9 @@ anything by looking at `--split heldout`.
 
 Each file is cut where the bridge's endpointer would end it (end of the clean speech + 0.25 s),
 fed to GrammarDecoder in 960-byte chunks (asking `is_complete()` after each, as the bridge does),
-then IntentRecognizer with the home's satellite area; the bridge's refusal rules are applied
-(rejection, accept_harmless, the close-call review, refusal of doubtful sensitive/broad/unsure intents) and commands are scored
-with bench/report.py's `understood()`. `--set NAME=VALUE` replaces a field of the decoder's
+then the worker's own judgement (bridge/stt/worker.py `hear`: intent in the home's satellite area,
+the close-call review, the open ear unless `--no-open-ear`, and the verdict: act / ask / refuse)
+and commands are scored with bench/report.py's `understood()`. `--set NAME=VALUE` replaces a field of the decoder's
 DecoderSettings (bridge/recognition/settings.py; upper or lower case, e.g. `--set MAXHMMPF=30000`,
 `--set cmvn=False`, `--set "PITCH_WARPS=((160.0, 1.1),)"`). Raw per-sample results go to
 bench/out/tune/<tag>.json for threshold sweeps without decoding again (`--sweep`).
@@ -46,7 +46,7 @@ from homes import build_homes  # noqa: E402
 from report import outcome, tables, understood  # noqa: E402
 
 from bridge.recognition import DecoderSettings  # noqa: E402
-from bridge.recognition.intents import accept_harmless, refusal  # noqa: E402
+from bridge.recognition.verdict import Outcome, VerdictSettings  # noqa: E402
 from bridge.tools.satellite import load_wav_pcm16k  # noqa: E402
 
 CACHE = ROOT / "bench/out/tune"
@@ -126,8 +126,9 @@ def settings_from(items: list[str]) -> DecoderSettings:
     return dataclasses.replace(DecoderSettings(), **changes)
 
 
-def _init(settings: DecoderSettings) -> None:
+def _init(settings: DecoderSettings, open_ear: bool = True) -> None:
     _STATE["settings"] = settings
+    _STATE["open_ear"] = open_ear
 
 
 def _get(home: str, seed: int) -> tuple[Any, Any, Any]:
@@ -138,6 +139,11 @@ def _get(home: str, seed: int) -> tuple[Any, Any, Any]:
         from bridge.resources import cmudict, new_decoder
         vocab = parse_vocabulary(build_homes(seed)[home].vocab)
         decoder = new_decoder(compile_grammar(vocab, cmudict()), _STATE["settings"])
+        if _STATE.get("open_ear", True):
+            if "ear" not in _STATE:
+                from bridge.resources import new_open_ear
+                _STATE["ear"] = new_open_ear()
+            decoder.follower = _STATE["ear"]
         _STATE[key] = (decoder, IntentRecognizer(vocab), Reviewer(vocab))
     return _STATE[key]
 
@@ -145,8 +151,8 @@ def _get(home: str, seed: int) -> tuple[Any, Any, Any]:
 def _intent_dict(match: Any) -> dict[str, Any] | None:
     if match is None:
         return None
-    return {"name": match.name, "slots": {k: {"value": s.value, "entity_ids": list(s.entity_ids)}
-                                          for k, s in match.slots.items()}}
+    return {"name": match.name, "slots": {s.name: {"value": s.value, "entity_ids": list(s.entity_ids)}
+                                          for s in match.slots}}
 
 
 def run_one(sample: dict[str, Any]) -> dict[str, Any]:
@@ -162,15 +168,21 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
         decoder.feed(pcm[i:i + 960])
         decoder.is_complete()  # the bridge asks after every chunk
     res = decoder.finish()
-    match = recognizer.recognize(res.text, area_id=sample["satellite_area"]) if res.text else None
-    rejected = res.rejected and not accept_harmless(res.text, res.confidence, res.reject_reason, recognizer)
-    if match is not None and not rejected:  # the worker's second look at the meaning's words
-        match = reviewer.bind(decoder, res.confidence)(match)
-    # what the bridge refuses to act on (bridge/service/results.py, default config)
-    rejected = rejected or (match is not None and refusal(match, res.confidence) is not None)
+    from bridge.stt.worker import hear
+    ear = decoder.follower
+    verdict, intent, intent_cpu, hearing = hear(decoder, res, recognizer, reviewer, ear, sample["satellite_area"],
+                                       VerdictSettings())
+    match = intent
     out = dict(sample)
     score = decoder.last_score
-    out.update(heard=res.text, rejected=rejected, confidence=res.confidence,
+    out.update(heard=res.text, rejected=verdict.outcome is not Outcome.ACT, verdict=str(verdict.outcome),
+               reason=verdict.reason, choices=[c.get("name") for c in verdict.choices],
+               open_text=hearing.open_text, open_agreement=hearing.open_agreement,
+               open_fit_gap=hearing.open_fit_gap,
+               open_opposite=hearing.open_opposite, open_broad_missing=hearing.open_broad_missing,
+               open_cpu=ear.cpu_seconds if ear is not None else 0.0,
+               open_end_cpu=ear.end_cpu_seconds if ear is not None else 0.0, intent_cpu=intent_cpu,
+               confidence=res.confidence,
                per_frame=score.per_frame, speech_frames=score.speech_frames,
                worst_word=score.worst_word, words=score.words,
                cpu=res.cpu_seconds, audio=res.audio_seconds,
@@ -182,12 +194,13 @@ def run_one(sample: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run(samples: list[dict[str, Any]], settings: DecoderSettings, procs: int) -> list[dict[str, Any]]:
+def run(samples: list[dict[str, Any]], settings: DecoderSettings, procs: int,
+        open_ear: bool = True) -> list[dict[str, Any]]:
     """run_one over `samples` in `procs` worker processes (1: in this process)."""
     if procs <= 1:
-        _init(settings)
+        _init(settings, open_ear)
         return [run_one(s) for s in samples]
-    with multiprocessing.get_context("fork").Pool(procs, _init, (settings,)) as pool:
+    with multiprocessing.get_context("fork").Pool(procs, _init, (settings, open_ear)) as pool:
         return pool.map(run_one, samples, chunksize=4)
 
 
@@ -221,6 +234,7 @@ def add_selection_args(parser: argparse.ArgumentParser, split_flag: str) -> None
     parser.add_argument("--fresh-noise", action="store_true",
                         help="new noise each run (default: noise seeded per sample, the same every run)")
     parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--no-open-ear", action="store_true", help="(offline) without the open ear")
 
 
 def main() -> None:
@@ -246,7 +260,7 @@ def main() -> None:
     samples = build_samples(args.split, args.seed, args.sample, args.limit, args.all_conditions,
                             args.fresh_noise, args.voices, args.homes, args.conditions)
     rendered = time.monotonic()
-    results = run(samples, settings, args.procs)
+    results = run(samples, settings, args.procs, not args.no_open_ear)
     CACHE.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=0, default=str))
     print(f"bridge code: {code_version()}")

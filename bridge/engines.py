@@ -12,6 +12,10 @@ import abc
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .recognition.verdict import Verdict
 
 
 class Locality(enum.StrEnum):
@@ -119,6 +123,9 @@ class Transcript:
     intent_cpu_seconds: float = 0.0
     # Home Assistant recognizes this utterance (Assist pipeline): nothing to publish, only to audit.
     forwarded: bool = False
+    # The engine already decided whether to act (bridge.recognition.verdict.decide): the bridge
+    # publishes that verdict instead of deciding on the text and intent alone.
+    verdict: Verdict | None = None
 
 
 class SttStream(abc.ABC):

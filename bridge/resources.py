@@ -20,6 +20,7 @@ from pathlib import Path
 from .recognition.decoder import DecoderInputs, GrammarDecoder
 from .recognition.garbage import parse_frequent_words
 from .recognition.grammar import CompiledGrammar
+from .recognition.openear import OpenEar
 from .recognition.pronounce import parse_dictionary
 from .recognition.settings import DecoderSettings
 from .recognition.vocabulary import Vocabulary, parse_vocabulary
@@ -66,7 +67,7 @@ def dictionary_path() -> Path:
 
 
 def language_model_path() -> Path:
-    """The bundled general English language model (only the word-list tool reads it)."""
+    """The bundled general English language model (the open ear and the word-list tool read it)."""
     return model_dir() / "en-us" / "en-us.lm.bin"
 
 
@@ -105,3 +106,9 @@ def new_decoder(grammar: CompiledGrammar,
                 settings: DecoderSettings = DecoderSettings()) -> GrammarDecoder:
     """A :class:`GrammarDecoder` for `grammar` with the bundled model and stored word list."""
     return GrammarDecoder(grammar, decoder_inputs(), settings)
+
+
+def new_open_ear() -> OpenEar:
+    """The open ear (:class:`~bridge.recognition.openear.OpenEar`): the bundled acoustic model,
+    general English language model and dictionary."""
+    return OpenEar(acoustic_model(), str(language_model_path()), str(dictionary_path()))

@@ -11,9 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .pipeline.endpoint import EndpointSettings
+
+if TYPE_CHECKING:
+    from .recognition.verdict import VerdictSettings
 
 type LogLevel = Literal["debug", "info", "warning", "error"]
 type SessionControl = Literal["any", "own", "none"]
@@ -122,6 +125,12 @@ class RecognitionSettings:
 
     sensitive_confidence: float = 0.6  #: unlocking, opening a garage door or gate, alarm panels
     broad_confidence: float = 0.55  #: actions on a whole area, floor or home with no device named
+
+    def verdict(self) -> VerdictSettings:
+        """The verdict's settings (bridge.recognition.verdict) these config keys map onto."""
+        from .recognition.verdict import VerdictSettings  # the recognizer loads only when used
+
+        return VerdictSettings(sensitive_min=self.sensitive_confidence, broad_min=self.broad_confidence)
 
 
 @dataclass(frozen=True, slots=True)

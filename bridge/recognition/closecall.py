@@ -31,6 +31,7 @@ from .intents import HARMLESS_INTENTS, IntentMatch
 from .scoring import SentenceWalker
 from .templates import INTENT_DOMAINS
 from .text import normalize_words, number_words
+from .verdict import VerdictSettings
 from .vocabulary import Vocabulary
 
 NAME_SLOTS = frozenset({"name", "area", "floor"})
@@ -54,26 +55,10 @@ Key = tuple[str, str]
 ("number", value)."""
 
 
-@dataclass(frozen=True)
-class CloseCallSettings:
-    """How sure the words that carry the meaning must be (chosen on tuning voices only,
-    docs/recognition.md "Close calls")."""
-
-    margin_per_frame: float = 0.0025
-    """Refuse when a reading of another meaning scores within this much of the best one, per
-    frame of the slot's words (pocketsphinx log units / 1000, as the rejection score)."""
-    number_min_confidence: float = 0.58
-    """Decoder confidence a command with a number needs (0.5 = the rejection threshold) ...
-    unless every other reading is at least :attr:`number_clear_margin` per frame behind."""
-    number_clear_margin: float = 0.008
-    """A number this far ahead of its closest rival is clearly heard whatever the confidence."""
-    unlikely_min_confidence: float = 0.7
-    """... and one with a value nobody asks for (:func:`unlikely`)."""
-    max_timer_seconds: int = 4 * 3600
-    """Timers longer than this are unlikely."""
-    question_min_confidence: float = 0.55
-    """Decoder confidence a question about the home needs (:data:`QUESTION_INTENTS`)."""
-
+CloseCallSettings = VerdictSettings
+"""The review's thresholds live in the verdict's one settings object (margin_per_frame,
+number_min_confidence, number_clear_margin, unlikely_min_confidence, max_timer_seconds,
+question_min_confidence; chosen on tuning voices only, docs/recognition.md "Close calls")."""
 
 _DEFAULTS = CloseCallSettings()
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from pocketsphinx import Config, Decoder
@@ -124,6 +125,13 @@ def garbage_words(grammar: CompiledGrammar, frequent: garbage.FrequentWords,
     return garbage.loop_words(frequent, count, exclude)
 
 
+class Follower(Protocol):
+    """A second decoder that follows this one (:class:`.openear.OpenEar`)."""
+
+    def begin(self, cmn: str, scale: list[float] | None, warp: str | None) -> None: ...
+    def feed(self, pcm: bytes) -> None: ...
+
+
 class GrammarDecoder:
     """Decodes 16 kHz s16le mono audio against a :class:`CompiledGrammar`."""
 
@@ -160,6 +168,9 @@ class GrammarDecoder:
         self.last_token_frames: list[int] = []  # and the frames each one spans
         self.known_tokens: frozenset[str] = frozenset()
         self.walker: SentenceWalker | None = None  # follows word sequences through the grammar
+        #: a second decoder handed the same conditioned audio and normalisation (the open ear)
+        self.follower: Follower | None = None
+        self._followed = -1  # chunks of ``_audio`` the follower has had (-1: not begun)
         self.set_grammar(grammar)
 
     def _config(self, dict_path: str, fsg_path: str) -> Config:
@@ -223,6 +234,7 @@ class GrammarDecoder:
         self.last_scale = None
         self.last_rescore_cpu = 0.0
         self._cmn_used, self._scale_used = self.settings.cmn_init, None
+        self._followed = -1
         self._started = True
 
     def prime(self, pcm: bytes) -> None:
@@ -261,6 +273,19 @@ class GrammarDecoder:
             self._audio.append(conditioned)
             self._decoder.process_raw(conditioned, no_search=False, full_utt=False)
         self._cpu += time.process_time() - t0
+        self._feed_follower()
+
+    def _feed_follower(self) -> None:
+        """Hand the follower the audio decoded since the last call (outside this decoder's CPU)."""
+        follower = self.follower
+        if follower is None or self._decoder is None or (not self._decoding and self._started):
+            return
+        if self._followed < 0:
+            follower.begin(self._cmn_used, self._scale_used, self._decoder.config["warp_params"])
+            self._followed = 0
+        for chunk in self._audio[self._followed:]:
+            follower.feed(chunk)
+        self._followed = len(self._audio)
 
     def _audio_mean(self, pcm: bytes) -> tuple[list[float], list[float] | None]:
         """The cepstral mean of `pcm` (features only, no search), and the standard deviation of
@@ -399,6 +424,7 @@ class GrammarDecoder:
             reason = ("short" if score.speech_frames < self.settings.min_speech_frames
                       else "score" if score.per_frame > threshold else None)
         self._cpu += time.process_time() - t0
+        self._feed_follower()
         return DecodeResult(text=text, confidence=round(confidence, 3), rejected=reason is not None,
                             audio_seconds=self._bytes / 2 / SAMPLE_RATE, cpu_seconds=self._cpu,
                             reject_reason=reason, threshold=threshold)

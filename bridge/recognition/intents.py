@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from hassil import Intents, recognize_best
 from hassil.intents import Intent, SlotList, TextSlotList
@@ -35,29 +33,12 @@ from .vocabulary import Entity, Vocabulary
 _LOGGER = logging.getLogger(__name__)
 
 SENSITIVE_COVER_CLASSES = frozenset({"garage", "gate", "door"})
-SENSITIVE_MIN_CONFIDENCE = 0.6
-"""Suggested minimum decoder confidence before acting on an :attr:`IntentMatch.sensitive` intent."""
-
-BROAD_MIN_CONFIDENCE = 0.55
-"""Suggested minimum decoder confidence before acting on an :attr:`IntentMatch.broad` intent.
-
-Chatter that the grammar bends into a command mostly becomes an action on a whole area, floor or
-the home ("i think we should order pizza tonight" -> "light in the room up", Home Assistant's
-``light (it|<here>) up``): those templates are short and generic, and no name has to fit.
-Measured offline (docs/recognition.md, "Broad actions"): 17 of 32 non-commands that were acted
-on, and 5 of 29 wrong meanings, had confidence below 0.55, against 5 of 917 right commands."""
 _READ_ONLY = frozenset({"HassClimateGetTemperature"})
 """Intents of :data:`INTENT_DOMAINS` that only ask."""
 
 HARMLESS_INTENTS = frozenset({"HassNevermind", "HassGetCurrentTime", "HassGetCurrentDate"})
-"""Intents that change nothing and reveal nothing about the home."""
-HARMLESS_MIN_CONFIDENCE = 0.4
-"""Decoder confidence enough to accept a harmless intent (0.5 = the general rejection threshold).
-
-The risk of an answer should decide how sure the recognizer must be: acting on the home needs the
-general threshold, opening it more (:data:`SENSITIVE_MIN_CONFIDENCE`), and "never mind" or "what
-time is it" less — they are short, so their per-frame fit is noisier, and a false accept costs
-only a spoken answer. Measured in docs/recognition.md."""
+"""Intents that change nothing and reveal nothing about the home (how sure the decoder must be
+to act on one: ``VerdictSettings.harmless_min``)."""
 
 
 MAX_INTENT_TEXT = 300
@@ -83,61 +64,6 @@ def intent_text_problem(text: str, limit: int = MAX_INTENT_TEXT) -> str | None:
     return None
 
 
-class Flagged(Protocol):
-    """Anything that says whether it acts on a sensitive device or on unnamed ones, and whether
-    the recognizer doubts the words that carry its meaning (:mod:`.closecall`)."""
-
-    @property
-    def sensitive(self) -> bool: ...
-    @property
-    def broad(self) -> bool: ...
-    @property
-    def unsure(self) -> str | None: ...
-
-
-UNSURE_REASONS = {
-    "close_call": "whose meaning another reading fits almost as well",
-    "number_unsure": "with a number",
-    "unlikely_value": "with a value nobody asks for",
-    "question_unsure": "(a question about the home)",
-}
-"""What each :attr:`IntentMatch.unsure` code means (:mod:`.closecall` decides them)."""
-
-
-def refusal(intent: Flagged | Mapping[str, object], confidence: float,
-            sensitive_min: float = SENSITIVE_MIN_CONFIDENCE,
-            broad_min: float = BROAD_MIN_CONFIDENCE) -> tuple[str, str] | None:
-    """(error code, why) if `intent` (a match, or its dict form from a worker) must not be acted
-    on: the recognizer doubts its meaning (``close_call``, ``number_unsure``,
-    ``unlikely_value``), or it asks for more confidence than it was heard with
-    (``sensitive_unsure``, ``broad_unsure``); None if it may be acted on."""
-    def flag(name: str) -> object:
-        return intent.get(name) if isinstance(intent, Mapping) else getattr(intent, name, None)
-
-    unsure = flag("unsure")
-    if isinstance(unsure, str) and unsure:
-        what = UNSURE_REASONS.get(unsure, "that the recognizer doubts")
-        return unsure, f"{what}, heard with confidence {confidence:.2f}"
-    if flag("sensitive") and confidence < sensitive_min:
-        return "sensitive_unsure", (f"on a sensitive device heard with confidence "
-                                    f"{confidence:.2f} < {sensitive_min}")
-    if flag("broad") and confidence < broad_min:
-        return "broad_unsure", (f"on devices none of which was named heard with confidence "
-                                f"{confidence:.2f} < {broad_min}")
-    return None
-
-
-def accept_harmless(text: str, confidence: float, reject_reason: str | None,
-                    recognizer: IntentRecognizer | None) -> bool:
-    """True if a result rejected only for its acoustic score is a harmless intent heard well
-    enough (:data:`HARMLESS_MIN_CONFIDENCE`) to be accepted after all."""
-    if reject_reason != "score" or not text or confidence < HARMLESS_MIN_CONFIDENCE or recognizer is None:
-        return False
-    match = recognizer.recognize(text)
-    return match is not None and match.name in HARMLESS_INTENTS
-
-
-
 @dataclass(frozen=True)
 class SlotValue:
     """One slot of a recognised intent."""
@@ -156,15 +82,16 @@ class IntentMatch:
     text: str
     confidence: float = 1.0
     sensitive: bool = False
-    """True for actions that open the home (unlock, open a garage door or gate, disarm): callers
-    should ask for more confidence (e.g. >= SENSITIVE_MIN_CONFIDENCE) before acting."""
+    """True for actions that open the home (unlock, open a garage door or gate, disarm): the
+    verdict (:mod:`.verdict`) confirms them first."""
     broad: bool = False
     """True for actions on devices none of which was named: a whole area, floor, the home, or
-    the satellite's area ("turn off the lights", "light up"). Callers should ask for a little
-    more confidence (e.g. >= BROAD_MIN_CONFIDENCE) before acting."""
+    the satellite's area ("turn off the lights", "light up"). The verdict asks about them when
+    unsure, and about a whole floor or home unless heard with high confidence."""
     unsure: str | None = None
     """Set by :mod:`.closecall` when the words that carry the meaning were not heard clearly
-    enough (``close_call``, ``number_unsure``, ``unlikely_value``): never act on it."""
+    enough (``close_call``, ``number_unsure``, ``unlikely_value``, ``question_unsure``): the
+    verdict asks about it or refuses it, never acts on it."""
 
     @property
     def entity_ids(self) -> tuple[str, ...]:

@@ -26,6 +26,19 @@ class UtteranceScore:
     worst_word: float | None = None  # the same for the worst-fitting word
     speech_frames: int = 0
     words: list[tuple[str, int, int, float]] = field(default_factory=list)
+    span_frames: int = 0  # frames from the first word's start to the last word's end
+    frame_scores: list[tuple[int, int, float]] = field(default_factory=list)
+    """Every segment of the path, silences included: (start frame, end frame, score)."""
+
+    def score_before(self, frame: int) -> float:
+        """The path's score over frames 0 .. `frame` - 1 (a segment across it counted pro rata)."""
+        total = 0.0
+        for start, end, score in self.frame_scores:
+            if end < frame:
+                total += score
+            elif start < frame:
+                total += score * (frame - start) / (end - start + 1)
+        return total
 
 
 def _log_score(decoder: Decoder, density: float) -> float:
@@ -42,6 +55,7 @@ def score_path(decoder: Decoder) -> UtteranceScore:
     if not words:
         return UtteranceScore()
     first, last = words[0].start_frame, words[-1].end_frame
+    every = [(s.start_frame, s.end_frame, -_log_score(decoder, s.ascore) / 1000.0) for s in segments]
     word_ids = {id(w) for w in words}
     total = 0.0
     out: list[tuple[str, int, int, float]] = []
@@ -58,7 +72,7 @@ def score_path(decoder: Decoder) -> UtteranceScore:
     span = last - first + 1
     speech = sum(w.end_frame - w.start_frame + 1 for w in words)
     return UtteranceScore(per_frame=total / span, worst_word=worst, speech_frames=speech,
-                          words=out)
+                          words=out, span_frames=last - first + 1, frame_scores=every)
 
 
 Position = tuple[int, tuple[str, ...]]

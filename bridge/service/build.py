@@ -64,6 +64,7 @@ def build_bridge(settings: Settings) -> Bridge:
     gate = LocalityGate(policy, audit)
     pool = DecoderPool(settings.stt.workers, max_text=settings.limits.max_intent_text,
                        intent_timeout=settings.limits.intent_timeout)
+    pool.verdict_settings = settings.recognition.verdict()
     local_stt = PocketsphinxStt(pool)
     stt: SpeechToText = local_stt
     if settings.stt.engine == "wyoming":

@@ -4,8 +4,8 @@ The one place that turns a finished utterance into the wire payloads (`transcrip
 the Hermes equivalents through :class:`HermesAdapter`), a content-free audit entry and a log line
 without the words; and the one place that publishes errors (rate-limited per cause), retained
 satellite states and wake announcements (every error counted; publishing and logging bounded per
-code by `bridge.errors.ErrorReporter`). It applies the refusal rule (doubtful sensitive or
-broad commands, close calls between readings, unsure numbers) before anyone can act on the text.
+code by `bridge.errors.ErrorReporter`). It publishes the verdict (act, ask or
+refuse: bridge.recognition.verdict) before anyone can act on the text.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ..protocol.messages import (
     TranscriptMessage,
     WakeMessage,
 )
-from ..recognition.intents import refusal
+from ..recognition.verdict import Hearing, Outcome, decide
 from ..satellite import Protocol, Satellite, Session, Timings, session_id_from
 from ..settings import RecognitionSettings
 from ..stt.pool import DecoderPool
@@ -134,13 +134,15 @@ class ResultPublisher:
         intent, intent_used, waited_ms, intent_ms = await self._intent(sat, session, transcript)
         if self._withheld_for_mute(sat, session, transcript, intent_used):
             return
-        refused = None if intent is None else refusal(
-            intent, transcript.confidence, self.recognition.sensitive_confidence,
-            self.recognition.broad_confidence)
-        if refused is not None:
-            assert intent is not None
-            code, why = refused
-            self.reporter.report_error(code, f"{intent.name} {why}; not acted on", sat.id, session.id)
+        verdict = transcript.verdict or decide(Hearing(
+            transcript.text, transcript.confidence,
+            None if intent is None else {**intent.to_json(), "unsure": intent.unsure},
+            "rejected" if transcript.rejected else None), self.recognition.verdict())
+        transcript = dataclasses.replace(transcript, verdict=verdict)
+        if verdict.outcome is not Outcome.ACT and intent is not None:
+            # asked about (the choices travel with the transcript's verdict) or refused
+            self.reporter.report_error(verdict.reason, f"{intent.name} {verdict.why}; not acted on",
+                                       sat.id, session.id)
             transcript = dataclasses.replace(transcript, rejected=True)
             intent = None
         timings = dataclasses.replace(timings, intent_ms=round(intent_ms, 1))

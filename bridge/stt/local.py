@@ -83,7 +83,7 @@ class PocketsphinxStream(SttStream):
         worker = await self._acquire
         future = worker.expect_result(self.utterance)
         try:
-            worker.send(EndUtterance(self.utterance, self.area))
+            worker.send(EndUtterance(self.utterance, self.area, self._pool.verdict_settings))
             try:
                 result = await asyncio.wait_for(future, FINISH_TIMEOUT)
             except TimeoutError:
@@ -97,7 +97,7 @@ class PocketsphinxStream(SttStream):
             engine="pocketsphinx", locality=Locality.IN_PROCESS,
             audio_seconds=result.audio_seconds, cpu_seconds=result.cpu_seconds,
             intent=result.intent, intent_checked=result.intent_error is None,
-            intent_cpu_seconds=result.intent_cpu_seconds,
+            intent_cpu_seconds=result.intent_cpu_seconds, verdict=result.verdict,
         )
 
     async def cancel(self) -> None:

@@ -19,6 +19,7 @@ from typing import BinaryIO, ClassVar
 
 from ..engines import IntentResult
 from ..recognition import CompiledGrammar, Vocabulary
+from ..recognition.verdict import Verdict, VerdictSettings
 
 HEADER = struct.Struct("<I")
 MAX_FRAME = 1 << 30  # a larger length can only be a broken pipe
@@ -65,11 +66,13 @@ class Audio:
 @dataclass(frozen=True, slots=True)
 class EndUtterance:
     """End of speech: answered by one :class:`UtteranceResult`, with the intent recognized in
-    `area` (the speaking satellite's) unless the speech was rejected."""
+    `area` (the speaking satellite's) and the verdict on it."""
 
     KIND: ClassVar[str] = "end"
     utterance: str
     area: str | None = None
+    settings: VerdictSettings | None = None
+    """The verdict's thresholds (None: the defaults)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,11 @@ class UtteranceResult:
     intent: IntentResult | None = None
     intent_cpu_seconds: float = 0.0
     intent_error: str | None = None
+    verdict: Verdict | None = None
+    """Act, ask or refuse (:func:`bridge.recognition.verdict.decide`), None if intent recognition
+    failed; `rejected` is its REFUSE."""
+    open_cpu_seconds: float = 0.0
+    """CPU seconds the open ear spent on this utterance (as the audio arrived, and at its end)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from ..engines import EngineError, IntentResult
 from ..recognition import CompiledGrammar, Vocabulary
 from ..recognition.intents import MAX_INTENT_TEXT, intent_text_problem
+from ..recognition.verdict import VerdictSettings
 from .messages import (
     HEADER,
     Compiled,
@@ -226,6 +227,10 @@ class DecoderPool:
     def __init__(self, size: int, *, max_text: int = MAX_INTENT_TEXT, intent_timeout: float = INTENT_TIMEOUT,
                  max_waiting_queries: int = MAX_WAITING_QUERIES, query_wait: float = QUERY_WAIT) -> None:
         self.size = size
+        #: the verdict's thresholds, sent with the end of each utterance (the bridge's config)
+        self.verdict_settings = VerdictSettings()
+        #: decode each utterance with the open ear too (docs/recognition.md, "The open ear")
+        self.open_ear = True
         self.max_text = max_text
         self.intent_timeout = intent_timeout
         self.max_waiting_queries = max_waiting_queries
@@ -258,7 +263,8 @@ class DecoderPool:
 
     async def _spawn(self, index: int) -> DecoderWorker:
         """A started worker with the grammar in service (nothing left running if that fails)."""
-        worker = DecoderWorker(index, self._on_partial, ("--max-intent-text", str(self.max_text)))
+        worker = DecoderWorker(index, self._on_partial, ("--max-intent-text", str(self.max_text),
+                                                         *(() if self.open_ear else ("--no-open-ear",))))
         try:
             await worker.start()
             # the grammar may be swapped while this one loads: load until it has the latest

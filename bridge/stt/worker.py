@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from ..engines import IntentResult, SlotValue
 from ..recognition.intents import MAX_INTENT_TEXT, intent_text_problem
+from ..recognition.verdict import Hearing, Outcome, Verdict, VerdictSettings, decide
 from .messages import (
     Audio,
     CancelUtterance,
@@ -50,8 +51,11 @@ from .messages import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..recognition import IntentMatch, IntentRecognizer
+    from ..recognition import GrammarDecoder, IntentMatch, IntentRecognizer
     from ..recognition.closecall import Reviewer
+    from ..recognition.decoder import DecodeResult
+    from ..recognition.openear import OpenEar
+    from ..recognition.scoring import UtteranceScore
 
 
 def intent_result(match: IntentMatch | None) -> IntentResult | None:
@@ -98,12 +102,79 @@ def release_freed_memory() -> bool:
     return True
 
 
-def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None:
+def fit_difference(grammar: UtteranceScore, heard: UtteranceScore) -> float | None:
+    """How much better the open ear's path fits the audio than the grammar's: both paths' scores
+    over the same frames, from the start to where the grammar's last word begins (an endpointer
+    that ends a whole command early cuts that word short, and the grammar must finish it while
+    the open ear need not), per frame of the grammar's words before it (the silence before them
+    fits both equally and would only dilute the difference). None without both paths."""
+    if not grammar.words or not grammar.frame_scores or not heard.frame_scores:
+        return None
+    first, cutoff = grammar.words[0][1], grammar.words[-1][1]
+    if cutoff - first < 10:  # one word: compare the whole path
+        cutoff = grammar.words[-1][2] + 1
+    gap = grammar.score_before(cutoff) - heard.score_before(cutoff)
+    return round(gap / max(1, cutoff - first), 5)
+
+
+def _json(intent: IntentResult) -> dict[str, object]:
+    return {**intent.to_json(), **({"unsure": intent.unsure} if intent.unsure else {})}
+
+
+def hear(decoder: GrammarDecoder, result: DecodeResult, intents: IntentRecognizer | None,
+         reviewer: Reviewer | None, open_ear: OpenEar | None, area: str | None,
+         settings: VerdictSettings, intent_error: str | None = None,
+         ) -> tuple[Verdict, IntentResult | None, float, Hearing]:
+    """The verdict on the utterance `decoder` just finished (`result`), the intent to publish
+    with it, the CPU seconds of intent matching, the close-call review and the comparison, and
+    the hearing it was decided from.
+
+    The intent is matched when the decoder accepted the text or rejected it only for its score
+    (a harmless intent may still be acted on: :func:`decide`); the close-call review and the open
+    ear's comparison run only for text the decoder accepted."""
+    open_text = open_ear.finish() if open_ear is not None else None
+    started = time.process_time()
+    reason = result.reject_reason if result.rejected else None
+    match: IntentMatch | None = None
+    if intents is not None and result.text and intent_error is None and reason in (None, "score"):
+        match = intents.recognize(result.text, area_id=area)
+    alternatives: tuple[dict[str, object], ...] = ()
+    comparison = None
+    fit_gap: float | None = None
+    if match is not None and reason is None:
+        if reviewer is not None:
+            match = reviewer.bind(decoder, result.confidence)(match)
+            rival = reviewer.last.rival
+            other = intents.recognize(rival, area_id=area) if rival and intents is not None else None
+            rival_result = intent_result(other)
+            if rival_result is not None:
+                alternatives = (rival_result.to_json(),)
+        if open_text is not None and open_ear is not None:
+            from ..recognition.openear import compare
+            comparison = compare(result.text, open_text, open_ear.phones)
+            fit_gap = fit_difference(decoder.last_score, open_ear.last_score)
+    intent = intent_result(match)
+    hearing = Hearing(
+        result.text, result.confidence, _json(intent) if intent is not None else None, reason,
+        open_text=open_text, alternatives=alternatives, unsure=intent.unsure if intent else None,
+        open_agreement=comparison.agreement if comparison else None, open_fit_gap=fit_gap,
+        open_opposite=comparison.opposite if comparison else False,
+        open_broad_missing=comparison.broad_missing if comparison else False,
+        detail=comparison.detail if comparison else "")
+    verdict = decide(hearing, settings)
+    if reason is not None and verdict.outcome is Outcome.REFUSE:
+        intent = None  # rejected by the decoder: nothing to report beyond the rejection
+    matched = intents is not None and result.text and intent_error is None and reason in (None, "score")
+    return verdict, intent, time.process_time() - started if matched else 0.0, hearing
+
+
+def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT, open_ear: bool = True) -> None:
     from bridge.recognition import CompiledGrammar, GrammarDecoder, IntentRecognizer, Vocabulary
     from bridge.recognition.closecall import Reviewer
-    from bridge.recognition.intents import accept_harmless
+    from bridge.recognition.openear import OpenEar
 
     decoder: GrammarDecoder | None = None
+    ear: OpenEar | None = None
     intents: IntentRecognizer | None = None
     reviewer: Reviewer | None = None
     pending: LoadGrammar | None = None
@@ -112,11 +183,14 @@ def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None
     write_message(out, Ready(os.getpid()))
 
     def apply(vocab: Vocabulary, grammar: CompiledGrammar) -> None:
-        nonlocal decoder, intents, reviewer
+        nonlocal decoder, intents, reviewer, ear
         started = time.monotonic()
         if decoder is None:
             from bridge.resources import decoder_inputs  # the model, word list and temp files
             decoder = GrammarDecoder(grammar, decoder_inputs())
+            if open_ear:
+                from bridge.resources import new_open_ear
+                decoder.follower = ear = new_open_ear()
         else:
             decoder.set_grammar(grammar)
         intents = IntentRecognizer(vocab)
@@ -128,21 +202,19 @@ def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None
     def end(message: EndUtterance, decoder: GrammarDecoder) -> None:
         result = decoder.finish()
         intent_error = intent_text_problem(result.text, max_text)
-        # "never mind" / "what time is it" need less certainty than an action
-        rejected = result.rejected and (intent_error is not None or not accept_harmless(
-            result.text, result.confidence, result.reject_reason, intents))
-        intent: IntentResult | None = None
-        intent_cpu = 0.0
-        if not rejected and result.text and intent_error is None:
-            try:
-                review = None if reviewer is None else reviewer.bind(decoder, result.confidence)
-                intent, intent_cpu = _recognize(intents, result.text, message.area, review)
-            except Exception as err:  # noqa: BLE001 - the transcript stands without its intent
-                traceback.print_exc(file=sys.stderr)
-                intent_error = f"{type(err).__name__}: {err}"
+        settings = message.settings or VerdictSettings()
+        try:
+            verdict, intent, intent_cpu, _ = hear(decoder, result, intents, reviewer, ear,
+                                                  message.area, settings, intent_error)
+        except Exception as err:  # noqa: BLE001 - the transcript stands without its intent
+            traceback.print_exc(file=sys.stderr)
+            intent_error = f"{type(err).__name__}: {err}"
+            verdict, intent, intent_cpu = None, None, 0.0
+        rejected = result.rejected if verdict is None else verdict.outcome is Outcome.REFUSE
         write_message(out, UtteranceResult(
             message.utterance, result.text, result.confidence, rejected, result.audio_seconds,
-            result.cpu_seconds, intent, intent_cpu, intent_error))
+            result.cpu_seconds, intent, intent_cpu, intent_error, verdict,
+            ear.cpu_seconds if ear is not None else 0.0))
 
     while True:
         try:
@@ -183,6 +255,8 @@ def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT) -> None
                             end(message, decoder)
                         else:
                             decoder.finish()
+                            if ear is not None:
+                                ear.cancel()
                         if pending is not None:
                             load, pending = pending, None
                             apply(load.vocabulary, load.grammar)
@@ -239,7 +313,7 @@ def main() -> None:
     max_text = MAX_INTENT_TEXT
     if "--max-intent-text" in args:
         max_text = int(args[args.index("--max-intent-text") + 1])
-    serve(inp, out, max_text)
+    serve(inp, out, max_text, open_ear="--no-open-ear" not in args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import pytest
 
 from bridge.engines import IntentResult, SlotValue
 from bridge.recognition import CompiledGrammar, IntentRecognizer
+from bridge.recognition.verdict import Outcome, Verdict, VerdictSettings
 from bridge.resources import load_demo_vocabulary
 from bridge.stt import messages as m
 
@@ -28,6 +29,7 @@ SAMPLES: list[m.Message] = [
     m.Audio("sess#1", b"\x7f\xff" * 480),
     m.EndUtterance("sess#1", "bedroom"),
     m.EndUtterance("sess#1"),
+    m.EndUtterance("sess#1", None, VerdictSettings(broad_min=0.7)),
     m.CancelUtterance("sess#1"),
     m.RecognizeIntent("intent-3", "turn on the lights", "bedroom"),
     m.RecognizeIntent("intent-4", "what time is it", None),
@@ -38,6 +40,8 @@ SAMPLES: list[m.Message] = [
     m.Partial("sess#1", True),
     m.UtteranceResult("sess#1", "turn on the lights", 0.91, False, 1.6, 0.12, INTENT, 0.004, None),
     m.UtteranceResult("sess#1", "", 0.1, True, 0.8, 0.05),
+    m.UtteranceResult("sess#1", "unlock the front door", 0.9, False, 1.2, 0.1, INTENT, 0.01, None,
+                      Verdict(Outcome.ASK, "sensitive", "confirmed first", (INTENT.to_json(),), "confirm"), 0.2),
     m.UtteranceResult("sess#1", "open the garage", 0.7, False, 1.2, 0.1, None, 0.0, "KeyError: 'x'"),
     m.IntentRecognized("intent-3", INTENT, 0.003),
     m.IntentRecognized("intent-4", None, 0.001),
@@ -89,7 +93,7 @@ def _body(*values: object) -> bytes:
     (_body(7, "u"), "not a (kind, fields...) tuple"),
     (_body("shout", "u"), "unknown message kind 'shout'"),
     (_body("ready"), "'ready' message with 0 fields, expected 1"),
-    (_body("result", "u", "text"), "'result' message with 2 fields, expected 9"),
+    (_body("result", "u", "text"), "'result' message with 2 fields, expected 11"),
     (_body("partial", "u", "yes"), "'partial' message: complete is str, expected bool"),
     (_body("ready", True), "'ready' message: pid is bool, expected int"),
     (_body("grammar_ok", "h", "fast"), "'grammar_ok' message: seconds is str, expected float | int"),
@@ -106,7 +110,7 @@ def test_malformed_from_the_worker(body: bytes, error: str) -> None:
 
 @pytest.mark.parametrize(("body", "error"), [
     (_body("audio", "u", "not bytes"), "'audio' message: pcm is str, expected bytes"),
-    (_body("end", "u", 5), "'end' message: area is int, expected str | NoneType"),
+    (_body("end", "u", 5, None), "'end' message: area is int, expected str | NoneType"),
     (_body("grammar", VOCAB, "g"), "'grammar' message: grammar is str, expected CompiledGrammar"),
     (_body("result", "u", "t", 1.0, False, 1.0, 1.0, None, 0.0, None), "unknown message kind 'result' to the worker"),
 ])

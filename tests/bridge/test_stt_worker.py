@@ -13,6 +13,7 @@ import pytest
 
 from bridge.engines import EngineError, Transcript
 from bridge.recognition import CompiledGrammar, Vocabulary
+from bridge.recognition.verdict import Outcome, VerdictSettings
 from bridge.resources import load_demo_vocabulary
 from bridge.stt import messages as m
 from bridge.stt.compiler import compile_in_subprocess
@@ -87,7 +88,9 @@ async def test_the_intent_comes_back_with_the_transcript(pool: DecoderPool, say:
     kinds = [type(message) for message in record.sent]
     assert kinds[0] is m.StartUtterance and kinds[-1] is m.EndUtterance
     assert set(kinds[1:-1]) == {m.Audio}
-    assert record.sent[-1] == m.EndUtterance(record.sent[0].utterance, "bedroom")  # type: ignore[union-attr]
+    assert record.sent[-1] == m.EndUtterance(record.sent[0].utterance, "bedroom",  # type: ignore[union-attr]
+                                             VerdictSettings())
+    assert transcript.verdict is not None and transcript.verdict.outcome is Outcome.ACT
     answers = [r for r in record.received if not isinstance(r, m.Partial)]
     assert [type(r) for r in answers] == [m.UtteranceResult]
     assert answers[0].utterance == record.sent[0].utterance  # type: ignore[union-attr]
@@ -97,9 +100,11 @@ async def test_the_intent_comes_back_with_the_transcript(pool: DecoderPool, say:
     assert transcript.text == "turn on the lights" and transcript.intent_checked
     assert transcript.intent is None
 
-    # Rejected speech is not looked at for an intent.
+    # Rejected speech comes back without an intent (the worker matches text the decoder rejected
+    # for its score only to see whether it is harmless), refused by the verdict with the reason.
     transcript = await _transcribe(engine, read_pcm(say("I think we should order pizza tonight")), "bedroom")
-    assert transcript.rejected and transcript.intent is None and transcript.intent_cpu_seconds == 0.0
+    assert transcript.rejected and transcript.intent is None
+    assert transcript.verdict is not None and transcript.verdict.outcome is Outcome.REFUSE
     assert not any(isinstance(s, m.RecognizeIntent) for s in record.sent)
     assert not any(isinstance(r, m.IntentRecognized) for r in record.received)
 
@@ -140,7 +145,7 @@ sys.stdin.buffer.read()
 
 @pytest.mark.parametrize(("variant", "detail"), [
     ("junk", "unreadable frame"),
-    ("fields", "'result' message with 1 fields, expected 9"),
+    ("fields", "'result' message with 1 fields, expected 11"),
     ("huge", "at most"),
 ])
 async def test_a_malformed_frame_from_the_worker_fails_the_waiting_utterance(variant: str, detail: str) -> None:
