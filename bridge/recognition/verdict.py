@@ -76,6 +76,24 @@ class Verdict:
     question: QuestionKind | None = None
 
 
+MAX_CHOICES = 3
+"""A question offers at most this many meanings; a name that fits more entities is refused."""
+
+
+def one_per_entity(intent: IntentJson) -> tuple[IntentJson, ...]:
+    """A named target that fits several entities, as one meaning per entity (the choices of a
+    "which" question, in the order the intent lists them); () when the name fits at most one."""
+    slots = intent.get("slots")
+    name = slots.get("name") if isinstance(slots, Mapping) else None
+    if not isinstance(name, Mapping) or name.get("value") == "all":
+        return ()
+    ids = name.get("entity_ids")
+    if not isinstance(ids, (list, tuple)) or len(ids) < 2:
+        return ()
+    assert isinstance(slots, Mapping)
+    return tuple({**intent, "slots": {**slots, "name": {**name, "entity_ids": [entity_id]}}} for entity_id in ids)
+
+
 def decide(hearing: Hearing, settings: VerdictSettings = VerdictSettings()) -> Verdict:
     """Act, ask or refuse, with the reason.
 
@@ -86,6 +104,12 @@ def decide(hearing: Hearing, settings: VerdictSettings = VerdictSettings()) -> V
                        "nothing that the home can do was heard")
     refused = refusal(hearing.intent, hearing.confidence, settings.sensitive_min, settings.broad_min)
     if refused is None:
+        split = one_per_entity(hearing.intent)
+        if len(split) > MAX_CHOICES:
+            return Verdict(Outcome.REFUSE, "ambiguous_name", f"the name fits {len(split)} entities")
+        if split:
+            return Verdict(Outcome.ASK, "ambiguous_name", f"the name fits {len(split)} entities",
+                           choices=split, question="which")
         return Verdict(Outcome.ACT, "sure", "heard clearly")
     code, why = refused
     return Verdict(Outcome.ASK, code, why, choices=(hearing.intent, *hearing.alternatives[:2]),

@@ -45,6 +45,7 @@ from ..stt.pool import DecoderPool
 from ..tasks import spawn
 from .arbitration import WakeRouter
 from .control import PolicyState, PrivacyControl
+from .dialogue import Dialogue
 from .dispatch import Dispatcher
 from .hermes import HermesAdapter
 from .link import Connection, LastWill, Message, MqttLink
@@ -121,6 +122,10 @@ class Bridge:
         self.results.settings_of = self.preferences.settings_json
         self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes)
         self.speech_out = SpeechOut(self, self.tts)
+        self.dialogue = Dialogue(self, self.speech_out, lambda: self.vocabulary.vocabulary)
+        self.dialogue.act = self.results.publish_choice
+        self.results.dialogue = self.dialogue
+        self.results.confirm_of = self.preferences.confirm
         self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,
                                       self.link.broker_address_class)
         self.status_api_url: str | None = None
@@ -226,6 +231,7 @@ class Bridge:
         for sat in list(self._satellites.values()):
             await sat.close()
         await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.dialogue.close()
         if self.wyoming_server is not None:
             with contextlib.suppress(Exception):
                 await self.wyoming_server.stop()
@@ -347,6 +353,7 @@ class Bridge:
 
     def _forget(self, sat_id: str, code: str, message: str) -> None:
         """Out of the table now (synchronously), its retained state cleared, closed in the background."""
+        self.dialogue.interrupt(sat_id)
         sat = self._satellites.pop(sat_id, None)
         self.last_seen.forget(sat_id)
         self.metrics.forget(sat_id)
@@ -380,6 +387,8 @@ class Bridge:
 
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None:
         """Home Assistant's answer, an announcement, stop/played, Hermes say/endSession: speech out."""
+        if request.get("stop"):
+            self.dialogue.interrupt(sat_id)  # a stop during a question ends it
         spawn(self.speech_out.handle(sat_id, dict(request)), name="speech-out", report=self.reporter.report_error)
 
     def play_wav(self, sat_id: str, wav: bytes) -> None:
@@ -393,6 +402,9 @@ class Bridge:
         Satellites in `assist` pipeline mode forward their audio to Home Assistant instead, through
         the locality gate (refused under local-only when the broker is not on the home network).
         """
+        answer = await self.dialogue.open_stream(sat, session_id)
+        if answer is not None:
+            return answer  # the answer to a question: its own small grammar
         if self.dispatcher.pipeline_modes.get(sat.id) == "assist":
             return await self.forward_stt.open(session_id, sat.id, wake_word)
         engine = self.stt
@@ -417,8 +429,10 @@ class Bridge:
 
     def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
         self.reporter.session_failed(sat, session_id, code, message)
+        self.dialogue.session_failed(sat, session_id, code)
 
     def wake_started(self, sat: Satellite, session: Session) -> None:
+        self.dialogue.interrupt(sat.id, session.id)  # a wake during a question (barge-in) ends it
         if self.speech_out.is_playing(sat.id):
             self.speech_out.stop_playback(sat.id)  # barge-in
         self.results.wake(sat, session)
@@ -449,6 +463,9 @@ class Bridge:
         self.control.retention.keep(sat_id, session_id, pcm, time.time())
 
     async def deliver(self, sat: Satellite, session: Session, transcript: Transcript, timings: Timings) -> None:
+        if self.dialogue.deliver(sat, session, transcript):
+            self.results.audit_only(sat, session, transcript)  # an answer to a question
+            return
         await self.results.deliver(sat, session, transcript, timings)
 
     # -- housekeeping -----------------------------------------------------------------------------
@@ -459,7 +476,7 @@ class Bridge:
             "dropped_muted": self.control.dropped_muted, "dropped_outgoing": self.link.dropped_outgoing,
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
-            "arbitration": self.wakes.stats(),
+            "arbitration": self.wakes.stats(), "questions": self.dialogue.stats(),
             "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
             "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started,
             **self.loop_lag.summary(),

@@ -1,0 +1,204 @@
+"""Asking back, end to end: a real bridge and Mosquitto, espeak-ng speech, a Hearth satellite that
+wakes on its own (so it streams only when told to: after its wake word, or after the bridge's
+`start_streaming` for the answer to a question).
+
+The bridge demands full confidence for sensitive actions (`recognition.sensitive_confidence=1.0`),
+so "unlock the front door" is always asked about ("Unlock the front door?"). One bridge serves the
+module; each test uses a satellite of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bridge.protocol.hearth import decode_frame, encode_frame
+from bridge.tools.satellite import load_wav_pcm16k
+from tests.support.bridge_proc import BridgeProcess, Probe
+from tests.support.broker import Mosquitto
+
+FRAME = 960
+
+
+@pytest.fixture(scope="module")
+def asking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosquitto, BridgeProcess]]:
+    broker = Mosquitto().start()
+    bridge = BridgeProcess(broker.host, broker.port, tmp_path_factory.mktemp("dialogue-data"),
+                           args=["--set", "recognition.sensitive_confidence=1.0"]).start()
+    try:
+        yield broker, bridge
+    finally:
+        bridge.stop()
+        broker.close()
+
+
+class Satellite:
+    """A Hearth satellite that detects its wake word itself, driven by a test."""
+
+    def __init__(self, probe: Probe, sat_id: str) -> None:
+        self.probe, self.id = probe, sat_id
+        self.topic = f"hearth/satellite/{sat_id}"
+
+    async def announce(self) -> None:
+        await self.probe.client.publish(f"{self.topic}/status", json.dumps({
+            "state": "online", "protocol": 1, "name": self.id, "audio": {"rate": 16000, "width": 2, "channels": 1},
+            "capabilities": {"wake_word": True, "speaker": True, "mute": True}}), qos=1, retain=True)
+        await self.probe.wait_for("/state", lambda d: d.get("online") is True)
+
+    async def stream(self, pcm: bytes, wake: bool, until_stopped: bool = True, silence: float = 2.0) -> None:
+        """Streams `pcm` in real time (after a wake event if `wake`), then silence, until the bridge
+        says stop_streaming (or the audio runs out)."""
+        stream_id = random.randrange(1 << 32)
+        stops_before = len([c for c in self.probe.json(f"{self.topic}/command") if c["command"] == "stop_streaming"])
+        if wake:
+            await self.probe.client.publish(f"{self.topic}/event", json.dumps(
+                {"type": "wake", "wake_word": "okay_nabu", "stream_id": stream_id}))
+        audio = pcm + bytes(int(silence * 32000))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for seq, offset in enumerate(range(0, len(audio), FRAME)):
+            stops = [c for c in self.probe.json(f"{self.topic}/command") if c["command"] == "stop_streaming"]
+            if until_stopped and len(stops) > stops_before:
+                return
+            await asyncio.sleep(max(0.0, started + offset / 32000 - loop.time()))
+            await self.probe.client.publish(f"{self.topic}/audio", encode_frame(stream_id, seq, audio[offset:offset + FRAME]))
+
+    async def hear_play(self, timeout: float = 20.0) -> float:
+        """Waits for the last chunk of a `play`; returns its length in seconds."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            frames = [decode_frame(p) for t, p in self.probe.messages if t == f"{self.topic}/play"]
+            last = [f for f in frames if f.last]
+            if last:
+                stream = last[0].stream_id
+                return sum(len(f.pcm) for f in frames if f.stream_id == stream) / 32000
+            assert asyncio.get_running_loop().time() < deadline, "nothing played"
+            await asyncio.sleep(0.05)
+
+    async def played(self) -> None:
+        await self.probe.client.publish(f"{self.topic}/event", json.dumps({"type": "played"}))
+
+    def plays(self) -> int:
+        return len({decode_frame(p).stream_id for t, p in self.probe.messages if t == f"{self.topic}/play"})
+
+    def acted(self) -> list[dict[str, Any]]:
+        return [t for t in self.probe.json(f"{self.topic}/transcript") if not t["rejected"]]
+
+
+async def _asked(sat: Satellite, say) -> dict[str, Any]:
+    """Says the unlock command; returns the question the bridge asked."""
+    await sat.announce()
+    await sat.stream(load_wav_pcm16k(say("unlock the front door")), wake=True)
+    question = await sat.probe.wait_for(f"{sat.topic}/question")
+    transcript = await sat.probe.wait_for(f"{sat.topic}/transcript")
+    assert transcript["rejected"] is True and transcript["text"] == ""  # nothing acts on it yet
+    assert question["kind"] == "did_you_mean" and question["reason"] == "sensitive_unsure"
+    assert question["intents"] == ["HassTurnOff"] and question["entity_ids"] == ["lock.front_door"]
+    assert question["text"] == "Unlock the front door?"
+    return question
+
+
+async def _answer(sat: Satellite, say, words: str) -> dict[str, Any]:
+    """Lets the question play out, answers `words` when told to stream; returns the `answer`."""
+    await sat.hear_play()
+    assert not [c for c in sat.probe.json(f"{sat.topic}/command") if c["command"] == "start_streaming"]
+    await sat.played()
+    start = await sat.probe.wait_for(f"{sat.topic}/command", lambda c: c["command"] == "start_streaming")
+    assert start["session_id"]
+    await sat.stream(load_wav_pcm16k(say(words)) if words else b"", wake=False, silence=6.0)
+    return await sat.probe.wait_for(f"{sat.topic}/answer")
+
+
+async def test_yes_acts_on_the_meaning_asked_about(asking, say) -> None:
+    broker, _bridge = asking
+    async with Probe(broker.host, broker.port, ["hearth/satellite/yes-sat/#"]) as probe:
+        sat = Satellite(probe, "yes-sat")
+        question = await _asked(sat, say)
+        answer = await _answer(sat, say, "yes")
+        assert answer == {"session_id": question["session_id"], "satellite": "yes-sat", "outcome": "yes",
+                          "acted": True, "choice": 0, "intent": "HassTurnOff"}
+        acted = await probe.wait_for(f"{sat.topic}/intent", lambda d: not d["rejected"])
+        assert acted["session_id"] == question["session_id"] and acted["text"] == "unlock the front door"
+        assert acted["intent"]["name"] == "HassTurnOff"
+        assert acted["intent"]["slots"]["name"]["entity_ids"] == ["lock.front_door"]
+        assert [t["text"] for t in sat.acted()] == ["unlock the front door"]
+        await asyncio.sleep(0.5)
+        assert sat.plays() == 1  # the question only: no "never mind"
+
+
+async def test_no_does_nothing_and_says_so(asking, say) -> None:
+    broker, _bridge = asking
+    async with Probe(broker.host, broker.port, ["hearth/satellite/no-sat/#"]) as probe:
+        sat = Satellite(probe, "no-sat")
+        await _asked(sat, say)
+        answer = await _answer(sat, say, "no thanks")
+        assert answer["outcome"] == "no" and answer["acted"] is False and answer["intent"] is None
+        for _ in range(100):  # "OK, never mind." follows
+            if sat.plays() == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert sat.plays() == 2
+        assert sat.acted() == [] and not [i for i in probe.json(f"{sat.topic}/intent") if i["intent"]]
+
+
+async def test_silence_does_nothing_within_the_time_out(asking, say) -> None:
+    broker, _bridge = asking
+    async with Probe(broker.host, broker.port, ["hearth/satellite/quiet-sat/#"]) as probe:
+        sat = Satellite(probe, "quiet-sat")
+        await _asked(sat, say)
+        await sat.hear_play()
+        await sat.played()
+        start = await probe.wait_for(f"{sat.topic}/command", lambda c: c["command"] == "start_streaming")
+        began = asyncio.get_running_loop().time()
+        streaming = asyncio.create_task(sat.stream(b"", wake=False, silence=8.0))
+        answer = await probe.wait_for(f"{sat.topic}/answer", timeout=8.0)
+        waited = asyncio.get_running_loop().time() - began
+        assert answer["outcome"] in ("silence", "timeout") and answer["acted"] is False
+        assert waited <= 5.0 + 1.0  # the question's time-out (5 s) bounds it
+        stop = await probe.wait_for(f"{sat.topic}/command", lambda c: c["command"] == "stop_streaming"
+                                    and c["session_id"] == start["session_id"])
+        assert stop  # the satellite is not left streaming in a session
+        await streaming
+        state = await probe.wait_for(f"{sat.topic}/state", lambda d: d["state"] == "idle")
+        assert state["session_id"] is None
+        assert sat.acted() == []
+
+
+async def test_barge_in_during_the_question_ends_it_and_the_new_command_is_heard(asking, say) -> None:
+    broker, _bridge = asking
+    async with Probe(broker.host, broker.port, ["hearth/satellite/barge-sat/#"]) as probe:
+        sat = Satellite(probe, "barge-sat")
+        await _asked(sat, say)
+        await sat.hear_play()  # the question is playing (no `played` yet): the user speaks over it
+        await sat.stream(load_wav_pcm16k(say("turn on the kitchen light")), wake=True)
+        answer = await probe.wait_for(f"{sat.topic}/answer")
+        assert answer["outcome"] == "interrupted" and answer["acted"] is False
+        acted = await probe.wait_for(f"{sat.topic}/intent", lambda d: not d["rejected"])
+        assert acted["intent"]["name"] == "HassTurnOn" and acted["text"] == "turn on the kitchen light"
+        assert [c["command"] for c in probe.json(f"{sat.topic}/command")].count("stop_playback") >= 1
+        assert not [c for c in probe.json(f"{sat.topic}/command") if c["command"] == "start_streaming"]
+        assert [t["text"] for t in sat.acted()] == ["turn on the kitchen light"]  # never the unlock
+
+
+async def test_mute_during_the_question_means_nothing_is_heard(asking, say) -> None:
+    broker, _bridge = asking
+    async with Probe(broker.host, broker.port, ["hearth/satellite/mute-sat/#", "hearth/bridge/policy/#"]) as probe:
+        sat = Satellite(probe, "mute-sat")
+        await _asked(sat, say)
+        await sat.hear_play()
+        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+            {"request_id": "m1", "microphones": {"mute-sat": {"muted": True}}}))
+        await probe.wait_for("/policy/result", lambda d: d["request_id"] == "m1" and d["ok"])
+        await sat.played()
+        answer = await probe.wait_for(f"{sat.topic}/answer")
+        assert answer["outcome"] == "muted" and answer["acted"] is False
+        await sat.stream(load_wav_pcm16k(say("yes")), wake=False, silence=0.5)  # dropped: muted
+        await asyncio.sleep(1.0)
+        assert not [c for c in probe.json(f"{sat.topic}/command") if c["command"] == "start_streaming"]
+        assert sat.acted() == [] and sat.plays() == 1  # nothing said after the mute either
+        assert len(probe.json(f"{sat.topic}/transcript")) == 1  # the question's utterance only
