@@ -202,3 +202,57 @@ async def test_mute_during_the_question_means_nothing_is_heard(asking, say) -> N
         assert not [c for c in probe.json(f"{sat.topic}/command") if c["command"] == "start_streaming"]
         assert sat.acted() == [] and sat.plays() == 1  # nothing said after the mute either
         assert len(probe.json(f"{sat.topic}/transcript")) == 1  # the question's utterance only
+
+
+async def test_a_hermes_site_is_asked_and_its_yes_acts(asking, say) -> None:
+    """The bridge is a Hermes site's dialogue manager: the question is played with playBytes, the
+    site is listened to again once it says playFinished (no hotword in between), and the yes
+    acts: intentParsed and intent/<name> for the skills, and Hearth's transcript and intent."""
+    from bridge.audio.wav import make_wav
+
+    broker, _bridge = asking
+    site = "hermes.den"
+    async with Probe(broker.host, broker.port, [f"hearth/satellite/{site}/#", "hermes/#"]) as probe:
+        pending: list[bytes] = []
+
+        async def microphone() -> None:  # an audio server streams all the time
+            loop = asyncio.get_running_loop()
+            started, sent = loop.time(), 0
+            while True:
+                chunk = pending.pop(0) if pending else bytes(FRAME)
+                await asyncio.sleep(max(0.0, started + sent / 32000 - loop.time()))
+                await probe.client.publish(f"hermes/audioServer/{site}/audioFrame", make_wav(chunk))
+                sent += len(chunk)
+
+        def speak(pcm: bytes) -> None:
+            pending.extend(pcm[i:i + FRAME] for i in range(0, len(pcm), FRAME))
+
+        mic = asyncio.create_task(microphone())
+        try:
+            await asyncio.sleep(0.3)
+            await probe.client.publish("hermes/asr/startListening", json.dumps({"siteId": site, "sessionId": "h1"}))
+            speak(load_wav_pcm16k(say("unlock the front door")))
+            question = await probe.wait_for(f"{site}/question")
+            assert question["kind"] == "did_you_mean" and question["text"] == "Unlock the front door?"
+            for _ in range(200):
+                plays = [t for t, _p in probe.messages if t.startswith(f"hermes/audioServer/{site}/playBytes/")]
+                if plays:
+                    break
+                await asyncio.sleep(0.05)
+            request_id = plays[0].rsplit("/", 1)[1]
+            assert not probe.json("hermes/error/asr")  # the asked utterance did not end the dialogue
+            await asyncio.sleep(1.0)
+            await probe.client.publish(f"hermes/audioServer/{site}/playFinished",
+                                       json.dumps({"id": request_id, "siteId": site}))
+            await asyncio.sleep(0.3)
+            speak(load_wav_pcm16k(say("yes")))
+            answer = await probe.wait_for(f"{site}/answer")
+            assert answer["outcome"] == "yes" and answer["acted"] is True
+            parsed = await probe.wait_for("hermes/intent/HassTurnOff", lambda d: d.get("siteId") == site)
+            assert parsed["sessionId"] == question["session_id"] and parsed["input"] == "unlock the front door"
+            acted = await probe.wait_for(f"{site}/intent", lambda d: not d["rejected"])
+            assert acted["intent"]["slots"]["name"]["entity_ids"] == ["lock.front_door"]
+            assert not [d for d in probe.json("hermes/hotword/default/detected") if d.get("siteId") == site]
+        finally:
+            mic.cancel()
+            await asyncio.gather(mic, return_exceptions=True)
