@@ -256,3 +256,32 @@ async def test_a_hermes_site_is_asked_and_its_yes_acts(asking, say) -> None:
         finally:
             mic.cancel()
             await asyncio.gather(mic, return_exceptions=True)
+
+
+async def test_which_one_names_them_by_area_and_the_choice_acts_on_that_one(asking, say) -> None:
+    """Two entities called "Night lamp" (bedroom, office): "which one?", answered by its place.
+
+    Last in the module: it gives the bridge a vocabulary with the two lamps added."""
+    from pathlib import Path
+
+    import yaml
+
+    broker, _bridge = asking
+    vocabulary = yaml.safe_load((Path(__file__).parents[2] / "bridge/data/demo_home.yaml").read_text())
+    vocabulary["entities"] += [{"id": "light.bedroom_lamp", "name": "Night lamp", "domain": "light", "area": "bedroom"},
+                               {"id": "light.office_lamp", "name": "Night lamp", "domain": "light", "area": "office"}]
+    async with Probe(broker.host, broker.port, ["hearth/satellite/which-sat/#", "hearth/bridge/vocabulary/state"]) as probe:
+        await probe.client.publish("hearth/bridge/vocabulary/set", json.dumps(vocabulary), qos=1, retain=True)
+        await probe.wait_for("vocabulary/state", lambda d: d["entities"] == len(vocabulary["entities"]), timeout=90)
+        sat = Satellite(probe, "which-sat")
+        await sat.announce()
+        await sat.stream(load_wav_pcm16k(say("turn on the night lamp")), wake=True)
+        question = await probe.wait_for(f"{sat.topic}/question")
+        assert question["kind"] == "which" and question["reason"] == "ambiguous_name"
+        assert question["text"] == "Turn on the night lamp: the one in the bedroom or the one in the office?"
+        assert question["entity_ids"] == ["light.bedroom_lamp", "light.office_lamp"]
+        answer = await _answer(sat, say, "the second one")
+        assert (answer["outcome"], answer["acted"], answer["choice"]) == ("yes", True, 1)
+        acted = await probe.wait_for(f"{sat.topic}/intent", lambda d: not d["rejected"])
+        assert acted["text"] == "turn on the night lamp in the office"
+        assert acted["intent"]["slots"]["name"]["entity_ids"] == ["light.office_lamp"]
