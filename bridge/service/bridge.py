@@ -32,7 +32,7 @@ from ..privacy.gate import LocalityGate
 from ..privacy.policy import Policy
 from ..privacy.retention import UtteranceRetention
 from ..privacy.store import AuditStore
-from ..protocol.hearth import WAKE_WORDS, Topics, is_audio_topic
+from ..protocol.hearth import WAKE_WORDS, ProtocolError, Topics, is_audio_topic
 from ..protocol.messages import BridgeStatus, Command, JsonObject, SatelliteError
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SatelliteSettings, Session, SessionSource, Timings
@@ -170,6 +170,9 @@ class Bridge:
 
     def is_muted(self, sat_id: str) -> bool:
         return self.control.is_muted(sat_id)
+
+    def publish_transcripts(self) -> bool:
+        return self.control.policy.publish_transcripts
 
     def retention_enabled(self) -> bool:
         return self.control.retention_enabled()
@@ -391,6 +394,13 @@ class Bridge:
             self.dialogue.interrupt(sat_id)  # a stop during a question ends it
         spawn(self.speech_out.handle(sat_id, dict(request)), name="speech-out", report=self.reporter.report_error)
 
+    def ask(self, sat_id: str, request: Mapping[str, object]) -> None:
+        """Home Assistant's question (`ask`): said and its answer heard by the dialogue."""
+        sat = self._satellites.get(sat_id)
+        if sat is None:
+            raise ProtocolError("unknown_satellite", f"ask: no satellite {sat_id!r}")
+        self.dialogue.ask_for(sat, request)
+
     def play_wav(self, sat_id: str, wav: bytes) -> None:
         spawn(self.speech_out.play_wav(sat_id, wav), name="play-wav", report=self.reporter.report_error)
 
@@ -451,6 +461,7 @@ class Bridge:
 
     def listening_ended(self, sat: Satellite, session: Session) -> None:
         """The bridge has heard enough: a satellite that streams per session may stop now."""
+        self.dialogue.listening_ended(sat, session)
         if sat.protocol is SatelliteProtocol.HEARTH and sat.on_device_wake:
             self.outbox.send(self.topics.satellite(sat.id, "command"), Command("stop_streaming", session.id))
 

@@ -30,11 +30,13 @@ import asyncio
 import dataclasses
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..engines import EngineError, IntentResult, SttStream, TextToSpeech, Transcript
+from ..protocol.hearth import ProtocolError
 from ..recognition.verdict import Verdict
 from ..recognition.vocabulary import Vocabulary
 from ..recognition.yesno import Answer, answer_grammar, answer_vocabulary, meaning
@@ -70,8 +72,9 @@ class Question:
     """One question on one satellite, from its asking to its answer."""
 
     sat_id: str
-    session: Session
-    """The session of the utterance asked about (the answer's results carry its id)."""
+    session: Session | None
+    """The session of the utterance asked about (the answer's results carry its id); None for a
+    question Home Assistant asked (`ask`), which it answers itself."""
     kind: str
     reason: str
     choices: tuple[Choice, ...]
@@ -79,9 +82,12 @@ class Question:
     transcript: Transcript
     private: bool
     timings: dict[str, object] = field(default_factory=dict)  #: the utterance's, as published
+    request_id: str | None = None  #: a question Home Assistant asked: its request id
+    count: int = 0  #: how many choices a question Home Assistant asked offers (else: `choices`)
     answer_session: str = field(default_factory=lambda: uuid.uuid4().hex)
     stage: str = "speaking"  # speaking -> listening -> done
     heard: bool = False  # the answer session delivered a result
+    transcribing: bool = False  # the answer was heard to its end and is being decoded
 
 
 class DialogueHost(Protocol):
@@ -94,6 +100,7 @@ class DialogueHost(Protocol):
     def is_muted(self, sat_id: str) -> bool: ...
     def report_error(self, code: str, message: str, sat_id: str | None = None, session_id: str | None = None,
                      topic: str | None = None) -> None: ...
+    def publish_transcripts(self) -> bool: ...
 
 
 class Speaker(Protocol):
@@ -139,6 +146,7 @@ class Dialogue:
         self.counts: dict[str, int] = {"asked": 0, "answered": 0, **{o: 0 for o in OUTCOMES}}
         #: acts on a choice: publishes it as heard (set by the bridge: result publishing)
         self.act: Callable[[Satellite, Question, Choice], None] = lambda _sat, _q, _c: None
+        self._answers: OrderedDict[str, None] = OrderedDict()  #: recent answer session ids
         self._pool: DecoderPool | None = None
         self._pool_ready: asyncio.Task[DecoderPool] | None = None
 
@@ -181,19 +189,42 @@ class Dialogue:
         return Question(sat.id, session, verdict.question or "did_you_mean", verdict.reason, tuple(choices),
                         text, transcript, private)
 
+    def ask_for(self, sat: Satellite, data: Mapping[str, object]) -> None:
+        """`<prefix>/satellite/<sat>/ask` from Home Assistant: says its question, hears the answer
+        and publishes it (with the `request_id`); acts on nothing (Home Assistant does)."""
+        request_id, text, count = data.get("request_id"), data.get("text"), data.get("choices", 1)
+        if not isinstance(request_id, str) or not 1 <= len(request_id) <= 64:
+            raise ProtocolError("bad_question", "ask: request_id must be a string of 1-64 characters")
+        if not isinstance(text, str) or not 1 <= len(text.strip()) <= 300:
+            raise ProtocolError("bad_question", "ask: text must be a question of 1-300 characters")
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 3:
+            raise ProtocolError("bad_question", "ask: choices must be 1, 2 or 3")
+        private = not self.host.publish_transcripts()
+        question = Question(sat.id, None, "confirm" if count == 1 else "did_you_mean", "asked", (), text.strip(),
+                            Transcript(text="", confidence=0.0), private, request_id=request_id, count=count)
+        if self.speaker.tts is None or self.host.is_muted(sat.id) or sat.id in self.questions \
+                or sat.session is not None:
+            self.counts["asked"] += 1
+            self.questions[sat.id] = question
+            self.end(sat, question, "failed")
+            return
+        self.ask(sat, question)
+
     def ask(self, sat: Satellite, question: Question) -> None:
         """Says the question and listens for its answer (in the background)."""
         self.questions[sat.id] = question
         self.counts["asked"] += 1
         self.host.outbox.stats_dirty = True
         payload: dict[str, object] = {
-            "session_id": question.session.id, "satellite": sat.id, "kind": question.kind,
-            "reason": question.reason, "choices": len(question.choices),
+            "session_id": question.session.id if question.session else None, "satellite": sat.id,
+            "kind": question.kind, "reason": question.reason, "choices": question.count or len(question.choices),
             "intents": [c.intent.name for c in question.choices],
             "entity_ids": sorted({e for c in question.choices for e in entity_ids(c.intent.to_json())}),
             "timeout": self.timeout, "private": question.private}
         if not question.private:
             payload["text"] = question.text
+        if question.request_id is not None:
+            payload["request_id"] = question.request_id
         self.host.outbox.send(self.host.outbox.topics.satellite(sat.id, "question"), payload)
         if self._pool_ready is None:
             self._pool_ready = asyncio.create_task(self._start_pool(), name="answer-decoder")
@@ -211,7 +242,8 @@ class Dialogue:
 
             self.host.outbox.send(hermes.TOGGLE_OFF, hermes.Toggle(sat.id, "dialogueSession"))
         self.speaker.stop_playback(sat.id)
-        spoken = await self.speaker.speak(sat.id, question.text, session_id=question.session.id)
+        spoken = await self.speaker.speak(sat.id, question.text,
+                                          session_id=question.session.id if question.session else None)
         if self.questions.get(sat.id) is not question:
             return  # interrupted while it was said (barge-in, stop, mute): already ended
         if self.host.is_muted(sat.id):
@@ -221,6 +253,9 @@ class Dialogue:
             self.end(sat, question, "failed")
             return
         question.stage = "listening"
+        self._answers[question.answer_session] = None
+        while len(self._answers) > 64:
+            self._answers.popitem(last=False)
         # A one-word answer is short: the VAD, which lags the speech by ~0.3 s, agrees with the
         # energy for less than 150 ms of "yes" or "no", so an answer starts on its energy alone (a
         # noise heard as speech is refused by the answer grammar's garbage loop, like a remark).
@@ -230,12 +265,26 @@ class Dialogue:
             self.end(sat, question, "failed")  # something else opened a session meanwhile
             return
         await asyncio.sleep(self.timeout)
+        # An answer begun in time is heard to its end (the endpointer bounds it: its silence tail,
+        # its maximum length) and decoded (the recognizer's own time-out bounds that).
+        while self.questions.get(sat.id) is question and not question.heard and (
+                question.transcribing or (sat.session is not None and sat.session.id == question.answer_session
+                                          and sat.session.endpointer.in_speech)):
+            await asyncio.sleep(0.1)
         if self.questions.get(sat.id) is question and not question.heard:
             if sat.session is not None and sat.session.id == question.answer_session:
                 await sat.abort("question_timeout", f"no answer within {self.timeout:g} s")
             self.end(sat, question, "timeout")
 
     # -- the answer session -----------------------------------------------------------------------
+
+    def is_answer(self, session_id: str) -> bool:
+        """Whether a session is (or was) a question's answer: never a command, even late."""
+        return session_id in self._answers
+
+    def listening_ended(self, sat: Satellite, session: Session) -> None:
+        if (question := self._listening(sat.id, session.id)) is not None:
+            question.transcribing = True
 
     def _listening(self, sat_id: str, session_id: str) -> Question | None:
         question = self.questions.get(sat_id)
@@ -244,8 +293,9 @@ class Dialogue:
         return question
 
     async def open_stream(self, sat: Satellite, session_id: str) -> SttStream | None:
-        """The answer decoder's stream when `session_id` is a question's answer; else None."""
-        if self._listening(sat.id, session_id) is None or self._pool_ready is None:
+        """The answer decoder's stream when `session_id` is a question's answer (even one that
+        has just ended: a session opened for an answer never hears a command); else None."""
+        if session_id not in self._answers or self._pool_ready is None:
             return None
         try:
             pool = await self._pool_ready
@@ -254,19 +304,19 @@ class Dialogue:
         return PocketsphinxStream(pool, f"{session_id}#answer")
 
     def deliver(self, sat: Satellite, session: Session, transcript: Transcript) -> bool:
-        """The answer heard (True), or not an answer session (False: the caller publishes it)."""
+        """The answer heard (True), or not an answer session (False: the caller publishes it).
+        An answer that comes after its question ended is dropped (True)."""
         question = self._listening(sat.id, session.id)
         if question is None:
-            return False
+            return session.id in self._answers
         question.heard = True
-        understood = None if transcript.rejected else meaning(transcript.text, len(question.choices))
+        count = question.count or len(question.choices)
+        understood = None if transcript.rejected else meaning(transcript.text, count)
         if understood is None:
             self.end(sat, question, "unclear")
-        elif understood.answer is Answer.YES:
-            self.end(sat, question, "yes", question.choices[0])
-        elif understood.answer is Answer.CHOICE:
-            assert understood.index is not None
-            self.end(sat, question, "yes", question.choices[understood.index], understood.index)
+        elif understood.answer in (Answer.YES, Answer.CHOICE):
+            index = understood.index or 0
+            self.end(sat, question, "yes", question.choices[index] if question.choices else None, index)
         else:
             self.end(sat, question, str(understood.answer))
         return True
@@ -302,16 +352,21 @@ class Dialogue:
         if outcome in ("yes", "no", "cancel"):
             self.counts["answered"] += 1
         self.host.outbox.stats_dirty = True
-        self.host.outbox.send(self.host.outbox.topics.satellite(sat.id, "answer"), {
-            "session_id": question.session.id, "satellite": sat.id, "outcome": outcome,
-            "acted": choice is not None, "choice": index if index is not None else (0 if choice else None),
-            "intent": choice.intent.name if choice else None})
+        answer: dict[str, object] = {
+            "session_id": question.session.id if question.session else None, "satellite": sat.id,
+            "outcome": outcome, "acted": choice is not None, "choice": index,
+            "intent": choice.intent.name if choice else None}
+        if question.request_id is not None:
+            answer["request_id"] = question.request_id
+        self.host.outbox.send(self.host.outbox.topics.satellite(sat.id, "answer"), answer)
         _LOGGER.info("%s: question (%s, %s) ended: %s", sat.id, question.kind, question.reason, outcome)
         if choice is not None:
             self.act(sat, question, choice)
-        elif outcome in ("no", "cancel", "unclear", "silence", "timeout", "failed"):
+        elif outcome in ("no", "cancel", "unclear", "silence", "timeout") or (
+                outcome == "failed" and question.request_id is None):
             if not self.host.is_muted(sat.id):
-                spawn(self.speaker.speak(sat.id, NEVER_MIND, session_id=question.session.id),
+                spawn(self.speaker.speak(sat.id, NEVER_MIND,
+                                         session_id=question.session.id if question.session else None),
                       name="never-mind", report=self.host.report_error)
         if sat.protocol is SatelliteProtocol.HERMES and not listened and outcome != "muted":
             from ..protocol import hermes  # no answer session ended (which turns the hotword on)

@@ -196,8 +196,8 @@ class ResultPublisher:
         (and Hermes skills) to act on; under the question's session id, with the command sentence
         of the choice as its text."""
         heard = dataclasses.replace(question.transcript, text=choice.text, rejected=False, intent=choice.intent)
-        session = question.session
-        self._publish(sat, session, heard, choice.intent, dict(question.timings), 0.0, question.private)
+        assert question.session is not None  # only the bridge's own questions have choices to act on
+        self._publish(sat, question.session, heard, choice.intent, dict(question.timings), 0.0, question.private)
 
     async def _intent(self, sat: Satellite, session: Session,
                       transcript: Transcript) -> tuple[IntentResult | None, bool, float, float]:

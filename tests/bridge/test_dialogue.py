@@ -258,6 +258,25 @@ async def test_a_hermes_site_is_asked_and_its_yes_acts(asking, say) -> None:
             await asyncio.gather(mic, return_exceptions=True)
 
 
+async def test_home_assistant_asks_and_hears_the_answer_to_act_itself(asking, say) -> None:
+    """`ask`: what Home Assistant's own pipeline would need to ask before acting. The bridge says
+    the question, hears the answer and reports it; it acts on nothing."""
+    broker, _bridge = asking
+    async with Probe(broker.host, broker.port, ["hearth/satellite/ask-sat/#", "hearth/bridge/error"]) as probe:
+        sat = Satellite(probe, "ask-sat")
+        await sat.announce()
+        await probe.client.publish(f"{sat.topic}/ask", json.dumps({"request_id": "r1", "choices": 4, "text": "Hm?"}))
+        error = await probe.wait_for("bridge/error", lambda d: d["code"] == "bad_question")
+        assert "choices" in error["message"]
+        await probe.client.publish(f"{sat.topic}/ask", json.dumps({"request_id": "r2", "text": "Open the garage door?"}))
+        question = await probe.wait_for(f"{sat.topic}/question")
+        assert (question["request_id"], question["session_id"], question["kind"]) == ("r2", None, "confirm")
+        answer = await _answer(sat, say, "yes")
+        assert answer == {"session_id": None, "satellite": "ask-sat", "outcome": "yes", "acted": False,
+                          "choice": 0, "intent": None, "request_id": "r2"}
+        assert probe.json(f"{sat.topic}/transcript") == [] and probe.json(f"{sat.topic}/intent") == []
+
+
 async def test_which_one_names_them_by_area_and_the_choice_acts_on_that_one(asking, say) -> None:
     """Two entities called "Night lamp" (bedroom, office): "which one?", answered by its place.
 
