@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..engines import EngineError, IntentResult, SttStream, TextToSpeech, Transcript
+from ..protocol import hermes
 from ..protocol.hearth import ProtocolError
 from ..recognition.verdict import Verdict
 from ..recognition.vocabulary import Vocabulary
@@ -125,11 +126,6 @@ def narrow_to_area(intent: IntentResult, area: str | None, vocab: Vocabulary | N
     if not here or len(here) == len(ids):
         return intent
     slots = tuple(s if s.name != "name" else type(s)(s.name, s.value, s.text, here) for s in intent.slots)
-    return IntentResult(intent.name, intent.confidence, intent.sensitive, intent.broad, slots, intent.unsure)
-
-
-def _one_entity(intent: IntentResult, entity_id: str) -> IntentResult:
-    slots = tuple(s if s.name != "name" else type(s)(s.name, s.value, s.text, (entity_id,)) for s in intent.slots)
     return IntentResult(intent.name, intent.confidence, intent.sensitive, intent.broad, slots, intent.unsure)
 
 
@@ -226,7 +222,9 @@ class Dialogue:
         if question.request_id is not None:
             payload["request_id"] = question.request_id
         self.host.outbox.send(self.host.outbox.topics.satellite(sat.id, "question"), payload)
-        if self._pool_ready is None:
+        failed = self._pool_ready is not None and self._pool_ready.done() and (
+            self._pool_ready.cancelled() or self._pool_ready.exception() is not None)
+        if self._pool_ready is None or failed:  # started with the first question (again if it failed)
             self._pool_ready = asyncio.create_task(self._start_pool(), name="answer-decoder")
         spawn(self._run(sat, question), name="question", report=self.host.report_error)
 
@@ -237,9 +235,7 @@ class Dialogue:
         return pool
 
     async def _run(self, sat: Satellite, question: Question) -> None:
-        if sat.protocol is SatelliteProtocol.HERMES:
-            from ..protocol import hermes  # the hotword stays off from the question to its answer
-
+        if sat.protocol is SatelliteProtocol.HERMES:  # the hotword stays off until the answer
             self.host.outbox.send(hermes.TOGGLE_OFF, hermes.Toggle(sat.id, "dialogueSession"))
         self.speaker.stop_playback(sat.id)
         spoken = await self.speaker.speak(sat.id, question.text,
@@ -368,9 +364,8 @@ class Dialogue:
                 spawn(self.speaker.speak(sat.id, NEVER_MIND,
                                          session_id=question.session.id if question.session else None),
                       name="never-mind", report=self.host.report_error)
-        if sat.protocol is SatelliteProtocol.HERMES and not listened and outcome != "muted":
-            from ..protocol import hermes  # no answer session ended (which turns the hotword on)
-
+        if sat.protocol is SatelliteProtocol.HERMES and not listened and outcome != "muted" and sat.session is None:
+            # no answer session ended (which turns the hotword on again), nor a barge-in's is open
             self.host.outbox.send(hermes.TOGGLE_ON, hermes.Toggle(sat.id, "dialogueSession"))
 
     def stats(self) -> dict[str, int]:
