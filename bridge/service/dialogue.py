@@ -252,10 +252,11 @@ class Dialogue:
         self._answers[question.answer_session] = None
         while len(self._answers) > 64:
             self._answers.popitem(last=False)
-        # A one-word answer is short: the VAD, which lags the speech by ~0.3 s, agrees with the
-        # energy for less than 150 ms of "yes" or "no", so an answer starts on its energy alone (a
+        # A one-word answer is short: the VAD, which lags the speech by ~0.3 s (and says nothing
+        # in its first ~0.8 s), agrees with the energy for less than 150 ms of "yes" or "no", so an
+        # answer starts and ends on its energy alone (vad_threshold -1: the VAD never vetoes; a
         # noise heard as speech is refused by the answer grammar's garbage loop, like a remark).
-        endpoint = dataclasses.replace(sat.settings.endpoint, min_speech=ANSWER_MIN_SPEECH, vad_threshold=0.0,
+        endpoint = dataclasses.replace(sat.settings.endpoint, min_speech=ANSWER_MIN_SPEECH, vad_threshold=-1.0,
                                        no_speech_timeout=min(sat.settings.endpoint.no_speech_timeout, self.timeout))
         if not sat.request_session(SessionSource.COMMAND, session_id=question.answer_session, endpoint=endpoint):
             self.end(sat, question, "failed")  # something else opened a session meanwhile
