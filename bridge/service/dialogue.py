@@ -38,7 +38,7 @@ from typing import Protocol
 from ..engines import EngineError, IntentResult, SttStream, TextToSpeech, Transcript
 from ..protocol import hermes
 from ..protocol.hearth import ProtocolError
-from ..recognition.verdict import Verdict
+from ..recognition.verdict import Outcome, Verdict
 from ..recognition.vocabulary import Vocabulary
 from ..recognition.yesno import Answer, answer_grammar, answer_vocabulary, meaning
 from ..satellite import Protocol as SatelliteProtocol
@@ -147,6 +147,19 @@ class Dialogue:
         self._pool_ready: asyncio.Task[DecoderPool] | None = None
 
     # -- asking -----------------------------------------------------------------------------------
+
+    def consider(self, sat: Satellite, verdict: Verdict, transcript: Transcript, session: Session,
+                 private: bool, confirm: str) -> tuple[Outcome, Question | None]:
+        """What becomes of a verdict on this satellite, given its `confirm` setting: act, ask (with
+        the question to ask) or refuse. `sensitive` asks only what is asked whatever the confidence
+        (``confirm`` questions); `never` asks nothing: those are acted on (heard clearly), the rest
+        refused. A question that cannot be asked (:meth:`plan`) is a refusal."""
+        if verdict.outcome is not Outcome.ASK:
+            return verdict.outcome, None
+        if confirm == "never" or (confirm == "sensitive" and verdict.question != "confirm"):
+            return (Outcome.ACT if verdict.question == "confirm" and confirm == "never" else Outcome.REFUSE), None
+        question = self.plan(sat, verdict, transcript, session, private)
+        return (Outcome.ASK, question) if question is not None else (Outcome.REFUSE, None)
 
     def plan(self, sat: Satellite, verdict: Verdict, transcript: Transcript, session: Session,
              private: bool) -> Question | None:

@@ -135,20 +135,14 @@ class ResultPublisher:
             intent = narrow_to_area(intent, sat.area, vocab)
             verdict = decide(Hearing(transcript.text, transcript.confidence,
                                      {**intent.to_json(), "unsure": intent.unsure}), self.verdict_settings)
-            confirm = self.confirm_of(sat.id)
-            asks = verdict.outcome is Outcome.ASK and self.dialogue is not None and (
-                confirm == "unsure" or (confirm == "sensitive" and verdict.question == "confirm"))
-            if asks:
-                assert self.dialogue is not None
-                question = self.dialogue.plan(sat, verdict, transcript, session, private)
-            if verdict.outcome is Outcome.ASK and verdict.question == "confirm" and confirm == "never":
-                pass  # heard clearly; the owner asked for no confirmations on this satellite
-            elif verdict.outcome is not Outcome.ACT and question is None:
+            outcome: Outcome = verdict.outcome if verdict.outcome is not Outcome.ASK else Outcome.REFUSE
+            if self.dialogue is not None:  # asked, or what the satellite's `confirm` setting makes of it
+                outcome, question = self.dialogue.consider(sat, verdict, transcript, session, private,
+                                                           self.confirm_of(sat.id))
+            if outcome is Outcome.REFUSE:
                 self.reporter.report_error(verdict.reason, f"{intent.name} {verdict.why}; not acted on",
                                            sat.id, session.id)
-                transcript = dataclasses.replace(transcript, rejected=True)
-                intent = None
-            elif question is not None:
+            if outcome is not Outcome.ACT:  # refused, or asked about: nothing acts on it now
                 transcript = dataclasses.replace(transcript, rejected=True)
                 intent = None
         timings = dataclasses.replace(timings, intent_ms=round(intent_ms, 1))

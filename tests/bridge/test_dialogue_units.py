@@ -99,3 +99,47 @@ def test_a_name_of_several_entities_is_asked_about_one_by_one_unless_the_satelli
     assert one_per_entity(_intent("HassTurnOn", name=("all", ("light.a", "light.b"))).to_json()) == ()
     many = _intent("HassTurnOn", name=("Lamp", ("light.a", "light.b", "light.c", "light.d")))
     assert decide(Hearing("turn on the lamp", 0.9, many.to_json())).outcome is Outcome.REFUSE
+
+
+class _Host:
+    satellites: dict[str, object] = {}
+    muted = False
+
+    def is_muted(self, _sat_id: str) -> bool:
+        return self.muted
+
+
+class _Speaker:
+    tts = object()
+
+
+class _Sat:
+    id = "den"
+
+
+@pytest.mark.parametrize(("kind", "confirm", "outcome"), [
+    ("did_you_mean", "unsure", Outcome.ASK), ("did_you_mean", "sensitive", Outcome.REFUSE),
+    ("did_you_mean", "never", Outcome.REFUSE), ("confirm", "unsure", Outcome.ASK),
+    ("confirm", "sensitive", Outcome.ASK), ("confirm", "never", Outcome.ACT),
+])
+def test_the_confirm_setting_decides_what_is_asked(kind: str, confirm: str, outcome: Outcome) -> None:
+    from bridge.engines import Transcript
+    from bridge.recognition.verdict import Verdict
+    from bridge.service.dialogue import Dialogue
+
+    dialogue = Dialogue(_Host(), _Speaker(), lambda: HOME)  # type: ignore[arg-type]
+    unlock = _intent("HassTurnOff", name=("Front door", ("lock.front_door",))).to_json()
+    verdict = Verdict(Outcome.ASK, "sensitive_unsure", "unsure", choices=(unlock,), question=kind)  # type: ignore[arg-type]
+    heard = Transcript(text="unlock the front door", confidence=0.5)
+    decided, question = dialogue.consider(_Sat(), verdict, heard, None, False, confirm)  # type: ignore[arg-type]
+    assert decided is outcome
+    assert (question is not None) == (outcome is Outcome.ASK)
+    if question is not None:
+        assert question.text == "Unlock the front door?" and question.kind == kind
+    act = Verdict(Outcome.ACT, "sure", "heard clearly")
+    assert dialogue.consider(_Sat(), act, heard, None, False, confirm) == (Outcome.ACT, None)  # type: ignore[arg-type]
+    muted = _Host()
+    muted.muted = True
+    asked = Dialogue(muted, _Speaker(), lambda: HOME).consider(  # type: ignore[arg-type]
+        _Sat(), verdict, heard, None, False, "unsure")  # type: ignore[arg-type]
+    assert asked == (Outcome.REFUSE, None)  # a muted satellite is asked nothing: refused
