@@ -70,7 +70,13 @@ EVENT_INTENT: Final = "intent"
 EVENT_ERROR: Final = "error"
 EVENT_QUESTION: Final = "question"
 EVENT_ANSWER: Final = "answer"
-EVENT_TYPES: Final = [EVENT_WAKE, EVENT_INTENT, EVENT_ERROR, EVENT_QUESTION, EVENT_ANSWER]
+EVENT_TYPES: Final = [
+    EVENT_WAKE,
+    EVENT_INTENT,
+    EVENT_ERROR,
+    EVENT_QUESTION,
+    EVENT_ANSWER,
+]
 # When the bridge asks back before acting (a satellite's `confirm` setting, docs/protocol.md).
 CONFIRM_MODES: Final = ["unsure", "sensitive", "never"]
 

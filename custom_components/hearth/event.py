@@ -9,7 +9,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
-from .const import EVENT_ANSWER, EVENT_INTENT, EVENT_QUESTION, EVENT_TYPES, EVENT_WAKE
+from .const import (
+    EVENT_ANSWER,
+    EVENT_INTENT,
+    EVENT_QUESTION,
+    EVENT_TYPES,
+    EVENT_WAKE,
+)
 from .entity import HearthSatelliteEntity, async_setup_hearth_platform
 
 PARALLEL_UPDATES = 0

@@ -372,7 +372,9 @@ class HearthHub:
         self.questions = {
             key: value
             for key, value in questions.items()
-            if isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)
+            if isinstance(key, str)
+            and isinstance(value, int)
+            and not isinstance(value, bool)
         }
         self._async_update(None)
 

@@ -20,7 +20,11 @@ from . import HearthConfigEntry
 from .const import CONFIRM_MODES, DOMAIN, RETENTION_OPTIONS, WAKE_WORDS
 from .entity import HearthEntity, HearthSatelliteEntity, async_setup_hearth_platform
 from .hub import HearthHub
-from .satellite_settings import active_wake_word, confirmed_confirm, confirmed_sensitivity
+from .satellite_settings import (
+    active_wake_word,
+    confirmed_confirm,
+    confirmed_sensitivity,
+)
 
 PARALLEL_UPDATES = 0
 
