@@ -143,3 +143,33 @@ def test_the_confirm_setting_decides_what_is_asked(kind: str, confirm: str, outc
     asked = Dialogue(muted, _Speaker(), lambda: HOME).consider(  # type: ignore[arg-type]
         _Sat(), verdict, heard, None, False, "unsure")  # type: ignore[arg-type]
     assert asked == (Outcome.REFUSE, None)  # a muted satellite is asked nothing: refused
+
+
+def test_an_answer_that_comes_after_its_question_ended_is_never_a_command() -> None:
+    """The time-out (or a mute) may end a question while its answer is still being decoded: the
+    late answer ("yes") must not be published as a command for Home Assistant to act on."""
+    from types import SimpleNamespace
+
+    from bridge.engines import Transcript
+    from bridge.service.dialogue import Dialogue, Question
+
+    sent: list[tuple[str, object]] = []
+    host = _Host()
+    host.outbox = SimpleNamespace(topics=SimpleNamespace(satellite=lambda s, leaf: f"{s}/{leaf}"),  # type: ignore[attr-defined]
+                                  send=lambda topic, payload: sent.append((topic, payload)), stats_dirty=False)
+    speaker = _Speaker()
+    dialogue = Dialogue(host, speaker, lambda: HOME)  # type: ignore[arg-type]
+    sat = SimpleNamespace(id="den", protocol="hearth", session=None)
+    question = Question("den", None, "confirm", "asked", (), "Open the garage door?", Transcript(text="", confidence=0),
+                        False, count=1)
+    dialogue.questions["den"] = question
+    question.stage = "listening"
+    dialogue._answers[question.answer_session] = None  # as _run does when it starts listening
+    host.muted = True  # so ending says nothing (no voice in this test)
+    dialogue.end(sat, question, "timeout")  # type: ignore[arg-type]
+    late = SimpleNamespace(id=question.answer_session)
+    assert dialogue.deliver(sat, late, Transcript(text="yes", confidence=0.9)) is True  # type: ignore[arg-type]
+    assert dialogue.is_answer(question.answer_session)
+    other = SimpleNamespace(id="a-command")
+    assert dialogue.deliver(sat, other, Transcript(text="yes", confidence=0.9)) is False  # type: ignore[arg-type]
+    assert [t for t, _ in sent] == ["den/answer"] and sent[0][1]["outcome"] == "timeout"  # type: ignore[index]
