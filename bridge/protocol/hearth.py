@@ -35,7 +35,7 @@ SATELLITE_ID_RULE = "1-64 characters from A-Z, a-z, 0-9 and _ - . : @"
 SATELLITE_INBOUND = ("status", "audio", "event")
 HOME_ASSISTANT_INBOUND = ("response", "announce")
 BRIDGE_OUTBOUND = frozenset({"state", "command", "play", "wake", "transcript", "intent", "error",
-                             "pipeline/start", "pipeline/audio", "settings/result"})
+                             "question", "answer", "pipeline/start", "pipeline/audio", "settings/result"})
 # Assist pipeline streaming and per-satellite settings (docs/protocol.md): the only two-level
 # satellite leaves.
 PIPELINE_LEAVES = frozenset({"pipeline/set", "pipeline/play", "pipeline/start", "pipeline/audio",

@@ -425,7 +425,10 @@ class PipelineStart:
 
 #: how soon the end of a command is heard (Home Assistant's "finished speaking detection")
 SENSITIVITIES = ("relaxed", "default", "aggressive")
-_SETTING_KEYS = frozenset({"request_id", "wake_word", "sensitivity"})
+#: when the bridge asks back before acting: when unsure (and before sensitive actions), only
+#: before sensitive or house-wide actions, or never
+CONFIRM_MODES = ("unsure", "sensitive", "never")
+_SETTING_KEYS = frozenset({"request_id", "wake_word", "sensitivity", "confirm"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,13 +437,14 @@ class SatelliteSettingsSet:
 
     A key that is absent is left as it is; `"wake_word": null` goes back to the satellite's own
     (or the configured, or the bridge's default) wake word. Anything else is refused with a code:
-    `bad_setting` (an unknown key), `unknown_wake_word`, `bad_sensitivity`.
+    `bad_setting` (an unknown key), `unknown_wake_word`, `bad_sensitivity`, `bad_confirm`.
     """
 
     request_id: Json = None
     wake_word: str | None = None
     clear_wake_word: bool = False
     sensitivity: str | None = None
+    confirm: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:
@@ -455,10 +459,15 @@ class SatelliteSettingsSet:
         if "sensitivity" in data and sensitivity not in SENSITIVITIES:
             raise ProtocolError("bad_sensitivity",
                                 f"sensitivity must be one of {', '.join(SENSITIVITIES)}, got {str(sensitivity)[:64]!r}")
+        confirm = data.get("confirm")
+        if "confirm" in data and confirm not in CONFIRM_MODES:
+            raise ProtocolError("bad_confirm",
+                                f"confirm must be one of {', '.join(CONFIRM_MODES)}, got {str(confirm)[:64]!r}")
         return cls(request_id=data.get("request_id"),
                    wake_word=wake_word if isinstance(wake_word, str) else None,
                    clear_wake_word="wake_word" in data and wake_word is None,
-                   sensitivity=sensitivity if isinstance(sensitivity, str) else None)
+                   sensitivity=sensitivity if isinstance(sensitivity, str) else None,
+                   confirm=confirm if isinstance(confirm, str) else None)
 
     def to_json(self) -> JsonObject:
         data: JsonObject = {"request_id": self.request_id}
@@ -466,6 +475,8 @@ class SatelliteSettingsSet:
             data["wake_word"] = self.wake_word
         if self.sensitivity is not None:
             data["sensitivity"] = self.sensitivity
+        if self.confirm is not None:
+            data["confirm"] = self.confirm
         return data
 
 

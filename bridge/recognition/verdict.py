@@ -159,6 +159,24 @@ def _flag(intent: IntentJson, name: str) -> object:
     return intent.get(name)
 
 
+MAX_CHOICES = 3
+"""A question offers at most this many meanings; a name that fits more entities is refused."""
+
+
+def one_per_entity(intent: IntentJson) -> tuple[IntentJson, ...]:
+    """A named target that fits several entities, as one meaning per entity (the choices of a
+    "which" question, in the order the intent lists them); () when the name fits at most one."""
+    slots = intent.get("slots")
+    name = slots.get("name") if isinstance(slots, Mapping) else None
+    if not isinstance(name, Mapping) or name.get("value") == "all":
+        return ()
+    ids = name.get("entity_ids")
+    if not isinstance(ids, (list, tuple)) or len(ids) < 2:
+        return ()
+    assert isinstance(slots, Mapping)
+    return tuple({**intent, "slots": {**slots, "name": {**name, "entity_ids": [entity_id]}}} for entity_id in ids)
+
+
 def _slots(intent: IntentJson) -> Mapping[str, object]:
     slots = intent.get("slots")
     return slots if isinstance(slots, Mapping) else {}
@@ -248,4 +266,10 @@ def decide(hearing: Hearing, settings: VerdictSettings = VerdictSettings()) -> V
     if flip is not None and conf < s.opposite_min:
         return _ask("opposite_unsure", f"an action with an opposite, heard with confidence "
                     f"{conf:.2f} < {s.opposite_min}", hearing, intent, rivals=(flip,))
+    split = one_per_entity(intent)
+    if len(split) > MAX_CHOICES:
+        return Verdict(Outcome.REFUSE, "ambiguous_name", f"the name fits {len(split)} entities")
+    if split:
+        return Verdict(Outcome.ASK, "ambiguous_name", f"the name fits {len(split)} entities",
+                       choices=split, question="which")
     return Verdict(Outcome.ACT, "sure", f"heard with confidence {conf:.2f}")

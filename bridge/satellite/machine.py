@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ..engines import EngineError, SttStream, Transcript
-from ..pipeline.endpoint import Endpointer, EndReason
+from ..pipeline.endpoint import Endpointer, EndpointSettings, EndReason
 from ..pipeline.vad import FrameSplitter, Vad
 from ..pipeline.wake import GatedWakeWordDetector
 from ..tasks import spawn
@@ -213,12 +213,13 @@ class Satellite:
     # -- session control ------------------------------------------------------------------------
 
     def request_session(self, source: SessionSource, wake_word: str | None = None, session_id: str | None = None,
-                        stream_id: int | None = None, lang: str | None = None) -> bool:
+                        stream_id: int | None = None, lang: str | None = None,
+                        endpoint: EndpointSettings | None = None) -> bool:
         """Asks the satellite's task to open a session before it handles any later frame; False
         when a session is already open or asked for."""
         if self.session is not None or self.pending_start is not None:
             return False
-        self.pending_start = SessionRequest(source, wake_word, session_id, stream_id, lang)
+        self.pending_start = SessionRequest(source, wake_word, session_id, stream_id, lang, endpoint)
         self._wakeup.set()
         return True
 
@@ -236,7 +237,7 @@ class Satellite:
             return None
         session = Session(
             id=session_id, source=request.source, wake_word=request.wake_word, stream=stream,
-            endpointer=Endpointer(self.settings.endpoint,
+            endpointer=Endpointer(request.endpoint or self.settings.endpoint,
                                   judges_completion=type(stream).complete is not SttStream.complete),
             stream_id=request.stream_id,
             hermes_lang=request.lang, kept=[] if self.host.retention_enabled() else None,

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..engines import SttStream
-from ..pipeline.endpoint import Endpointer
+from ..pipeline.endpoint import Endpointer, EndpointSettings
 
 
 #: A session id as the bridge uses it (in the audit, on every topic): a short printable token.
@@ -79,6 +79,7 @@ class SessionRequest:
     session_id: str | None = None  # chosen by the asker (Hermes), else made when the session opens
     stream_id: int | None = None  # the Hearth audio stream the session listens to, when known
     lang: str | None = None  # the language a Hermes startListening asked for
+    endpoint: EndpointSettings | None = None  # when the utterance ends, if not the satellite's own
 
 
 @dataclass

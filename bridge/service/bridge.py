@@ -33,7 +33,7 @@ from ..privacy.auth import CommandAuth
 from ..privacy.policy import Policy
 from ..privacy.retention import UtteranceRetention
 from ..privacy.store import AuditStore
-from ..protocol.hearth import WAKE_WORDS, Topics, is_audio_topic
+from ..protocol.hearth import WAKE_WORDS, ProtocolError, Topics, is_audio_topic
 from ..protocol.messages import BridgeStatus, Command, JsonObject, SatelliteError
 from ..satellite import Protocol as SatelliteProtocol
 from ..satellite import Satellite, SatelliteSettings, Session, SessionSource, Timings
@@ -46,6 +46,7 @@ from ..stt.pool import DecoderPool
 from ..tasks import spawn
 from .arbitration import WakeRouter
 from .control import PolicyState, PrivacyControl
+from .dialogue import Dialogue
 from .dispatch import Dispatcher
 from .hermes import HermesAdapter
 from .link import Connection, LastWill, Message, MqttLink
@@ -128,6 +129,10 @@ class Bridge:
         self.dispatcher = Dispatcher(settings, self, self.reporter, self.control, self.vocabulary, self.hermes,
                                      self.auth)
         self.speech_out = SpeechOut(self, self.tts)
+        self.dialogue = Dialogue(self, self.speech_out, lambda: self.vocabulary.vocabulary)
+        self.dialogue.act = self.results.publish_choice
+        self.results.dialogue = self.dialogue
+        self.results.confirm_of = self.preferences.confirm
         self.forward_stt = ForwardStt(self.outbox.send, self.topics.satellite, self.gate,
                                       self.link.broker_address_class)
         self.status_api_url: str | None = None
@@ -172,6 +177,9 @@ class Bridge:
 
     def is_muted(self, sat_id: str) -> bool:
         return self.control.is_muted(sat_id)
+
+    def publish_transcripts(self) -> bool:
+        return self.control.policy.publish_transcripts
 
     def retention_enabled(self) -> bool:
         return self.control.retention_enabled()
@@ -233,6 +241,7 @@ class Bridge:
         for sat in list(self._satellites.values()):
             await sat.close()
         await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.dialogue.close()
         if self.wyoming_server is not None:
             with contextlib.suppress(Exception):
                 await self.wyoming_server.stop()
@@ -374,6 +383,7 @@ class Bridge:
 
     def _forget(self, sat_id: str, code: str, message: str) -> None:
         """Out of the table now (synchronously), its retained state cleared, closed in the background."""
+        self.dialogue.interrupt(sat_id)
         sat = self._satellites.pop(sat_id, None)
         self.last_seen.forget(sat_id)
         self.metrics.forget(sat_id)
@@ -407,7 +417,16 @@ class Bridge:
 
     def respond(self, sat_id: str, request: Mapping[str, object]) -> None:
         """Home Assistant's answer, an announcement, stop/played, Hermes say/endSession: speech out."""
+        if request.get("stop"):
+            self.dialogue.interrupt(sat_id)  # a stop during a question ends it
         spawn(self.speech_out.handle(sat_id, dict(request)), name="speech-out", report=self.reporter.report_error)
+
+    def ask(self, sat_id: str, request: Mapping[str, object]) -> None:
+        """Home Assistant's question (`ask`): said and its answer heard by the dialogue."""
+        sat = self._satellites.get(sat_id)
+        if sat is None:
+            raise ProtocolError("unknown_satellite", f"ask: no satellite {sat_id!r}")
+        self.dialogue.ask_for(sat, request)
 
     def play_wav(self, sat_id: str, wav: bytes) -> None:
         spawn(self.speech_out.play_wav(sat_id, wav), name="play-wav", report=self.reporter.report_error)
@@ -420,6 +439,9 @@ class Bridge:
         Satellites in `assist` pipeline mode forward their audio to Home Assistant instead, through
         the locality gate (refused under local-only when the broker is not on the home network).
         """
+        answer = await self.dialogue.open_stream(sat, session_id)
+        if answer is not None:
+            return answer  # the answer to a question: its own small grammar
         if self.dispatcher.pipeline_modes.get(sat.id) == "assist":
             return await self.forward_stt.open(session_id, sat.id, wake_word)
         engine = self.stt
@@ -444,8 +466,10 @@ class Bridge:
 
     def session_failed(self, sat: Satellite, session_id: str | None, code: str, message: str) -> None:
         self.reporter.session_failed(sat, session_id, code, message)
+        self.dialogue.session_failed(sat, session_id, code)
 
     def wake_started(self, sat: Satellite, session: Session) -> None:
+        self.dialogue.interrupt(sat.id, session.id)  # a wake during a question (barge-in) ends it
         if self.speech_out.is_playing(sat.id):
             self.speech_out.stop_playback(sat.id)  # barge-in
         self.results.wake(sat, session)
@@ -464,6 +488,7 @@ class Bridge:
 
     def listening_ended(self, sat: Satellite, session: Session) -> None:
         """The bridge has heard enough: a satellite that streams per session may stop now."""
+        self.dialogue.listening_ended(sat, session)
         if sat.protocol is SatelliteProtocol.HEARTH and sat.on_device_wake:
             self.outbox.send(self.topics.satellite(sat.id, "command"), Command("stop_streaming", session.id))
 
@@ -476,6 +501,9 @@ class Bridge:
         self.control.retention.keep(sat_id, session_id, pcm, time.time())
 
     async def deliver(self, sat: Satellite, session: Session, transcript: Transcript, timings: Timings) -> None:
+        if self.dialogue.deliver(sat, session, transcript):
+            self.results.audit_only(sat, session, transcript)  # an answer to a question
+            return
         await self.results.deliver(sat, session, transcript, timings)
 
     # -- housekeeping -----------------------------------------------------------------------------
@@ -489,7 +517,7 @@ class Bridge:
             "refused_commands": self.auth.stats(),
             "shed_inbound": {"audio": self.link.backlog.shed_audio, "other": self.link.backlog.shed_other},
             "reconnects": self.link.reconnects, "utterances": self.utterances,
-            "arbitration": self.wakes.stats(),
+            "arbitration": self.wakes.stats(), "questions": self.dialogue.stats(),
             "errors": dict(self.errors.counts), "decoder_busy": self.pool.busy,
             "decoder_restarts": self.pool.restarts, "decoder_utterances": self.pool.utterances_started,
             **self.loop_lag.summary(),

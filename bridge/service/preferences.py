@@ -14,6 +14,9 @@ before it takes effect (so it survives a restart), applies it to the satellite, 
   relaxed waits 1.8 times as long (Home Assistant's 1.25 s against its 0.7 s default), aggressive
   0.6 times (not Home Assistant's 0.36: the bridge's energy tail already ends most commands within
   0.3 s of silence, and shorter tails cut the last word off).
+- `confirm` (`unsure`, `sensitive`, `never`) says when the bridge asks back before acting
+  (`bridge.service.dialogue`): when the hearing is unsure and before sensitive or house-wide
+  actions (the default), only before sensitive or house-wide actions, or never.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ..pipeline.endpoint import EndpointSettings
 from ..privacy.store import StoredFileError, _read_document, write_json_atomic
 from ..protocol.hearth import WAKE_WORDS, ProtocolError, is_satellite_id, parse_json_object
 from ..protocol.messages import (
+    CONFIRM_MODES,
     SENSITIVITIES,
     Json,
     JsonObject,
@@ -51,9 +55,10 @@ class SatellitePreferences:
 
     wake_word: str | None = None  #: None: the satellite's own, the configured, or the default one
     sensitivity: str = "default"
+    confirm: str = "unsure"
 
     def to_json(self) -> JsonObject:
-        return {"wake_word": self.wake_word, "sensitivity": self.sensitivity}
+        return {"wake_word": self.wake_word, "sensitivity": self.sensitivity, "confirm": self.confirm}
 
     @classmethod
     def from_json(cls, data: object) -> SatellitePreferences | None:
@@ -61,13 +66,17 @@ class SatellitePreferences:
         if not isinstance(data, dict):
             return None
         wake_word, sensitivity = data.get("wake_word"), data.get("sensitivity", "default")
-        if (wake_word is not None and wake_word not in WAKE_WORDS) or sensitivity not in SENSITIVITIES:
+        confirm = data.get("confirm", "unsure")  # files from before `confirm`: the default
+        if ((wake_word is not None and wake_word not in WAKE_WORDS) or sensitivity not in SENSITIVITIES
+                or confirm not in CONFIRM_MODES):
             return None
-        return cls(wake_word=wake_word if isinstance(wake_word, str) else None, sensitivity=str(sensitivity))
+        return cls(wake_word=wake_word if isinstance(wake_word, str) else None, sensitivity=str(sensitivity),
+                   confirm=str(confirm))
 
     def apply(self, command: SatelliteSettingsSet) -> SatellitePreferences:
         wake_word = None if command.clear_wake_word else (command.wake_word or self.wake_word)
-        return SatellitePreferences(wake_word=wake_word, sensitivity=command.sensitivity or self.sensitivity)
+        return SatellitePreferences(wake_word=wake_word, sensitivity=command.sensitivity or self.sensitivity,
+                                    confirm=command.confirm or self.confirm)
 
 
 def endpoint_for(base: EndpointSettings, sensitivity: str) -> EndpointSettings:
@@ -144,6 +153,10 @@ class SatellitePreferenceControl:
         """The wake word Home Assistant chose for a satellite (None: it chose none)."""
         return self.get(sat_id).wake_word
 
+    def confirm(self, sat_id: str) -> str:
+        """When the bridge asks back on this satellite: `unsure`, `sensitive` or `never`."""
+        return self.get(sat_id).confirm
+
     def endpoint_settings(self, sat_id: str) -> EndpointSettings:
         return endpoint_for(self.endpoint, self.get(sat_id).sensitivity)
 
@@ -171,8 +184,8 @@ class SatellitePreferenceControl:
                 except OSError as err:
                     raise ProtocolError("save_failed", f"could not save the satellite settings: {err}") from err
                 self.prefs = prefs
-                _LOGGER.info("Satellite %s: wake word %s, sensitivity %s", sat_id,
-                             updated.wake_word or "(its own)", updated.sensitivity)
+                _LOGGER.info("Satellite %s: wake word %s, sensitivity %s, confirm %s", sat_id,
+                             updated.wake_word or "(its own)", updated.sensitivity, updated.confirm)
         except ProtocolError as err:
             self.report_error(err.code, err.message, sat_id, None, topic)
             self._result(sat_id, request_id, False, err.code, err.message)

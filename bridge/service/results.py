@@ -4,8 +4,10 @@ The one place that turns a finished utterance into the wire payloads (`transcrip
 the Hermes equivalents through :class:`HermesAdapter`), a content-free audit entry and a log line
 without the words; and the one place that publishes errors (rate-limited per cause), retained
 satellite states and wake announcements (every error counted; publishing and logging bounded per
-code by `bridge.errors.ErrorReporter`). It publishes the verdict (act, ask or
-refuse: bridge.recognition.verdict) before anyone can act on the text.
+code by `bridge.errors.ErrorReporter`). It asks the verdict (`bridge.recognition.verdict`)
+before anyone can act on the text: a command it refuses is published as rejected; one it asks
+about goes to the dialogue (`bridge.service.dialogue`), which publishes the meaning chosen once it
+is confirmed (:meth:`ResultPublisher.publish_choice`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ..recognition.verdict import Hearing, Outcome, decide
 from ..satellite import Protocol, Satellite, Session, Timings, session_id_from
 from ..settings import RecognitionSettings
 from ..stt.pool import DecoderPool
+from .dialogue import Choice, Dialogue, Question, narrow_to_area
 from .hermes import HermesAdapter
 from .outbox import Outbox
 
@@ -106,6 +109,10 @@ class ResultPublisher:
         self.withheld_muted = 0
         #: each satellite's last forwarded session and when its audio ended (Home Assistant may still run it)
         self._forwarded: dict[str, tuple[str, float]] = {}
+        #: asks back when the verdict asks (set by the bridge); None: what it asks about is refused
+        self.dialogue: Dialogue | None = None
+        #: a satellite's `confirm` setting: unsure | sensitive | never (set by the bridge)
+        self.confirm_of: Callable[[str], str] = lambda _sat_id: "unsure"
 
     def satellite_state(self, sat: Satellite) -> None:
         self.outbox.send(self.topics.satellite(sat.id, "state"), SatelliteState(
@@ -134,27 +141,62 @@ class ResultPublisher:
         intent, intent_used, waited_ms, intent_ms = await self._intent(sat, session, transcript)
         if self._withheld_for_mute(sat, session, transcript, intent_used):
             return
+        question: Question | None = None
         verdict = transcript.verdict or decide(Hearing(
             transcript.text, transcript.confidence,
             None if intent is None else {**intent.to_json(), "unsure": intent.unsure},
             "rejected" if transcript.rejected else None), self.recognition.verdict())
+        if intent is not None and verdict.reason == "ambiguous_name":
+            # a name that fits several entities: those in the satellite's area, if some are there
+            vocab = self.dialogue.vocabulary() if self.dialogue is not None else None
+            narrowed = narrow_to_area(intent, sat.area, vocab)
+            if narrowed != intent:
+                intent = narrowed
+                verdict = decide(Hearing(transcript.text, transcript.confidence,
+                                         {**intent.to_json(), "unsure": intent.unsure}), self.recognition.verdict())
         transcript = dataclasses.replace(transcript, verdict=verdict)
-        if verdict.outcome is not Outcome.ACT and intent is not None:
-            # asked about (the choices travel with the transcript's verdict) or refused
-            self.reporter.report_error(verdict.reason, f"{intent.name} {verdict.why}; not acted on",
-                                       sat.id, session.id)
-            transcript = dataclasses.replace(transcript, rejected=True)
-            intent = None
+        if intent is not None:
+            outcome: Outcome = verdict.outcome if verdict.outcome is not Outcome.ASK else Outcome.REFUSE
+            if self.dialogue is not None:  # asked, or what the satellite's `confirm` setting makes of it
+                outcome, question = self.dialogue.consider(sat, verdict, transcript, session, private,
+                                                           self.confirm_of(sat.id))
+            if outcome is Outcome.REFUSE:
+                self.reporter.report_error(verdict.reason, f"{intent.name} {verdict.why}; not acted on",
+                                           sat.id, session.id)
+            if outcome is not Outcome.ACT:  # refused, or asked about: nothing acts on it now
+                transcript = dataclasses.replace(transcript, rejected=True)
+                intent = None
         timings = dataclasses.replace(timings, intent_ms=round(intent_ms, 1))
-        wire_timings: JsonObject = dict(timings.to_json())
         latency = round(timings.end_of_speech_to_text_ms + waited_ms, 1)
+        self._publish(sat, session, transcript, intent, dict(timings.to_json()), latency, private,
+                      hermes_too=question is None)
+        if question is not None:
+            assert self.dialogue is not None
+            question.timings = dict(timings.to_json())
+            self.dialogue.ask(sat, question)
+        self._audit(sat, session, transcript, intent_used=intent_used)
+        if self.metrics is not None:
+            self.metrics.observe_result(
+                sat.id, session.id, text_ms=timings.end_of_speech_to_text_ms,
+                intent_ms=latency if intent is not None else None, cpu_seconds=transcript.cpu_seconds,
+                audio_seconds=session.audio_bytes / 32000, rejected=transcript.rejected,
+                text="" if transcript.rejected else transcript.text)
+        # Never the words: the log goes to the journal, i.e. to disk (privacy promise: nothing on disk).
+        _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
+                     "<asked>" if question else "<rejected>" if transcript.rejected
+                     else f"<{len(transcript.text.split())} words>",
+                     intent.name if intent else "no intent", latency)
+
+    def _publish(self, sat: Satellite, session: Session, transcript: Transcript, intent: IntentResult | None,
+                 wire_timings: JsonObject, latency: float, private: bool, hermes_too: bool = True) -> None:
+        """`transcript` and `intent` (and their Hermes copies unless `hermes_too` is False)."""
         text = "" if transcript.rejected else transcript.text
         self.outbox.send(self.topics.satellite(sat.id, "transcript"), TranscriptMessage(
             session_id=session.id, satellite=sat.id, text=text, rejected=transcript.rejected,
             confidence=transcript.confidence, audio_seconds=session.audio_bytes / 32000, latency_ms=latency,
             engine=transcript.engine, locality=str(transcript.locality), private=private,
             timings=wire_timings, cpu_seconds=transcript.cpu_seconds))
-        if sat.protocol is Protocol.HERMES and not private:
+        if sat.protocol is Protocol.HERMES and not private and hermes_too:
             self.hermes.transcript(sat, session, transcript)
         self.outbox.send(self.topics.satellite(sat.id, "intent"), IntentMessage(
             session_id=session.id, satellite=sat.id, text=text,
@@ -163,16 +205,14 @@ class ResultPublisher:
             timings=wire_timings))
         if sat.protocol is Protocol.HERMES and not private and not transcript.rejected:
             self.hermes.intent(sat.id, session.id, session.id, transcript.text, intent)
-        self._audit(sat, session, transcript, intent_used=intent_used)
-        if self.metrics is not None:
-            self.metrics.observe_result(
-                sat.id, session.id, text_ms=timings.end_of_speech_to_text_ms,
-                intent_ms=latency if intent is not None else None, cpu_seconds=transcript.cpu_seconds,
-                audio_seconds=session.audio_bytes / 32000, rejected=transcript.rejected, text=text)
-        # Never the words: the log goes to the journal, i.e. to disk (privacy promise: nothing on disk).
-        _LOGGER.info("%s: %s (%s, %.0f ms after end of speech)", sat.id,
-                     "<rejected>" if transcript.rejected else f"<{len(transcript.text.split())} words>",
-                     intent.name if intent else "no intent", latency)
+
+    def publish_choice(self, sat: Satellite, question: Question, choice: Choice) -> None:
+        """A question answered yes: the meaning chosen, published as heard, for Home Assistant
+        (and Hermes skills) to act on; under the question's session id, with the command sentence
+        of the choice as its text."""
+        heard = dataclasses.replace(question.transcript, text=choice.text, rejected=False, intent=choice.intent)
+        assert question.session is not None  # only the bridge's own questions have choices to act on
+        self._publish(sat, question.session, heard, choice.intent, dict(question.timings), 0.0, question.private)
 
     # -- the mute race -----------------------------------------------------------------------------
 
@@ -222,6 +262,10 @@ class ResultPublisher:
             return None, False, waited, waited
         waited = (time.monotonic() - started) * 1000
         return intent, True, waited, waited
+
+    def audit_only(self, sat: Satellite, session: Session, transcript: Transcript) -> None:
+        """Only the audit entry (the answer to a question, whose words nobody acts on)."""
+        self._audit(sat, session, transcript)
 
     def _audit(self, sat: Satellite, session: Session, transcript: Transcript, intent_used: bool = False) -> None:
         engines = [*_LISTENING_ENGINES, EngineUse("stt", transcript.engine or "unknown", transcript.locality)]

@@ -70,7 +70,17 @@ SATELLITE_STATES: Final = [
 EVENT_WAKE: Final = "wake"
 EVENT_INTENT: Final = "intent"
 EVENT_ERROR: Final = "error"
-EVENT_TYPES: Final = [EVENT_WAKE, EVENT_INTENT, EVENT_ERROR]
+EVENT_QUESTION: Final = "question"
+EVENT_ANSWER: Final = "answer"
+EVENT_TYPES: Final = [
+    EVENT_WAKE,
+    EVENT_INTENT,
+    EVENT_ERROR,
+    EVENT_QUESTION,
+    EVENT_ANSWER,
+]
+# When the bridge asks back before acting (a satellite's `confirm` setting, docs/protocol.md).
+CONFIRM_MODES: Final = ["unsure", "sensitive", "never"]
 
 # Vocabulary limits from docs/protocol.md.
 MAX_ENTITIES: Final = 2000

@@ -1,4 +1,4 @@
-"""Event entity per satellite: wake word heard, intent recognized, error."""
+"""Event entity per satellite: wake word heard, intent recognized, error, question asked, answer."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
-from .const import EVENT_INTENT, EVENT_TYPES, EVENT_WAKE
+from .const import (
+    EVENT_ANSWER,
+    EVENT_INTENT,
+    EVENT_QUESTION,
+    EVENT_TYPES,
+    EVENT_WAKE,
+)
 from .entity import HearthSatelliteEntity, async_setup_hearth_platform
 
 PARALLEL_UPDATES = 0
@@ -45,6 +51,12 @@ def event_attributes(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
             ),
             "confidence": data.get("confidence"),
         }
+    if event_type == EVENT_QUESTION:  # never its `text`: the question says what was heard
+        keys = ("session_id", "kind", "reason", "choices", "intents", "entity_ids")
+        return {key: data.get(key) for key in keys}
+    if event_type == EVENT_ANSWER:
+        keys = ("session_id", "outcome", "acted", "choice", "intent")
+        return {key: data.get(key) for key in keys}
     return {key: data.get(key) for key in ("session_id", "code", "message")}
 
 
@@ -63,7 +75,7 @@ async def async_setup_entry(
 
 
 class HearthVoiceEvent(HearthSatelliteEntity, EventEntity):
-    """Fires on a satellite's wake, intent and error."""
+    """Fires on a satellite's wake, intent, error, question and answer."""
 
     async def async_added_to_hass(self) -> None:
         """Listen for the satellite's events."""

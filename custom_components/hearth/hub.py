@@ -69,6 +69,8 @@ class HearthHub:
         self.status = BridgeStatus()
         self.policy: Policy | None = None
         self.audit: Audit | None = None
+        #: the bridge's question counters (`questions` of `<prefix>/bridge/stats`); None before
+        self.questions: dict[str, int] | None = None
         self.satellites: dict[str, Satellite] = {}
         self.mqtt_connected = True
         self.blocked_cloud_agents = 0
@@ -136,6 +138,9 @@ class HearthHub:
             self.topic("satellite", "+", "wake"): self._handle_satellite_event,
             self.topic("satellite", "+", "intent"): self._handle_satellite_event,
             self.topic("satellite", "+", "error"): self._handle_satellite_event,
+            self.topic("satellite", "+", "question"): self._handle_satellite_event,
+            self.topic("satellite", "+", "answer"): self._handle_satellite_event,
+            self.topic("bridge", "stats"): self._handle_stats,
         }
         for topic, handler in subscriptions.items():
             self.entry.async_on_unload(
@@ -365,6 +370,21 @@ class HearthHub:
         if data is None:
             return
         self.audit = Audit.from_payload(data)
+        self._async_update(None)
+
+    @callback
+    def _handle_stats(self, msg: ReceiveMessage) -> None:
+        data = parse_json(msg.payload)
+        questions = data.get("questions") if data is not None else None
+        if not isinstance(questions, dict):
+            return
+        self.questions = {
+            key: value
+            for key, value in questions.items()
+            if isinstance(key, str)
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        }
         self._async_update(None)
 
     # ------------------------------------------------------------------ satellite topics

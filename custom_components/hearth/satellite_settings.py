@@ -1,4 +1,5 @@
-"""Per-satellite settings the bridge applies: the wake word and the finished-speaking detection.
+"""Per-satellite settings the bridge applies: the wake word, the finished-speaking detection and
+when the bridge asks back before acting (`confirm`).
 
 Home Assistant sends a partial update on `<prefix>/satellite/<sat>/settings/set` and waits for
 the bridge's answer on `.../settings/result`; the settings in force are in the satellite's
@@ -23,7 +24,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 
-from .const import DOMAIN, REQUEST_TIMEOUT, SATELLITE_ID, WAKE_WORDS
+from .const import CONFIRM_MODES, DOMAIN, REQUEST_TIMEOUT, SATELLITE_ID, WAKE_WORDS
 from .models import parse_json
 from .requests import PendingRequests
 
@@ -63,6 +64,14 @@ def confirmed_sensitivity(hub: HearthHub, satellite_id: str) -> str | None:
     satellite = hub.satellites.get(satellite_id)
     value = satellite.settings.get("sensitivity") if satellite else None
     return value if isinstance(value, str) and value in SENSITIVITIES else None
+
+
+@callback
+def confirmed_confirm(hub: HearthHub, satellite_id: str) -> str | None:
+    """Return when the bridge asks back on a satellite, as it confirmed; None before it said."""
+    satellite = hub.satellites.get(satellite_id)
+    value = satellite.settings.get("confirm") if satellite else None
+    return value if isinstance(value, str) and value in CONFIRM_MODES else None
 
 
 @callback

@@ -1,7 +1,8 @@
 """Selects for the bridge's audio retention and per-satellite settings.
 
-The bridge's audio retention; per satellite its Assist pipeline, finished-speaking detection and
-wake word (the last two applied and confirmed by the bridge).
+The bridge's audio retention; per satellite its Assist pipeline, finished-speaking detection,
+wake word and when the bridge asks back before acting (the last three applied and confirmed by
+the bridge).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from . import HearthConfigEntry
-from .const import DOMAIN, RETENTION_OPTIONS, WAKE_WORDS
+from .const import CONFIRM_MODES, DOMAIN, RETENTION_OPTIONS, WAKE_WORDS
 from .entity import HearthEntity, HearthSatelliteEntity, async_setup_hearth_platform
 from .hub import HearthHub
-from .satellite_settings import active_wake_word, confirmed_sensitivity
+from .satellite_settings import (
+    active_wake_word,
+    confirmed_confirm,
+    confirmed_sensitivity,
+)
 
 PARALLEL_UPDATES = 0
 
@@ -34,6 +39,12 @@ WAKE_WORD = SelectEntityDescription(
     translation_key="wake_word",
     entity_category=EntityCategory.CONFIG,
     options=WAKE_WORDS,
+)
+CONFIRM = SelectEntityDescription(
+    key="confirm",
+    translation_key="confirm",
+    entity_category=EntityCategory.CONFIG,
+    options=CONFIRM_MODES,
 )
 
 
@@ -51,6 +62,7 @@ async def async_setup_entry(
             HearthPipelineSelect(hass, hub, satellite_id),
             HearthVadSensitivitySelect(hass, hub, satellite_id),
             HearthWakeWordSelect(hub, satellite_id, WAKE_WORD),
+            HearthConfirmSelect(hub, satellite_id, CONFIRM),
         ],
     )
 
@@ -140,4 +152,20 @@ class HearthWakeWordSelect(HearthSatelliteEntity, SelectEntity):
         """Ask the bridge to listen for another wake word; shown once it confirms."""
         await self.hub.entry.runtime_data.settings.async_set(
             self.satellite_id, wake_word=option
+        )
+
+
+class HearthConfirmSelect(HearthSatelliteEntity, SelectEntity):
+    """When the bridge asks back on the satellite before acting: when unsure, only before
+    sensitive or house-wide actions, or never."""
+
+    @property
+    def current_option(self) -> str | None:
+        """The setting the bridge confirmed (None before it said)."""
+        return confirmed_confirm(self.hub, self.satellite_id)
+
+    async def async_select_option(self, option: str) -> None:
+        """Ask the bridge to apply it; shown once it confirms."""
+        await self.hub.entry.runtime_data.settings.async_set(
+            self.satellite_id, confirm=option
         )

@@ -1,4 +1,4 @@
-"""Sensors: the bridge's privacy counters and each satellite's voice activity."""
+"""Sensors: the bridge's privacy and question counters and each satellite's voice activity."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def _counter(hub: HearthHub, key: str) -> int | None:
     return hub.audit.counters.get(key, 0) if hub.audit is not None else None
 
 
+def _questions(hub: HearthHub, key: str) -> int | None:
+    return hub.questions.get(key, 0) if hub.questions is not None else None
+
+
 BRIDGE_SENSORS = (
     HearthBridgeSensorDescription(
         key="blocked_cloud_requests",
@@ -62,6 +66,22 @@ BRIDGE_SENSORS = (
         native_unit_of_measurement=UnitOfInformation.BYTES,
         state_class=SensorStateClass.TOTAL_INCREASING,
         value_fn=lambda hub: _counter(hub, "bytes_off_lan"),
+    ),
+    # The bridge asking back before acting ("Unlock the front door?"): asked, and answered with
+    # yes, no or cancel (the rest ran out, were interrupted or were not clear).
+    HearthBridgeSensorDescription(
+        key="questions_asked",
+        translation_key="questions_asked",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda hub: _questions(hub, "asked"),
+    ),
+    HearthBridgeSensorDescription(
+        key="questions_answered",
+        translation_key="questions_answered",
+        entity_category=EntityCategory.DIAGNOSTIC,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda hub: _questions(hub, "answered"),
     ),
 )
 

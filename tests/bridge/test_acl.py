@@ -181,6 +181,8 @@ async def test_satellite_cannot_publish_bridge_or_hermes_topics(
         "hearth/satellite/kitchen/command",
         "hearth/satellite/bedroom/play",
         "hearth/satellite/kitchen/transcript",
+        "hearth/satellite/kitchen/ask",
+        "hearth/satellite/kitchen/answer",
         "hearth/bridge/policy/state",
         "hermes/hotword/okay_nabu/detected",
         "hermes/audioServer/bedroom/audioFrame",
@@ -221,6 +223,7 @@ async def test_home_assistant_can_publish_policy_set_and_commands(
         "hearth/satellite/kitchen/pipeline/set",
         "hearth/satellite/kitchen/pipeline/play",
         "hearth/satellite/kitchen/settings/set",
+        "hearth/satellite/kitchen/ask",
     ]
     async with recording(secured, "hearth-bridge", "hearth/#") as bridge:
         async with client(secured, "homeassistant") as ha:

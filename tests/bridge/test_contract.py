@@ -170,6 +170,16 @@ def test_sensitivities() -> None:
     assert sorted(HA_SENSITIVITIES) == sorted(SENSITIVITIES)
 
 
+def test_confirm_modes_and_question_events() -> None:
+    """The integration's `confirm` choices are the bridge's; it listens to the question and answer
+    topics the bridge publishes."""
+    from bridge.protocol.hearth import BRIDGE_OUTBOUND
+    from bridge.protocol.messages import CONFIRM_MODES
+
+    assert tuple(ha_const.CONFIRM_MODES) == CONFIRM_MODES
+    assert {ha_const.EVENT_QUESTION, ha_const.EVENT_ANSWER} <= BRIDGE_OUTBOUND
+
+
 SATELLITE_IDS = [
     "kitchen",
     "Living_Room-2",

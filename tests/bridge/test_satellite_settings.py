@@ -55,9 +55,9 @@ async def test_a_wake_word_and_sensitivity_are_applied_saved_and_acknowledged(
     out = sent(bridge)
     assert on(out, "hearth/satellite/kitchen/settings/result") == [
         {"request_id": "s1", "ok": True, "code": None, "error": None,
-         "settings": {"wake_word": "hey_jarvis", "sensitivity": "relaxed"}}]
+         "settings": {"wake_word": "hey_jarvis", "sensitivity": "relaxed", "confirm": "unsure"}}]
     (state,) = on(out, "hearth/satellite/kitchen/state")
-    assert state["settings"] == {"wake_word": "hey_jarvis", "sensitivity": "relaxed"}
+    assert state["settings"] == {"wake_word": "hey_jarvis", "sensitivity": "relaxed", "confirm": "unsure"}
     assert [retain for topic, _, retain in out if topic.endswith("/state")] == [True]
     assert sat.wake_word == "hey_jarvis"
     # The next session's endpointer gets longer tails; the other endpoint settings stay.
@@ -68,7 +68,7 @@ async def test_a_wake_word_and_sensitivity_are_applied_saved_and_acknowledged(
 
     saved = tmp_path / SETTINGS_FILE
     assert json.loads(saved.read_text())["satellites"]["kitchen"] == {
-        "wake_word": "hey_jarvis", "sensitivity": "relaxed"}
+        "wake_word": "hey_jarvis", "sensitivity": "relaxed", "confirm": "unsure"}
     assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
 
     # The satellite announcing its own wake word again does not undo the owner's choice.
@@ -82,7 +82,7 @@ async def test_a_wake_word_and_sensitivity_are_applied_saved_and_acknowledged(
     settings_set(bridge, "kitchen", {"request_id": "s3", "wake_word": None})
     assert sat.wake_word == "alexa"
     (result,) = on(sent(bridge), "hearth/satellite/kitchen/settings/result")[-1:]
-    assert result["settings"] == {"wake_word": None, "sensitivity": "aggressive"}
+    assert result["settings"] == {"wake_word": None, "sensitivity": "aggressive", "confirm": "unsure"}
 
 
 async def test_a_configured_wake_word_is_in_the_retained_state(tmp_path: Path) -> None:
@@ -116,6 +116,8 @@ async def test_a_configured_wake_word_is_in_the_retained_state(tmp_path: Path) -
         ({"request_id": "r", "sensitivity": "extreme"}, "bad_sensitivity"),
         ({"request_id": "r", "sensitivity": None}, "bad_sensitivity"),
         ({"request_id": "r", "volume": 11}, "bad_setting"),
+        ({"request_id": "r", "confirm": "always"}, "bad_confirm"),
+        ({"request_id": "r", "confirm": None}, "bad_confirm"),
     ],
 )
 async def test_a_bad_setting_is_refused_with_a_code_and_changes_nothing(
@@ -130,7 +132,7 @@ async def test_a_bad_setting_is_refused_with_a_code_and_changes_nothing(
     (result,) = on(out, "hearth/satellite/kitchen/settings/result")
     assert (result["request_id"], result["ok"], result["code"]) == ("r", False, code)
     assert isinstance(result["error"], str) and result["error"]
-    assert result["settings"] == {"wake_word": None, "sensitivity": "default"}
+    assert result["settings"] == {"wake_word": None, "sensitivity": "default", "confirm": "unsure"}
     assert [e["code"] for e in on(out, "hearth/bridge/error")] == [code]
     assert (sat.wake_word, sat.settings.endpoint) == before
     assert not (tmp_path / SETTINGS_FILE).exists()
@@ -153,7 +155,8 @@ async def test_settings_are_bounded_by_the_satellite_limit(bridge: Bridge) -> No
 async def test_settings_survive_a_restart(tmp_path: Path) -> None:
     first = in_process_bridge(tmp_path)
     try:
-        settings_set(first, "den", {"request_id": "a", "wake_word": "hey_mycroft", "sensitivity": "aggressive"})
+        settings_set(first, "den", {"request_id": "a", "wake_word": "hey_mycroft", "sensitivity": "aggressive",
+                                    "confirm": "sensitive"})
     finally:
         await close_in_process(first)
 
@@ -166,7 +169,8 @@ async def test_settings_survive_a_restart(tmp_path: Path) -> None:
         assert sat.settings.endpoint == endpoint_for(second.settings.endpoint, "aggressive")
         assert sat.settings.endpoint.silence_tail < second.settings.endpoint.silence_tail
         (state,) = on(sent(second), "hearth/satellite/den/state")
-        assert state["settings"] == {"wake_word": "hey_mycroft", "sensitivity": "aggressive"}
+        assert state["settings"] == {"wake_word": "hey_mycroft", "sensitivity": "aggressive", "confirm": "sensitive"}
+        assert second.preferences.confirm("den") == "sensitive"
     finally:
         await close_in_process(second)
 

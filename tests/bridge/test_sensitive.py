@@ -3,6 +3,7 @@ garage) and broad ones (devices that were not named: a whole area, floor or home
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,13 +15,19 @@ from tests.support.broker import Mosquitto
 @asynccontextmanager
 async def _bridge_demanding(tmp_path, setting: str, sat_id: str) -> AsyncIterator[tuple[SatelliteOptions, Probe]]:
     """A real broker and bridge that demands certainty (1.0) for `setting`, so the refusal path
-    is exercised with real speech; yields the satellite's options and a probe on its topics."""
+    is exercised with real speech; yields the satellite's options and a probe on its topics.
+
+    The satellite's `confirm` setting is `never`: what the bridge would otherwise ask about
+    (tests/bridge/test_dialogue.py) is refused."""
     broker = Mosquitto().start()
     bridge = BridgeProcess(broker.host, broker.port, tmp_path / "data",
                            args=["--set", f"recognition.{setting}=1.0"]).start()
     try:
         opts = SatelliteOptions(sat_id=sat_id, host=broker.host, port=broker.port, timeout=20)
         async with Probe(broker.host, broker.port, [f"hearth/satellite/{sat_id}/#"]) as probe:
+            await probe.client.publish(f"hearth/satellite/{sat_id}/settings/set",
+                                       json.dumps({"request_id": "c", "confirm": "never"}))
+            await probe.wait_for("/settings/result", lambda d: d["ok"] and d["settings"]["confirm"] == "never")
             yield opts, probe
     finally:
         bridge.stop()

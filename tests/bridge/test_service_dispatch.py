@@ -45,7 +45,7 @@ async def test_a_satellite_announces_itself_and_its_state_is_published(bridge: B
         Protocol.HEARTH, True, True, "hey_jarvis", 22050, "kitchen")
     (state,) = on(sent(bridge), "hearth/satellite/kitchen/state")
     assert state == {"state": "idle", "session_id": None, "muted": False, "protocol": "hearth", "online": True,
-                     "last": {}, "settings": {"wake_word": None, "sensitivity": "default"}}
+                     "last": {}, "settings": {"wake_word": None, "sensitivity": "default", "confirm": "unsure"}}
 
 
 async def test_bad_messages_give_coded_errors_and_the_rest_is_served(bridge: Bridge) -> None:

@@ -95,6 +95,17 @@ async def test_counters_and_state(
     assert hass.states.get("sensor.hearth_bridge_audio_sent_off_the_local_network").state == "32000"
     assert hass.states.get("assist_satellite.kitchen").state == "listening"
 
+    assert hass.states.get("sensor.hearth_bridge_questions_asked").state == "unknown"
+    await bridge.send("bridge/stats", {"frames": 3, "questions": {"asked": 4, "answered": 3, "yes": 2,
+                                                                  "no": 1, "timeout": 1, "bad": "x"}})
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get("sensor.hearth_bridge_questions_asked").state == "4"
+    assert hass.states.get("sensor.hearth_bridge_questions_answered").state == "3"
+    await bridge.send("bridge/stats", {"frames": 4})  # a bridge without questions changes nothing
+    await bridge.send("bridge/stats", "not json")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert hass.states.get("sensor.hearth_bridge_questions_asked").state == "4"
+
     await bridge.satellite_state("kitchen", "dancing")
     await bridge.send("bridge/audit", "not json")
     await bridge.send("bridge/audit", {"counters": {"bytes_off_lan": "lots"}})
@@ -189,6 +200,26 @@ async def test_event_entity(hass: HomeAssistant, bridge: HassBridge, loaded: Moc
     state = hass.states.get("event.kitchen_voice")
     assert state.attributes["event_type"] == "error"
     assert state.attributes["code"] == "stt_failed"
+
+    await bridge.send("satellite/kitchen/question", {
+        "session_id": "s5", "satellite": "kitchen", "kind": "which", "reason": "ambiguous_name",
+        "choices": 2, "intents": ["HassTurnOn", "HassTurnOn"],
+        "entity_ids": ["light.bedroom_lamp", "light.office_lamp"], "timeout": 5.0, "private": False,
+        "text": "Turn on the lamp: the one in the bedroom or the one in the office?"})
+    await hass.async_block_till_done(wait_background_tasks=True)
+    state = hass.states.get("event.kitchen_voice")
+    assert state.attributes["event_type"] == "question"
+    assert state.attributes["kind"] == "which" and state.attributes["choices"] == 2
+    assert state.attributes["entity_ids"] == ["light.bedroom_lamp", "light.office_lamp"]
+    assert "bedroom" not in str({k: v for k, v in state.attributes.items() if k != "entity_ids"})
+
+    await bridge.send("satellite/kitchen/answer", {
+        "session_id": "s5", "satellite": "kitchen", "outcome": "yes", "acted": True, "choice": 1,
+        "intent": "HassTurnOn"})
+    await hass.async_block_till_done(wait_background_tasks=True)
+    state = hass.states.get("event.kitchen_voice")
+    assert state.attributes["event_type"] == "answer"
+    assert (state.attributes["outcome"], state.attributes["acted"], state.attributes["choice"]) == ("yes", True, 1)
 
 
 async def test_availability_logged_once(

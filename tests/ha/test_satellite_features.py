@@ -47,6 +47,7 @@ SATELLITE = "assist_satellite.kitchen"
 PIPELINE = "select.kitchen_assistant"
 SENSITIVITY = "select.kitchen_finished_speaking_detection"
 WAKE_WORD = "select.kitchen_wake_word"
+CONFIRM = "select.kitchen_ask_before_acting"
 PLAY = "/satellite/kitchen/pipeline/play"
 
 
@@ -126,6 +127,24 @@ async def test_sensitivity_select_is_applied_by_the_bridge(
     assert command == {"request_id": command["request_id"], "sensitivity": "relaxed"}
     assert _state(hass, SENSITIVITY) == "relaxed"
     assert bridge.settings["kitchen"]["sensitivity"] == "relaxed"
+
+
+async def test_confirm_select_is_applied_by_the_bridge(
+    hass: HomeAssistant, bridge: HassBridge, loaded: MockConfigEntry
+) -> None:
+    entry = er.async_get(hass).async_get(CONFIRM)
+    assert entry is not None and entry.entity_category == "config"
+    assert entry.unique_id == f"{BRIDGE_ID}-kitchen-confirm"
+    assert hass.states.get(CONFIRM).attributes["options"] == ["unsure", "sensitive", "never"]
+    assert _state(hass, CONFIRM) == "unknown"  # the bridge has not said yet
+    await _select(hass, CONFIRM, "sensitive")
+    (command,) = bridge.messages("/satellite/kitchen/settings/set")
+    assert command == {"request_id": command["request_id"], "confirm": "sensitive"}
+    assert _state(hass, CONFIRM) == "sensitive"
+    bridge.settings["kitchen"]["confirm"] = "never"  # another client changed it: the bridge's shows
+    await bridge.satellite_state("kitchen", "idle")
+    await hass.async_block_till_done()
+    assert _state(hass, CONFIRM) == "never"
 
 
 async def test_a_setting_the_bridge_does_not_confirm_is_not_shown(

@@ -105,7 +105,7 @@ async def test_wake_word_and_sensitivity_are_applied_and_survive_a_restart(
         )
         await until(hass, lambda: len(probe.json("/satellite/kitchen/state")) > before, timeout=60)
         again = probe.json("/satellite/kitchen/state")[-1]
-        assert again["settings"] == {"wake_word": "hey_jarvis", "sensitivity": "relaxed"}
+        assert again["settings"] == {"wake_word": "hey_jarvis", "sensitivity": "relaxed", "confirm": "unsure"}
         await until(hass, lambda: state_of(hass, WAKE_WORD) == "hey_jarvis")
         assert state_of(hass, SENSITIVITY) == "relaxed"
         saved = (real_bridge.data_dir / "satellite-settings.json").read_text()

@@ -110,3 +110,26 @@ async def test_wake_command_answer_and_privacy(live, say, tmp_path) -> None:
                 < events.index("speaking")
     finally:
         sat.stop()
+
+
+async def test_a_question_is_played_then_answered_without_the_wake_word(live, say, tmp_path) -> None:
+    """The bridge asks (here for Home Assistant, `ask`): hearth-satellite plays the question, says
+    `played`, streams on `start_streaming` without its wake word, and stops when told to."""
+    broker, _ = live
+    sat = SatelliteProcess(broker, tmp_path, "pi-asked").start()
+    try:
+        async with Probe(broker.host, broker.port, ["hearth/satellite/pi-asked/#"]) as probe:
+            await wait_status(probe, "pi-asked", state="online")
+            await probe.client.publish("hearth/satellite/pi-asked/ask",
+                                       json.dumps({"request_id": "q1", "text": "Open the garage door?"}))
+            await probe.wait_for("/pi-asked/event", lambda d: d["type"] == "played", timeout=20)
+            assert sat.played_bytes() > 16000 * 2 * 0.5
+            start = await probe.wait_for("/pi-asked/command", lambda d: d["command"] == "start_streaming")
+            await sat.heard(say("yes"))
+            answer = await probe.wait_for("/pi-asked/answer", timeout=20)
+            assert (answer["request_id"], answer["outcome"]) == ("q1", "yes"), sat.log()
+            await probe.wait_for("/pi-asked/command", lambda d: d["command"] == "stop_streaming"
+                                 and d["session_id"] == start["session_id"])
+            assert events_of(probe, "pi-asked", "wake") == []  # no wake word was needed
+    finally:
+        sat.stop()
