@@ -200,12 +200,34 @@ def opposite(intent: IntentJson) -> IntentJson | None:
     return None if other is None else {**intent, "name": other}
 
 
+def _meaning(intent: IntentJson) -> str:
+    """What an intent does: its name and, per slot, the entities it reaches or else its value."""
+    slots = {key: (slot.get("entity_ids") or slot.get("value")) if isinstance(slot, Mapping) else slot
+             for key, slot in _slots(intent).items()}
+    return repr((intent.get("name"), sorted((key, repr(value)) for key, value in slots.items())))
+
+
+def _one_slot_apart(intent: IntentJson, other: IntentJson) -> bool:
+    """The same slots, and either another action on the same targets or the same action with one
+    slot's value changed."""
+    mine, theirs = _slots(intent), _slots(other)
+    if set(mine) != set(theirs):
+        return False
+    changed = sum(_meaning({"slots": {k: mine[k]}}) != _meaning({"slots": {k: theirs[k]}}) for k in mine)
+    return changed == (0 if intent.get("name") != other.get("name") else 1)
+
+
 def _ask(reason: str, why: str, hearing: Hearing, intent: IntentJson,
          question: QuestionKind = "did_you_mean", rivals: tuple[IntentJson, ...] = ()) -> Verdict:
-    choices = [intent, *rivals, *hearing.alternatives]
+    # "The kitchen light or the kitchen lamp?": a rival reading is offered only when it is the
+    # same action differing in one slot; any other is a reason to ask, not a choice to offer.
+    choices = [intent, *rivals, *(alt for alt in hearing.alternatives if _one_slot_apart(intent, alt))]
     unique: list[IntentJson] = []
+    seen: set[str] = set()
     for choice in choices:
-        if choice not in unique:
+        key = _meaning(choice)
+        if key not in seen:  # a rival reading that means the same is not another choice
+            seen.add(key)
             unique.append(choice)
     return Verdict(Outcome.ASK, reason, why, choices=tuple(unique[:3]), question=question)
 

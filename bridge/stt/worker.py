@@ -210,7 +210,10 @@ def serve(inp: BinaryIO, out: BinaryIO, max_text: int = MAX_INTENT_TEXT, open_ea
             traceback.print_exc(file=sys.stderr)
             intent_error = f"{type(err).__name__}: {err}"
             verdict, intent, intent_cpu = None, None, 0.0
-        rejected = result.rejected if verdict is None else verdict.outcome is Outcome.REFUSE
+        # Text the decoder accepted that no intent matches stays a transcript (an answer to a
+        # question, a Hermes client's own NLU); the verdict refuses what it matched and doubts.
+        rejected = (result.rejected if verdict is None or verdict.reason == "no_intent"
+                    else verdict.outcome is Outcome.REFUSE)
         write_message(out, UtteranceResult(
             message.utterance, result.text, result.confidence, rejected, result.audio_seconds,
             result.cpu_seconds, intent, intent_cpu, intent_error, verdict,

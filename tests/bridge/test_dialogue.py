@@ -21,6 +21,7 @@ from bridge.protocol.hearth import decode_frame, encode_frame
 from bridge.tools.satellite import load_wav_pcm16k
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
+from tests.support.signing import signed
 
 FRAME = 960
 
@@ -186,12 +187,13 @@ async def test_barge_in_during_the_question_ends_it_and_the_new_command_is_heard
 
 
 async def test_mute_during_the_question_means_nothing_is_heard(asking, say) -> None:
-    broker, _bridge = asking
+    broker, bridge = asking
     async with Probe(broker.host, broker.port, ["hearth/satellite/mute-sat/#", "hearth/bridge/policy/#"]) as probe:
         sat = Satellite(probe, "mute-sat")
         await _asked(sat, say)
         await sat.hear_play()
-        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+        await probe.client.publish("hearth/bridge/policy/set", signed(
+            bridge.data_dir, "hearth/bridge/policy/set",
             {"request_id": "m1", "microphones": {"mute-sat": {"muted": True}}}))
         await probe.wait_for("/policy/result", lambda d: d["request_id"] == "m1" and d["ok"])
         await sat.played()

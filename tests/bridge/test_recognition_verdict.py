@@ -72,7 +72,8 @@ def test_the_close_call_reviews_doubts(code: str, outcome: Outcome) -> None:
     verdict = decide(heard(TIMER, 0.9, unsure=code, alternatives=(rival,)))
     assert (verdict.outcome, verdict.reason) == (outcome, code)
     if outcome is Outcome.ASK:
-        assert verdict.question == "did_you_mean" and verdict.choices == (TIMER, rival)
+        # a rival that is another action on other targets is a reason to ask, not a choice to offer
+        assert verdict.question == "did_you_mean" and verdict.choices == (TIMER,)
     # the intent's own "unsure" key (other engines' intents) counts as well
     assert decide(heard({**TIMER, "unsure": code})).reason == code
 
@@ -121,5 +122,9 @@ def test_the_settings_are_one_frozen_object_and_config_maps_onto_it() -> None:
 
 
 def test_choices_are_at_most_three_and_never_repeat() -> None:
-    verdict = decide(heard(LIGHT, 0.52, alternatives=(OFF, LIGHT, STATE, TIMER)))
-    assert verdict.choices == (LIGHT, OFF, STATE)
+    """Offered: readings that differ in one slot (another lamp) or in the action alone (off for
+    on); never a repeat of the same meaning, never an unrelated intent; at most three."""
+    lamp = {**LIGHT, "slots": {"name": {"value": "Kitchen lamp", "text": "kitchen lamp", "entity_ids": ["light.lamp"]}}}
+    desk = {**LIGHT, "slots": {"name": {"value": "Desk lamp", "text": "desk lamp", "entity_ids": ["light.desk"]}}}
+    verdict = decide(heard(LIGHT, 0.52, alternatives=(OFF, LIGHT, STATE, TIMER, lamp, desk)))
+    assert verdict.choices == (LIGHT, OFF, lamp)

@@ -94,7 +94,7 @@ async def test_a_configured_wake_word_is_in_the_retained_state(tmp_path: Path) -
     try:
         status(made, "den", wake_word="okay_nabu")
         (state,) = on(sent(made), "hearth/satellite/den/state")[-1:]
-        assert state["settings"] == {"wake_word": "hey_mycroft", "sensitivity": "default"}
+        assert state["settings"] == {"wake_word": "hey_mycroft", "sensitivity": "default", "confirm": "unsure"}
         assert made.satellites["den"].wake_word == "hey_mycroft"
         settings_set(made, "den", {"request_id": "a", "wake_word": "alexa"})
         (state,) = on(sent(made), "hearth/satellite/den/state")[-1:]

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from bridge.tools.satellite import SatelliteOptions, load_wav_pcm16k, run_satellite
 from tests.support.bridge_proc import BridgeProcess, Probe
 from tests.support.broker import Mosquitto
+from tests.support.signing import signed
 
 
 @asynccontextmanager
@@ -25,8 +26,8 @@ async def _bridge_demanding(tmp_path, setting: str, sat_id: str) -> AsyncIterato
     try:
         opts = SatelliteOptions(sat_id=sat_id, host=broker.host, port=broker.port, timeout=20)
         async with Probe(broker.host, broker.port, [f"hearth/satellite/{sat_id}/#"]) as probe:
-            await probe.client.publish(f"hearth/satellite/{sat_id}/settings/set",
-                                       json.dumps({"request_id": "c", "confirm": "never"}))
+            topic = f"hearth/satellite/{sat_id}/settings/set"
+            await probe.client.publish(topic, signed(bridge.data_dir, topic, {"request_id": "c", "confirm": "never"}))
             await probe.wait_for("/settings/result", lambda d: d["ok"] and d["settings"]["confirm"] == "never")
             yield opts, probe
     finally:
