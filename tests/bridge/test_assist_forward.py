@@ -171,7 +171,7 @@ async def test_a_mute_after_the_forwarded_audio_withdraws_the_command(forwarding
     """The audio already went to Home Assistant, whose pipeline may still be running it: the mute
     sends a fatal `muted` error for that session before `policy/result` confirms it (Home
     Assistant abandons a run on a fatal error)."""
-    broker, _ = forwarding
+    broker, bridge = forwarding
     spoken = load_wav_pcm16k(say("turn on the kitchen light"))
     async with Probe(broker.host, broker.port, ["hearth/#"]) as probe:
         await _online(probe, "late")
@@ -181,7 +181,7 @@ async def test_a_mute_after_the_forwarded_audio_withdraws_the_command(forwarding
                 await asyncio.sleep(0.05)
         session_id = probe.json("/late/pipeline/start")[0]["session_id"]
         assert not [e for e in probe.json("/late/error") if e.get("fatal")]  # the session ended normally
-        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+        await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
             {"request_id": "m-late", "microphones": {"late": {"muted": True}}}))
         await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "m-late" and d["ok"])
         topics = [(t, json.loads(p)) for t, p in probe.messages if t.endswith(("/late/error", "policy/result"))]
@@ -189,7 +189,7 @@ async def test_a_mute_after_the_forwarded_audio_withdraws_the_command(forwarding
                      and d["code"] == "muted" and d["session_id"] == session_id]
         confirmed = [i for i, (t, d) in enumerate(topics) if t.endswith("policy/result") and d["request_id"] == "m-late"]
         assert withdrawn and withdrawn[0] < confirmed[0], topics
-        await probe.client.publish("hearth/bridge/policy/set", json.dumps(
+        await probe.client.publish("hearth/bridge/policy/set", signed(bridge.data_dir, "hearth/bridge/policy/set",
             {"request_id": "u-late", "microphones": {"late": {"muted": False}}}))
         await probe.wait_for("hearth/bridge/policy/result", lambda d: d["request_id"] == "u-late")
 
