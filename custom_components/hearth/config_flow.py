@@ -163,21 +163,10 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Confirm adding a discovered bridge, with its pairing key."""
-        errors: dict[str, str] = {}
-        if user_input is not None:
-            key, error = check_key(user_input[CONF_PAIRING_KEY], self._status)
-            if key is not None:
-                self._key = key
-                return self._async_create()
-            errors["base"] = error or "invalid_key"
-        return self.async_show_form(
-            step_id="discovery_confirm",
-            data_schema=_key_schema(),
-            description_placeholders={
-                "bridge_id": self._bridge_id,
-                "prefix": self._prefix,
-            },
-            errors=errors,
+        return self._async_key_step(
+            "discovery_confirm",
+            user_input,
+            {"bridge_id": self._bridge_id, "prefix": self._prefix},
         )
 
     async def async_step_hassio(
@@ -262,6 +251,15 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask for the bridge's pairing key (`hearth-bridge pair` prints it)."""
+        return self._async_key_step("pair", user_input, {"bridge_id": self._bridge_id})
+
+    def _async_key_step(
+        self,
+        step_id: str,
+        user_input: dict[str, Any] | None,
+        placeholders: dict[str, str],
+    ) -> ConfigFlowResult:
+        """A step that asks for the pairing key and creates the entry once it fits the bridge."""
         errors: dict[str, str] = {}
         if user_input is not None:
             key, error = check_key(user_input[CONF_PAIRING_KEY], self._status)
@@ -270,9 +268,9 @@ class HearthConfigFlow(ConfigFlow, domain=DOMAIN):
                 return self._async_create()
             errors["base"] = error or "invalid_key"
         return self.async_show_form(
-            step_id="pair",
+            step_id=step_id,
             data_schema=_key_schema(),
-            description_placeholders={"bridge_id": self._bridge_id},
+            description_placeholders=placeholders,
             errors=errors,
         )
 
